@@ -1,0 +1,38 @@
+//! `cairn-core`: the parts of Cairn that every auditor, witness and client
+//! must be able to trust byte for byte.
+//!
+//! Pure: no I/O, no async, no protobuf, no clock (callers pass time in).
+//!
+//! | module | spec |
+//! |---|---|
+//! | [`hash`] | RFC 6962 §2.1 leaf and node hashes, index and size newtypes |
+//! | [`tree`] | incremental integration: frontier + batch → root and tile hashes |
+//! | [`proof`] | RFC 9162 §2.1.3 / §2.1.4 inclusion and consistency proofs over tiles |
+//! | [`tile`] | C2SP tlog-tiles coordinates, paths, entry bundles |
+//! | [`note`] | C2SP signed-note, Go `sumdb/note` keys |
+//! | [`checkpoint`] | C2SP tlog-checkpoint, witness policies |
+//! | [`cosignature`] | C2SP tlog-cosignature v1 |
+//! | [`tlog_proof`] | C2SP tlog-proof v1 receipts |
+
+pub mod checkpoint;
+pub mod cosignature;
+pub mod encoding;
+pub mod hash;
+pub mod note;
+pub mod proof;
+pub mod tile;
+pub mod tlog_proof;
+pub mod tree;
+
+pub use checkpoint::{
+    Checkpoint, CheckpointError, VerifiedCheckpoint, WitnessPolicy, verify_checkpoint,
+};
+pub use cosignature::Cosigner;
+pub use hash::{Hash, LeafIndex, TreeSize, empty_root, leaf_hash, node_hash};
+pub use note::{KeyType, Note, NoteError, NoteSigner, NoteVerifier};
+pub use proof::{
+    ProofError, ProofPlan, ProveError, TileReader, verify_consistency, verify_inclusion,
+};
+pub use tile::{NodeId, Tile, TilePath};
+pub use tlog_proof::TlogProof;
+pub use tree::{Integration, TileUpdate, TreeState};
