@@ -12,12 +12,14 @@
 //! | [`note`] | C2SP signed-note, Go `sumdb/note` keys |
 //! | [`checkpoint`] | C2SP tlog-checkpoint, witness policies |
 //! | [`cosignature`] | C2SP tlog-cosignature v1 |
+//! | [`memtiles`] | an in-memory tile map, the reference `TileReader` |
 //! | [`tlog_proof`] | C2SP tlog-proof v1 receipts |
 
 pub mod checkpoint;
 pub mod cosignature;
 pub mod encoding;
 pub mod hash;
+pub mod memtiles;
 pub mod note;
 pub mod proof;
 pub mod tile;
@@ -29,6 +31,7 @@ pub use checkpoint::{
 };
 pub use cosignature::Cosigner;
 pub use hash::{Hash, LeafIndex, TreeSize, empty_root, leaf_hash, node_hash};
+pub use memtiles::MemoryTiles;
 pub use note::{KeyType, Note, NoteError, NoteSigner, NoteVerifier};
 pub use proof::{
     ProofError, ProofPlan, ProveError, TileReader, verify_consistency, verify_inclusion,

@@ -138,7 +138,7 @@ impl TreeState {
                 };
                 cur = node_hash(&left, &cur);
                 level += 1;
-                if level % TILE_HEIGHT == 0 {
+                if level.is_multiple_of(TILE_HEIGHT) {
                     let tl = (level / TILE_HEIGHT) as usize;
                     let node_index = idx >> level;
                     if runs.len() < tl {

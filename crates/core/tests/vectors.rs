@@ -9,6 +9,8 @@
 //!   example (note_test.go), the C2SP tlog-cosignature example, and a worked
 //!   log + witness example whose bytes must be reproduced exactly.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use cairn_core::checkpoint::{Checkpoint, WitnessPolicy, verify_checkpoint};
@@ -21,7 +23,7 @@ use cairn_core::proof::{
 };
 use cairn_core::tlog_proof::TlogProof;
 use cairn_core::tree::TreeState;
-use common::{MemTiles, h, vectors};
+use common::{build, h, vectors};
 use serde_json::Value;
 use sha2::Digest;
 
@@ -91,7 +93,7 @@ fn rfc6962_leaves_and_roots() {
         assert_eq!(s.root(), want, "incremental root at size {size}");
         let batch = TreeState::empty().integrate(&leaves[..size]).unwrap();
         assert_eq!(batch.root, want, "one-batch root at size {size}");
-        let (tiles, _) = MemTiles::build(&leaves[..size], 3);
+        let (tiles, _) = build(&leaves[..size], 3);
         assert_eq!(
             tree_root(&tiles, TreeSize(size as u64)).unwrap(),
             want,
@@ -110,7 +112,7 @@ fn rfc6962_inclusion_proofs() {
         .iter()
         .map(|r| h(r["root"].as_str().unwrap()))
         .collect();
-    let (tiles, _) = MemTiles::build(&leaves, 8);
+    let (tiles, _) = build(&leaves, 8);
     let cases = v["inclusion"].as_array().unwrap();
     assert_eq!(cases.len(), 36, "every (index, size) of the 8-leaf tree");
     for c in cases {
@@ -139,7 +141,7 @@ fn rfc6962_consistency_proofs() {
         .iter()
         .map(|r| h(r["root"].as_str().unwrap()))
         .collect();
-    let (tiles, _) = MemTiles::build(&leaves, 5);
+    let (tiles, _) = build(&leaves, 5);
     let cases = v["consistency"].as_array().unwrap();
     assert_eq!(cases.len(), 36, "every 1 <= old <= new <= 8");
     for c in cases {
@@ -228,7 +230,7 @@ fn worked_log_and_witness_example() {
     let w = &v["worked_example"];
     let rfc = vectors("rfc6962.json");
     let leaves = rfc_leaves(&rfc);
-    let (tiles, _) = MemTiles::build(&leaves, 8);
+    let (tiles, _) = build(&leaves, 8);
 
     // The log key, derived as the vector says.
     let log = &w["log"];
