@@ -344,7 +344,8 @@ fn inclusion_len(index: u64, size: u64) -> usize {
     // index and the last index differ) plus the border (set bits above it).
     let last = size - 1;
     let inner = 64 - (index ^ last).leading_zeros();
-    let border = (index >> inner).count_ones();
+    // `inner` can be 64 (index 1 in a tree of 2^64 - 1): shift by 64 is 0.
+    let border = index.checked_shr(inner).unwrap_or(0).count_ones();
     (inner + border) as usize
 }
 
@@ -507,7 +508,7 @@ fn consistency_len(old: u64, new: u64) -> usize {
     let shift = old.trailing_zeros();
     let (o, n) = ((old - 1) >> shift, (new - 1) >> shift);
     let inner = 64 - (o ^ n).leading_zeros();
-    let border = (o >> inner).count_ones();
+    let border = o.checked_shr(inner).unwrap_or(0).count_ones();
     let extra = usize::from(o != 0);
     // `o` is the index of the old tree's last leaf in units of 2^shift: its
     // inclusion path in the new tree, plus the starting node if needed.

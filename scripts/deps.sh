@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the build needs on a fresh Debian machine with only Rust,
+# when it is missing. Sourced by scripts/run.sh and scripts/test.sh.
+#
+# Today cairn-core needs nothing beyond Rust. When the RocksDB storage crate
+# lands, bindgen needs libclang: this script installs it then.
+set -euo pipefail
+
+need_libclang() {
+    # Only needed once a crate in the workspace depends on rocksdb.
+    grep -q '^rocksdb' Cargo.toml 2>/dev/null || return 1
+    ldconfig -p 2>/dev/null | grep -q 'libclang' && return 1
+    ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && return 1
+    return 0
+}
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "error: cargo not found; install Rust (https://rustup.rs) first" >&2
+    exit 2
+fi
+
+if need_libclang; then
+    echo "==> installing libclang for RocksDB's bindgen" >&2
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y --no-install-recommends libclang1-14 libclang-common-14-dev
+fi
