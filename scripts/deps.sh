@@ -9,8 +9,9 @@ set -euo pipefail
 need_libclang() {
     # Only needed once a crate in the workspace depends on rocksdb.
     grep -q '^rocksdb' Cargo.toml 2>/dev/null || return 1
-    ldconfig -p 2>/dev/null | grep -q 'libclang' && return 1
-    ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && return 1
+    # libclang-cpp is not enough: bindgen loads libclang.so / libclang-N.so.
+    ldconfig -p 2>/dev/null | grep -qE 'libclang(-[0-9.]+)?\.so' && return 1
+    ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-*.so* >/dev/null 2>&1 && return 1
     return 0
 }
 

@@ -14,6 +14,37 @@
 //! | [`cosignature`] | C2SP tlog-cosignature v1 |
 //! | [`memtiles`] | an in-memory tile map, the reference `TileReader` |
 //! | [`tlog_proof`] | C2SP tlog-proof v1 receipts |
+//!
+//! ```
+//! use cairn_core::checkpoint::{Checkpoint, WitnessPolicy, verify_checkpoint};
+//! use cairn_core::proof::{inclusion_proof, verify_inclusion};
+//! use cairn_core::{LeafIndex, MemoryTiles, NoteSigner, TreeState, leaf_hash};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let signer = NoteSigner::from_seed("example.com/log", &[7; 32])?;
+//! let leaves: Vec<_> = (0..1000u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+//!
+//! // Integrate a batch: the new root, plus the tile hashes to persist.
+//! let integ = TreeState::empty().integrate(&leaves)?;
+//! let mut tiles = MemoryTiles::new();
+//! tiles.apply(&integ)?;
+//!
+//! // Sign a C2SP checkpoint and verify it as an outsider would.
+//! let cp = Checkpoint {
+//!     origin: "example.com/log".into(),
+//!     size: integ.state.size(),
+//!     root: integ.root,
+//!     extensions: vec![],
+//! };
+//! let note = cp.sign(&signer)?;
+//! let seen = verify_checkpoint(note.as_bytes(), None, &signer.verifier(), &WitnessPolicy::default())?;
+//!
+//! // Prove leaf 123 is in that tree.
+//! let proof = inclusion_proof(&tiles, LeafIndex(123), seen.checkpoint.size)?;
+//! verify_inclusion(&leaves[123], LeafIndex(123), seen.checkpoint.size, &proof, &seen.checkpoint.root)?;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod checkpoint;
 pub mod cosignature;
