@@ -1,0 +1,43 @@
+//! `cairn`: the command-line front end.
+
+mod mask;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Cairn: a Merkle-tree transparency log for masked audit events.
+#[derive(Parser)]
+#[command(name = "cairn", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Mask NDJSON events (one per line) from a file or stdin to stdout.
+    Mask(mask::MaskArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // Help and version go to stdout with status 0; usage errors to stderr, 2.
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Mask(args) => mask::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cairn: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

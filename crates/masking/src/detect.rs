@@ -1,0 +1,1093 @@
+//! Built-in detectors: find sensitive spans inside a string, each confirmed
+//! by a validator (Luhn, mod-97, SSN ranges, address parsing, token shapes)
+//! to keep false positives down.
+//!
+//! Speed: one Aho-Corasick pass over each string finds every literal
+//! trigger (`@`, `://`, `AKIA`, `ghp_`, `eyJ`, `password`, …); the numeric
+//! detectors run only when the string holds enough digits; most strings in
+//! audit events (ids, timestamps, action names) are rejected by those two
+//! cheap checks without running any detector.
+
+use std::net::Ipv6Addr;
+use std::ops::Range;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+/// Version of the built-in detector set; part of every policy digest.
+pub const DETECTOR_SET_VERSION: &str = "cairn-detectors/1";
+
+/// A built-in detector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Detector {
+    /// Email addresses.
+    Email,
+    /// Phone numbers (E.164, US, UK, EU, AU national formats).
+    Phone,
+    /// Payment card numbers (Luhn-checked).
+    CreditCard,
+    /// IBANs (mod-97-checked).
+    Iban,
+    /// US social security numbers.
+    Ssn,
+    /// IPv4 addresses.
+    Ipv4,
+    /// IPv6 addresses.
+    Ipv6,
+    /// JSON Web Tokens.
+    Jwt,
+    /// AWS access key IDs.
+    AwsAccessKey,
+    /// AWS secret access keys (next to a keyword).
+    AwsSecret,
+    /// GitHub tokens.
+    GithubToken,
+    /// GitLab tokens.
+    GitlabToken,
+    /// Slack tokens.
+    SlackToken,
+    /// Stripe secret and restricted keys.
+    StripeKey,
+    /// Google API keys.
+    GoogleApiKey,
+    /// PEM private-key blocks.
+    PrivateKey,
+    /// Credentials embedded in URLs.
+    UrlCredentials,
+    /// Bearer / Basic authorization values.
+    BearerToken,
+    /// Secrets next to keywords such as password, secret, token, api_key.
+    Secret,
+    /// Field-name rule: a password, token, cookie or other secret field.
+    Password,
+    /// Field-name rule: a person's name.
+    Name,
+    /// Field-name rule: a date of birth.
+    Dob,
+    /// Field-name rule: a tax identifier.
+    TaxId,
+}
+
+impl Detector {
+    /// Every built-in detector.
+    pub const ALL: [Detector; 23] = [
+        Detector::Email,
+        Detector::Phone,
+        Detector::CreditCard,
+        Detector::Iban,
+        Detector::Ssn,
+        Detector::Ipv4,
+        Detector::Ipv6,
+        Detector::Jwt,
+        Detector::AwsAccessKey,
+        Detector::AwsSecret,
+        Detector::GithubToken,
+        Detector::GitlabToken,
+        Detector::SlackToken,
+        Detector::StripeKey,
+        Detector::GoogleApiKey,
+        Detector::PrivateKey,
+        Detector::UrlCredentials,
+        Detector::BearerToken,
+        Detector::Secret,
+        Detector::Password,
+        Detector::Name,
+        Detector::Dob,
+        Detector::TaxId,
+    ];
+
+    /// The detector's name in policies, leaves and statistics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Detector::Email => "email",
+            Detector::Phone => "phone",
+            Detector::CreditCard => "credit_card",
+            Detector::Iban => "iban",
+            Detector::Ssn => "ssn",
+            Detector::Ipv4 => "ipv4",
+            Detector::Ipv6 => "ipv6",
+            Detector::Jwt => "jwt",
+            Detector::AwsAccessKey => "aws_access_key",
+            Detector::AwsSecret => "aws_secret",
+            Detector::GithubToken => "github_token",
+            Detector::GitlabToken => "gitlab_token",
+            Detector::SlackToken => "slack_token",
+            Detector::StripeKey => "stripe_key",
+            Detector::GoogleApiKey => "google_api_key",
+            Detector::PrivateKey => "private_key",
+            Detector::UrlCredentials => "url_credentials",
+            Detector::BearerToken => "bearer_token",
+            Detector::Secret => "secret",
+            Detector::Password => "password",
+            Detector::Name => "name",
+            Detector::Dob => "dob",
+            Detector::TaxId => "tax_id",
+        }
+    }
+
+    /// Looks a detector up by name.
+    pub fn from_name(name: &str) -> Option<Detector> {
+        Detector::ALL.iter().copied().find(|d| d.name() == name)
+    }
+}
+
+/// A detected span of a string (byte offsets).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Match {
+    /// Byte range in the scanned string.
+    pub range: Range<usize>,
+    /// Which detector (index into the built-ins, or a custom one).
+    pub kind: MatchKindId,
+}
+
+/// Identifies a built-in or custom detector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatchKindId {
+    /// A built-in.
+    Builtin(Detector),
+    /// Index into the policy's custom detectors.
+    Custom(usize),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Trigger {
+    At,
+    Scheme,
+    AwsKey,
+    Github,
+    Gitlab,
+    Slack,
+    Stripe,
+    Google,
+    Pem,
+    Auth,
+    Keyword,
+    Jwt,
+}
+
+const TRIGGERS: &[(&str, Trigger)] = &[
+    ("@", Trigger::At),
+    ("://", Trigger::Scheme),
+    ("akia", Trigger::AwsKey),
+    ("asia", Trigger::AwsKey),
+    ("agpa", Trigger::AwsKey),
+    ("aida", Trigger::AwsKey),
+    ("aroa", Trigger::AwsKey),
+    ("aipa", Trigger::AwsKey),
+    ("anpa", Trigger::AwsKey),
+    ("anva", Trigger::AwsKey),
+    ("ghp_", Trigger::Github),
+    ("gho_", Trigger::Github),
+    ("ghu_", Trigger::Github),
+    ("ghs_", Trigger::Github),
+    ("ghr_", Trigger::Github),
+    ("github_pat_", Trigger::Github),
+    ("glpat-", Trigger::Gitlab),
+    ("xoxb-", Trigger::Slack),
+    ("xoxa-", Trigger::Slack),
+    ("xoxp-", Trigger::Slack),
+    ("xoxr-", Trigger::Slack),
+    ("xoxs-", Trigger::Slack),
+    ("sk_live_", Trigger::Stripe),
+    ("sk_test_", Trigger::Stripe),
+    ("rk_live_", Trigger::Stripe),
+    ("rk_test_", Trigger::Stripe),
+    ("aiza", Trigger::Google),
+    ("-----begin", Trigger::Pem),
+    ("bearer ", Trigger::Auth),
+    ("basic ", Trigger::Auth),
+    ("token ", Trigger::Auth),
+    ("password", Trigger::Keyword),
+    ("passwd", Trigger::Keyword),
+    ("pwd", Trigger::Keyword),
+    ("secret", Trigger::Keyword),
+    ("token", Trigger::Keyword),
+    ("api_key", Trigger::Keyword),
+    ("apikey", Trigger::Keyword),
+    ("api-key", Trigger::Keyword),
+    ("access_key", Trigger::Keyword),
+    ("private_key", Trigger::Keyword),
+    ("credential", Trigger::Keyword),
+    ("eyj", Trigger::Jwt),
+];
+
+/// The compiled trigger automaton, built once per [`crate::Masker`].
+#[derive(Clone, Debug)]
+pub(crate) struct Engine {
+    ac: AhoCorasick,
+}
+
+impl Engine {
+    pub(crate) fn new() -> Result<Self, aho_corasick::BuildError> {
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            // Leftmost-first lets aho-corasick use its SIMD prefilter; the
+            // trigger set needs presence and positions, not every overlap.
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(TRIGGERS.iter().map(|(p, _)| p))?;
+        Ok(Engine { ac })
+    }
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// True when position `i` is not inside a word on the left.
+fn left_boundary(s: &[u8], i: usize) -> bool {
+    i == 0 || !is_word(s[i - 1])
+}
+
+/// True when position `j` (exclusive end) is not followed by a word char.
+fn right_boundary(s: &[u8], j: usize) -> bool {
+    j >= s.len() || !is_word(s[j])
+}
+
+/// Runs every built-in detector over `s`, appending matches (unsorted,
+/// possibly overlapping) to `out`.
+pub(crate) fn scan_builtin(engine: &Engine, s: &str, out: &mut Vec<Match>) {
+    let b = s.as_bytes();
+    // Nothing we detect is shorter than six bytes (`a@b.co`).
+    if b.len() < 6 {
+        return;
+    }
+    let mut flags = [false; 12];
+    // Start/end of keyword and authorization triggers, for their detectors.
+    let mut keywords: Vec<(usize, usize)> = Vec::new();
+    let mut auths: Vec<(usize, usize)> = Vec::new();
+    for m in engine.ac.find_iter(s) {
+        let t = TRIGGERS[m.pattern().as_usize()].1;
+        flags[t as usize] = true;
+        match t {
+            Trigger::Keyword => keywords.push((m.start(), m.end())),
+            Trigger::Auth => {
+                auths.push((m.start(), m.end()));
+                // "token " is also the keyword "token".
+                if b[m.start()].eq_ignore_ascii_case(&b't') {
+                    keywords.push((m.start(), m.end() - 1));
+                    flags[Trigger::Keyword as usize] = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    let push = |out: &mut Vec<Match>, r: Range<usize>, d: Detector| {
+        out.push(Match {
+            range: r,
+            kind: MatchKindId::Builtin(d),
+        })
+    };
+    if flags[Trigger::At as usize] {
+        emails(b, &mut |r| push(out, r, Detector::Email));
+    }
+    if flags[Trigger::Scheme as usize] {
+        url_credentials(b, &mut |r| push(out, r, Detector::UrlCredentials));
+    }
+    if flags[Trigger::AwsKey as usize] {
+        aws_keys(b, &mut |r| push(out, r, Detector::AwsAccessKey));
+    }
+    if flags[Trigger::Github as usize] {
+        prefixed_tokens(b, GITHUB, &mut |r| push(out, r, Detector::GithubToken));
+    }
+    if flags[Trigger::Gitlab as usize] {
+        prefixed_tokens(b, GITLAB, &mut |r| push(out, r, Detector::GitlabToken));
+    }
+    if flags[Trigger::Slack as usize] {
+        prefixed_tokens(b, SLACK, &mut |r| push(out, r, Detector::SlackToken));
+    }
+    if flags[Trigger::Stripe as usize] {
+        prefixed_tokens(b, STRIPE, &mut |r| push(out, r, Detector::StripeKey));
+    }
+    if flags[Trigger::Google as usize] {
+        prefixed_tokens(b, GOOGLE, &mut |r| push(out, r, Detector::GoogleApiKey));
+    }
+    if flags[Trigger::Pem as usize] {
+        pem_blocks(s, &mut |r| push(out, r, Detector::PrivateKey));
+    }
+    if flags[Trigger::Jwt as usize] {
+        jwts(b, &mut |r| push(out, r, Detector::Jwt));
+    }
+    if flags[Trigger::Auth as usize] {
+        auth_values(b, &auths, &mut |r| push(out, r, Detector::BearerToken));
+    }
+    if flags[Trigger::Keyword as usize] {
+        keyword_secrets(b, &keywords, &mut |r, aws| {
+            push(
+                out,
+                r,
+                if aws {
+                    Detector::AwsSecret
+                } else {
+                    Detector::Secret
+                },
+            )
+        });
+    }
+    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
+    if digits >= 7 {
+        digit_runs(b, out);
+        ibans(b, &mut |r| push(out, r, Detector::Iban));
+    }
+    // An IPv4 address can have as few as four digits ("1.2.3.4").
+    if digits >= 4 && memchr::memchr_iter(b'.', b).nth(2).is_some() {
+        ipv4s(b, &mut |r| push(out, r, Detector::Ipv4));
+    }
+    if memchr::memchr_iter(b':', b).nth(1).is_some() {
+        ipv6s(s, &mut |r| push(out, r, Detector::Ipv6));
+    }
+}
+
+// ---------------------------------------------------------------- email
+
+fn is_local(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'%' | b'+' | b'-' | b'\'')
+}
+
+fn is_domain(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-')
+}
+
+fn emails(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
+    for at in memchr::memchr_iter(b'@', b) {
+        let mut i = at;
+        while i > 0 && is_local(b[i - 1]) {
+            i -= 1;
+        }
+        // A local part does not start or end with a dot.
+        while i < at && b[i] == b'.' {
+            i += 1;
+        }
+        if i == at || b[at - 1] == b'.' {
+            continue;
+        }
+        let mut j = at + 1;
+        while j < b.len() && is_domain(b[j]) {
+            j += 1;
+        }
+        // Trim trailing dots and dashes (sentence punctuation).
+        while j > at + 1 && matches!(b[j - 1], b'.' | b'-') {
+            j -= 1;
+        }
+        let domain = &b[at + 1..j];
+        let Some(last_dot) = domain.iter().rposition(|&c| c == b'.') else {
+            continue;
+        };
+        let tld = &domain[last_dot + 1..];
+        if tld.len() < 2 || !tld.iter().all(u8::is_ascii_alphabetic) || domain[0] == b'.' {
+            continue;
+        }
+        if domain.windows(2).any(|w| w == b"..") {
+            continue;
+        }
+        f(i..j);
+    }
+}
+
+// ------------------------------------------------------ URL credentials
+
+fn url_credentials(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
+    for m in memchr::memmem::find_iter(b, b"://") {
+        let start = m + 3;
+        // userinfo = everything up to '@' with no '/', whitespace or '@' before it.
+        let mut j = start;
+        let mut colon = None;
+        while j < b.len()
+            && !matches!(b[j], b'/' | b'@' | b'?' | b'#')
+            && !b[j].is_ascii_whitespace()
+            && b[j] != b'"'
+        {
+            if b[j] == b':' && colon.is_none() {
+                colon = Some(j);
+            }
+            j += 1;
+        }
+        if j < b.len() && b[j] == b'@' && colon.is_some_and(|c| c > start && c + 1 < j) {
+            f(start..j);
+        }
+    }
+}
+
+// ------------------------------------------------------ prefixed tokens
+
+struct TokenShape {
+    prefixes: &'static [&'static str],
+    min: usize,
+    max: usize,
+    extra: &'static [u8],
+}
+
+const GITHUB: &TokenShape = &TokenShape {
+    prefixes: &["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"],
+    min: 30,
+    max: 255,
+    extra: b"_",
+};
+const GITLAB: &TokenShape = &TokenShape {
+    prefixes: &["glpat-"],
+    min: 20,
+    max: 255,
+    extra: b"_-",
+};
+const SLACK: &TokenShape = &TokenShape {
+    prefixes: &["xoxb-", "xoxa-", "xoxp-", "xoxr-", "xoxs-"],
+    min: 10,
+    max: 255,
+    extra: b"-",
+};
+const STRIPE: &TokenShape = &TokenShape {
+    prefixes: &["sk_live_", "sk_test_", "rk_live_", "rk_test_"],
+    min: 16,
+    max: 255,
+    extra: b"",
+};
+const GOOGLE: &TokenShape = &TokenShape {
+    prefixes: &["AIza"],
+    min: 35,
+    max: 35,
+    extra: b"_-",
+};
+
+fn prefixed_tokens(b: &[u8], shape: &TokenShape, f: &mut dyn FnMut(Range<usize>)) {
+    for p in shape.prefixes {
+        for start in memchr::memmem::find_iter(b, p.as_bytes()) {
+            // Tokens may follow '_' ("ci_ghp_…" is rare) but not a letter or digit.
+            if start > 0 && b[start - 1].is_ascii_alphanumeric() {
+                continue;
+            }
+            let body = start + p.len();
+            let mut j = body;
+            while j < b.len() && (b[j].is_ascii_alphanumeric() || shape.extra.contains(&b[j])) {
+                j += 1;
+            }
+            let n = j - body;
+            if n >= shape.min && n <= shape.max {
+                f(start..j);
+            }
+        }
+    }
+}
+
+fn aws_keys(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
+    const PREFIXES: [&[u8]; 9] = [
+        b"AKIA", b"ASIA", b"AGPA", b"AIDA", b"AROA", b"AIPA", b"ANPA", b"ANVA", b"AKPA",
+    ];
+    for i in 0..b.len().saturating_sub(19) {
+        if !PREFIXES.iter().any(|p| b[i..].starts_with(p)) || !left_boundary(b, i) {
+            continue;
+        }
+        let body = &b[i + 4..i + 20];
+        if body
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            && right_boundary(b, i + 20)
+        {
+            f(i..i + 20);
+        }
+    }
+}
+
+// ------------------------------------------------------------------ PEM
+
+fn pem_blocks(s: &str, f: &mut dyn FnMut(Range<usize>)) {
+    let lower = s.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(rel) = lower[from..].find("-----begin ") {
+        let start = from + rel;
+        let header_end = match lower[start + 11..].find("-----") {
+            Some(e) => start + 11 + e + 5,
+            None => return,
+        };
+        if !lower[start..header_end].contains("private key") {
+            from = header_end;
+            continue;
+        }
+        // To the matching END line, or to the end of the string if the
+        // block is truncated (a truncated key is still a key).
+        let end = match lower[header_end..].find("-----end ") {
+            Some(e) => {
+                let e = header_end + e;
+                lower[e + 9..]
+                    .find("-----")
+                    .map_or(s.len(), |x| e + 9 + x + 5)
+            }
+            None => s.len(),
+        };
+        f(start..end);
+        from = end;
+    }
+}
+
+// ------------------------------------------------------------------ JWT
+
+fn is_b64url(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'-' || c == b'_'
+}
+
+fn jwts(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
+    for start in memchr::memmem::find_iter(b, b"eyJ") {
+        if start > 0 && is_b64url(b[start - 1]) {
+            continue;
+        }
+        let mut j = start;
+        let mut parts = [0usize; 3];
+        let mut part = 0;
+        loop {
+            let seg = j;
+            while j < b.len() && is_b64url(b[j]) {
+                j += 1;
+            }
+            parts[part] = j - seg;
+            if part < 2 && j < b.len() && b[j] == b'.' {
+                part += 1;
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        // header.payload.signature; the payload is JSON too ("eyJ").
+        if part == 2 && parts[0] >= 10 && parts[1] >= 10 && b[start..].len() > parts[0] + 4 {
+            let payload = start + parts[0] + 1;
+            if b[payload..].starts_with(b"eyJ") {
+                f(start..j);
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------ Authorization
+
+fn auth_values(b: &[u8], at: &[(usize, usize)], f: &mut dyn FnMut(Range<usize>)) {
+    for &(start, kw_end) in at {
+        if !left_boundary(b, start) {
+            continue;
+        }
+        let mut i = kw_end;
+        while i < b.len() && b[i] == b' ' {
+            i += 1;
+        }
+        let v = i;
+        while i < b.len() && (b[i].is_ascii_alphanumeric() || b"-._~+/=".contains(&b[i])) {
+            i += 1;
+        }
+        // "token " is common English; require a credential-looking value.
+        let min = if b[start].eq_ignore_ascii_case(&b't') {
+            20
+        } else {
+            8
+        };
+        let val = &b[v..i];
+        if val.len() >= min && val.iter().any(u8::is_ascii_digit) {
+            f(v..i);
+        }
+    }
+}
+
+// --------------------------------------------------- keyword = secret
+
+/// `password=…`, `"api_key": "…"`, `secret: …`, `aws_secret_access_key=…`.
+fn keyword_secrets(b: &[u8], at: &[(usize, usize)], f: &mut dyn FnMut(Range<usize>, bool)) {
+    for &(kw_start, kw_end) in at {
+        // Expand to the whole identifier containing the keyword.
+        let mut s = kw_start;
+        while s > 0 && (is_word(b[s - 1]) || b[s - 1] == b'-' || b[s - 1] == b'.') {
+            s -= 1;
+        }
+        let mut i = kw_end;
+        while i < b.len() && (is_word(b[i]) || b[i] == b'-') {
+            i += 1;
+        }
+        let ident = b[s..i].to_ascii_lowercase();
+        let aws = memchr::memmem::find(&ident, b"aws").is_some()
+            && memchr::memmem::find(&ident, b"secret").is_some();
+        // Optional closing quote, spaces, then ':' or '='.
+        if i < b.len() && matches!(b[i], b'"' | b'\'') {
+            i += 1;
+        }
+        while i < b.len() && b[i] == b' ' {
+            i += 1;
+        }
+        if i >= b.len() || !matches!(b[i], b':' | b'=') {
+            continue;
+        }
+        i += 1;
+        while i < b.len() && b[i] == b' ' {
+            i += 1;
+        }
+        let quote = if i < b.len() && matches!(b[i], b'"' | b'\'') {
+            i += 1;
+            Some(b[i - 1])
+        } else {
+            None
+        };
+        let v = i;
+        while i < b.len() {
+            let c = b[i];
+            let stop = match quote {
+                Some(q) => c == q,
+                None => {
+                    c.is_ascii_whitespace()
+                        || matches!(c, b',' | b';' | b'&' | b'"' | b'\'' | b'}' | b')')
+                }
+            };
+            if stop {
+                break;
+            }
+            i += 1;
+        }
+        let val = &b[v..i];
+        if val.len() >= 4
+            && !val.starts_with(b"[REDACTED")
+            && !val.starts_with(b"tok:")
+            && !val.starts_with(b"cmt:")
+        {
+            f(v..i, aws);
+        }
+    }
+}
+
+// ------------------------------------------------------- digit runs
+
+/// Luhn checksum over the digits of `s`.
+pub fn luhn(digits: &[u8]) -> bool {
+    let mut sum = 0u32;
+    for (k, d) in digits.iter().rev().enumerate() {
+        let mut v = u32::from(d - b'0');
+        if k % 2 == 1 {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    !digits.is_empty() && sum.is_multiple_of(10)
+}
+
+/// Whether `d` (9 ASCII digits) is a plausible SSN: area not 000, 666 or
+/// 900–999; group not 00; serial not 0000.
+pub fn valid_ssn(d: &[u8]) -> bool {
+    if d.len() != 9 {
+        return false;
+    }
+    let n = |r: Range<usize>| d[r].iter().fold(0u32, |a, c| a * 10 + u32::from(c - b'0'));
+    let (area, group, serial) = (n(0..3), n(3..5), n(5..9));
+    area != 0 && area != 666 && area < 900 && group != 0 && serial != 0
+}
+
+/// A fixed-capacity stack vector that remembers if it overflowed.
+struct Buf<T: Copy + Default, const N: usize> {
+    items: [T; N],
+    len: usize,
+    overflow: bool,
+}
+
+impl<T: Copy + Default, const N: usize> Buf<T, N> {
+    fn new() -> Self {
+        Buf {
+            items: [T::default(); N],
+            len: 0,
+            overflow: false,
+        }
+    }
+    fn clear(&mut self) {
+        self.len = 0;
+        self.overflow = false;
+    }
+    fn push(&mut self, v: T) {
+        if self.len < N {
+            self.items[self.len] = v;
+            self.len += 1;
+        } else {
+            self.overflow = true;
+        }
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    fn overflowed(&self) -> bool {
+        self.overflow
+    }
+    fn as_slice(&self) -> &[T] {
+        &self.items[..self.len]
+    }
+}
+
+/// Scans runs of digits joined by single separators (space, dash, dot,
+/// parentheses, leading `+`) and classifies them as card, SSN or phone.
+fn digit_runs(b: &[u8], out: &mut Vec<Match>) {
+    let mut i = 0;
+    // Stack buffers: no allocation per string. Runs longer than these are
+    // longer than anything we classify (cards stop at 19 digits).
+    let mut digits = Buf::<u8, 24>::new();
+    let mut groups = Buf::<(usize, u8), 12>::new();
+    while i < b.len() {
+        let c = b[i];
+        let starts = c.is_ascii_digit()
+            || ((c == b'+' || c == b'(') && i + 1 < b.len() && b[i + 1].is_ascii_digit());
+        if !starts || !left_boundary(b, i) {
+            i += 1;
+            continue;
+        }
+        // Extend over digits and single separators.
+        let start = i;
+        digits.clear();
+        groups.clear();
+        let mut j = i;
+        let mut group_len = 0usize;
+        let mut last_sep = 0u8;
+        let mut end = i;
+        while j < b.len() {
+            let c = b[j];
+            if c.is_ascii_digit() {
+                digits.push(c);
+                group_len += 1;
+                end = j + 1;
+                j += 1;
+            } else if matches!(c, b' ' | b'-' | b'.' | b'(' | b')' | b'+') && digits.len() < 20 {
+                if group_len > 0 {
+                    groups.push((group_len, last_sep));
+                    group_len = 0;
+                }
+                last_sep = c;
+                // Only single separators (", " and ") " are allowed pairs).
+                let next = b.get(j + 1).copied().unwrap_or(0);
+                if next.is_ascii_digit()
+                    || (c == b')' && next == b' ')
+                    || (c == b' ' && next == b'(')
+                    || (c == b'+' && next.is_ascii_digit())
+                {
+                    j += 1;
+                } else {
+                    break;
+                }
+            } else {
+                break;
+            }
+        }
+        if group_len > 0 {
+            groups.push((group_len, last_sep));
+        }
+        // A run glued to more of a token ("…-4489-adf9" in a UUID,
+        // "v1.2.3") is part of an identifier, not a number on its own.
+        let glued_right = end + 1 < b.len()
+            && matches!(b[end], b'-' | b'.' | b'/' | b':')
+            && b[end + 1].is_ascii_alphanumeric();
+        let glued_left = start >= 2
+            && matches!(b[start - 1], b'-' | b'.' | b'/' | b':')
+            && b[start - 2].is_ascii_alphanumeric();
+        if !right_boundary(b, end) || digits.is_empty() || glued_left || glued_right {
+            i = end.max(i + 1);
+            continue;
+        }
+        if digits.overflowed() || groups.overflowed() {
+            i = end.max(i + 1);
+            continue;
+        }
+        let (digits, groups) = (digits.as_slice(), groups.as_slice());
+        let text = &b[start..end];
+        let n = digits.len();
+        let uniform = |s: u8| groups.iter().skip(1).all(|g| g.1 == s);
+        let plain = text.iter().all(u8::is_ascii_digit);
+        let push = |out: &mut Vec<Match>, d: Detector| {
+            out.push(Match {
+                range: start..end,
+                kind: MatchKindId::Builtin(d),
+            })
+        };
+        // Card: 13–19 digits, one kind of separator (space or dash) or none, Luhn.
+        let card_seps = plain
+            || (!text.contains(&b'.')
+                && !text.contains(&b'(')
+                && !text.contains(&b'+')
+                && (uniform(b' ') || uniform(b'-')));
+        if (13..=19).contains(&n) && card_seps && luhn(digits) {
+            push(out, Detector::CreditCard);
+        } else if n == 9
+            && groups.len() == 3
+            && groups[0].0 == 3
+            && groups[1].0 == 2
+            && groups[2].0 == 4
+            && (uniform(b'-') || uniform(b' '))
+            && valid_ssn(digits)
+        {
+            push(out, Detector::Ssn);
+        } else if is_phone(text, digits, groups) {
+            push(out, Detector::Phone);
+        }
+        i = end.max(i + 1);
+    }
+}
+
+fn is_phone(text: &[u8], digits: &[u8], groups: &[(usize, u8)]) -> bool {
+    let n = digits.len();
+    if text.contains(&b'.') && (text.contains(&b' ') || text.contains(&b'-')) {
+        return false;
+    }
+    let lens = |want: &[usize]| {
+        groups.len() == want.len() && groups.iter().zip(want).all(|(g, w)| g.0 == *w)
+    };
+    if text[0] == b'+' {
+        // International: + country code, 8–15 digits in all, in groups.
+        return (8..=15).contains(&n)
+            && (groups.len() >= 2 && groups.iter().all(|g| g.0 <= 8)
+                || groups.len() == 1 && n >= 10);
+    }
+    if groups.len() < 2 {
+        return false;
+    }
+    match n {
+        // US: (ddd) ddd-dddd, ddd-ddd-dddd, ddd.ddd.dddd, ddd ddd dddd.
+        10 if lens(&[3, 3, 4]) && digits[0] != b'0' && digits[0] != b'1' => true,
+        // UK / AU / EU national formats start with a trunk 0.
+        10 | 11
+            if digits[0] == b'0'
+                && !text.contains(&b'.')
+                && groups.iter().all(|g| (2..=6).contains(&g.0)) =>
+        {
+            true
+        }
+        // US with a leading 1.
+        11 if digits[0] == b'1' && lens(&[1, 3, 3, 4]) => true,
+        _ => false,
+    }
+}
+
+// ---------------------------------------------------------------- IPv4
+
+fn ipv4s(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit()
+            || !(i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.'))
+        {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut octets = 0;
+        let mut ok = true;
+        loop {
+            let s = i;
+            while i < b.len() && b[i].is_ascii_digit() && i - s < 4 {
+                i += 1;
+            }
+            let part = &b[s..i];
+            if part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
+                ok = false;
+                break;
+            }
+            let v = part.iter().fold(0u32, |a, c| a * 10 + u32::from(c - b'0'));
+            if v > 255 {
+                ok = false;
+                break;
+            }
+            octets += 1;
+            if octets < 4 && i + 1 < b.len() && b[i] == b'.' && b[i + 1].is_ascii_digit() {
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        let end = i;
+        let next_ok = end >= b.len()
+            || !(b[end].is_ascii_alphanumeric()
+                || (b[end] == b'.' && b.get(end + 1).is_some_and(u8::is_ascii_digit)));
+        if ok && octets == 4 && next_ok {
+            f(start..end);
+        }
+        // Skip the rest of this dotted run.
+        while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
+            i += 1;
+        }
+        i = i.max(start + 1);
+    }
+}
+
+// ---------------------------------------------------------------- IPv6
+
+fn ipv6s(s: &str, f: &mut dyn FnMut(Range<usize>)) {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if !(c.is_ascii_hexdigit() || c == b':')
+            || (i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b':'))
+        {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && (b[i].is_ascii_hexdigit() || b[i] == b':' || b[i] == b'.') {
+            i += 1;
+        }
+        let mut end = i;
+        // Trailing sentence punctuation.
+        while end > start && b[end - 1] == b'.' {
+            end -= 1;
+        }
+        if end < b.len() && (b[end].is_ascii_alphanumeric() || b[end] == b'_') {
+            continue;
+        }
+        let cand = &s[start..end];
+        if cand.bytes().filter(|&c| c == b':').count() < 2 {
+            continue;
+        }
+        let groups: Vec<&str> = cand.split(':').collect();
+        let hexy =
+            |g: &str| !g.is_empty() && g.len() <= 4 && g.bytes().all(|c| c.is_ascii_hexdigit());
+        // A full address (std's parser), or a truncated one with at least
+        // four groups, one of them 3–4 characters long (so times like
+        // 12:30:45 and MAC-like pairs are not taken).
+        let valid = cand.parse::<Ipv6Addr>().is_ok() && (cand.contains("::") || groups.len() == 8);
+        let truncated = groups.len() >= 4
+            && groups.iter().all(|g| hexy(g))
+            && groups.iter().any(|g| g.len() >= 3);
+        if valid || truncated {
+            f(start..end);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- IBAN
+
+/// IBAN lengths per country (ISO 13616 registry, common countries).
+fn iban_length(cc: &[u8]) -> Option<usize> {
+    Some(match cc {
+        b"AD" => 24,
+        b"AE" => 23,
+        b"AT" => 20,
+        b"AZ" => 28,
+        b"BA" => 20,
+        b"BE" => 16,
+        b"BG" => 22,
+        b"BH" => 22,
+        b"BR" => 29,
+        b"CH" => 21,
+        b"CR" => 22,
+        b"CY" => 28,
+        b"CZ" => 24,
+        b"DE" => 22,
+        b"DK" => 18,
+        b"DO" => 28,
+        b"EE" => 20,
+        b"EG" => 29,
+        b"ES" => 24,
+        b"FI" => 18,
+        b"FO" => 18,
+        b"FR" => 27,
+        b"GB" => 22,
+        b"GE" => 22,
+        b"GI" => 23,
+        b"GL" => 18,
+        b"GR" => 27,
+        b"GT" => 28,
+        b"HR" => 21,
+        b"HU" => 28,
+        b"IE" => 22,
+        b"IL" => 23,
+        b"IS" => 26,
+        b"IT" => 27,
+        b"JO" => 30,
+        b"KW" => 30,
+        b"KZ" => 20,
+        b"LB" => 28,
+        b"LI" => 21,
+        b"LT" => 20,
+        b"LU" => 20,
+        b"LV" => 21,
+        b"MC" => 27,
+        b"MD" => 24,
+        b"ME" => 22,
+        b"MK" => 19,
+        b"MR" => 27,
+        b"MT" => 31,
+        b"MU" => 30,
+        b"NL" => 18,
+        b"NO" => 15,
+        b"PK" => 24,
+        b"PL" => 28,
+        b"PS" => 29,
+        b"PT" => 25,
+        b"QA" => 29,
+        b"RO" => 24,
+        b"RS" => 22,
+        b"SA" => 24,
+        b"SE" => 24,
+        b"SI" => 19,
+        b"SK" => 24,
+        b"SM" => 27,
+        b"TN" => 24,
+        b"TR" => 26,
+        b"UA" => 29,
+        b"VG" => 24,
+        b"XK" => 20,
+        _ => return None,
+    })
+}
+
+/// ISO 7064 mod-97-10 over an IBAN (country code and check digits moved to the end).
+pub fn iban_mod97(iban: &[u8]) -> bool {
+    if iban.len() < 5 {
+        return false;
+    }
+    let mut rem = 0u32;
+    for &c in iban[4..].iter().chain(&iban[..4]) {
+        let v = match c {
+            b'0'..=b'9' => u32::from(c - b'0'),
+            b'A'..=b'Z' => u32::from(c - b'A') + 10,
+            _ => return false,
+        };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
+    }
+    rem == 1
+}
+
+fn ibans(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
+    let mut i = 0;
+    let mut compact = Vec::with_capacity(34);
+    while i + 15 <= b.len() {
+        let head = b[i].is_ascii_uppercase()
+            && b[i + 1].is_ascii_uppercase()
+            && b[i + 2].is_ascii_digit()
+            && b[i + 3].is_ascii_digit();
+        if !head || !left_boundary(b, i) {
+            i += 1;
+            continue;
+        }
+        let Some(len) = iban_length(&b[i..i + 2]) else {
+            i += 1;
+            continue;
+        };
+        // Compact, or in groups of four separated by single spaces.
+        compact.clear();
+        let mut j = i;
+        while j < b.len() && compact.len() < len {
+            let c = b[j];
+            if c.is_ascii_uppercase() || c.is_ascii_digit() {
+                compact.push(c);
+                j += 1;
+            } else if c == b' '
+                && compact.len() % 4 == 0
+                && !compact.is_empty()
+                && j + 1 < b.len()
+                && b[j + 1].is_ascii_alphanumeric()
+            {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        if compact.len() == len && right_boundary(b, j) && iban_mod97(&compact) {
+            f(i..j);
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Field-name rules: a value is sensitive because of the key it sits under
+//! (`password`, `dateOfBirth`, `card.holder`), whatever it looks like.
+//!
+//! Keys are normalized into lower-case words joined by `_`, across
+//! snake_case, kebab-case, camelCase and spaces (`aws_secret_access_key`,
+//! `dateOfBirth` → `_date_of_birth_`, `Full Name` → `_full_name_`), and one
+//! Aho-Corasick pass looks for whole-word phrases, so `tokens_used` is not a
+//! token but `csrfToken` is. The parent key is consulted for short keys, so
+//! that `card: {holder, number}` reads as `card holder` and `card number`.
+//! Normalizing happens in a stack buffer: no allocation per key.
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
+use crate::detect::Detector;
+
+/// Phrases (normalized, `_`-delimited) and the detector each implies, in
+/// priority order: the earliest listed phrase found in a key wins.
+const PHRASES: &[(&str, Detector)] = &[
+    ("_aws_secret_", Detector::AwsSecret),
+    ("_secret_access_key_", Detector::AwsSecret),
+    ("_api_key_", Detector::Password),
+    ("_private_key_", Detector::Password),
+    ("_client_secret_", Detector::Password),
+    ("_set_cookie_", Detector::Password),
+    ("_ssn_", Detector::Ssn),
+    ("_social_security_", Detector::Ssn),
+    ("_tax_id_", Detector::TaxId),
+    ("_taxid_", Detector::TaxId),
+    ("_tin_", Detector::TaxId),
+    ("_vat_number_", Detector::TaxId),
+    ("_date_of_birth_", Detector::Dob),
+    ("_birth_date_", Detector::Dob),
+    ("_birthdate_", Detector::Dob),
+    ("_birthday_", Detector::Dob),
+    ("_dob_", Detector::Dob),
+    ("_first_name_", Detector::Name),
+    ("_firstname_", Detector::Name),
+    ("_given_name_", Detector::Name),
+    ("_last_name_", Detector::Name),
+    ("_lastname_", Detector::Name),
+    ("_family_name_", Detector::Name),
+    ("_surname_", Detector::Name),
+    ("_full_name_", Detector::Name),
+    ("_fullname_", Detector::Name),
+    ("_display_name_", Detector::Name),
+    ("_displayname_", Detector::Name),
+    ("_cardholder_", Detector::Name),
+    ("_card_holder_", Detector::Name),
+    ("_account_holder_", Detector::Name),
+    ("_email_", Detector::Email),
+    ("_e_mail_", Detector::Email),
+    ("_phone_", Detector::Phone),
+    ("_telephone_", Detector::Phone),
+    ("_mobile_", Detector::Phone),
+    ("_phonenumber_", Detector::Phone),
+    ("_iban_", Detector::Iban),
+    ("_card_number_", Detector::CreditCard),
+    ("_cardnumber_", Detector::CreditCard),
+    ("_credit_card_", Detector::CreditCard),
+    ("_pan_", Detector::CreditCard),
+    ("_password_", Detector::Password),
+    ("_passwd_", Detector::Password),
+    ("_pwd_", Detector::Password),
+    ("_passphrase_", Detector::Password),
+    ("_secret_", Detector::Password),
+    ("_token_", Detector::Password),
+    ("_authorization_", Detector::Password),
+    ("_cookie_", Detector::Password),
+    ("_apikey_", Detector::Password),
+    ("_credential_", Detector::Password),
+    ("_credentials_", Detector::Password),
+    ("_privatekey_", Detector::Password),
+    ("_otp_", Detector::Password),
+    ("_pin_", Detector::Password),
+];
+
+/// The compiled phrase matcher.
+#[derive(Clone, Debug)]
+pub(crate) struct FieldRules {
+    ac: AhoCorasick,
+}
+
+/// Longest key part considered (longer keys are truncated: a field name
+/// that long is not a name anyone matches on).
+const MAX: usize = 192;
+
+/// Appends the normalized words of `key` to `buf` (each followed by `_`).
+fn normalize(key: &str, buf: &mut [u8; MAX], len: &mut usize) {
+    let mut prev_lower = false;
+    let mut in_word = false;
+    let mut push = |c: u8, len: &mut usize| {
+        if *len < MAX {
+            buf[*len] = c;
+            *len += 1;
+        }
+    };
+    for ch in key.chars() {
+        if !ch.is_alphanumeric() {
+            if in_word {
+                push(b'_', len);
+                in_word = false;
+            }
+            prev_lower = false;
+            continue;
+        }
+        if ch.is_uppercase() && prev_lower && in_word {
+            push(b'_', len);
+        }
+        prev_lower = ch.is_lowercase() || ch.is_ascii_digit();
+        in_word = true;
+        if ch.is_ascii() {
+            push(ch.to_ascii_lowercase() as u8, len);
+        } else {
+            let mut tmp = [0u8; 4];
+            for lc in ch.to_lowercase() {
+                for &b in lc.encode_utf8(&mut tmp).as_bytes() {
+                    push(b, len);
+                }
+            }
+        }
+    }
+    if in_word {
+        push(b'_', len);
+    }
+}
+
+impl FieldRules {
+    pub(crate) fn new() -> Result<Self, aho_corasick::BuildError> {
+        // Leftmost-first: at one position the earlier-listed phrase wins
+        // (`_aws_secret_` over `_secret_`); across positions, the lowest
+        // phrase index among the matches.
+        let ac = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(PHRASES.iter().map(|(p, _)| p))?;
+        Ok(FieldRules { ac })
+    }
+
+    fn best(&self, text: &[u8]) -> Option<Detector> {
+        self.ac
+            .find_iter(text)
+            .map(|m| m.pattern().as_usize())
+            .min()
+            .map(|i| PHRASES[i].1)
+    }
+
+    /// The detector a field name implies, if any. `parent` is the key of
+    /// the enclosing object (for `card.holder`, `card.number`).
+    pub(crate) fn classify(&self, key: &str, parent: Option<&str>) -> Option<Detector> {
+        let mut buf = [0u8; MAX];
+        buf[0] = b'_';
+        let mut len = 1;
+        normalize(key, &mut buf, &mut len);
+        if let Some(d) = self.best(&buf[..len]) {
+            return Some(d);
+        }
+        // Short keys only make sense with their parent: keep the parent's
+        // last two words, then the key's words.
+        let words = buf[1..len].iter().filter(|&&c| c == b'_').count();
+        let parent = parent?;
+        if words > 2 || words == 0 {
+            return None;
+        }
+        let mut pbuf = [0u8; MAX];
+        pbuf[0] = b'_';
+        let mut plen = 1;
+        normalize(parent, &mut pbuf, &mut plen);
+        // Start of the parent's last two words.
+        let mut cut = 0;
+        let mut seen = 0;
+        for i in (0..plen.saturating_sub(1)).rev() {
+            if pbuf[i] == b'_' {
+                seen += 1;
+                if seen == 2 {
+                    cut = i;
+                    break;
+                }
+            }
+        }
+        let mut joined = [0u8; MAX];
+        let mut jlen = 0;
+        for &c in pbuf[cut..plen].iter().chain(&buf[1..len]) {
+            if jlen < MAX {
+                joined[jlen] = c;
+                jlen += 1;
+            }
+        }
+        self.best(&joined[..jlen])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(k: &str, p: Option<&str>) -> Option<&'static str> {
+        FieldRules::new()
+            .unwrap()
+            .classify(k, p)
+            .map(Detector::name)
+    }
+
+    #[test]
+    fn field_names() {
+        assert_eq!(c("password", None), Some("password"));
+        assert_eq!(c("newPassword", None), Some("password"));
+        assert_eq!(c("csrf_token", None), Some("password"));
+        assert_eq!(c("tokens_used", None), None);
+        assert_eq!(c("aws_secret_access_key", None), Some("aws_secret"));
+        assert_eq!(c("secretAccessKey", None), Some("aws_secret"));
+        assert_eq!(c("aws_access_key_id", None), None);
+        assert_eq!(c("dateOfBirth", None), Some("dob"));
+        assert_eq!(c("date_of_birth", None), Some("dob"));
+        assert_eq!(c("Full Name", None), Some("name"));
+        assert_eq!(c("displayName", None), Some("name"));
+        assert_eq!(c("holder", Some("card")), Some("name"));
+        assert_eq!(c("number", Some("card")), Some("credit_card"));
+        assert_eq!(c("number", Some("payment_card")), Some("credit_card"));
+        assert_eq!(c("number", Some("order")), None);
+        assert_eq!(c("e-mail", None), Some("email"));
+        assert_eq!(c("user_email", None), Some("email"));
+        assert_eq!(c("ssn", None), Some("ssn"));
+        assert_eq!(c("tax_id", None), Some("tax_id"));
+        assert_eq!(c("IBAN", None), Some("iban"));
+        assert_eq!(c("Set-Cookie", None), Some("password"));
+        assert_eq!(c("action", None), None);
+        assert_eq!(c("pineapple", None), None);
+        assert_eq!(c("EMAIL", None), Some("email"));
+        assert_eq!(c(&"x".repeat(1000), Some(&"y".repeat(1000))), None);
+    }
+}

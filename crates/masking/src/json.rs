@@ -1,0 +1,295 @@
+//! A small strict JSON reader and the canonical writer (RFC 8785 style).
+//!
+//! Reading borrows from the input wherever a string has no escapes.
+//! Writing follows RFC 8785 (JCS) with one documented difference: integers
+//! are kept digit for digit (a 19-digit id must not become a float), and
+//! only numbers with a fraction or exponent go through the ECMAScript
+//! number form. See docs/design/masking.md.
+
+use std::borrow::Cow;
+
+use crate::MaskError;
+
+pub(crate) struct Reader<'a> {
+    /// The whole event, already validated as UTF-8: strings are sliced from
+    /// it (at ASCII quote positions, so always on char boundaries).
+    src: &'a str,
+    pub(crate) s: &'a [u8],
+    pub(crate) i: usize,
+}
+
+fn err(at: usize, what: &'static str) -> MaskError {
+    MaskError::Json { offset: at, what }
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(s: &'a str) -> Self {
+        Reader {
+            src: s,
+            s: s.as_bytes(),
+            i: 0,
+        }
+    }
+
+    pub(crate) fn ws(&mut self) {
+        while self.i < self.s.len() && matches!(self.s[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+            self.i += 1;
+        }
+    }
+
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    pub(crate) fn expect(&mut self, c: u8, what: &'static str) -> Result<(), MaskError> {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(err(self.i, what))
+        }
+    }
+
+    pub(crate) fn literal(&mut self, lit: &'static [u8]) -> Result<(), MaskError> {
+        if self.s[self.i..].starts_with(lit) {
+            self.i += lit.len();
+            Ok(())
+        } else {
+            Err(err(self.i, "invalid literal"))
+        }
+    }
+
+    /// Reads a string (the opening quote is next). Borrowed when it has no escapes.
+    pub(crate) fn string(&mut self) -> Result<Cow<'a, str>, MaskError> {
+        let start = self.i;
+        self.expect(b'"', "expected a string")?;
+        let body = self.i;
+        let s = self.s;
+        // Fast path: find the closing quote or the first escape.
+        let j = match memchr::memchr2(b'"', b'\\', &s[body..]) {
+            Some(k) => body + k,
+            None => return Err(err(start, "unterminated string")),
+        };
+        if let Some(k) = s[body..j].iter().position(|&c| c < 0x20) {
+            return Err(err(body + k, "control character in string"));
+        }
+        if s[j] == b'"' {
+            self.i = j + 1;
+            return Ok(Cow::Borrowed(self.slice(body, j)?));
+        }
+        // Slow path: decode escapes.
+        let mut out = String::with_capacity(j - body + 16);
+        out.push_str(self.slice(body, j)?);
+        let mut k = j;
+        loop {
+            let run = k;
+            while k < s.len() && s[k] != b'"' && s[k] != b'\\' {
+                if s[k] < 0x20 {
+                    return Err(err(k, "control character in string"));
+                }
+                k += 1;
+            }
+            out.push_str(self.slice(run, k)?);
+            match s.get(k) {
+                None => return Err(err(start, "unterminated string")),
+                Some(b'"') => {
+                    self.i = k + 1;
+                    return Ok(Cow::Owned(out));
+                }
+                Some(_) => {
+                    let e = *s.get(k + 1).ok_or_else(|| err(k, "unterminated escape"))?;
+                    k += 2;
+                    match e {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let hi = hex4(s, k)?;
+                            k += 4;
+                            let c = if (0xD800..0xDC00).contains(&hi) {
+                                if s.get(k) != Some(&b'\\') || s.get(k + 1) != Some(&b'u') {
+                                    return Err(err(k, "lone surrogate in string"));
+                                }
+                                let lo = hex4(s, k + 2)?;
+                                if !(0xDC00..0xE000).contains(&lo) {
+                                    return Err(err(k, "lone surrogate in string"));
+                                }
+                                k += 6;
+                                0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                            } else if (0xDC00..0xE000).contains(&hi) {
+                                return Err(err(k, "lone surrogate in string"));
+                            } else {
+                                hi
+                            };
+                            out.push(char::from_u32(c).ok_or_else(|| err(k, "invalid escape"))?);
+                        }
+                        _ => return Err(err(k - 1, "invalid escape")),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads a number; returns its text and whether it is a plain integer.
+    pub(crate) fn number(&mut self) -> Result<(&'a str, bool), MaskError> {
+        let s = self.s;
+        let start = self.i;
+        let mut j = start;
+        if s.get(j) == Some(&b'-') {
+            j += 1;
+        }
+        match s.get(j) {
+            Some(b'0') => j += 1,
+            Some(b'1'..=b'9') => {
+                while s.get(j).is_some_and(u8::is_ascii_digit) {
+                    j += 1;
+                }
+            }
+            _ => return Err(err(start, "invalid number")),
+        }
+        let mut integer = true;
+        if s.get(j) == Some(&b'.') {
+            integer = false;
+            j += 1;
+            if !s.get(j).is_some_and(u8::is_ascii_digit) {
+                return Err(err(j, "invalid number"));
+            }
+            while s.get(j).is_some_and(u8::is_ascii_digit) {
+                j += 1;
+            }
+        }
+        if matches!(s.get(j), Some(b'e' | b'E')) {
+            integer = false;
+            j += 1;
+            if matches!(s.get(j), Some(b'+' | b'-')) {
+                j += 1;
+            }
+            if !s.get(j).is_some_and(u8::is_ascii_digit) {
+                return Err(err(j, "invalid number"));
+            }
+            while s.get(j).is_some_and(u8::is_ascii_digit) {
+                j += 1;
+            }
+        }
+        self.i = j;
+        Ok((self.slice(start, j)?, integer))
+    }
+
+    /// A slice of the (already validated) source. The bounds are always at
+    /// ASCII bytes, hence char boundaries; `get` keeps it total anyway.
+    fn slice(&self, a: usize, b: usize) -> Result<&'a str, MaskError> {
+        self.src.get(a..b).ok_or_else(|| err(a, "invalid UTF-8"))
+    }
+}
+
+fn hex4(s: &[u8], at: usize) -> Result<u32, MaskError> {
+    let h = s
+        .get(at..at + 4)
+        .ok_or_else(|| err(at, "short \\u escape"))?;
+    let mut v = 0u32;
+    for &c in h {
+        v = v * 16
+            + match c {
+                b'0'..=b'9' => u32::from(c - b'0'),
+                b'a'..=b'f' => u32::from(c - b'a') + 10,
+                b'A'..=b'F' => u32::from(c - b'A') + 10,
+                _ => return Err(err(at, "invalid \\u escape")),
+            };
+    }
+    Ok(v)
+}
+
+/// Writes `s` as a canonical JSON string: only `"`, `\` and control
+/// characters are escaped (RFC 8785 §3.2.2.2), everything else is UTF-8.
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let b = s.as_bytes();
+    if !b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\') {
+        out.extend_from_slice(b);
+        out.push(b'"');
+        return;
+    }
+    let mut run = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            0x09 => b"\\t",
+            0x0a => b"\\n",
+            0x0c => b"\\f",
+            0x0d => b"\\r",
+            c if c < 0x20 => {
+                out.extend_from_slice(&b[run..i]);
+                out.extend_from_slice(format!("\\u{:04x}", c).as_bytes());
+                run = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&b[run..i]);
+        out.extend_from_slice(esc);
+        run = i + 1;
+    }
+    out.extend_from_slice(&b[run..]);
+    out.push(b'"');
+}
+
+/// Writes a number in its one canonical form: integers digit for digit
+/// (`-0` as `0`), anything with a fraction or exponent in the ECMAScript
+/// shortest form (RFC 8785 §3.2.2.3), e.g. `1.50` → `1.5`, `1e3` → `1000`.
+pub(crate) fn write_number(
+    out: &mut Vec<u8>,
+    text: &str,
+    integer: bool,
+    at: usize,
+) -> Result<(), MaskError> {
+    if integer {
+        if text == "-0" {
+            out.push(b'0');
+        } else {
+            out.extend_from_slice(text.as_bytes());
+        }
+        return Ok(());
+    }
+    let v: f64 = text.parse().map_err(|_| err(at, "invalid number"))?;
+    if !v.is_finite() {
+        return Err(err(at, "number out of range"));
+    }
+    if v == 0.0 {
+        out.push(b'0');
+        return Ok(());
+    }
+    let mut buf = ryu_js::Buffer::new();
+    out.extend_from_slice(buf.format_finite(v).as_bytes());
+    Ok(())
+}
+
+/// RFC 8785 key order: by UTF-16 code units.
+pub(crate) fn key_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        return a.cmp(b);
+    }
+    a.encode_utf16().cmp(b.encode_utf16())
+}
+
+/// Appends an RFC 6901 JSON-pointer segment (`~` → `~0`, `/` → `~1`).
+pub(crate) fn push_pointer(ptr: &mut String, seg: &str) {
+    ptr.push('/');
+    if !seg.bytes().any(|b| b == b'~' || b == b'/') {
+        ptr.push_str(seg);
+        return;
+    }
+    for c in seg.chars() {
+        match c {
+            '~' => ptr.push_str("~0"),
+            '/' => ptr.push_str("~1"),
+            c => ptr.push(c),
+        }
+    }
+}

@@ -1,0 +1,812 @@
+//! `cairn-masking`: event + policy + keys + server time → canonical masked
+//! leaf. Pure: no I/O, no clock, no randomness of its own (the caller
+//! passes the time and a salt source).
+//!
+//! Leaf format v1 (byte for byte in docs/design/masking.md): canonical JSON
+//! with sorted keys,
+//!
+//! ```text
+//! {"body":<masked event>,"masked":[["<JSON pointer>","<detector>","<action>"],…],"policy":"<hex digest>","ts":<ms>,"v":1}
+//! ```
+
+pub mod detect;
+mod fields;
+mod json;
+pub mod keys;
+pub mod policy;
+pub mod strategy;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::ops::Range;
+
+use zeroize::Zeroizing;
+
+pub use detect::{DETECTOR_SET_VERSION, Detector};
+pub use keys::{KeyFileError, TokenKeys};
+pub use policy::{Action, Mode, Policy, PolicyError};
+pub use strategy::{commitment, verify_opening};
+
+use detect::{Engine, Match, MatchKindId};
+use json::{Reader, key_cmp, push_pointer, write_number, write_str};
+
+/// Token keys derived per detector name.
+type DerivedKeys = HashMap<String, Zeroizing<[u8; 32]>>;
+
+/// What the event bytes are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContentType {
+    /// A JSON object.
+    Json,
+    /// UTF-8 text.
+    Text,
+}
+
+/// Why an event could not be masked. Never contains event content: only
+/// byte offsets and limits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MaskError {
+    /// Not UTF-8.
+    #[error("event is not valid UTF-8 (byte {offset})")]
+    NotUtf8 {
+        /// First bad byte.
+        offset: usize,
+    },
+    /// Malformed JSON.
+    #[error("invalid JSON at byte {offset}: {what}")]
+    Json {
+        /// Where.
+        offset: usize,
+        /// What (a fixed description, never content).
+        what: &'static str,
+    },
+    /// A JSON event must be an object.
+    #[error("a JSON event must be an object")]
+    NotAnObject,
+    /// Nested deeper than the policy allows.
+    #[error("JSON nesting deeper than the limit of {limit}")]
+    TooDeep {
+        /// The policy's `max_depth`.
+        limit: usize,
+    },
+    /// A key appears twice in one object.
+    #[error("duplicate key in the object starting at byte {offset}")]
+    DuplicateKey {
+        /// The object's first byte.
+        offset: usize,
+    },
+    /// The policy tokenizes but no token key is loaded.
+    #[error("the policy uses the \"token\" action but no token key is configured (--key-file)")]
+    MissingTokenKey,
+    /// The detector engine could not be built.
+    #[error("internal: cannot build the detector engine: {0}")]
+    Engine(String),
+}
+
+/// A source of fresh 128-bit salts for commitments (the server passes an
+/// OS-backed RNG; tests pass a seeded one).
+pub trait SaltSource {
+    /// A fresh salt.
+    fn salt(&mut self) -> [u8; 16];
+}
+
+impl<F: FnMut() -> [u8; 16]> SaltSource for F {
+    fn salt(&mut self) -> [u8; 16] {
+        self()
+    }
+}
+
+/// One masking decision, recorded in the leaf's `masked` list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// RFC 6901 pointer into the masked body (`""` for a text event).
+    pub pointer: String,
+    /// Detector or field rule name.
+    pub detector: String,
+    /// Action name.
+    pub action: &'static str,
+}
+
+/// The opening of a `commit` mask: returned to the appender only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Opening {
+    /// Where the commitment is.
+    pub pointer: String,
+    /// Which detector.
+    pub detector: String,
+    /// The commitment string as it appears in the leaf (`cmt:…`).
+    pub commitment: String,
+    /// The salt.
+    pub salt: [u8; 16],
+    /// The original value.
+    pub value: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for Opening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opening")
+            .field("pointer", &self.pointer)
+            .field("detector", &self.detector)
+            .field("commitment", &self.commitment)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The result of masking one event.
+#[derive(Clone, Debug)]
+pub struct Masked {
+    /// The canonical leaf bytes.
+    pub leaf: Vec<u8>,
+    /// Where the masked event (`body`) sits inside `leaf`.
+    pub body: Range<usize>,
+    /// What was masked.
+    pub decisions: Vec<Decision>,
+    /// Openings of commitments.
+    pub openings: Vec<Opening>,
+}
+
+impl Masked {
+    /// The masked event alone.
+    pub fn body(&self) -> &[u8] {
+        &self.leaf[self.body.clone()]
+    }
+}
+
+/// A compiled policy with its keys: masks events. Cheap to share across
+/// threads (`&Masker` is all `mask` needs).
+pub struct Masker {
+    policy: Policy,
+    engine: Engine,
+    fields: fields::FieldRules,
+    digest: String,
+    /// Current epoch and derived key per detector name.
+    token: Option<(u32, DerivedKeys)>,
+}
+
+impl std::fmt::Debug for Masker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Masker")
+            .field("policy", &self.digest)
+            .field("token_epoch", &self.token.as_ref().map(|t| t.0))
+            .finish_non_exhaustive()
+    }
+}
+
+/// How values at a location are treated.
+#[derive(Clone, Copy)]
+enum Treat<'p> {
+    /// Scan strings with the detectors.
+    Scan,
+    /// Mask the whole value with this detector name and action.
+    Whole(Who<'p>, Action),
+    /// Leave alone.
+    Keep,
+    /// Allowlist mode, no rule: the policy's `unlisted` action.
+    Unlisted,
+}
+
+/// A detector, field class or rule name.
+#[derive(Clone, Copy)]
+enum Who<'p> {
+    Builtin(Detector),
+    Named(&'p str),
+}
+
+impl Who<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Who::Builtin(d) => d.name(),
+            Who::Named(n) => n,
+        }
+    }
+    fn builtin(&self) -> Option<Detector> {
+        match self {
+            Who::Builtin(d) => Some(*d),
+            Who::Named(_) => None,
+        }
+    }
+}
+
+impl Masker {
+    /// Compiles a masker. `origin` scopes token keys, so equal values get
+    /// different tokens in different logs.
+    pub fn new(policy: Policy, keys: &TokenKeys, origin: &str) -> Result<Masker, MaskError> {
+        let engine = Engine::new().map_err(|e| MaskError::Engine(e.to_string()))?;
+        let field_rules =
+            fields::FieldRules::new().map_err(|e| MaskError::Engine(e.to_string()))?;
+        let token = match keys.current() {
+            Some((epoch, master)) => {
+                let mut m = HashMap::new();
+                for d in Detector::ALL {
+                    m.insert(d.name().to_owned(), keys::derive(master, origin, d.name()));
+                }
+                for c in &policy.custom {
+                    m.insert(c.name.clone(), keys::derive(master, origin, &c.name));
+                }
+                for f in &policy.fields {
+                    m.insert(
+                        f.detector.clone(),
+                        keys::derive(master, origin, &f.detector),
+                    );
+                }
+                m.insert("unlisted".into(), keys::derive(master, origin, "unlisted"));
+                Some((epoch, m))
+            }
+            None => None,
+        };
+        if token.is_none() && policy.uses(|a| a == Action::Token) {
+            return Err(MaskError::MissingTokenKey);
+        }
+        Ok(Masker {
+            digest: policy.digest_hex(),
+            policy,
+            engine,
+            fields: field_rules,
+            token,
+        })
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The policy digest recorded in every leaf.
+    pub fn policy_digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// Masks one event into a leaf. Deterministic for the same inputs
+    /// (including the salts drawn).
+    pub fn mask(
+        &self,
+        event: &[u8],
+        content_type: ContentType,
+        ts_ms: u64,
+        salts: &mut dyn SaltSource,
+    ) -> Result<Masked, MaskError> {
+        let text = std::str::from_utf8(event).map_err(|e| MaskError::NotUtf8 {
+            offset: e.valid_up_to(),
+        })?;
+        let mut w = Walk {
+            m: self,
+            out: Vec::with_capacity(event.len() + 160),
+            ptr: String::new(),
+            path: Vec::new(),
+            decisions: Vec::new(),
+            openings: Vec::new(),
+            salts,
+            matches: Vec::new(),
+            pool: Vec::new(),
+            scratch: Vec::new(),
+        };
+        w.out.extend_from_slice(b"{\"body\":");
+        let body_start = w.out.len();
+        match content_type {
+            ContentType::Json => {
+                let mut r = Reader::new(text);
+                r.ws();
+                if r.peek() != Some(b'{') {
+                    return Err(MaskError::NotAnObject);
+                }
+                w.value(&mut r, Treat::Scan, 0)?;
+                r.ws();
+                if r.i != r.s.len() {
+                    return Err(MaskError::Json {
+                        offset: r.i,
+                        what: "trailing characters after the event",
+                    });
+                }
+            }
+            ContentType::Text => {
+                w.string(text, Treat::Scan);
+            }
+        }
+        let body = body_start..w.out.len();
+        let Walk {
+            mut out,
+            mut decisions,
+            openings,
+            ..
+        } = w;
+        // One order whatever the input's key order: by pointer, then name.
+        decisions.sort_by(|a, b| {
+            (a.pointer.as_str(), a.detector.as_str(), a.action).cmp(&(
+                b.pointer.as_str(),
+                b.detector.as_str(),
+                b.action,
+            ))
+        });
+        out.extend_from_slice(b",\"masked\":[");
+        for (i, d) in decisions.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'[');
+            write_str(&mut out, &d.pointer);
+            out.push(b',');
+            write_str(&mut out, &d.detector);
+            out.push(b',');
+            write_str(&mut out, d.action);
+            out.push(b']');
+        }
+        out.extend_from_slice(b"],\"policy\":\"");
+        out.extend_from_slice(self.digest.as_bytes());
+        out.extend_from_slice(b"\",\"ts\":");
+        out.extend_from_slice(ts_ms.to_string().as_bytes());
+        out.extend_from_slice(b",\"v\":1}");
+        Ok(Masked {
+            leaf: out,
+            body,
+            decisions,
+            openings,
+        })
+    }
+}
+
+type Member<'a> = (Cow<'a, str>, usize, usize);
+
+struct Walk<'a, 'm, 's> {
+    m: &'m Masker,
+    out: Vec<u8>,
+    ptr: String,
+    path: Vec<Cow<'a, str>>,
+    decisions: Vec<Decision>,
+    openings: Vec<Opening>,
+    salts: &'s mut dyn SaltSource,
+    matches: Vec<Match>,
+    pool: Vec<Vec<Member<'a>>>,
+    scratch: Vec<u8>,
+}
+
+impl<'a, 'm> Walk<'a, 'm, '_> {
+    fn decide(&mut self, who: &str, action: Action) {
+        let action = action.name();
+        if !self
+            .decisions
+            .iter()
+            .any(|d| d.pointer == self.ptr && d.detector == who && d.action == action)
+        {
+            self.decisions.push(Decision {
+                pointer: self.ptr.clone(),
+                detector: who.to_owned(),
+                action,
+            });
+        }
+    }
+
+    /// Applies a (non-scan) action to a whole value or a span. `None` drops it.
+    fn apply(&mut self, who: Who<'_>, action: Action, value: &str) -> Option<String> {
+        let name = who.name();
+        let out = match action {
+            Action::Keep | Action::Detect => return Some(value.to_owned()),
+            Action::Drop => None,
+            Action::Redact => Some(strategy::redact(name)),
+            Action::Partial {
+                keep_first,
+                keep_last,
+            } => Some(strategy::partial(
+                who.builtin(),
+                value,
+                keep_first,
+                keep_last,
+            )),
+            Action::Token => match &self.m.token {
+                Some((epoch, keys)) => keys
+                    .get(name)
+                    .map(|k| strategy::token(k, *epoch, value))
+                    .or_else(|| Some(strategy::redact(name))),
+                // Masker::new refuses token policies without keys.
+                None => Some(strategy::redact(name)),
+            },
+            Action::Commit => {
+                let salt = self.salts.salt();
+                let c = strategy::commitment(&salt, value);
+                self.openings.push(Opening {
+                    pointer: self.ptr.clone(),
+                    detector: name.to_owned(),
+                    commitment: c.clone(),
+                    salt,
+                    value: Zeroizing::new(value.to_owned()),
+                });
+                Some(c)
+            }
+            Action::Generalize => Some(
+                who.builtin()
+                    .and_then(|d| strategy::generalize(d, value))
+                    .unwrap_or_else(|| strategy::redact(name)),
+            ),
+        };
+        self.decide(name, action);
+        out
+    }
+
+    /// Masks a string value per `treat`. Returns false if it is dropped.
+    fn string(&mut self, s: &str, treat: Treat<'_>) -> bool {
+        let replaced = match treat {
+            Treat::Keep => None,
+            Treat::Whole(who, action) => match self.apply(who, action, s) {
+                None => return false,
+                Some(v) => Some(v),
+            },
+            Treat::Unlisted => {
+                match self.apply(Who::Named("unlisted"), self.m.policy.unlisted, s) {
+                    None => return false,
+                    Some(v) => Some(v),
+                }
+            }
+            Treat::Scan => self.scan(s),
+        };
+        match replaced {
+            None => write_str(&mut self.out, s),
+            Some(v) => write_str(&mut self.out, &v),
+        }
+        true
+    }
+
+    /// Runs the detectors over `s`; `Some(masked)` if anything matched.
+    fn scan(&mut self, s: &str) -> Option<String> {
+        let mut matches = std::mem::take(&mut self.matches);
+        matches.clear();
+        for (i, c) in self.m.policy.custom.iter().enumerate() {
+            for mm in c.regex.find_iter(s) {
+                if validate(c.validator, mm.as_str()) && !mm.range().is_empty() {
+                    matches.push(Match {
+                        range: mm.range(),
+                        kind: MatchKindId::Custom(i),
+                    });
+                }
+            }
+        }
+        detect::scan_builtin(&self.m.engine, s, &mut matches);
+        if matches.is_empty() {
+            self.matches = matches;
+            return None;
+        }
+        // Earliest first; at one start, longest first; then customs, then
+        // built-ins in declaration order (specific before generic).
+        let rank = |k: &MatchKindId| match k {
+            MatchKindId::Custom(i) => *i,
+            MatchKindId::Builtin(d) => 1000 + *d as usize,
+        };
+        matches.sort_by(|a, b| {
+            a.range
+                .start
+                .cmp(&b.range.start)
+                .then(b.range.end.cmp(&a.range.end))
+                .then(rank(&a.kind).cmp(&rank(&b.kind)))
+        });
+        let mut out = String::with_capacity(s.len() + 16);
+        let mut at = 0;
+        for mm in &matches {
+            if mm.range.start < at {
+                continue;
+            }
+            let (who, action) = match mm.kind {
+                MatchKindId::Builtin(d) => (Who::Builtin(d), self.m.policy.action_for(d)),
+                MatchKindId::Custom(i) => {
+                    let c = &self.m.policy.custom[i];
+                    (Who::Named(c.name.as_str()), c.action)
+                }
+            };
+            out.push_str(&s[at..mm.range.start]);
+            if let Some(r) = self.apply(who, action, &s[mm.range.clone()]) {
+                out.push_str(&r);
+            }
+            at = mm.range.end;
+        }
+        out.push_str(&s[at..]);
+        self.matches = matches;
+        Some(out)
+    }
+
+    /// Reads and writes one value. Returns false if it is dropped.
+    fn value(
+        &mut self,
+        r: &mut Reader<'a>,
+        treat: Treat<'_>,
+        depth: usize,
+    ) -> Result<bool, MaskError> {
+        r.ws();
+        match r.peek() {
+            Some(b'{') => self.object(r, treat, depth + 1).map(|()| true),
+            Some(b'[') => self.array(r, treat, depth + 1).map(|()| true),
+            Some(b'"') => {
+                let s = r.string()?;
+                Ok(self.string(&s, treat))
+            }
+            Some(b't' | b'f' | b'n') => {
+                let (lit, text): (&'static [u8], &str) = match r.peek() {
+                    Some(b't') => (b"true", "true"),
+                    Some(b'f') => (b"false", "false"),
+                    _ => (b"null", "null"),
+                };
+                r.literal(lit)?;
+                match treat {
+                    Treat::Unlisted if text != "null" => Ok(self.string(text, treat)),
+                    _ => {
+                        self.out.extend_from_slice(lit);
+                        Ok(true)
+                    }
+                }
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let at = r.i;
+                let (text, integer) = r.number()?;
+                match treat {
+                    Treat::Keep => write_number(&mut self.out, text, integer, at).map(|()| true),
+                    Treat::Whole(..) | Treat::Unlisted => Ok(self.string(text, treat)),
+                    Treat::Scan => {
+                        // Long integers can be card numbers, SSNs or phones.
+                        if integer
+                            && text.len() >= 9
+                            && let Some(masked) = self.scan(text)
+                        {
+                            write_str(&mut self.out, &masked);
+                            return Ok(true);
+                        }
+                        write_number(&mut self.out, text, integer, at).map(|()| true)
+                    }
+                }
+            }
+            _ => Err(MaskError::Json {
+                offset: r.i,
+                what: "expected a value",
+            }),
+        }
+    }
+
+    fn array(
+        &mut self,
+        r: &mut Reader<'a>,
+        treat: Treat<'_>,
+        depth: usize,
+    ) -> Result<(), MaskError> {
+        if depth > self.m.policy.max_depth {
+            return Err(MaskError::TooDeep {
+                limit: self.m.policy.max_depth,
+            });
+        }
+        r.expect(b'[', "expected an array")?;
+        self.out.push(b'[');
+        r.ws();
+        if r.peek() == Some(b']') {
+            r.i += 1;
+            self.out.push(b']');
+            return Ok(());
+        }
+        let mut index = 0usize;
+        let mut written = 0usize;
+        loop {
+            let ptr_len = self.ptr.len();
+            {
+                use std::fmt::Write;
+                // Writing into a String cannot fail.
+                let _ = write!(self.ptr, "/{index}");
+            }
+            let mark = self.out.len();
+            if written > 0 {
+                self.out.push(b',');
+            }
+            if self.value(r, treat, depth)? {
+                written += 1;
+            } else {
+                self.out.truncate(mark);
+            }
+            self.ptr.truncate(ptr_len);
+            index += 1;
+            r.ws();
+            match r.peek() {
+                Some(b',') => r.i += 1,
+                Some(b']') => {
+                    r.i += 1;
+                    break;
+                }
+                _ => {
+                    return Err(MaskError::Json {
+                        offset: r.i,
+                        what: "expected ',' or ']'",
+                    });
+                }
+            }
+        }
+        self.out.push(b']');
+        Ok(())
+    }
+
+    /// How a member is treated. Called with the member's key already
+    /// pushed on `path`; its parent is the key before it.
+    fn member_treat<'p>(&self, parent_treat: Treat<'p>) -> Treat<'p>
+    where
+        'm: 'p,
+    {
+        let policy: &'m Policy = &self.m.policy;
+        if !policy.fields.is_empty()
+            && let Some(rule) = policy.field_rule(&self.path)
+        {
+            return match rule.action {
+                Action::Detect => Treat::Scan,
+                Action::Keep => Treat::Keep,
+                a => Treat::Whole(Who::Named(rule.detector.as_str()), a),
+            };
+        }
+        match parent_treat {
+            Treat::Whole(..) | Treat::Keep | Treat::Unlisted => parent_treat,
+            Treat::Scan => {
+                if policy.mode == Mode::Allowlist && !self.inside_allowed() {
+                    return Treat::Unlisted;
+                }
+                let n = self.path.len();
+                let key = self.path.get(n.wrapping_sub(1)).map_or("", |k| k.as_ref());
+                let parent = n
+                    .checked_sub(2)
+                    .and_then(|i| self.path.get(i))
+                    .map(|p| p.as_ref());
+                match self.m.fields.classify(key, parent) {
+                    Some(d) => match policy.action_for(d) {
+                        Action::Keep => Treat::Keep,
+                        a => Treat::Whole(Who::Builtin(d), a),
+                    },
+                    None => Treat::Scan,
+                }
+            }
+        }
+    }
+
+    /// Allowlist mode: whether some ancestor path was allowed by a rule
+    /// (then its descendants are scanned rather than unlisted).
+    fn inside_allowed(&self) -> bool {
+        (1..self.path.len()).any(|k| self.m.policy.field_rule(&self.path[..k]).is_some())
+    }
+
+    fn object(
+        &mut self,
+        r: &mut Reader<'a>,
+        treat: Treat<'_>,
+        depth: usize,
+    ) -> Result<(), MaskError> {
+        if depth > self.m.policy.max_depth {
+            return Err(MaskError::TooDeep {
+                limit: self.m.policy.max_depth,
+            });
+        }
+        let obj_at = r.i;
+        r.expect(b'{', "expected an object")?;
+        self.out.push(b'{');
+        let first = self.out.len();
+        let mut members = self.pool.pop().unwrap_or_default();
+        members.clear();
+        r.ws();
+        if r.peek() == Some(b'}') {
+            r.i += 1;
+        } else {
+            loop {
+                r.ws();
+                let key = r.string()?;
+                r.ws();
+                r.expect(b':', "expected ':'")?;
+                let ptr_len = self.ptr.len();
+                let (out_key, key_hit) = self.mask_key(key.clone(), treat);
+                push_pointer(&mut self.ptr, &out_key);
+                if let Some(name) = key_hit {
+                    self.decide(name, Action::Redact);
+                }
+                self.path.push(key);
+                let mt = self.member_treat(treat);
+                // Members are written back to back with commas; a dropped
+                // member is cut off again, comma and all.
+                let mark = self.out.len();
+                if !members.is_empty() {
+                    self.out.push(b',');
+                }
+                let seg = self.out.len();
+                write_str(&mut self.out, &out_key);
+                self.out.push(b':');
+                let keep = self.value(r, mt, depth)?;
+                if keep {
+                    members.push((out_key, seg, self.out.len()));
+                } else {
+                    self.out.truncate(mark);
+                }
+                self.path.pop();
+                self.ptr.truncate(ptr_len);
+                r.ws();
+                match r.peek() {
+                    Some(b',') => r.i += 1,
+                    Some(b'}') => {
+                        r.i += 1;
+                        break;
+                    }
+                    _ => {
+                        return Err(MaskError::Json {
+                            offset: r.i,
+                            what: "expected ',' or '}'",
+                        });
+                    }
+                }
+            }
+        }
+        // Canonical order (RFC 8785 §3.2.3). Already sorted: nothing to do.
+        let sorted = members
+            .windows(2)
+            .all(|w| key_cmp(&w[0].0, &w[1].0).is_lt());
+        if !sorted {
+            members.sort_by(|a, b| key_cmp(&a.0, &b.0));
+            if members.windows(2).any(|w| w[0].0 == w[1].0) {
+                return Err(MaskError::DuplicateKey { offset: obj_at });
+            }
+            self.scratch.clear();
+            for (i, (_, s, e)) in members.iter().enumerate() {
+                if i > 0 {
+                    self.scratch.push(b',');
+                }
+                self.scratch.extend_from_slice(&self.out[*s..*e]);
+            }
+            self.out.truncate(first);
+            self.out.extend_from_slice(&self.scratch);
+        }
+        self.out.push(b'}');
+        members.clear();
+        self.pool.push(members);
+        Ok(())
+    }
+
+    /// Keys can carry PII too (`{"alice@example.com": …}`): in scan mode a
+    /// key with a detection is redacted (never tokenized into something
+    /// that must stay unique). Cheap pre-check: only keys with an `@`, a
+    /// `:` or several digits are scanned.
+    fn mask_key(
+        &mut self,
+        key: Cow<'a, str>,
+        treat: Treat<'_>,
+    ) -> (Cow<'a, str>, Option<&'static str>) {
+        let b = key.as_bytes();
+        let suspicious = b.len() >= 6
+            && (memchr::memchr2(b'@', b':', b).is_some()
+                || b.iter().filter(|c| c.is_ascii_digit()).count() >= 7);
+        if !matches!(treat, Treat::Scan) || !suspicious {
+            return (key, None);
+        }
+        let mut matches = std::mem::take(&mut self.matches);
+        matches.clear();
+        detect::scan_builtin(&self.m.engine, &key, &mut matches);
+        let out = match matches.iter().min_by_key(|m| m.range.start) {
+            None => (key, None),
+            Some(m) => {
+                let name = match m.kind {
+                    MatchKindId::Builtin(d) => d.name(),
+                    MatchKindId::Custom(_) => "custom",
+                };
+                // Distinct masked keys stay distinct: number them in order.
+                (
+                    Cow::Owned(format!(
+                        "{}#{}",
+                        strategy::redact(name),
+                        self.decisions.len() + 1
+                    )),
+                    Some(name),
+                )
+            }
+        };
+        self.matches = matches;
+        out
+    }
+}
+
+fn validate(v: policy::Validator, s: &str) -> bool {
+    match v {
+        policy::Validator::None => true,
+        policy::Validator::Luhn => {
+            let d: Vec<u8> = s.bytes().filter(u8::is_ascii_digit).collect();
+            detect::luhn(&d)
+        }
+        policy::Validator::Mod97 => {
+            let d: Vec<u8> = s
+                .bytes()
+                .filter(u8::is_ascii_alphanumeric)
+                .map(|b| b.to_ascii_uppercase())
+                .collect();
+            detect::iban_mod97(&d)
+        }
+    }
+}

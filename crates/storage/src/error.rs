@@ -1,0 +1,84 @@
+use std::path::PathBuf;
+
+/// Why a store operation failed. Messages never contain entry contents.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The stored tree size is not the one the writer expected.
+    #[error("tree size conflict: the store holds {actual_size} leaves")]
+    Conflict {
+        /// The size actually stored.
+        actual_size: u64,
+    },
+    /// The batch is malformed; nothing was written.
+    #[error("invalid batch: {0}")]
+    InvalidBatch(String),
+    /// A different checkpoint is already stored for this size.
+    #[error(
+        "a different checkpoint is already stored for tree size {size}; refusing to keep two signed views of one size"
+    )]
+    CheckpointConflict {
+        /// The tree size.
+        size: u64,
+    },
+    /// A read past the end of the tree.
+    #[error("index {index} is beyond the tree size {size}")]
+    OutOfRange {
+        /// Requested start.
+        index: u64,
+        /// Tree size.
+        size: u64,
+    },
+    /// A tile the request needs is not stored at that width.
+    #[error("tile {path} is not stored at the requested width")]
+    MissingTile {
+        /// The tile's C2SP path.
+        path: String,
+    },
+    /// The store contradicts itself (tiles, state and checkpoints disagree,
+    /// or a record cannot be decoded). It is not served.
+    #[error("store is corrupt: {0}")]
+    Corrupt(String),
+    /// The store was written by a newer or unknown layout.
+    #[error("store at {dir} has format version {found}; this build reads version {supported} only")]
+    UnknownFormat {
+        /// The data folder.
+        dir: PathBuf,
+        /// Version found.
+        found: u32,
+        /// Version supported.
+        supported: u32,
+    },
+    /// Another process holds the data folder.
+    #[error(
+        "data folder {dir} is in use by another Cairn process ({holder}; lock file {lock_file}); one writer per store"
+    )]
+    Locked {
+        /// The data folder.
+        dir: PathBuf,
+        /// The lock file.
+        lock_file: PathBuf,
+        /// What the lock file says about its holder.
+        holder: String,
+    },
+    /// The fork guard refuses this store. The message says why and what to do.
+    #[error("{0}")]
+    ForkGuard(String),
+    /// The underlying storage failed (I/O, disk full, RocksDB error).
+    #[error("storage I/O error: {0}")]
+    Io(String),
+    /// A failure injected by [`FaultyStore`](crate::FaultyStore).
+    #[error("injected fault: {0}")]
+    Injected(&'static str),
+}
+
+impl From<rocksdb::Error> for StoreError {
+    fn from(e: rocksdb::Error) -> Self {
+        StoreError::Io(e.into_string())
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Io(e.to_string())
+    }
+}

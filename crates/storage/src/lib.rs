@@ -1,0 +1,153 @@
+//! `cairn-storage`: where the log's bytes live.
+//!
+//! The [`LogStore`] trait is the whole contract between the sequencer and
+//! storage. Two backends implement it:
+//!
+//! * [`RocksStore`]: the embedded default. One process, one folder, crash
+//!   safe, with a [fork guard](guard) against restored backups.
+//! * [`MemoryStore`]: the reference implementation, for fast tests.
+//!
+//! [`conformance`] is one suite that both must pass, and [`FaultyStore`]
+//! wraps any store to inject failures before or after persisting.
+//!
+//! Storage never hashes the tree as part of persisting it: it stores the
+//! leaf hashes and tile hashes it is given. Only [`verify_state`] (start-up
+//! recovery) calls into `cairn-core` to recompute the root and check it.
+
+pub mod conformance;
+mod error;
+mod faulty;
+pub mod guard;
+mod memory;
+mod rocks;
+mod verify;
+
+use cairn_core::hash::{Hash, LeafIndex, TreeSize};
+use cairn_core::tile::Tile;
+use cairn_core::tree::{TileUpdate, TreeState};
+
+pub use error::StoreError;
+pub use faulty::{Fault, FaultPoint, FaultyStore};
+pub use memory::MemoryStore;
+pub use rocks::{Compression, RocksStore, StoreOptions};
+pub use verify::{StoreTiles, validate_batch, verify_state};
+
+/// Version of the on-disk layout this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One new leaf for [`LogStore::commit_batch`].
+#[derive(Clone, Copy, Debug)]
+pub struct NewEntry<'a> {
+    /// The stored leaf bytes (the masked, canonical event). At most 65,535
+    /// bytes, so that it fits a C2SP entry bundle.
+    pub data: &'a [u8],
+    /// Its RFC 6962 leaf hash, computed by the caller.
+    pub leaf_hash: Hash,
+    /// The client's idempotency key, already scoped by the caller.
+    pub idempotency_key: Option<&'a [u8]>,
+}
+
+/// Everything one sequencer batch persists, in one atomic write.
+#[derive(Clone, Copy, Debug)]
+pub struct CommitBatch<'a> {
+    /// The tree size the caller believes is stored (compare-and-swap).
+    pub expected_size: TreeSize,
+    /// New leaves, in log order, starting at index `expected_size`.
+    pub entries: &'a [NewEntry<'a>],
+    /// Tile hashes from [`cairn_core::tree::TreeState::integrate`].
+    pub tiles: &'a [TileUpdate],
+    /// The tree after the batch.
+    pub state: &'a TreeState,
+    /// A signed checkpoint note for `state` to store with the batch, if the
+    /// caller has one. Cairn's server passes `None` and stores the
+    /// checkpoint with [`LogStore::put_checkpoint`] once the batch is
+    /// durable, so that nothing is signed before its batch is on disk.
+    pub checkpoint: Option<&'a [u8]>,
+}
+
+/// A signed checkpoint note as stored, with its tree size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// The tree size the checkpoint covers.
+    pub size: TreeSize,
+    /// The signed note, byte for byte as signed.
+    pub note: Vec<u8>,
+}
+
+/// What [`LogStore::load_state`] returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadedState {
+    /// The durable tree: size and frontier.
+    pub tree: TreeState,
+    /// The latest stored checkpoint (it may be older than `tree` if a crash
+    /// came between a batch and its checkpoint; the caller signs the missing one).
+    pub checkpoint: Option<StoredCheckpoint>,
+}
+
+/// The storage contract of a Cairn log.
+///
+/// **Concurrency.** One writer per store: `commit_batch` and
+/// `put_checkpoint` are called by one sequencer at a time (the RocksDB
+/// backend also locks its folder against other processes). Every read
+/// method may be called from any number of threads at once, concurrently
+/// with the writer, and never waits for a commit to finish: a reader sees
+/// either all of a batch or none of it.
+///
+/// **Durability.** When a write method returns `Ok`, its data survives a
+/// process crash and power loss. When it returns `Err`, the write may or
+/// may not have landed (an I/O error can come after the data reached the
+/// disk): the caller must call [`load_state`](LogStore::load_state) before
+/// writing again, and must never re-use the tree size for other leaves
+/// until it knows.
+pub trait LogStore: Send + Sync {
+    /// Reads the durable tree state and the latest checkpoint, and checks
+    /// them against the stored tiles: the root recomputed from the tiles
+    /// (`O(log n)` tile reads) must equal the frontier's root and the
+    /// latest checkpoint's root at its size. A mismatch is
+    /// [`StoreError::Corrupt`]: the store is never served silently wrong.
+    ///
+    /// Read-only; safe to call at any time, including after a failed write.
+    fn load_state(&self) -> Result<LoadedState, StoreError>;
+
+    /// Persists one batch atomically: entries, tile hashes, leaf-hash and
+    /// idempotency indexes, the new tree state and (optionally) its
+    /// checkpoint. Compare-and-swap on the tree size: if the stored size
+    /// is not `batch.expected_size`, nothing is written and the result is
+    /// [`StoreError::Conflict`]. A malformed batch (tile updates that do not
+    /// extend the stored tiles, leaf hashes that disagree with the level-0
+    /// tile hashes, a reused idempotency key, an oversized entry) is
+    /// [`StoreError::InvalidBatch`] and writes nothing.
+    ///
+    /// Durable on `Ok` (synced write-ahead log). All or nothing on crash.
+    fn commit_batch(&self, batch: CommitBatch<'_>) -> Result<(), StoreError>;
+
+    /// Stores the signed checkpoint for a tree size that is already
+    /// durable (`size <= ` the stored size). Storing the same bytes again is
+    /// a no-op; different bytes for a size that already has a checkpoint is
+    /// [`StoreError::CheckpointConflict`]: the store refuses to hold two
+    /// signed views of one size. Durable on `Ok`; the RocksDB backend also
+    /// advances its fork guard before returning.
+    fn put_checkpoint(&self, size: TreeSize, note: &[u8]) -> Result<(), StoreError>;
+
+    /// Reads up to `limit` entries starting at `start`, in index order.
+    /// Returns fewer when the tree ends first, and none when `start` equals
+    /// the tree size; `start` beyond the size is [`StoreError::OutOfRange`].
+    fn read_entries(&self, start: LeafIndex, limit: usize) -> Result<Vec<Vec<u8>>, StoreError>;
+
+    /// Reads hash tiles in one call: one result per request, in order, each
+    /// truncated to the requested width. A tile narrower than requested (or
+    /// absent) is [`StoreError::MissingTile`]. Consistent with the latest
+    /// committed batch: never a half-written tile.
+    fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<Hash>>, StoreError>;
+
+    /// The checkpoint stored for exactly `size`, or the latest one when
+    /// `size` is `None`. Every checkpoint ever stored is kept, since
+    /// witnesses and auditors ask for consistency from old sizes.
+    fn checkpoint(&self, size: Option<TreeSize>) -> Result<Option<StoredCheckpoint>, StoreError>;
+
+    /// The lowest index whose leaf hash is `leaf_hash`, if any.
+    fn find_leaf(&self, leaf_hash: &Hash) -> Result<Option<LeafIndex>, StoreError>;
+
+    /// The index stored with an idempotency key, if any.
+    fn find_idempotency_key(&self, key: &[u8]) -> Result<Option<LeafIndex>, StoreError>;
+}

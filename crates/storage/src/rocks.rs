@@ -1,0 +1,730 @@
+//! The RocksDB backend. Layout and key encodings: `docs/design/storage.md`.
+//!
+//! # Life of a batch (the commit point)
+//!
+//! `commit_batch` takes the writer lock, then:
+//!
+//! 1. **Validate** against the durable state (compare-and-swap on the size,
+//!    tile continuity, idempotency keys). Nothing is written; a crash here
+//!    leaves the store exactly as it was.
+//! 2. **Build one `WriteBatch`** in memory: entries, merged tiles, leaf-hash
+//!    index, idempotency keys, the new tree state, and the checkpoint if
+//!    given. Still nothing on disk.
+//! 3. **`write_opt(batch, sync = true)` — the commit point.** RocksDB appends
+//!    the whole batch to its write-ahead log as one record and fsyncs it.
+//!    A crash before the fsync completes loses the whole batch (WAL replay
+//!    stops at the last complete record; the sequencer never acknowledged
+//!    it, so nothing acknowledged is lost). A crash after it keeps the whole
+//!    batch. There is no state in between.
+//! 4. **Update the in-memory copy** of the tree state. Memory only.
+//! 5. **Advance the fork guard** if a checkpoint was stored (write, fsync,
+//!    rename, fsync folder). A crash before this leaves the guard behind the
+//!    store, which start-up accepts and repairs.
+//! 6. Return `Ok`: now, and only now, may the caller publish.
+//!
+//! # Start-up recovery
+//!
+//! `open` takes the folder lock, opens RocksDB (which replays its WAL),
+//! checks the format version, loads the tree state, recomputes the root
+//! from the stored tiles (`O(log n)` reads) and checks it against the state
+//! and the latest checkpoint, then checks the fork guard. A store that fails
+//! any of these is refused with an error that says which check failed.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use cairn_core::hash::{HASH_LEN, Hash, LeafIndex, TreeSize};
+use cairn_core::tile::{TILE_WIDTH, Tile};
+use cairn_core::tree::TreeState;
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
+    Direction, IteratorMode, Options, ReadOptions, SliceTransform, WriteBatch, WriteOptions,
+};
+
+use crate::guard::ForkGuard;
+use crate::verify::{parse_checkpoint, validate_batch, verify_state};
+use crate::{CommitBatch, FORMAT_VERSION, LoadedState, LogStore, StoreError, StoredCheckpoint};
+
+const CF_ENTRIES: &str = "entries";
+const CF_TILES: &str = "tiles";
+const CF_LEAF_INDEX: &str = "leaf_index";
+const CF_IDEMPOTENCY: &str = "idempotency";
+const CF_CHECKPOINTS: &str = "checkpoints";
+const CF_META: &str = "meta";
+const META_FORMAT: &[u8] = b"format";
+const META_STATE: &[u8] = b"state";
+const LOCK_FILE: &str = "cairn.lock";
+/// Bytes of the leaf hash used as the leaf-index key prefix.
+const LEAF_PREFIX: usize = 8;
+
+/// Compression for stored entries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// No compression (tests that inspect raw files use this).
+    None,
+    /// LZ4: cheap to compress and decompress; the default.
+    #[default]
+    Lz4,
+    /// Zstandard: smaller, more CPU.
+    Zstd,
+}
+
+/// How to open a [`RocksStore`].
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// The data folder (created if missing).
+    pub dir: PathBuf,
+    /// The fork-guard file; `None` means `<dir>.guard` beside the folder.
+    pub guard_path: Option<PathBuf>,
+    /// Entry compression.
+    pub compression: Compression,
+    /// Shared block cache size in bytes.
+    pub block_cache_bytes: usize,
+}
+
+impl StoreOptions {
+    /// Defaults for a data folder: LZ4, a 1 GiB block cache, the guard beside the folder.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        StoreOptions {
+            dir: dir.into(),
+            guard_path: None,
+            compression: Compression::Lz4,
+            // 1 GiB: a 10^7-entry log has ~330 MB of tiles, so every proof
+            // tile stays cached, with room for hot entry blocks; small next to
+            // 24 GiB of RAM.
+            block_cache_bytes: 1 << 30,
+        }
+    }
+}
+
+/// The writer's view, behind the writer lock.
+struct Writer {
+    tree: TreeState,
+    /// Size of the checkpoint the guard holds (0 if none).
+    guard_size: u64,
+}
+
+/// A crash-safe [`LogStore`] in a RocksDB folder.
+pub struct RocksStore {
+    db: DB,
+    dir: PathBuf,
+    guard: ForkGuard,
+    writer: Mutex<Writer>,
+    /// The durable tree size, for readers (never ahead of the data).
+    size: AtomicU64,
+    /// Held for the life of the store: the single-writer lock.
+    _lock: File,
+}
+
+fn entry_key(i: u64) -> [u8; 8] {
+    i.to_be_bytes()
+}
+
+fn tile_key(level: u8, index: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = level;
+    k[1..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn leaf_key(h: &Hash, index: u64) -> [u8; LEAF_PREFIX + 8] {
+    let mut k = [0u8; LEAF_PREFIX + 8];
+    k[..LEAF_PREFIX].copy_from_slice(&h.0[..LEAF_PREFIX]);
+    k[LEAF_PREFIX..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn encode_state(t: &TreeState) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + HASH_LEN * t.frontier().len());
+    v.extend_from_slice(&t.size().0.to_be_bytes());
+    for h in t.frontier() {
+        v.extend_from_slice(&h.0);
+    }
+    v
+}
+
+fn decode_state(v: &[u8]) -> Result<TreeState, StoreError> {
+    let corrupt = || StoreError::Corrupt("the tree-state record cannot be decoded".into());
+    let (size, rest) = v.split_first_chunk::<8>().ok_or_else(corrupt)?;
+    if rest.len() % HASH_LEN != 0 {
+        return Err(corrupt());
+    }
+    let frontier = rest
+        .chunks_exact(HASH_LEN)
+        .map(|c| Hash::from_slice(c).map_err(|_| corrupt()))
+        .collect::<Result<Vec<_>, _>>()?;
+    TreeState::new(TreeSize(u64::from_be_bytes(*size)), frontier)
+        .map_err(|e| StoreError::Corrupt(format!("tree-state record: {e}")))
+}
+
+fn decode_hashes(v: &[u8], what: &str) -> Result<Vec<Hash>, StoreError> {
+    if !v.len().is_multiple_of(HASH_LEN) || v.len() > HASH_LEN * TILE_WIDTH as usize {
+        return Err(StoreError::Corrupt(format!("{what} has a bad length")));
+    }
+    Ok(v.chunks_exact(HASH_LEN)
+        .map(|c| {
+            let mut h = [0u8; HASH_LEN];
+            h.copy_from_slice(c);
+            Hash(h)
+        })
+        .collect())
+}
+
+fn decode_u64(v: &[u8], what: &str) -> Result<u64, StoreError> {
+    <[u8; 8]>::try_from(v)
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt(format!("{what} is not an 8-byte integer")))
+}
+
+/// Takes the folder's lock file, or explains who holds it.
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join(LOCK_FILE);
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| StoreError::Io(format!("opening lock file {}: {e}", path.display())))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = f.read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(StoreError::Locked {
+                dir: dir.to_path_buf(),
+                lock_file: path,
+                holder: if holder.is_empty() {
+                    "holder unknown".into()
+                } else {
+                    holder.to_owned()
+                },
+            });
+        }
+        Err(TryLockError::Error(e)) => {
+            return Err(StoreError::Io(format!("locking {}: {e}", path.display())));
+        }
+    }
+    // Record who holds the lock, for the next process's error message.
+    let me = format!("pid {}", std::process::id());
+    f.set_len(0)
+        .and_then(|()| f.rewind())
+        .and_then(|()| f.write_all(me.as_bytes()))
+        .map_err(|e| StoreError::Io(format!("writing lock file {}: {e}", path.display())))?;
+    Ok(f)
+}
+
+fn cf_options(name: &str, opts: &StoreOptions, cache: &Cache) -> Options {
+    let mut o = Options::default();
+    let mut t = BlockBasedOptions::default();
+    // One block cache shared by every column family, so hot tiles and hot
+    // entries compete for the same memory instead of fixed slices.
+    t.set_block_cache(cache);
+    // Index and filter blocks live in the cache too (bounded memory), and
+    // the top-level ones are pinned so a point lookup costs one data block.
+    t.set_cache_index_and_filter_blocks(true);
+    t.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    match name {
+        CF_ENTRIES => {
+            // 16 KiB blocks: ~50 entries of 300 bytes per block compress
+            // much better than 4 KiB, and reading one random entry still
+            // decompresses only 16 KiB (a few µs with LZ4).
+            t.set_block_size(16 << 10);
+            o.set_compression_type(match opts.compression {
+                Compression::None => DBCompressionType::None,
+                Compression::Lz4 => DBCompressionType::Lz4,
+                Compression::Zstd => DBCompressionType::Zstd,
+            });
+            // Entries dominate the write volume: a larger memtable means
+            // fewer, larger L0 files and less write amplification.
+            o.set_write_buffer_size(128 << 20);
+        }
+        CF_TILES => {
+            // Hashes do not compress; a full tile is 8 KiB, so 16 KiB blocks
+            // hold whole tiles.
+            t.set_block_size(16 << 10);
+            o.set_compression_type(DBCompressionType::None);
+            o.set_write_buffer_size(64 << 20);
+        }
+        CF_LEAF_INDEX => {
+            // Keys are leaf-hash prefix (8 bytes) || index (8 bytes) with no
+            // value; lookups are prefix seeks, so the bloom filter is built
+            // on the 8-byte prefix and skips files that cannot match:
+            // ~1% false positives at 10 bits per key.
+            o.set_prefix_extractor(SliceTransform::create_fixed_prefix(LEAF_PREFIX));
+            t.set_bloom_filter(10.0, false);
+            t.set_whole_key_filtering(false);
+            o.set_memtable_prefix_bloom_ratio(0.1);
+            // The 8-byte index suffix and RocksDB's sequence numbers compress.
+            o.set_compression_type(DBCompressionType::Lz4);
+            o.set_write_buffer_size(64 << 20);
+        }
+        CF_IDEMPOTENCY => {
+            // Point lookups by whole key.
+            t.set_bloom_filter(10.0, false);
+            o.set_compression_type(DBCompressionType::Lz4);
+        }
+        _ => {}
+    }
+    o.set_block_based_table_factory(&t);
+    o
+}
+
+impl RocksStore {
+    /// Opens (or creates) a store: lock, WAL replay, format check, state
+    /// verification, fork-guard check. See the module docs.
+    pub fn open(opts: StoreOptions) -> Result<Self, StoreError> {
+        let dir = opts.dir.clone();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StoreError::Io(format!("creating data folder {}: {e}", dir.display())))?;
+        let lock = lock_dir(&dir)?;
+
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        // Two cores: two background threads for flushes and compactions.
+        db_opts.increase_parallelism(2);
+        db_opts.set_max_background_jobs(2);
+        // Write SST data back to disk in 1 MiB steps rather than in one big
+        // burst at file close, so compaction I/O does not stall the WAL sync.
+        db_opts.set_bytes_per_sync(1 << 20);
+        // Bound the WAL so a restart replays at most this much.
+        db_opts.set_max_total_wal_size(256 << 20);
+        db_opts.set_keep_log_file_num(4);
+        let cache = Cache::new_lru_cache(opts.block_cache_bytes);
+        let cfs: Vec<ColumnFamilyDescriptor> = [
+            CF_ENTRIES,
+            CF_TILES,
+            CF_LEAF_INDEX,
+            CF_IDEMPOTENCY,
+            CF_CHECKPOINTS,
+            CF_META,
+        ]
+        .iter()
+        .map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n, &opts, &cache)))
+        .collect();
+        let db = DB::open_cf_descriptors(&db_opts, &dir, cfs).map_err(|e| {
+            StoreError::Io(format!(
+                "opening RocksDB in {}: {}",
+                dir.display(),
+                e.into_string()
+            ))
+        })?;
+
+        let guard = ForkGuard::new(
+            opts.guard_path
+                .clone()
+                .unwrap_or_else(|| ForkGuard::default_path(&dir)),
+        );
+        let store = RocksStore {
+            db,
+            dir: dir.clone(),
+            guard,
+            writer: Mutex::new(Writer {
+                tree: TreeState::empty(),
+                guard_size: 0,
+            }),
+            size: AtomicU64::new(0),
+            _lock: lock,
+        };
+        store.check_format()?;
+        let loaded = store.load_state()?;
+        let g = store.guard.check(&dir, loaded.tree.size(), &|s| {
+            Ok(store.checkpoint(Some(s))?.map(|c| c.note))
+        })?;
+        let mut guard_size = g.map_or(0, |g| g.size.0);
+        // The guard may be behind the store (a crash between a checkpoint and
+        // its guard update): advance it now.
+        if let Some(cp) = &loaded.checkpoint
+            && (cp.size.0 > guard_size || (guard_size == 0 && store.guard.read()?.is_none()))
+        {
+            store.guard.write(&cp.note)?;
+            guard_size = cp.size.0;
+        }
+        store.size.store(loaded.tree.size().0, Ordering::Release);
+        *store.lock_writer() = Writer {
+            tree: loaded.tree,
+            guard_size,
+        };
+        tracing::info!(dir = %dir.display(), size = store.size.load(Ordering::Acquire), "store opened");
+        Ok(store)
+    }
+
+    /// The data folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The fork-guard file.
+    pub fn guard_path(&self) -> &Path {
+        self.guard.path()
+    }
+
+    /// Flushes memtables and compacts every column family (for size
+    /// measurements and backups; not needed for durability).
+    pub fn compact(&self) -> Result<(), StoreError> {
+        for name in [
+            CF_ENTRIES,
+            CF_TILES,
+            CF_LEAF_INDEX,
+            CF_IDEMPOTENCY,
+            CF_CHECKPOINTS,
+            CF_META,
+        ] {
+            let cf = self.cf(name)?;
+            self.db.flush_cf(cf)?;
+            self.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(())
+    }
+
+    /// Live table-file bytes per column family (RocksDB's
+    /// `rocksdb.live-sst-files-size`; the write-ahead log is not included).
+    /// For capacity planning and the bytes-per-entry figure.
+    pub fn disk_usage(&self) -> Result<Vec<(&'static str, u64)>, StoreError> {
+        [
+            CF_ENTRIES,
+            CF_TILES,
+            CF_LEAF_INDEX,
+            CF_IDEMPOTENCY,
+            CF_CHECKPOINTS,
+            CF_META,
+        ]
+        .into_iter()
+        .map(|name| {
+            let v = self
+                .db
+                .property_int_value_cf(self.cf(name)?, "rocksdb.live-sst-files-size")?
+                .unwrap_or(0);
+            Ok((name, v))
+        })
+        .collect()
+    }
+
+    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        // Poisoning means a panic while holding the lock; the durable state
+        // is in RocksDB and `Writer` is only replaced after a successful
+        // write, so the data behind the lock is still valid.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn cf(&self, name: &'static str) -> Result<&ColumnFamily, StoreError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| StoreError::Corrupt(format!("column family {name} is missing")))
+    }
+
+    fn check_format(&self) -> Result<(), StoreError> {
+        let meta = self.cf(CF_META)?;
+        match self.db.get_cf(meta, META_FORMAT)? {
+            Some(v) => {
+                let found = <[u8; 4]>::try_from(v.as_slice())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| {
+                        StoreError::Corrupt("format-version record is malformed".into())
+                    })?;
+                if found != FORMAT_VERSION {
+                    return Err(StoreError::UnknownFormat {
+                        dir: self.dir.clone(),
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+            }
+            None => {
+                // A new store, or one with data but no version record (only
+                // possible if it was not written by Cairn).
+                if self.db.get_cf(meta, META_STATE)?.is_some() {
+                    return Err(StoreError::Corrupt(
+                        "store has a tree state but no format-version record".into(),
+                    ));
+                }
+                let mut wo = WriteOptions::default();
+                wo.set_sync(true);
+                self.db
+                    .put_cf_opt(meta, META_FORMAT, FORMAT_VERSION.to_be_bytes(), &wo)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn tile_bytes(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_TILES)?, tile_key(level, index))?)
+    }
+
+    fn sync_write(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        let mut wo = WriteOptions::default();
+        // The commit point: WAL appended and fsynced before this returns.
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo)?;
+        Ok(())
+    }
+
+    /// Advances the guard to a durable checkpoint if it is the newest yet.
+    fn advance_guard(&self, w: &mut Writer, size: TreeSize, note: &[u8]) -> Result<(), StoreError> {
+        if size.0 >= w.guard_size {
+            self.guard.write(note)?;
+            w.guard_size = size.0;
+        }
+        Ok(())
+    }
+
+    fn checkpoint_slot_free(&self, size: u64, note: &[u8]) -> Result<bool, StoreError> {
+        match self
+            .db
+            .get_cf(self.cf(CF_CHECKPOINTS)?, size.to_be_bytes())?
+        {
+            Some(old) if old == note => Ok(false),
+            Some(_) => Err(StoreError::CheckpointConflict { size }),
+            None => Ok(true),
+        }
+    }
+}
+
+impl LogStore for RocksStore {
+    fn load_state(&self) -> Result<LoadedState, StoreError> {
+        // The state and the latest checkpoint from one snapshot, so a commit
+        // landing between the two reads cannot make them disagree. Tiles are
+        // read afterwards: they only grow, and the prefix a size needs never
+        // changes.
+        let snap = self.db.snapshot();
+        let tree = match snap.get_cf(self.cf(CF_META)?, META_STATE)? {
+            Some(v) => decode_state(&v)?,
+            None => TreeState::empty(),
+        };
+        let checkpoint = match snap
+            .iterator_cf(self.cf(CF_CHECKPOINTS)?, IteratorMode::End)
+            .next()
+        {
+            None => None,
+            Some(item) => {
+                let (k, v) = item?;
+                Some(StoredCheckpoint {
+                    size: TreeSize(decode_u64(&k, "checkpoint key")?),
+                    note: v.into_vec(),
+                })
+            }
+        };
+        drop(snap);
+        verify_state(self, &tree, checkpoint.as_ref())?;
+        Ok(LoadedState { tree, checkpoint })
+    }
+
+    fn commit_batch(&self, batch: CommitBatch<'_>) -> Result<(), StoreError> {
+        let mut w = self.lock_writer();
+        // 1. Validate. Read the stored bytes of every tile the batch extends
+        //    (the partial right-edge tiles) once, for the check and the merge.
+        let mut existing = std::collections::HashMap::new();
+        for u in batch.tiles {
+            if u.offset > 0 {
+                let bytes = self
+                    .tile_bytes(u.tile.level, u.tile.index)?
+                    .unwrap_or_default();
+                existing.insert((u.tile.level, u.tile.index), bytes);
+            }
+        }
+        let idem = self.cf(CF_IDEMPOTENCY)?;
+        validate_batch(
+            &batch,
+            w.tree.size(),
+            &|l, i| Ok(existing.get(&(l, i)).map_or(0, |b| b.len() / HASH_LEN)),
+            &|k| Ok(self.db.get_pinned_cf(idem, k)?.is_some()),
+        )?;
+        if let Some(note) = batch.checkpoint {
+            self.checkpoint_slot_free(batch.state.size().0, note)?;
+        }
+        // 2. Build one WriteBatch.
+        let mut wb = WriteBatch::default();
+        let (entries, tiles, leaves) = (
+            self.cf(CF_ENTRIES)?,
+            self.cf(CF_TILES)?,
+            self.cf(CF_LEAF_INDEX)?,
+        );
+        let start = batch.expected_size.0;
+        for (i, e) in batch.entries.iter().enumerate() {
+            let idx = start + i as u64;
+            wb.put_cf(entries, entry_key(idx), e.data);
+            wb.put_cf(leaves, leaf_key(&e.leaf_hash, idx), []);
+            if let Some(k) = e.idempotency_key {
+                wb.put_cf(idem, k, idx.to_be_bytes());
+            }
+        }
+        for u in batch.tiles {
+            let mut bytes = existing
+                .remove(&(u.tile.level, u.tile.index))
+                .unwrap_or_default();
+            bytes.reserve(u.hashes.len() * HASH_LEN);
+            for h in &u.hashes {
+                bytes.extend_from_slice(&h.0);
+            }
+            wb.put_cf(tiles, tile_key(u.tile.level, u.tile.index), bytes);
+        }
+        if let Some(note) = batch.checkpoint {
+            wb.put_cf(
+                self.cf(CF_CHECKPOINTS)?,
+                batch.state.size().0.to_be_bytes(),
+                note,
+            );
+        }
+        wb.put_cf(self.cf(CF_META)?, META_STATE, encode_state(batch.state));
+        // 3. The commit point (see the module docs).
+        self.sync_write(wb)?;
+        // 4. Durable: publish the new size to readers.
+        w.tree = batch.state.clone();
+        self.size.store(batch.state.size().0, Ordering::Release);
+        // 5. Advance the fork guard. If this fails the batch is still
+        //    durable; the error tells the caller not to publish yet.
+        if let Some(note) = batch.checkpoint {
+            self.advance_guard(&mut w, batch.state.size(), note)?;
+        }
+        Ok(())
+    }
+
+    fn put_checkpoint(&self, size: TreeSize, note: &[u8]) -> Result<(), StoreError> {
+        let cp = parse_checkpoint(note)?;
+        if cp.size != size {
+            return Err(StoreError::InvalidBatch(format!(
+                "checkpoint is for size {}, not {size}",
+                cp.size
+            )));
+        }
+        let mut w = self.lock_writer();
+        if size > w.tree.size() {
+            return Err(StoreError::InvalidBatch(format!(
+                "checkpoint size {size} is beyond the durable tree size {}",
+                w.tree.size()
+            )));
+        }
+        if self.checkpoint_slot_free(size.0, note)? {
+            let mut wb = WriteBatch::default();
+            wb.put_cf(self.cf(CF_CHECKPOINTS)?, size.0.to_be_bytes(), note);
+            // Commit point: a crash before it leaves no checkpoint for this
+            // size (start-up finds the tree ahead of its latest checkpoint
+            // and the caller signs it again: Ed25519 is deterministic, so the
+            // bytes are the same); a crash after it keeps it.
+            self.sync_write(wb)?;
+        }
+        self.advance_guard(&mut w, size, note)
+    }
+
+    fn read_entries(&self, start: LeafIndex, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let size = self.size.load(Ordering::Acquire);
+        if start.0 > size {
+            return Err(StoreError::OutOfRange {
+                index: start.0,
+                size,
+            });
+        }
+        let n = (size - start.0).min(limit as u64) as usize;
+        let mut out = Vec::with_capacity(n);
+        if n == 0 {
+            return Ok(out);
+        }
+        let key = entry_key(start.0);
+        let iter = self.db.iterator_cf(
+            self.cf(CF_ENTRIES)?,
+            IteratorMode::From(&key, Direction::Forward),
+        );
+        for (expect, item) in (start.0..).zip(iter.take(n)) {
+            let (k, v) = item?;
+            if decode_u64(&k, "entry key")? != expect {
+                return Err(StoreError::Corrupt(format!("entry {expect} is missing")));
+            }
+            out.push(v.into_vec());
+        }
+        if out.len() != n {
+            return Err(StoreError::Corrupt(format!(
+                "entries {}..{} are missing",
+                start.0 + out.len() as u64,
+                start.0 + n as u64
+            )));
+        }
+        Ok(out)
+    }
+
+    fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<Hash>>, StoreError> {
+        let cf = self.cf(CF_TILES)?;
+        let keys: Vec<[u8; 9]> = tiles.iter().map(|t| tile_key(t.level, t.index)).collect();
+        let results = self.db.batched_multi_get_cf(cf, &keys, false);
+        tiles
+            .iter()
+            .zip(results)
+            .map(|(t, r)| {
+                let bytes = r?.ok_or_else(|| StoreError::MissingTile { path: t.path() })?;
+                let want = usize::from(t.width) * HASH_LEN;
+                let slice = bytes
+                    .get(..want)
+                    .ok_or_else(|| StoreError::MissingTile { path: t.path() })?;
+                decode_hashes(slice, "a tile")
+            })
+            .collect()
+    }
+
+    fn checkpoint(&self, size: Option<TreeSize>) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let cf = self.cf(CF_CHECKPOINTS)?;
+        match size {
+            Some(s) => Ok(self
+                .db
+                .get_cf(cf, s.0.to_be_bytes())?
+                .map(|note| StoredCheckpoint { size: s, note })),
+            None => match self.db.iterator_cf(cf, IteratorMode::End).next() {
+                None => Ok(None),
+                Some(item) => {
+                    let (k, v) = item?;
+                    Ok(Some(StoredCheckpoint {
+                        size: TreeSize(decode_u64(&k, "checkpoint key")?),
+                        note: v.into_vec(),
+                    }))
+                }
+            },
+        }
+    }
+
+    fn find_leaf(&self, leaf_hash: &Hash) -> Result<Option<LeafIndex>, StoreError> {
+        let size = self.size.load(Ordering::Acquire);
+        let cf = self.cf(CF_LEAF_INDEX)?;
+        let mut ro = ReadOptions::default();
+        ro.set_prefix_same_as_start(true);
+        let prefix = &leaf_hash.0[..LEAF_PREFIX];
+        let iter = self
+            .db
+            .iterator_cf_opt(cf, ro, IteratorMode::From(prefix, Direction::Forward));
+        // Candidates share the 8-byte prefix; confirm each against the full
+        // leaf hash in its level-0 tile. Lowest index first.
+        for item in iter {
+            let (k, _) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            let idx = decode_u64(&k[LEAF_PREFIX..], "leaf-index key")?;
+            if idx >= size {
+                continue;
+            }
+            let tile = Tile {
+                level: 0,
+                index: idx / TILE_WIDTH,
+                width: (idx % TILE_WIDTH + 1) as u16,
+            };
+            let hashes = self.read_tiles(&[tile])?;
+            if hashes
+                .first()
+                .and_then(|t| t.last())
+                .is_some_and(|h| h == leaf_hash)
+            {
+                return Ok(Some(LeafIndex(idx)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn find_idempotency_key(&self, key: &[u8]) -> Result<Option<LeafIndex>, StoreError> {
+        match self.db.get_pinned_cf(self.cf(CF_IDEMPOTENCY)?, key)? {
+            None => Ok(None),
+            Some(v) => Ok(Some(LeafIndex(decode_u64(&v, "idempotency record")?))),
+        }
+    }
+}

@@ -1,0 +1,463 @@
+//! RocksDB-specific behaviour: durability across reopen, the folder lock,
+//! the format version, the fork guard, corruption, and SIGKILL crashes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cairn_core::hash::{LeafIndex, TreeSize, leaf_hash};
+use cairn_storage::conformance::Harness;
+use cairn_storage::{
+    Compression, Fault, FaultPoint, FaultyStore, LogStore, RocksStore, StoreError, StoreOptions,
+};
+
+fn opts(dir: &Path) -> StoreOptions {
+    let mut o = StoreOptions::new(dir.join("data"));
+    o.block_cache_bytes = 8 << 20;
+    o
+}
+
+fn open(dir: &Path) -> RocksStore {
+    RocksStore::open(opts(dir)).expect("open")
+}
+
+const CFS: [&str; 7] = [
+    "default",
+    "entries",
+    "tiles",
+    "leaf_index",
+    "idempotency",
+    "checkpoints",
+    "meta",
+];
+
+/// Opens the raw RocksDB folder behind Cairn's back, to damage it.
+fn raw(dir: &Path) -> rocksdb::DB {
+    let o = rocksdb::Options::default();
+    rocksdb::DB::open_cf(&o, dir.join("data"), CFS).expect("raw open")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn data_survives_reopen_with_lz4() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = Harness::new();
+    {
+        let mut o = opts(tmp.path());
+        o.compression = Compression::Lz4;
+        let s = RocksStore::open(o).unwrap();
+        for n in [1u64, 300, 5, 1000] {
+            h.commit(&s, n).unwrap();
+        }
+    }
+    let s = open(tmp.path());
+    h.check_store(&s).unwrap();
+    // And the log continues where it left off.
+    h.commit(&s, 7).unwrap();
+    h.check_store(&s).unwrap();
+}
+
+#[test]
+fn zstd_store_reads_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = opts(tmp.path());
+    o.compression = Compression::Zstd;
+    let s = RocksStore::open(o).unwrap();
+    let mut h = Harness::new();
+    h.commit(&s, 500).unwrap();
+    h.check_store(&s).unwrap();
+}
+
+#[test]
+fn second_opener_in_process_gets_a_clear_lock_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let _first = open(tmp.path());
+    let err = RocksStore::open(opts(tmp.path()))
+        .err()
+        .expect("second open must fail");
+    let msg = err.to_string();
+    assert!(matches!(err, StoreError::Locked { .. }), "{msg}");
+    let data = tmp.path().join("data");
+    assert!(
+        msg.contains(&data.display().to_string()),
+        "names the folder: {msg}"
+    );
+    assert!(msg.contains("cairn.lock"), "names the lock file: {msg}");
+    assert!(
+        msg.contains(&format!("pid {}", std::process::id())),
+        "names the holder: {msg}"
+    );
+}
+
+#[test]
+fn second_process_holding_the_lock_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    drop(open(tmp.path()));
+    let lock = tmp.path().join("data").join("cairn.lock");
+    // Another process takes the same flock(2) lock the store uses.
+    // `-o`: only flock itself holds the lock (not the shell it runs), so
+    // killing flock releases it.
+    let mut child = Command::new("flock")
+        .arg("-o")
+        .arg(&lock)
+        .args(["-c", "echo locked; exec sleep 30"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("flock(1) from util-linux");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let err = RocksStore::open(opts(tmp.path()))
+        .err()
+        .expect("must be locked");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("cairn.lock"));
+    // Once the other process is gone, the folder opens.
+    open(tmp.path());
+}
+
+#[test]
+fn unknown_format_version_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    drop(open(tmp.path()));
+    {
+        let db = raw(tmp.path());
+        db.put_cf(db.cf_handle("meta").unwrap(), b"format", 2u32.to_be_bytes())
+            .unwrap();
+    }
+    let err = RocksStore::open(opts(tmp.path())).err().unwrap();
+    assert!(
+        matches!(
+            err,
+            StoreError::UnknownFormat {
+                found: 2,
+                supported: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("format version 2"));
+}
+
+#[test]
+fn restored_backup_is_refused_by_the_fork_guard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let backup = tmp.path().join("backup");
+    let mut h = Harness::new();
+    {
+        let s = open(tmp.path());
+        h.commit(&s, 10).unwrap();
+    }
+    copy_dir(&data, &backup);
+    {
+        let s = open(tmp.path());
+        h.commit(&s, 10).unwrap();
+        // The guard lives beside the folder, not in it.
+        assert_eq!(s.guard_path(), tmp.path().join("data.guard"));
+    }
+    // Restore last week's backup over the data folder.
+    std::fs::remove_dir_all(&data).unwrap();
+    copy_dir(&backup, &data);
+    let err = RocksStore::open(opts(tmp.path()))
+        .err()
+        .expect("must refuse");
+    let msg = err.to_string();
+    assert!(matches!(err, StoreError::ForkGuard(_)), "{msg}");
+    for needle in [
+        "holds 10 leaves",
+        "size 20",
+        "fork",
+        "data.guard",
+        "new origin",
+    ] {
+        assert!(msg.contains(needle), "message mentions {needle:?}: {msg}");
+    }
+}
+
+#[test]
+fn store_from_another_history_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let guard = tmp.path().join("elsewhere.guard");
+    let mut o = opts(tmp.path());
+    o.guard_path = Some(guard.clone());
+    {
+        let s = RocksStore::open(o.clone()).unwrap();
+        Harness::new().commit(&s, 5).unwrap();
+    }
+    // A different log's store, at a larger size, under the same guard.
+    std::fs::remove_dir_all(tmp.path().join("data")).unwrap();
+    {
+        let mut other = o.clone();
+        other.guard_path = Some(tmp.path().join("other.guard"));
+        let s = RocksStore::open(other).unwrap();
+        let mut h = Harness::new();
+        // Same sizes, different entries: skip one entry so contents differ.
+        h.commit(&s, 3).unwrap();
+        h.commit(&s, 4).unwrap();
+    }
+    let err = RocksStore::open(o).err().expect("must refuse");
+    assert!(matches!(err, StoreError::ForkGuard(_)), "{err}");
+    assert!(err.to_string().contains("signed checkpoint"), "{err}");
+}
+
+#[test]
+fn guard_is_created_and_advanced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let guard_path = tmp.path().join("data.guard");
+    let s = open(tmp.path());
+    assert!(!guard_path.exists(), "no guard before the first checkpoint");
+    let mut h = Harness::new();
+    h.commit(&s, 3).unwrap();
+    let g = cairn_storage::guard::ForkGuard::new(&guard_path)
+        .read()
+        .unwrap()
+        .unwrap();
+    assert_eq!(g.size, TreeSize(3));
+    h.commit(&s, 4).unwrap();
+    let g = cairn_storage::guard::ForkGuard::new(&guard_path)
+        .read()
+        .unwrap()
+        .unwrap();
+    assert_eq!(g.size, TreeSize(7));
+    // Backfilling an older checkpoint never moves the guard back.
+    drop(s);
+    std::fs::remove_file(&guard_path).unwrap();
+    let s = open(tmp.path());
+    let g = cairn_storage::guard::ForkGuard::new(&guard_path)
+        .read()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        g.size,
+        TreeSize(7),
+        "a missing guard is rebuilt from the store"
+    );
+    drop(s);
+    // A damaged guard is an error, not an empty guard.
+    std::fs::write(&guard_path, b"garbage").unwrap();
+    let err = RocksStore::open(opts(tmp.path())).err().unwrap();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+}
+
+/// Start-up recomputes the root from the tiles on the tree's right edge
+/// (`O(log n)` reads): altering one of those hashes is caught before the
+/// store serves anything. (Interior tiles are covered by RocksDB's block
+/// checksums on every read, and by clients verifying every proof.)
+#[test]
+fn corrupted_tile_is_detected_at_start_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let s = open(tmp.path());
+        Harness::new().commit(&s, 600).unwrap();
+    }
+    {
+        let db = raw(tmp.path());
+        let cf = db.cf_handle("tiles").unwrap();
+        // Tile 0/2 holds leaves 512..600, the right edge of the tree.
+        let mut key = vec![0u8];
+        key.extend_from_slice(&2u64.to_be_bytes());
+        let mut v = db.get_cf(cf, &key).unwrap().unwrap();
+        v[40] ^= 0xff;
+        db.put_cf(cf, &key, v).unwrap();
+    }
+    let err = RocksStore::open(opts(tmp.path()))
+        .err()
+        .expect("must refuse");
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+    assert!(
+        err.to_string().contains("disagrees with the stored tiles"),
+        "{err}"
+    );
+}
+
+#[test]
+fn truncated_tile_and_missing_entries_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let s = open(tmp.path());
+        Harness::new().commit(&s, 300).unwrap();
+    }
+    {
+        let db = raw(tmp.path());
+        let cf = db.cf_handle("entries").unwrap();
+        db.delete_cf(cf, 100u64.to_be_bytes()).unwrap();
+    }
+    let s = open(tmp.path());
+    let err = s.read_entries(LeafIndex(90), 20).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+    drop(s);
+    {
+        let db = raw(tmp.path());
+        let cf = db.cf_handle("tiles").unwrap();
+        let mut key = vec![0u8];
+        key.extend_from_slice(&1u64.to_be_bytes());
+        db.put_cf(cf, &key, [0u8; 64]).unwrap();
+    }
+    let err = RocksStore::open(opts(tmp.path()))
+        .err()
+        .expect("must refuse");
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+}
+
+#[test]
+fn damaged_files_give_an_error_not_a_silent_tree() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let s = open(tmp.path());
+        Harness::new().commit(&s, 2000).unwrap();
+        s.compact().unwrap();
+    }
+    // Truncate every table file to half its length.
+    let data = tmp.path().join("data");
+    let mut damaged = 0;
+    for e in std::fs::read_dir(&data).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "sst") {
+            let len = std::fs::metadata(&p).unwrap().len();
+            let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+            f.set_len(len / 2).unwrap();
+            damaged += 1;
+        }
+    }
+    assert!(damaged > 0);
+    match RocksStore::open(opts(tmp.path())) {
+        Err(e) => assert!(
+            matches!(e, StoreError::Io(_) | StoreError::Corrupt(_)),
+            "clear error expected: {e}"
+        ),
+        Ok(s) => {
+            // If RocksDB opened lazily, the first read must fail loudly.
+            let r = s.read_entries(LeafIndex(0), 2000);
+            assert!(r.is_err(), "a truncated store must not serve entries");
+        }
+    }
+}
+
+#[test]
+fn faults_at_each_step_leave_the_store_consistent() {
+    // Table rows: (point, fault, saved?)
+    let rows = [
+        (FaultPoint::CommitBatch, Fault::BeforePersist, false),
+        (FaultPoint::CommitBatch, Fault::AfterPersist, true),
+        (FaultPoint::PutCheckpoint, Fault::BeforePersist, false),
+        (FaultPoint::PutCheckpoint, Fault::AfterPersist, true),
+    ];
+    for (point, fault, saved) in rows {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = FaultyStore::new(open(tmp.path()));
+        let mut h = Harness::new();
+        h.commit(&store, 10).unwrap();
+        store.arm(point, fault);
+        let p = h.prepare(5, true);
+        let e = p.entries();
+        let r = store
+            .commit_batch(p.batch(&e, false))
+            .and_then(|()| store.put_checkpoint(p.integ.state.size(), &p.note));
+        assert!(
+            matches!(r, Err(StoreError::Injected(_))),
+            "{point:?} {fault:?}: {r:?}"
+        );
+        // The caller's rule after an error: reload, then decide.
+        let st = store.load_state().unwrap();
+        let batch_landed = st.tree == p.integ.state;
+        let cp_landed = st.checkpoint.as_ref().map(|c| c.size) == Some(TreeSize(15));
+        match point {
+            FaultPoint::CommitBatch => assert_eq!(batch_landed, saved, "{point:?} {fault:?}"),
+            _ => {
+                assert!(batch_landed);
+                assert_eq!(cp_landed, saved, "{point:?} {fault:?}");
+            }
+        }
+        // Recovery: finish what is missing, then the store is whole.
+        if !batch_landed {
+            let e = p.entries();
+            store.commit_batch(p.batch(&e, false)).unwrap();
+        }
+        if !cp_landed {
+            store.put_checkpoint(TreeSize(15), &p.note).unwrap();
+        }
+        h.accept(p);
+        h.check_store(&store).unwrap();
+        // Reopen from disk: same.
+        drop(store);
+        h.check_store(&open(tmp.path())).unwrap();
+    }
+}
+
+fn crash_writer() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cairn-store-crash-writer"))
+}
+
+/// SIGKILL a writer at random moments; every acknowledged size must
+/// survive, and every restart must verify (root = tiles = checkpoint).
+#[test]
+fn sigkill_never_loses_an_acknowledged_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut acked = 0u64;
+    let mut seed = 0x1234_5678u64;
+    for round in 0..6 {
+        let mut child = Command::new(crash_writer())
+            .arg(&data)
+            .arg(round.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = lines.next().unwrap().unwrap();
+        assert!(ready.starts_with("ready "), "{ready}");
+        let start_size: u64 = ready[6..].parse().unwrap();
+        assert!(
+            start_size >= acked,
+            "round {round}: store at {start_size}, acked {acked}"
+        );
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let run_for = Duration::from_millis(50 + seed % 400);
+        let t0 = Instant::now();
+        for l in lines.by_ref() {
+            let l = l.unwrap();
+            if let Some(s) = l.strip_prefix("acked ") {
+                acked = s.parse().unwrap();
+            }
+            if t0.elapsed() >= run_for {
+                break;
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let s = RocksStore::open(StoreOptions::new(&data)).expect("reopen after SIGKILL");
+        let st = s.load_state().expect("state verifies after SIGKILL");
+        assert!(
+            st.tree.size().0 >= acked,
+            "round {round}: lost acked entries"
+        );
+        // Every acknowledged entry is byte-exact at its index.
+        for i in [0, acked / 2, acked.saturating_sub(1)] {
+            if i < acked {
+                let e = s.read_entries(LeafIndex(i), 1).unwrap();
+                assert_eq!(e[0], Harness::entry(i));
+                assert_eq!(s.find_leaf(&leaf_hash(&e[0])).unwrap(), Some(LeafIndex(i)));
+            }
+        }
+    }
+    assert!(acked > 0, "the writer acknowledged something");
+}

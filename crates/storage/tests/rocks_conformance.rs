@@ -1,0 +1,15 @@
+//! The conformance suite on the RocksDB backend, each case in a fresh
+//! temporary folder, with compression off (LZ4 is covered by tests/rocks.rs).
+
+#![allow(clippy::expect_used)]
+
+fn fresh() -> (tempfile::TempDir, cairn_storage::RocksStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut opts = cairn_storage::StoreOptions::new(dir.path().join("data"));
+    opts.compression = cairn_storage::Compression::None;
+    opts.block_cache_bytes = 8 << 20;
+    let store = cairn_storage::RocksStore::open(opts).expect("open store");
+    (dir, store)
+}
+
+cairn_storage::conformance_tests!(fresh());
