@@ -34,7 +34,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use cairn_core::hash::{HASH_LEN, Hash, LeafIndex, TreeSize};
 use cairn_core::tile::{TILE_WIDTH, Tile};
@@ -105,11 +105,17 @@ struct Writer {
     tree: TreeState,
     /// Size of the checkpoint the guard holds (0 if none).
     guard_size: u64,
+    /// A write failed with an I/O error: RocksDB refuses further writes
+    /// until the database is reopened (it has no resume in the C API).
+    poisoned: bool,
 }
 
 /// A crash-safe [`LogStore`] in a RocksDB folder.
 pub struct RocksStore {
-    db: DB,
+    /// `None` only while the database is being reopened after an I/O error.
+    db: RwLock<Option<DB>>,
+    opts: StoreOptions,
+    cache: Cache,
     dir: PathBuf,
     guard: ForkGuard,
     writer: Mutex<Writer>,
@@ -283,55 +289,29 @@ impl RocksStore {
             .map_err(|e| StoreError::Io(format!("creating data folder {}: {e}", dir.display())))?;
         let lock = lock_dir(&dir)?;
 
-        let mut db_opts = Options::default();
-        db_opts.create_if_missing(true);
-        db_opts.create_missing_column_families(true);
-        // Two cores: two background threads for flushes and compactions.
-        db_opts.increase_parallelism(2);
-        db_opts.set_max_background_jobs(2);
-        // Write SST data back to disk in 1 MiB steps rather than in one big
-        // burst at file close, so compaction I/O does not stall the WAL sync.
-        db_opts.set_bytes_per_sync(1 << 20);
-        // Bound the WAL so a restart replays at most this much.
-        db_opts.set_max_total_wal_size(256 << 20);
-        db_opts.set_keep_log_file_num(4);
         let cache = Cache::new_lru_cache(opts.block_cache_bytes);
-        let cfs: Vec<ColumnFamilyDescriptor> = [
-            CF_ENTRIES,
-            CF_TILES,
-            CF_LEAF_INDEX,
-            CF_IDEMPOTENCY,
-            CF_CHECKPOINTS,
-            CF_META,
-        ]
-        .iter()
-        .map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n, &opts, &cache)))
-        .collect();
-        let db = DB::open_cf_descriptors(&db_opts, &dir, cfs).map_err(|e| {
-            StoreError::Io(format!(
-                "opening RocksDB in {}: {}",
-                dir.display(),
-                e.into_string()
-            ))
-        })?;
+        let db = open_db(&opts, &cache)?;
 
         let guard = ForkGuard::new(
             opts.guard_path
                 .clone()
                 .unwrap_or_else(|| ForkGuard::default_path(&dir)),
         );
+        check_format(&db, &dir)?;
         let store = RocksStore {
-            db,
+            db: RwLock::new(Some(db)),
+            opts,
+            cache,
             dir: dir.clone(),
             guard,
             writer: Mutex::new(Writer {
                 tree: TreeState::empty(),
                 guard_size: 0,
+                poisoned: false,
             }),
             size: AtomicU64::new(0),
             _lock: lock,
         };
-        store.check_format()?;
         let loaded = store.load_state()?;
         let g = store.guard.check(&dir, loaded.tree.size(), &|s| {
             Ok(store.checkpoint(Some(s))?.map(|c| c.note))
@@ -349,6 +329,7 @@ impl RocksStore {
         *store.lock_writer() = Writer {
             tree: loaded.tree,
             guard_size,
+            poisoned: false,
         };
         tracing::info!(dir = %dir.display(), size = store.size.load(Ordering::Acquire), "store opened");
         Ok(store)
@@ -367,17 +348,12 @@ impl RocksStore {
     /// Flushes memtables and compacts every column family (for size
     /// measurements and backups; not needed for durability).
     pub fn compact(&self) -> Result<(), StoreError> {
-        for name in [
-            CF_ENTRIES,
-            CF_TILES,
-            CF_LEAF_INDEX,
-            CF_IDEMPOTENCY,
-            CF_CHECKPOINTS,
-            CF_META,
-        ] {
-            let cf = self.cf(name)?;
-            self.db.flush_cf(cf)?;
-            self.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+        let guard = self.read_db();
+        let db = live(&guard)?;
+        for name in ALL_CFS {
+            let cf = cf(db, name)?;
+            db.flush_cf(cf)?;
+            db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
         }
         Ok(())
     }
@@ -386,23 +362,17 @@ impl RocksStore {
     /// `rocksdb.live-sst-files-size`; the write-ahead log is not included).
     /// For capacity planning and the bytes-per-entry figure.
     pub fn disk_usage(&self) -> Result<Vec<(&'static str, u64)>, StoreError> {
-        [
-            CF_ENTRIES,
-            CF_TILES,
-            CF_LEAF_INDEX,
-            CF_IDEMPOTENCY,
-            CF_CHECKPOINTS,
-            CF_META,
-        ]
-        .into_iter()
-        .map(|name| {
-            let v = self
-                .db
-                .property_int_value_cf(self.cf(name)?, "rocksdb.live-sst-files-size")?
-                .unwrap_or(0);
-            Ok((name, v))
-        })
-        .collect()
+        let guard = self.read_db();
+        let db = live(&guard)?;
+        ALL_CFS
+            .into_iter()
+            .map(|name| {
+                let v = db
+                    .property_int_value_cf(cf(db, name)?, "rocksdb.live-sst-files-size")?
+                    .unwrap_or(0);
+                Ok((name, v))
+            })
+            .collect()
     }
 
     fn lock_writer(&self) -> MutexGuard<'_, Writer> {
@@ -412,55 +382,27 @@ impl RocksStore {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn cf(&self, name: &'static str) -> Result<&ColumnFamily, StoreError> {
-        self.db
-            .cf_handle(name)
-            .ok_or_else(|| StoreError::Corrupt(format!("column family {name} is missing")))
+    fn read_db(&self) -> RwLockReadGuard<'_, Option<DB>> {
+        // The lock only guards the swap of the handle during a reopen; a
+        // panic elsewhere cannot leave the handle half-swapped.
+        self.db.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn check_format(&self) -> Result<(), StoreError> {
-        let meta = self.cf(CF_META)?;
-        match self.db.get_cf(meta, META_FORMAT)? {
-            Some(v) => {
-                let found = <[u8; 4]>::try_from(v.as_slice())
-                    .map(u32::from_be_bytes)
-                    .map_err(|_| {
-                        StoreError::Corrupt("format-version record is malformed".into())
-                    })?;
-                if found != FORMAT_VERSION {
-                    return Err(StoreError::UnknownFormat {
-                        dir: self.dir.clone(),
-                        found,
-                        supported: FORMAT_VERSION,
-                    });
-                }
-            }
-            None => {
-                // A new store, or one with data but no version record (only
-                // possible if it was not written by Cairn).
-                if self.db.get_cf(meta, META_STATE)?.is_some() {
-                    return Err(StoreError::Corrupt(
-                        "store has a tree state but no format-version record".into(),
-                    ));
-                }
-                let mut wo = WriteOptions::default();
-                wo.set_sync(true);
-                self.db
-                    .put_cf_opt(meta, META_FORMAT, FORMAT_VERSION.to_be_bytes(), &wo)?;
-            }
+    /// After an I/O error RocksDB stops accepting writes until it is
+    /// reopened. Reopen it (replaying the WAL), then take the durable state
+    /// as the truth: the failed batch is either wholly there or wholly not.
+    fn recover(&self, w: &mut Writer) -> Result<(), StoreError> {
+        {
+            let mut slot = self.db.write().unwrap_or_else(|p| p.into_inner());
+            // Close first: RocksDB's own LOCK file must be released.
+            *slot = None;
+            *slot = Some(open_db(&self.opts, &self.cache)?);
         }
-        Ok(())
-    }
-
-    fn tile_bytes(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get_cf(self.cf(CF_TILES)?, tile_key(level, index))?)
-    }
-
-    fn sync_write(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        let mut wo = WriteOptions::default();
-        // The commit point: WAL appended and fsynced before this returns.
-        wo.set_sync(true);
-        self.db.write_opt(batch, &wo)?;
+        let st = self.load_state()?;
+        tracing::warn!(size = st.tree.size().0, "store reopened after an I/O error");
+        self.size.store(st.tree.size().0, Ordering::Release);
+        w.tree = st.tree;
+        w.poisoned = false;
         Ok(())
     }
 
@@ -472,78 +414,191 @@ impl RocksStore {
         }
         Ok(())
     }
+}
 
-    fn checkpoint_slot_free(&self, size: u64, note: &[u8]) -> Result<bool, StoreError> {
-        match self
-            .db
-            .get_cf(self.cf(CF_CHECKPOINTS)?, size.to_be_bytes())?
-        {
-            Some(old) if old == note => Ok(false),
-            Some(_) => Err(StoreError::CheckpointConflict { size }),
-            None => Ok(true),
+const ALL_CFS: [&str; 6] = [
+    CF_ENTRIES,
+    CF_TILES,
+    CF_LEAF_INDEX,
+    CF_IDEMPOTENCY,
+    CF_CHECKPOINTS,
+    CF_META,
+];
+
+/// Opens RocksDB with Cairn's options (WAL replay happens here).
+fn open_db(opts: &StoreOptions, cache: &Cache) -> Result<DB, StoreError> {
+    let mut db_opts = Options::default();
+    db_opts.create_if_missing(true);
+    db_opts.create_missing_column_families(true);
+    // Two cores: two background threads for flushes and compactions.
+    db_opts.increase_parallelism(2);
+    db_opts.set_max_background_jobs(2);
+    // Write SST data back to disk in 1 MiB steps rather than in one big
+    // burst at file close, so compaction I/O does not stall the WAL sync.
+    db_opts.set_bytes_per_sync(1 << 20);
+    // Bound the WAL so a restart replays at most this much.
+    db_opts.set_max_total_wal_size(256 << 20);
+    db_opts.set_keep_log_file_num(4);
+    let cfs: Vec<ColumnFamilyDescriptor> = ALL_CFS
+        .iter()
+        .map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n, opts, cache)))
+        .collect();
+    DB::open_cf_descriptors(&db_opts, &opts.dir, cfs).map_err(|e| {
+        StoreError::Io(format!(
+            "opening RocksDB in {}: {}",
+            opts.dir.display(),
+            e.into_string()
+        ))
+    })
+}
+
+/// The open database, or an error while it is being reopened.
+fn live<'a>(guard: &'a RwLockReadGuard<'_, Option<DB>>) -> Result<&'a DB, StoreError> {
+    guard
+        .as_ref()
+        .ok_or_else(|| StoreError::Io("the store is recovering from an I/O error; retry".into()))
+}
+
+fn cf<'a>(db: &'a DB, name: &'static str) -> Result<&'a ColumnFamily, StoreError> {
+    db.cf_handle(name)
+        .ok_or_else(|| StoreError::Corrupt(format!("column family {name} is missing")))
+}
+
+fn check_format(db: &DB, dir: &Path) -> Result<(), StoreError> {
+    let meta = cf(db, CF_META)?;
+    match db.get_cf(meta, META_FORMAT)? {
+        Some(v) => {
+            let found = <[u8; 4]>::try_from(v.as_slice())
+                .map(u32::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt("format-version record is malformed".into()))?;
+            if found != FORMAT_VERSION {
+                return Err(StoreError::UnknownFormat {
+                    dir: dir.to_path_buf(),
+                    found,
+                    supported: FORMAT_VERSION,
+                });
+            }
+        }
+        None => {
+            // A new store, or one with data but no version record (only
+            // possible if it was not written by Cairn).
+            if db.get_cf(meta, META_STATE)?.is_some() {
+                return Err(StoreError::Corrupt(
+                    "store has a tree state but no format-version record".into(),
+                ));
+            }
+            let mut wo = WriteOptions::default();
+            wo.set_sync(true);
+            db.put_cf_opt(meta, META_FORMAT, FORMAT_VERSION.to_be_bytes(), &wo)?;
+        }
+    }
+    Ok(())
+}
+
+fn sync_write(db: &DB, batch: WriteBatch) -> Result<(), StoreError> {
+    let mut wo = WriteOptions::default();
+    // The commit point: WAL appended and fsynced before this returns.
+    wo.set_sync(true);
+    db.write_opt(batch, &wo)?;
+    Ok(())
+}
+
+fn checkpoint_slot_free(db: &DB, size: u64, note: &[u8]) -> Result<bool, StoreError> {
+    match db.get_cf(cf(db, CF_CHECKPOINTS)?, size.to_be_bytes())? {
+        Some(old) if old == note => Ok(false),
+        Some(_) => Err(StoreError::CheckpointConflict { size }),
+        None => Ok(true),
+    }
+}
+
+fn read_tiles_in(db: &DB, tiles: &[Tile]) -> Result<Vec<Vec<Hash>>, StoreError> {
+    let cf = cf(db, CF_TILES)?;
+    let keys: Vec<[u8; 9]> = tiles.iter().map(|t| tile_key(t.level, t.index)).collect();
+    let results = db.batched_multi_get_cf(cf, &keys, false);
+    tiles
+        .iter()
+        .zip(results)
+        .map(|(t, r)| {
+            let bytes = r?.ok_or_else(|| StoreError::MissingTile { path: t.path() })?;
+            let want = usize::from(t.width) * HASH_LEN;
+            let slice = bytes
+                .get(..want)
+                .ok_or_else(|| StoreError::MissingTile { path: t.path() })?;
+            decode_hashes(slice, "a tile")
+        })
+        .collect()
+}
+
+fn latest_checkpoint<'a>(
+    iter: impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), rocksdb::Error>> + 'a,
+) -> Result<Option<StoredCheckpoint>, StoreError> {
+    let mut iter = iter;
+    match iter.next() {
+        None => Ok(None),
+        Some(item) => {
+            let (k, v) = item?;
+            Ok(Some(StoredCheckpoint {
+                size: TreeSize(decode_u64(&k, "checkpoint key")?),
+                note: v.into_vec(),
+            }))
         }
     }
 }
 
 impl LogStore for RocksStore {
     fn load_state(&self) -> Result<LoadedState, StoreError> {
-        // The state and the latest checkpoint from one snapshot, so a commit
-        // landing between the two reads cannot make them disagree. Tiles are
-        // read afterwards: they only grow, and the prefix a size needs never
-        // changes.
-        let snap = self.db.snapshot();
-        let tree = match snap.get_cf(self.cf(CF_META)?, META_STATE)? {
-            Some(v) => decode_state(&v)?,
-            None => TreeState::empty(),
+        let (tree, checkpoint) = {
+            let guard = self.read_db();
+            let db = live(&guard)?;
+            // The state and the latest checkpoint from one snapshot, so a
+            // commit landing between the two reads cannot make them
+            // disagree. Tiles are read afterwards: they only grow, and the
+            // prefix a size needs never changes.
+            let snap = db.snapshot();
+            let tree = match snap.get_cf(cf(db, CF_META)?, META_STATE)? {
+                Some(v) => decode_state(&v)?,
+                None => TreeState::empty(),
+            };
+            let checkpoint =
+                latest_checkpoint(snap.iterator_cf(cf(db, CF_CHECKPOINTS)?, IteratorMode::End))?;
+            (tree, checkpoint)
         };
-        let checkpoint = match snap
-            .iterator_cf(self.cf(CF_CHECKPOINTS)?, IteratorMode::End)
-            .next()
-        {
-            None => None,
-            Some(item) => {
-                let (k, v) = item?;
-                Some(StoredCheckpoint {
-                    size: TreeSize(decode_u64(&k, "checkpoint key")?),
-                    note: v.into_vec(),
-                })
-            }
-        };
-        drop(snap);
         verify_state(self, &tree, checkpoint.as_ref())?;
         Ok(LoadedState { tree, checkpoint })
     }
 
     fn commit_batch(&self, batch: CommitBatch<'_>) -> Result<(), StoreError> {
         let mut w = self.lock_writer();
+        if w.poisoned {
+            self.recover(&mut w)?;
+        }
+        let guard = self.read_db();
+        let db = live(&guard)?;
         // 1. Validate. Read the stored bytes of every tile the batch extends
         //    (the partial right-edge tiles) once, for the check and the merge.
+        let tiles_cf = cf(db, CF_TILES)?;
         let mut existing = std::collections::HashMap::new();
         for u in batch.tiles {
             if u.offset > 0 {
-                let bytes = self
-                    .tile_bytes(u.tile.level, u.tile.index)?
+                let bytes = db
+                    .get_cf(tiles_cf, tile_key(u.tile.level, u.tile.index))?
                     .unwrap_or_default();
                 existing.insert((u.tile.level, u.tile.index), bytes);
             }
         }
-        let idem = self.cf(CF_IDEMPOTENCY)?;
+        let idem = cf(db, CF_IDEMPOTENCY)?;
         validate_batch(
             &batch,
             w.tree.size(),
             &|l, i| Ok(existing.get(&(l, i)).map_or(0, |b| b.len() / HASH_LEN)),
-            &|k| Ok(self.db.get_pinned_cf(idem, k)?.is_some()),
+            &|k| Ok(db.get_pinned_cf(idem, k)?.is_some()),
         )?;
         if let Some(note) = batch.checkpoint {
-            self.checkpoint_slot_free(batch.state.size().0, note)?;
+            checkpoint_slot_free(db, batch.state.size().0, note)?;
         }
         // 2. Build one WriteBatch.
         let mut wb = WriteBatch::default();
-        let (entries, tiles, leaves) = (
-            self.cf(CF_ENTRIES)?,
-            self.cf(CF_TILES)?,
-            self.cf(CF_LEAF_INDEX)?,
-        );
+        let (entries, leaves) = (cf(db, CF_ENTRIES)?, cf(db, CF_LEAF_INDEX)?);
         let start = batch.expected_size.0;
         for (i, e) in batch.entries.iter().enumerate() {
             let idx = start + i as u64;
@@ -561,18 +616,24 @@ impl LogStore for RocksStore {
             for h in &u.hashes {
                 bytes.extend_from_slice(&h.0);
             }
-            wb.put_cf(tiles, tile_key(u.tile.level, u.tile.index), bytes);
+            wb.put_cf(tiles_cf, tile_key(u.tile.level, u.tile.index), bytes);
         }
         if let Some(note) = batch.checkpoint {
             wb.put_cf(
-                self.cf(CF_CHECKPOINTS)?,
+                cf(db, CF_CHECKPOINTS)?,
                 batch.state.size().0.to_be_bytes(),
                 note,
             );
         }
-        wb.put_cf(self.cf(CF_META)?, META_STATE, encode_state(batch.state));
-        // 3. The commit point (see the module docs).
-        self.sync_write(wb)?;
+        wb.put_cf(cf(db, CF_META)?, META_STATE, encode_state(batch.state));
+        // 3. The commit point (see the module docs). On an I/O error
+        //    (disk full, EIO) RocksDB refuses further writes: the next
+        //    write reopens it first (`recover`).
+        if let Err(e) = sync_write(db, wb) {
+            w.poisoned = true;
+            return Err(e);
+        }
+        drop(guard);
         // 4. Durable: publish the new size to readers.
         w.tree = batch.state.clone();
         self.size.store(batch.state.size().0, Ordering::Release);
@@ -593,20 +654,31 @@ impl LogStore for RocksStore {
             )));
         }
         let mut w = self.lock_writer();
+        if w.poisoned {
+            self.recover(&mut w)?;
+        }
         if size > w.tree.size() {
             return Err(StoreError::InvalidBatch(format!(
                 "checkpoint size {size} is beyond the durable tree size {}",
                 w.tree.size()
             )));
         }
-        if self.checkpoint_slot_free(size.0, note)? {
-            let mut wb = WriteBatch::default();
-            wb.put_cf(self.cf(CF_CHECKPOINTS)?, size.0.to_be_bytes(), note);
-            // Commit point: a crash before it leaves no checkpoint for this
-            // size (start-up finds the tree ahead of its latest checkpoint
-            // and the caller signs it again: Ed25519 is deterministic, so the
-            // bytes are the same); a crash after it keeps it.
-            self.sync_write(wb)?;
+        {
+            let guard = self.read_db();
+            let db = live(&guard)?;
+            if checkpoint_slot_free(db, size.0, note)? {
+                let mut wb = WriteBatch::default();
+                wb.put_cf(cf(db, CF_CHECKPOINTS)?, size.0.to_be_bytes(), note);
+                // Commit point: a crash before it leaves no checkpoint for
+                // this size (start-up finds the tree ahead of its latest
+                // checkpoint and the caller signs it again: Ed25519 is
+                // deterministic, so the bytes are the same); a crash after it
+                // keeps it.
+                if let Err(e) = sync_write(db, wb) {
+                    w.poisoned = true;
+                    return Err(e);
+                }
+            }
         }
         self.advance_guard(&mut w, size, note)
     }
@@ -620,13 +692,15 @@ impl LogStore for RocksStore {
             });
         }
         let n = (size - start.0).min(limit as u64) as usize;
-        let mut out = Vec::with_capacity(n);
+        let mut out = Vec::with_capacity(n.min(1 << 16));
         if n == 0 {
             return Ok(out);
         }
+        let guard = self.read_db();
+        let db = live(&guard)?;
         let key = entry_key(start.0);
-        let iter = self.db.iterator_cf(
-            self.cf(CF_ENTRIES)?,
+        let iter = db.iterator_cf(
+            cf(db, CF_ENTRIES)?,
             IteratorMode::From(&key, Direction::Forward),
         );
         for (expect, item) in (start.0..).zip(iter.take(n)) {
@@ -647,52 +721,34 @@ impl LogStore for RocksStore {
     }
 
     fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<Hash>>, StoreError> {
-        let cf = self.cf(CF_TILES)?;
-        let keys: Vec<[u8; 9]> = tiles.iter().map(|t| tile_key(t.level, t.index)).collect();
-        let results = self.db.batched_multi_get_cf(cf, &keys, false);
-        tiles
-            .iter()
-            .zip(results)
-            .map(|(t, r)| {
-                let bytes = r?.ok_or_else(|| StoreError::MissingTile { path: t.path() })?;
-                let want = usize::from(t.width) * HASH_LEN;
-                let slice = bytes
-                    .get(..want)
-                    .ok_or_else(|| StoreError::MissingTile { path: t.path() })?;
-                decode_hashes(slice, "a tile")
-            })
-            .collect()
+        let guard = self.read_db();
+        read_tiles_in(live(&guard)?, tiles)
     }
 
     fn checkpoint(&self, size: Option<TreeSize>) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let cf = self.cf(CF_CHECKPOINTS)?;
+        let guard = self.read_db();
+        let db = live(&guard)?;
+        let cpf = cf(db, CF_CHECKPOINTS)?;
         match size {
-            Some(s) => Ok(self
-                .db
-                .get_cf(cf, s.0.to_be_bytes())?
+            Some(s) => Ok(db
+                .get_cf(cpf, s.0.to_be_bytes())?
                 .map(|note| StoredCheckpoint { size: s, note })),
-            None => match self.db.iterator_cf(cf, IteratorMode::End).next() {
-                None => Ok(None),
-                Some(item) => {
-                    let (k, v) = item?;
-                    Ok(Some(StoredCheckpoint {
-                        size: TreeSize(decode_u64(&k, "checkpoint key")?),
-                        note: v.into_vec(),
-                    }))
-                }
-            },
+            None => latest_checkpoint(db.iterator_cf(cpf, IteratorMode::End)),
         }
     }
 
     fn find_leaf(&self, leaf_hash: &Hash) -> Result<Option<LeafIndex>, StoreError> {
         let size = self.size.load(Ordering::Acquire);
-        let cf = self.cf(CF_LEAF_INDEX)?;
+        let guard = self.read_db();
+        let db = live(&guard)?;
         let mut ro = ReadOptions::default();
         ro.set_prefix_same_as_start(true);
         let prefix = &leaf_hash.0[..LEAF_PREFIX];
-        let iter = self
-            .db
-            .iterator_cf_opt(cf, ro, IteratorMode::From(prefix, Direction::Forward));
+        let iter = db.iterator_cf_opt(
+            cf(db, CF_LEAF_INDEX)?,
+            ro,
+            IteratorMode::From(prefix, Direction::Forward),
+        );
         // Candidates share the 8-byte prefix; confirm each against the full
         // leaf hash in its level-0 tile. Lowest index first.
         for item in iter {
@@ -709,7 +765,7 @@ impl LogStore for RocksStore {
                 index: idx / TILE_WIDTH,
                 width: (idx % TILE_WIDTH + 1) as u16,
             };
-            let hashes = self.read_tiles(&[tile])?;
+            let hashes = read_tiles_in(db, &[tile])?;
             if hashes
                 .first()
                 .and_then(|t| t.last())
@@ -722,7 +778,9 @@ impl LogStore for RocksStore {
     }
 
     fn find_idempotency_key(&self, key: &[u8]) -> Result<Option<LeafIndex>, StoreError> {
-        match self.db.get_pinned_cf(self.cf(CF_IDEMPOTENCY)?, key)? {
+        let guard = self.read_db();
+        let db = live(&guard)?;
+        match db.get_pinned_cf(cf(db, CF_IDEMPOTENCY)?, key)? {
             None => Ok(None),
             Some(v) => Ok(Some(LeafIndex(decode_u64(&v, "idempotency record")?))),
         }

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -460,4 +460,105 @@ fn sigkill_never_loses_an_acknowledged_batch() {
         }
     }
     assert!(acked > 0, "the writer acknowledged something");
+}
+
+/// Disk full during commits: the failing commit returns an error and saves
+/// nothing; once space is back, the next commit succeeds. Uses a small
+/// tmpfs (needs root, as in CI; skipped with a message otherwise).
+#[test]
+fn disk_full_fails_cleanly_and_recovers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=96m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !mounted {
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout == b"0\n")
+            .unwrap_or(false);
+        assert!(
+            !root,
+            "running as root but could not mount a tmpfs for the disk-full test"
+        );
+        eprintln!("skipping disk_full_fails_cleanly_and_recovers: needs root to mount a tmpfs");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let mut o = StoreOptions::new(mnt.join("data"));
+    o.guard_path = Some(tmp.path().join("data.guard"));
+    o.block_cache_bytes = 8 << 20;
+    o.compression = Compression::None;
+    let store = RocksStore::open(o).unwrap();
+    let mut h = Harness::new();
+    h.commit(&store, 100).unwrap();
+    // Fill the disk, leaving a little room.
+    let ballast = mnt.join("ballast");
+    {
+        let mut f = std::fs::File::create(&ballast).unwrap();
+        let chunk = vec![0u8; 1 << 20];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+    }
+    let free_a_little = std::fs::metadata(&ballast)
+        .unwrap()
+        .len()
+        .saturating_sub(2 << 20);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&ballast)
+        .unwrap()
+        .set_len(free_a_little)
+        .unwrap();
+    // Commit until the disk is full.
+    let mut failure = None;
+    for _ in 0..10_000 {
+        let p = h.prepare(500, false);
+        let e = p.entries();
+        match store.commit_batch(p.batch(&e, false)) {
+            Ok(()) => h.accept(p),
+            Err(err) => {
+                failure = Some(err);
+                break;
+            }
+        }
+    }
+    let err = failure.expect("the disk never filled up");
+    assert!(matches!(err, StoreError::Io(_)), "{err}");
+    // Nothing of the failed batch was saved.
+    let st = store.load_state().unwrap();
+    assert_eq!(st.tree, h.tree, "a failed commit left a partial state");
+    // Space is back: the next commit succeeds.
+    std::fs::remove_file(&ballast).unwrap();
+    let mut ok = false;
+    for _ in 0..20 {
+        let p = h.prepare(10, false);
+        let e = p.entries();
+        if store.commit_batch(p.batch(&e, false)).is_ok() {
+            h.accept(p);
+            ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(ok, "commits never recovered after space came back");
+    store
+        .put_checkpoint(h.tree.size(), &h.sign(&h.tree))
+        .unwrap();
+    drop(store);
+    let mut o = StoreOptions::new(mnt.join("data"));
+    o.guard_path = Some(tmp.path().join("data.guard"));
+    let store = RocksStore::open(o).unwrap();
+    assert_eq!(store.load_state().unwrap().tree, h.tree);
 }
