@@ -29,7 +29,7 @@ use cairn_core::tree::{TileUpdate, TreeState};
 pub use error::StoreError;
 pub use faulty::{Fault, FaultPoint, FaultyStore};
 pub use memory::MemoryStore;
-pub use rocks::{Compression, RocksStore, StoreOptions};
+pub use rocks::{Compression, MAX_TREE_SIZE, RocksStore, StoreOptions};
 pub use verify::{StoreTiles, validate_batch, verify_state};
 
 /// Version of the on-disk layout this build reads and writes.
