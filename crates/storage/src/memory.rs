@@ -8,7 +8,7 @@ use cairn_core::hash::{Hash, LeafIndex, TreeSize};
 use cairn_core::tile::Tile;
 use cairn_core::tree::TreeState;
 
-use crate::verify::{parse_checkpoint, validate_batch, verify_state};
+use crate::verify::{check_checkpoint_request, validate_batch, verify_state};
 use crate::{CommitBatch, LoadedState, LogStore, StoreError, StoredCheckpoint};
 
 #[derive(Default)]
@@ -110,20 +110,8 @@ impl LogStore for MemoryStore {
     }
 
     fn put_checkpoint(&self, size: TreeSize, note: &[u8]) -> Result<(), StoreError> {
-        let cp = parse_checkpoint(note)?;
-        if cp.size != size {
-            return Err(StoreError::InvalidBatch(format!(
-                "checkpoint is for size {}, not {size}",
-                cp.size
-            )));
-        }
         let mut m = self.write();
-        if size > m.tree.size() {
-            return Err(StoreError::InvalidBatch(format!(
-                "checkpoint size {size} is beyond the durable tree size {}",
-                m.tree.size()
-            )));
-        }
+        check_checkpoint_request(size, note, m.tree.size())?;
         if check_checkpoint_slot(&m.checkpoints, size.0, note)? {
             m.checkpoints.insert(size.0, note.to_vec());
         }

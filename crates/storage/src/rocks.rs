@@ -45,7 +45,7 @@ use rocksdb::{
 };
 
 use crate::guard::ForkGuard;
-use crate::verify::{parse_checkpoint, validate_batch, verify_state};
+use crate::verify::{check_checkpoint_request, validate_batch, verify_state};
 use crate::{CommitBatch, FORMAT_VERSION, LoadedState, LogStore, StoreError, StoredCheckpoint};
 
 const CF_ENTRIES: &str = "entries";
@@ -675,23 +675,11 @@ impl LogStore for RocksStore {
     }
 
     fn put_checkpoint(&self, size: TreeSize, note: &[u8]) -> Result<(), StoreError> {
-        let cp = parse_checkpoint(note)?;
-        if cp.size != size {
-            return Err(StoreError::InvalidBatch(format!(
-                "checkpoint is for size {}, not {size}",
-                cp.size
-            )));
-        }
         let mut w = self.lock_writer();
         if w.poisoned {
             self.recover(&mut w)?;
         }
-        if size > w.tree.size() {
-            return Err(StoreError::InvalidBatch(format!(
-                "checkpoint size {size} is beyond the durable tree size {}",
-                w.tree.size()
-            )));
-        }
+        check_checkpoint_request(size, note, w.tree.size())?;
         {
             let guard = self.read_db();
             let db = live(&guard)?;

@@ -31,6 +31,28 @@ pub(crate) fn parse_checkpoint(note: &[u8]) -> Result<Checkpoint, StoreError> {
     Checkpoint::parse(n.text()).map_err(|e| StoreError::InvalidBatch(format!("checkpoint: {e}")))
 }
 
+/// Checks a `put_checkpoint` request: the note parses, is labelled with its
+/// own size, and that size is durable.
+pub(crate) fn check_checkpoint_request(
+    size: TreeSize,
+    note: &[u8],
+    durable: TreeSize,
+) -> Result<(), StoreError> {
+    let cp = parse_checkpoint(note)?;
+    if cp.size != size {
+        return Err(StoreError::InvalidBatch(format!(
+            "checkpoint is for size {}, not {size}",
+            cp.size
+        )));
+    }
+    if size > durable {
+        return Err(StoreError::InvalidBatch(format!(
+            "checkpoint size {size} is beyond the durable tree size {durable}"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a batch against the stored tree before anything is written.
 ///
 /// * `stored_size`: the durable tree size (for the compare-and-swap);
