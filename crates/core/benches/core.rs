@@ -17,6 +17,10 @@ use criterion::{BatchSize, Criterion, Throughput};
 
 const BASE: u64 = 1_000_000;
 
+#[path = "support/estimates.rs"]
+mod support;
+use support::mean_ns;
+
 fn leaves(range: std::ops::Range<u64>) -> Vec<Hash> {
     range.map(|i| leaf_hash(&i.to_be_bytes())).collect()
 }
@@ -121,25 +125,6 @@ fn bench_proofs(c: &mut Criterion, tiles: &MemoryTiles) {
         )
     });
     g.finish();
-}
-
-/// Reads criterion's mean estimate (ns per iteration) for `group/id` from
-/// this run's output directory.
-fn mean_ns(group: &str, id: &str) -> Option<f64> {
-    let dir = std::env::var_os("CRITERION_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("CARGO_TARGET_DIR")
-                .map(|t| std::path::PathBuf::from(t).join("criterion"))
-        })
-        .or_else(|| {
-            // <target>/release/deps/core-<hash>
-            let exe = std::env::current_exe().ok()?;
-            Some(exe.parent()?.parent()?.parent()?.join("criterion"))
-        })?;
-    let text = std::fs::read_to_string(dir.join(group).join(id).join("new/estimates.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["mean"]["point_estimate"].as_f64()
 }
 
 fn report() {

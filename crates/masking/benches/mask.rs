@@ -18,6 +18,10 @@ use cairn_masking::{ContentType, Masker, Policy, TokenKeys};
 use criterion::{Criterion, Throughput};
 
 /// The labelled corpus events (~270 bytes, ~2.4 PII values each).
+#[path = "../../core/benches/support/estimates.rs"]
+mod support;
+use support::mean_ns;
+
 fn corpus() -> Vec<Vec<u8>> {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -158,18 +162,6 @@ fn bench(c: &mut Criterion) {
             bytes as f64 / events.len() as f64
         );
     }
-}
-
-fn mean_ns(group: &str, id: &str) -> Option<f64> {
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|t| std::path::PathBuf::from(t).join("criterion"))
-        .or_else(|| {
-            let exe = std::env::current_exe().ok()?;
-            Some(exe.parent()?.parent()?.parent()?.join("criterion"))
-        })?;
-    let text = std::fs::read_to_string(dir.join(group).join(id).join("new/estimates.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["mean"]["point_estimate"].as_f64()
 }
 
 fn main() {

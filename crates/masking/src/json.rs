@@ -50,6 +50,23 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// After a member or element: `,` (true: another follows) or the
+    /// closing bracket (false).
+    pub(crate) fn more(&mut self, close: u8, what: &'static str) -> Result<bool, MaskError> {
+        self.ws();
+        match self.peek() {
+            Some(b',') => {
+                self.i += 1;
+                Ok(true)
+            }
+            Some(c) if c == close => {
+                self.i += 1;
+                Ok(false)
+            }
+            _ => Err(err(self.i, what)),
+        }
+    }
+
     pub(crate) fn literal(&mut self, lit: &'static [u8]) -> Result<(), MaskError> {
         if self.s[self.i..].starts_with(lit) {
             self.i += lit.len();

@@ -595,19 +595,8 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
             }
             self.ptr.truncate(ptr_len);
             index += 1;
-            r.ws();
-            match r.peek() {
-                Some(b',') => r.i += 1,
-                Some(b']') => {
-                    r.i += 1;
-                    break;
-                }
-                _ => {
-                    return Err(MaskError::Json {
-                        offset: r.i,
-                        what: "expected ',' or ']'",
-                    });
-                }
+            if !r.more(b']', "expected ',' or ']'")? {
+                break;
             }
         }
         self.out.push(b']');
@@ -710,19 +699,8 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 }
                 self.path.pop();
                 self.ptr.truncate(ptr_len);
-                r.ws();
-                match r.peek() {
-                    Some(b',') => r.i += 1,
-                    Some(b'}') => {
-                        r.i += 1;
-                        break;
-                    }
-                    _ => {
-                        return Err(MaskError::Json {
-                            offset: r.i,
-                            what: "expected ',' or '}'",
-                        });
-                    }
+                if !r.more(b'}', "expected ',' or '}'")? {
+                    break;
                 }
             }
         }

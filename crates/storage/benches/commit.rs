@@ -15,6 +15,10 @@ use criterion::{Criterion, Throughput};
 const ENTRY_LEN: usize = 300;
 
 /// A ~300-byte masked audit event (JSON), distinct per index.
+#[path = "../../core/benches/support/estimates.rs"]
+mod support;
+use support::mean_ns;
+
 fn entry(i: u64) -> Vec<u8> {
     let mut e = format!(
         r#"{{"v":1,"ts":{},"policy":"9f2c4e1a","body":{{"action":"user.login","user":"tok:1:{:016x}","ip":"203.0.113.0/24","ua":"Mozilla/5.0 (X11; Linux x86_64)","session":"{:032x}","result":"ok"}},"masked":[["/user","email","token"]]}}"#,
@@ -150,22 +154,6 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-fn mean_ns(id: &str) -> Option<f64> {
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|t| std::path::PathBuf::from(t).join("criterion"))
-        .or_else(|| {
-            let exe = std::env::current_exe().ok()?;
-            Some(exe.parent()?.parent()?.parent()?.join("criterion"))
-        })?;
-    let p = dir
-        .join("durable_commit_300B")
-        .join(id)
-        .join("new/estimates.json");
-    let text = std::fs::read_to_string(p).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["mean"]["point_estimate"].as_f64()
-}
-
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     bench(&mut c);
@@ -173,8 +161,8 @@ fn main() {
     println!("\n== ratios (this run) ==");
     for batch in [1u64, 64, 1024, 4096] {
         if let (Some(ours), Some(raw)) = (
-            mean_ns(&format!("cairn_batch_{batch}")),
-            mean_ns(&format!("raw_rocksdb_batch_{batch}")),
+            mean_ns("durable_commit_300B", &format!("cairn_batch_{batch}")),
+            mean_ns("durable_commit_300B", &format!("raw_rocksdb_batch_{batch}")),
         ) {
             let per_s = |ns: f64| batch as f64 * 1e9 / ns;
             println!(
