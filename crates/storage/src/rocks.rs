@@ -211,7 +211,17 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
         .truncate(false)
         .open(&path)
         .map_err(|e| StoreError::Io(format!("opening lock file {}: {e}", path.display())))?;
-    match f.try_lock() {
+    // A lock held by a process that is exiting (a restart), or by a child
+    // forked by this process in the instant before it execs (fork copies the
+    // descriptor), is gone within milliseconds: retry briefly before
+    // calling the folder taken.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    let mut attempt = f.try_lock();
+    while matches!(attempt, Err(TryLockError::WouldBlock)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        attempt = f.try_lock();
+    }
+    match attempt {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
             let mut holder = String::new();
