@@ -8,6 +8,20 @@
 //! ```text
 //! {"body":<masked event>,"masked":[["<JSON pointer>","<detector>","<action>"],…],"policy":"<hex digest>","ts":<ms>,"v":1}
 //! ```
+//!
+//! ```
+//! use cairn_masking::{ContentType, Masker, Policy, TokenKeys};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let masker = Masker::new(Policy::default_policy()?, &TokenKeys::new(), "example.com/log")?;
+//! let event = br#"{"user":"ana@example.com","action":"login"}"#;
+//! // Salts are only drawn for `commit` actions; the caller supplies them.
+//! let masked = masker.mask(event, ContentType::Json, 1_767_225_600_000, &mut || [0u8; 16])?;
+//! assert_eq!(masked.body(), br#"{"action":"login","user":"[REDACTED:email]"}"#);
+//! assert_eq!(masked.decisions[0].detector, "email");
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod detect;
 mod fields;

@@ -2,7 +2,7 @@
 //! `public_tests`). A backend's test file runs it with
 //! [`conformance_tests!`](crate::conformance_tests):
 //!
-//! ```ignore
+//! ```text
 //! cairn_storage::conformance_tests!(((), cairn_storage::MemoryStore::new()));
 //! ```
 //!

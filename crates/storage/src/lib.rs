@@ -10,6 +10,23 @@
 //! [`conformance`] is one suite that both must pass, and [`FaultyStore`]
 //! wraps any store to inject failures before or after persisting.
 //!
+//! ```
+//! use cairn_storage::{LogStore, MemoryStore, conformance::Harness};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = MemoryStore::new();
+//! // The harness builds batches the way the sequencer does: leaf hashes,
+//! // integration, then commit_batch and put_checkpoint.
+//! let mut h = Harness::new();
+//! h.commit(&store, 300)?;
+//! let state = store.load_state()?; // verified against the tiles
+//! assert_eq!(state.tree.size().0, 300);
+//! assert_eq!(state.checkpoint.map(|c| c.size.0), Some(300));
+//! assert_eq!(store.read_entries(cairn_core::LeafIndex(299), 10)?.len(), 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Storage never hashes the tree as part of persisting it: it stores the
 //! leaf hashes and tile hashes it is given. Only [`verify_state`] (start-up
 //! recovery) calls into `cairn-core` to recompute the root and check it.
