@@ -1,6 +1,17 @@
-//! `cairn-server`: the only crate that will know gRPC and HTTP. Today it
-//! holds the sequencer, the log's single writer (see [`sequencer`]).
+//! `cairn-server`: the only crate (with the CLI) that knows gRPC and
+//! protobuf. The sequencer ([`sequencer`]) is the log's single writer; the
+//! gRPC service ([`service`]) masks events in the request path, hands them
+//! to the sequencer, and serves proofs straight from the store.
 
+pub mod error;
 pub mod sequencer;
+pub mod service;
+
+/// Code generated from `proto/cairn/v1/log.proto`.
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+pub mod pb {
+    tonic::include_proto!("cairn.v1");
+}
 
 pub use sequencer::{AppendError, AppendRequest, Appended, Sequencer, SequencerConfig, SignedHead};
+pub use service::LogService;

@@ -177,6 +177,20 @@ impl Sequencer {
         }
     }
 
+    /// Queues an append, waiting for room in the queue (backpressure for
+    /// streams: the caller stops reading its input until there is room).
+    pub async fn queue_wait(
+        &self,
+        req: AppendRequest,
+    ) -> Result<oneshot::Receiver<Result<Appended, AppendError>>, AppendError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job { req, reply })
+            .await
+            .map_err(|_| AppendError::ShuttingDown)?;
+        Ok(rx)
+    }
+
     /// Appends and waits for the durable, checkpointed result.
     pub async fn append(&self, req: AppendRequest) -> Result<Appended, AppendError> {
         self.try_append(req)?

@@ -1,0 +1,89 @@
+//! The one mapping from internal errors to gRPC status codes (the table in
+//! docs/api.md). Messages never echo event content: masking errors name
+//! byte offsets only, and store errors name sizes and paths.
+
+use cairn_core::proof::{ProofError, ProveError};
+use cairn_masking::MaskError;
+use cairn_storage::StoreError;
+use tonic::Status;
+
+use crate::sequencer::AppendError;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The event could not be masked (malformed JSON, not UTF-8, too deep…).
+    #[error("event rejected: {0}")]
+    Mask(#[from] MaskError),
+    /// A request field is invalid.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// An index or size beyond the tree.
+    #[error("{0}")]
+    OutOfRange(String),
+    /// No entry has that leaf hash.
+    #[error("{0}")]
+    NotFound(String),
+    /// The append queue is full.
+    #[error("the append queue is full; retry later")]
+    Busy,
+    /// Storage or the sequencer is unavailable.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<AppendError> for ServerError {
+    fn from(e: AppendError) -> Self {
+        match e {
+            AppendError::Busy => ServerError::Busy,
+            AppendError::Unavailable(m) => ServerError::Unavailable(m),
+            AppendError::ShuttingDown => {
+                ServerError::Unavailable("the log is shutting down".into())
+            }
+        }
+    }
+}
+
+impl From<StoreError> for ServerError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::OutOfRange { .. } => ServerError::OutOfRange(e.to_string()),
+            other => ServerError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<ProofError> for ServerError {
+    fn from(e: ProofError) -> Self {
+        match e {
+            ProofError::IndexOutOfRange { .. } => ServerError::OutOfRange(e.to_string()),
+            ProofError::OldAfterNew { .. } | ProofError::OldSizeZero => {
+                ServerError::InvalidArgument(e.to_string())
+            }
+            // A short tile while proving means the store is damaged.
+            other => ServerError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<ProveError<StoreError>> for ServerError {
+    fn from(e: ProveError<StoreError>) -> Self {
+        match e {
+            ProveError::Proof(p) => p.into(),
+            ProveError::Read(s) => s.into(),
+        }
+    }
+}
+
+impl From<ServerError> for Status {
+    fn from(e: ServerError) -> Status {
+        let msg = e.to_string();
+        match e {
+            ServerError::Mask(_) | ServerError::InvalidArgument(_) => Status::invalid_argument(msg),
+            ServerError::OutOfRange(_) => Status::out_of_range(msg),
+            ServerError::NotFound(_) => Status::not_found(msg),
+            ServerError::Busy => Status::resource_exhausted(msg),
+            ServerError::Unavailable(_) => Status::unavailable(msg),
+        }
+    }
+}

@@ -1,0 +1,447 @@
+//! The `cairn.v1.Log` gRPC service.
+//!
+//! Appends are masked here, in the request path, on the runtime's worker
+//! threads (in parallel, off the sequencer's task); the sequencer only
+//! sequences, commits and signs. Reads go straight to the store and never
+//! wait for the sequencer.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use cairn_core::hash::{Hash, LeafIndex, TreeSize, leaf_hash};
+use cairn_core::proof::{consistency_proof, inclusion_proof};
+use cairn_core::tile::MAX_ENTRY_LEN;
+use cairn_core::tlog_proof::TlogProof;
+use cairn_masking::{ContentType, Masked, Masker};
+use cairn_storage::{LogStore, StoreTiles};
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::{ReceiverStream, WatchStream};
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::error::ServerError;
+use crate::pb;
+use crate::sequencer::{AppendError, AppendRequest, Appended, Sequencer, SignedHead};
+
+/// Longest idempotency key accepted.
+pub const MAX_IDEMPOTENCY_KEY: usize = 128;
+/// Entries sent per store read in `GetEntries`.
+const ENTRIES_CHUNK: usize = 256;
+
+type Pending = (Masked, oneshot::Receiver<Result<Appended, AppendError>>);
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+struct Inner {
+    seq: Sequencer,
+    store: Arc<dyn LogStore>,
+    masker: Arc<Masker>,
+}
+
+/// The gRPC service.
+#[derive(Clone)]
+pub struct LogService {
+    inner: Arc<Inner>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn os_salt() -> [u8; 16] {
+    let mut s = [0u8; 16];
+    // Commitments need unpredictable salts. If the OS cannot provide
+    // randomness the process cannot run safely: stop rather than commit
+    // with a guessable salt.
+    if getrandom::fill(&mut s).is_err() {
+        tracing::error!("the operating system's random source failed");
+        std::process::abort();
+    }
+    s
+}
+
+fn head_pb(h: &SignedHead) -> pb::SignedCheckpoint {
+    pb::SignedCheckpoint {
+        size: h.size.0,
+        root: h.root.0.to_vec(),
+        note: h.note.clone(),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ServerError> + Send + 'static,
+) -> Result<T, ServerError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ServerError::Unavailable(format!("worker failed: {e}")))?
+}
+
+impl LogService {
+    /// A service over a running sequencer, its store and the masker.
+    pub fn new(seq: Sequencer, store: Arc<dyn LogStore>, masker: Arc<Masker>) -> Self {
+        LogService {
+            inner: Arc::new(Inner { seq, store, masker }),
+        }
+    }
+
+    /// The tonic server wrapper.
+    pub fn into_server(self) -> pb::log_server::LogServer<LogService> {
+        pb::log_server::LogServer::new(self)
+    }
+}
+
+impl Inner {
+    /// Checks and masks a request (no content in any error).
+    fn mask(&self, req: &pb::AppendRequest) -> Result<Masked, ServerError> {
+        if !req.policy.is_empty() && req.policy != "default" {
+            return Err(ServerError::InvalidArgument(format!(
+                "unknown policy {:?} (this server has \"default\")",
+                req.policy.chars().take(64).collect::<String>()
+            )));
+        }
+        if req.idempotency_key.len() > MAX_IDEMPOTENCY_KEY {
+            return Err(ServerError::InvalidArgument(format!(
+                "idempotency key is {} bytes; the limit is {MAX_IDEMPOTENCY_KEY}",
+                req.idempotency_key.len()
+            )));
+        }
+        let ct = match pb::ContentType::try_from(req.content_type) {
+            Ok(pb::ContentType::Unspecified | pb::ContentType::Json) => ContentType::Json,
+            Ok(pb::ContentType::Text) => ContentType::Text,
+            Err(_) => {
+                return Err(ServerError::InvalidArgument(format!(
+                    "unknown content type {}",
+                    req.content_type
+                )));
+            }
+        };
+        let masked = self.masker.mask(&req.event, ct, now_ms(), &mut os_salt)?;
+        if masked.leaf.len() > MAX_ENTRY_LEN {
+            return Err(ServerError::InvalidArgument(format!(
+                "the masked entry is {} bytes; the limit is {MAX_ENTRY_LEN}",
+                masked.leaf.len()
+            )));
+        }
+        Ok(masked)
+    }
+
+    fn request(masked: &Masked, req: &pb::AppendRequest) -> AppendRequest {
+        AppendRequest {
+            leaf_hash: leaf_hash(&masked.leaf),
+            leaf: masked.leaf.clone(),
+            idempotency_key: (!req.idempotency_key.is_empty()).then(|| req.idempotency_key.clone()),
+        }
+    }
+
+    /// Builds the receipt once the append is durable and checkpointed.
+    async fn receipt(
+        self: &Arc<Self>,
+        masked: Masked,
+        done: Appended,
+    ) -> Result<pb::Receipt, ServerError> {
+        let store = self.store.clone();
+        let head = done.head.clone();
+        let index = done.index;
+        let duplicate = done.duplicate;
+        let (leaf, openings) = if duplicate {
+            // The original leaf, as stored; its openings went to the first caller.
+            (Vec::new(), Vec::new())
+        } else {
+            let openings = masked
+                .openings
+                .iter()
+                .map(|o| pb::Opening {
+                    pointer: o.pointer.clone(),
+                    detector: o.detector.clone(),
+                    commitment: o.commitment.clone(),
+                    salt: o.salt.to_vec(),
+                    value: o.value.to_string(),
+                })
+                .collect();
+            (masked.leaf, openings)
+        };
+        let (leaf, path) = blocking(move || {
+            let leaf = if leaf.is_empty() {
+                store
+                    .read_entries(index, 1)?
+                    .pop()
+                    .ok_or_else(|| ServerError::Unavailable("stored entry missing".into()))?
+            } else {
+                leaf
+            };
+            let path = inclusion_proof(&StoreTiles(&*store), index, head.size)?;
+            Ok((leaf, path))
+        })
+        .await?;
+        let tlog = TlogProof {
+            extra: None,
+            index,
+            path: path.clone(),
+            checkpoint: done.head.note.clone(),
+        };
+        Ok(pb::Receipt {
+            index: index.0,
+            leaf_hash: leaf_hash(&leaf).0.to_vec(),
+            leaf,
+            openings,
+            checkpoint: Some(head_pb(&done.head)),
+            inclusion_proof: path.iter().map(|h| h.0.to_vec()).collect(),
+            tlog_proof: tlog.encode(),
+            duplicate,
+        })
+    }
+
+    async fn finish(self: &Arc<Self>, pending: Pending) -> Result<pb::Receipt, ServerError> {
+        let (masked, rx) = pending;
+        let done = rx
+            .await
+            .unwrap_or(Err(AppendError::ShuttingDown))
+            .map_err(ServerError::from)?;
+        self.receipt(masked, done).await
+    }
+
+    fn latest(&self) -> std::sync::Arc<SignedHead> {
+        self.seq.head().borrow().clone()
+    }
+}
+
+#[tonic::async_trait]
+impl pb::log_server::Log for LogService {
+    async fn append(
+        &self,
+        request: Request<pb::AppendRequest>,
+    ) -> Result<Response<pb::Receipt>, Status> {
+        let req = request.into_inner();
+        let masked = self.inner.mask(&req)?;
+        let rx = self
+            .inner
+            .seq
+            .try_append(Inner::request(&masked, &req))
+            .map_err(ServerError::from)?;
+        Ok(Response::new(self.inner.finish((masked, rx)).await?))
+    }
+
+    type AppendStreamStream = BoxStream<pb::Receipt>;
+
+    async fn append_stream(
+        &self,
+        request: Request<Streaming<pb::AppendRequest>>,
+    ) -> Result<Response<Self::AppendStreamStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (out_tx, out_rx) = mpsc::channel::<Result<pb::Receipt, Status>>(256);
+        // In-flight appends, in request order: reading and waiting overlap,
+        // so one stream fills whole batches.
+        let (p_tx, mut p_rx) = mpsc::channel::<Result<Pending, ServerError>>(4096);
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            loop {
+                let req = match inbound.next().await {
+                    None => break,
+                    Some(Ok(r)) => r,
+                    Some(Err(status)) => {
+                        let _ = p_tx
+                            .send(Err(ServerError::InvalidArgument(
+                                status.message().to_owned(),
+                            )))
+                            .await;
+                        break;
+                    }
+                };
+                let pending = match inner.mask(&req) {
+                    Ok(m) => {
+                        let r = Inner::request(&m, &req);
+                        inner
+                            .seq
+                            .queue_wait(r)
+                            .await
+                            .map(|rx| (m, rx))
+                            .map_err(ServerError::from)
+                    }
+                    Err(e) => Err(e),
+                };
+                let stop = pending.is_err();
+                if p_tx.send(pending).await.is_err() || stop {
+                    break;
+                }
+            }
+        });
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            while let Some(p) = p_rx.recv().await {
+                let r = match p {
+                    Ok(p) => inner.finish(p).await,
+                    Err(e) => Err(e),
+                };
+                let stop = r.is_err();
+                if out_tx.send(r.map_err(Status::from)).await.is_err() || stop {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+    }
+
+    async fn get_checkpoint(
+        &self,
+        _request: Request<pb::GetCheckpointRequest>,
+    ) -> Result<Response<pb::SignedCheckpoint>, Status> {
+        Ok(Response::new(head_pb(&self.inner.latest())))
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        request: Request<pb::GetInclusionProofRequest>,
+    ) -> Result<Response<pb::InclusionProof>, Status> {
+        let req = request.into_inner();
+        let head = self.inner.latest();
+        let size = if req.tree_size == 0 {
+            head.size
+        } else {
+            TreeSize(req.tree_size)
+        };
+        if size > head.size {
+            return Err(ServerError::OutOfRange(format!(
+                "tree size {size} is beyond the latest checkpoint ({})",
+                head.size
+            ))
+            .into());
+        }
+        let store = self.inner.store.clone();
+        let proof = blocking(move || {
+            let index = match req.leaf {
+                None => {
+                    return Err(ServerError::InvalidArgument(
+                        "set index or leaf_hash".into(),
+                    ));
+                }
+                Some(pb::get_inclusion_proof_request::Leaf::Index(i)) => LeafIndex(i),
+                Some(pb::get_inclusion_proof_request::Leaf::LeafHash(h)) => {
+                    let h = Hash::from_slice(&h)
+                        .map_err(|e| ServerError::InvalidArgument(e.to_string()))?;
+                    store.find_leaf(&h)?.ok_or_else(|| {
+                        ServerError::NotFound("no entry has that leaf hash".into())
+                    })?
+                }
+            };
+            if !size.contains(index) {
+                return Err(ServerError::OutOfRange(format!(
+                    "index {index} is not in the tree of size {size}"
+                )));
+            }
+            let leaf = store
+                .read_entries(index, 1)?
+                .pop()
+                .ok_or_else(|| ServerError::Unavailable("stored entry missing".into()))?;
+            let path = inclusion_proof(&StoreTiles(&*store), index, size)?;
+            Ok(pb::InclusionProof {
+                index: index.0,
+                tree_size: size.0,
+                leaf_hash: leaf_hash(&leaf).0.to_vec(),
+                proof: path.iter().map(|h| h.0.to_vec()).collect(),
+            })
+        })
+        .await?;
+        Ok(Response::new(proof))
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        request: Request<pb::GetConsistencyProofRequest>,
+    ) -> Result<Response<pb::ConsistencyProof>, Status> {
+        let req = request.into_inner();
+        let head = self.inner.latest();
+        let new = if req.new_size == 0 {
+            head.size
+        } else {
+            TreeSize(req.new_size)
+        };
+        let old = TreeSize(req.old_size);
+        if old > new || old.0 == 0 {
+            return Err(ServerError::InvalidArgument(format!(
+                "need 0 < old_size <= new_size, got {old} and {new}"
+            ))
+            .into());
+        }
+        if new > head.size {
+            return Err(ServerError::OutOfRange(format!(
+                "tree size {new} is beyond the latest checkpoint ({})",
+                head.size
+            ))
+            .into());
+        }
+        let store = self.inner.store.clone();
+        let proof =
+            blocking(move || Ok(consistency_proof(&StoreTiles(&*store), old, new)?)).await?;
+        Ok(Response::new(pb::ConsistencyProof {
+            old_size: old.0,
+            new_size: new.0,
+            proof: proof.iter().map(|h| h.0.to_vec()).collect(),
+        }))
+    }
+
+    type GetEntriesStream = BoxStream<pb::Entry>;
+
+    async fn get_entries(
+        &self,
+        request: Request<pb::GetEntriesRequest>,
+    ) -> Result<Response<Self::GetEntriesStream>, Status> {
+        let req = request.into_inner();
+        let size = self.inner.latest().size.0;
+        if req.start > req.end {
+            return Err(ServerError::InvalidArgument(format!(
+                "start {} is after end {}",
+                req.start, req.end
+            ))
+            .into());
+        }
+        if req.start > size {
+            return Err(ServerError::OutOfRange(format!(
+                "start {} is beyond the tree size {size}",
+                req.start
+            ))
+            .into());
+        }
+        let end = req.end.min(size);
+        let (tx, rx) = mpsc::channel(4);
+        let store = self.inner.store.clone();
+        tokio::spawn(async move {
+            let mut at = req.start;
+            while at < end {
+                let n = ((end - at) as usize).min(ENTRIES_CHUNK);
+                let s = store.clone();
+                let chunk = blocking(move || Ok(s.read_entries(LeafIndex(at), n)?)).await;
+                match chunk {
+                    Ok(entries) => {
+                        for (k, leaf) in entries.into_iter().enumerate() {
+                            let e = pb::Entry {
+                                index: at + k as u64,
+                                leaf,
+                            };
+                            if tx.send(Ok(e)).await.is_err() {
+                                return;
+                            }
+                        }
+                        at += n as u64;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::from(e))).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type WatchCheckpointsStream = BoxStream<pb::SignedCheckpoint>;
+
+    async fn watch_checkpoints(
+        &self,
+        _request: Request<pb::WatchCheckpointsRequest>,
+    ) -> Result<Response<Self::WatchCheckpointsStream>, Status> {
+        let stream = WatchStream::new(self.inner.seq.head()).map(|h| Ok(head_pb(&h)));
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

@@ -1,0 +1,307 @@
+//! The gRPC service end to end: a real server on 127.0.0.1:0, real RocksDB
+//! in a temporary folder, a real tonic client.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use cairn_core::checkpoint::{WitnessPolicy, verify_checkpoint};
+use cairn_core::hash::{Hash, LeafIndex, TreeSize, leaf_hash};
+use cairn_core::note::NoteSigner;
+use cairn_core::proof::{verify_consistency, verify_inclusion};
+use cairn_core::tlog_proof::TlogProof;
+use cairn_masking::{Masker, Policy, TokenKeys};
+use cairn_server::pb::log_client::LogClient;
+use cairn_server::{LogService, Sequencer, SequencerConfig, pb};
+use cairn_storage::{
+    Compression, Fault, FaultPoint, FaultyStore, LogStore, RocksStore, StoreOptions,
+};
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic::transport::Channel;
+
+const ORIGIN: &str = "grpc.cairn.test/log";
+
+fn signer() -> NoteSigner {
+    NoteSigner::from_seed(ORIGIN, &[9; 32]).unwrap()
+}
+
+async fn serve(store: Arc<dyn LogStore>) -> SocketAddr {
+    let (seq, _task) = Sequencer::start(
+        store.clone(),
+        signer(),
+        ORIGIN.into(),
+        SequencerConfig::default(),
+    )
+    .unwrap();
+    let masker = Arc::new(
+        Masker::new(Policy::default_policy().unwrap(), &TokenKeys::new(), ORIGIN).unwrap(),
+    );
+    let svc = LogService::new(seq, store, masker);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(svc.into_server())
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    addr
+}
+
+async fn client(addr: SocketAddr) -> LogClient<Channel> {
+    LogClient::connect(format!("http://{addr}")).await.unwrap()
+}
+
+fn rocks(dir: &std::path::Path) -> Arc<RocksStore> {
+    let mut o = StoreOptions::new(dir.join("data"));
+    o.block_cache_bytes = 8 << 20;
+    // Uncompressed, so a leak of raw PII onto disk would be visible.
+    o.compression = Compression::None;
+    Arc::new(RocksStore::open(o).unwrap())
+}
+
+fn event(i: u64) -> pb::AppendRequest {
+    pb::AppendRequest {
+        event: format!(r#"{{"seq":{i},"user":"person{i}@example.com","card":"4111 1111 1111 1111","action":"login"}}"#)
+            .into_bytes(),
+        content_type: pb::ContentType::Json as i32,
+        policy: String::new(),
+        idempotency_key: Vec::new(),
+    }
+}
+
+fn hashes(v: &[Vec<u8>]) -> Vec<Hash> {
+    v.iter().map(|h| Hash::from_slice(h).unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_prove_verify_and_no_pii_on_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = rocks(tmp.path());
+    let addr = serve(store.clone()).await;
+    let mut c = client(addr).await;
+    let vk = signer().verifier();
+
+    let r = c.append(event(1)).await.unwrap().into_inner();
+    let leaf = String::from_utf8(r.leaf.clone()).unwrap();
+    assert!(
+        leaf.contains("[REDACTED:email]") && leaf.contains("[REDACTED:credit_card]"),
+        "{leaf}"
+    );
+    assert!(!leaf.contains("person1@example.com"));
+    assert_eq!(r.leaf_hash, leaf_hash(&r.leaf).0.to_vec());
+    let cp = r.checkpoint.clone().unwrap();
+    let v = verify_checkpoint(cp.note.as_bytes(), None, &vk, &WitnessPolicy::default()).unwrap();
+    assert_eq!(v.checkpoint.size.0, cp.size);
+    verify_inclusion(
+        &leaf_hash(&r.leaf),
+        LeafIndex(r.index),
+        TreeSize(cp.size),
+        &hashes(&r.inclusion_proof),
+        &v.checkpoint.root,
+    )
+    .unwrap();
+    // The tlog-proof text verifies offline on its own.
+    TlogProof::parse(&r.tlog_proof)
+        .unwrap()
+        .verify(&leaf_hash(&r.leaf), None, &vk, &WitnessPolicy::default())
+        .unwrap();
+
+    // More appends over a stream; receipts come back in request order.
+    let reqs: Vec<pb::AppendRequest> = (2..502).map(event).collect();
+    let mut stream = c
+        .append_stream(tokio_stream::iter(reqs))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut last = r.index;
+    let mut n = 0;
+    while let Some(rc) = stream.next().await {
+        let rc = rc.unwrap();
+        assert_eq!(rc.index, last + 1, "receipts in order");
+        last = rc.index;
+        n += 1;
+        let body = String::from_utf8(rc.leaf).unwrap();
+        assert!(body.contains(&format!("\"seq\":{}", n + 1)), "{body}");
+    }
+    assert_eq!(n, 500);
+
+    // Proofs by index and by leaf hash agree with the receipt's.
+    let head = c
+        .get_checkpoint(pb::GetCheckpointRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(head.size, 501);
+    let by_index = c
+        .get_inclusion_proof(pb::GetInclusionProofRequest {
+            leaf: Some(pb::get_inclusion_proof_request::Leaf::Index(0)),
+            tree_size: cp.size,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(by_index.proof, r.inclusion_proof);
+    let by_hash = c
+        .get_inclusion_proof(pb::GetInclusionProofRequest {
+            leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafHash(
+                r.leaf_hash.clone(),
+            )),
+            tree_size: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(by_hash.index, 0);
+    verify_inclusion(
+        &leaf_hash(&r.leaf),
+        LeafIndex(0),
+        TreeSize(by_hash.tree_size),
+        &hashes(&by_hash.proof),
+        &Hash::from_slice(&head.root).unwrap(),
+    )
+    .unwrap();
+    // Consistency from the first checkpoint to the latest.
+    let cons = c
+        .get_consistency_proof(pb::GetConsistencyProofRequest {
+            old_size: cp.size,
+            new_size: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    verify_consistency(
+        TreeSize(cp.size),
+        TreeSize(head.size),
+        &Hash::from_slice(&cp.root).unwrap(),
+        &Hash::from_slice(&head.root).unwrap(),
+        &hashes(&cons.proof),
+    )
+    .unwrap();
+    // Entries stream back in order.
+    let mut entries = c
+        .get_entries(pb::GetEntriesRequest {
+            start: 10,
+            end: 1000,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut at = 10;
+    while let Some(e) = entries.next().await {
+        let e = e.unwrap();
+        assert_eq!(e.index, at);
+        at += 1;
+    }
+    assert_eq!(at, 501);
+
+    // No raw PII anywhere in the data folder.
+    drop(c);
+    store.compact().unwrap();
+    let mut files = 0;
+    for f in std::fs::read_dir(tmp.path().join("data")).unwrap() {
+        let bytes = std::fs::read(f.unwrap().path()).unwrap();
+        files += 1;
+        for needle in [&b"@example.com"[..], b"4111 1111"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "raw PII found on disk"
+            );
+        }
+    }
+    assert!(files > 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_and_watch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = serve(rocks(tmp.path())).await;
+    let mut c = client(addr).await;
+    let mut watch = c
+        .watch_checkpoints(pb::WatchCheckpointsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(watch.next().await.unwrap().unwrap().size, 0);
+    let mut req = event(7);
+    req.idempotency_key = b"order-7".to_vec();
+    let a = c.append(req.clone()).await.unwrap().into_inner();
+    let b = c.append(req).await.unwrap().into_inner();
+    assert_eq!(a.index, b.index);
+    assert!(!a.duplicate && b.duplicate);
+    assert_eq!(a.leaf, b.leaf);
+    assert_eq!(watch.next().await.unwrap().unwrap().size, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Arc::new(FaultyStore::new(
+        RocksStore::open(StoreOptions::new(tmp.path().join("d"))).unwrap(),
+    ));
+    let addr = serve(store.clone()).await;
+    let mut c = client(addr).await;
+    c.append(event(0)).await.unwrap();
+    let code = |r: Result<tonic::Response<pb::Receipt>, tonic::Status>| r.unwrap_err();
+    // Malformed JSON: INVALID_ARGUMENT, and the message does not echo it.
+    let mut bad = event(1);
+    bad.event = br#"{"user":"leaky.person@example.com", oops"#.to_vec();
+    let s = code(c.append(bad).await);
+    assert_eq!(s.code(), Code::InvalidArgument);
+    assert!(!s.message().contains("leaky"), "{}", s.message());
+    // Unknown policy.
+    let mut bad = event(1);
+    bad.policy = "no-such".into();
+    assert_eq!(code(c.append(bad).await).code(), Code::InvalidArgument);
+    // Oversize entry (over 64 KiB after masking).
+    let mut bad = event(1);
+    bad.event = format!(r#"{{"blob":"{}"}}"#, "x".repeat(70_000)).into_bytes();
+    assert_eq!(code(c.append(bad).await).code(), Code::InvalidArgument);
+    // Index beyond the tree; unknown leaf hash; bad hash length; old > new.
+    let s = c
+        .get_inclusion_proof(pb::GetInclusionProofRequest {
+            leaf: Some(pb::get_inclusion_proof_request::Leaf::Index(5)),
+            tree_size: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::OutOfRange);
+    let s = c
+        .get_inclusion_proof(pb::GetInclusionProofRequest {
+            leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafHash(vec![7; 32])),
+            tree_size: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::NotFound);
+    let s = c
+        .get_inclusion_proof(pb::GetInclusionProofRequest {
+            leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafHash(vec![7; 31])),
+            tree_size: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument);
+    let s = c
+        .get_consistency_proof(pb::GetConsistencyProofRequest {
+            old_size: 2,
+            new_size: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument);
+    let s = c
+        .get_consistency_proof(pb::GetConsistencyProofRequest {
+            old_size: 1,
+            new_size: 50,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::OutOfRange);
+    // Storage failure: UNAVAILABLE, and the log carries on after it.
+    store.arm(FaultPoint::CommitBatch, Fault::BeforePersist);
+    assert_eq!(code(c.append(event(2)).await).code(), Code::Unavailable);
+    let ok = c.append(event(3)).await.unwrap().into_inner();
+    assert_eq!(ok.index, 1);
+}
