@@ -1,6 +1,7 @@
 //! `cairn`: the command-line front end.
 
 mod mask;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -16,6 +17,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the log: gRPC API, C2SP tlog-tiles over HTTP.
+    Serve(serve::ServeArgs),
+    /// Generate a log signing key; prints the verifier key.
+    Keygen(serve::KeygenArgs),
     /// Mask NDJSON events (one per line) from a file or stdin to stdout.
     Mask(mask::MaskArgs),
 }
@@ -31,6 +36,8 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Serve(args) => serve::serve(args),
+        Command::Keygen(args) => serve::keygen(args),
         Command::Mask(args) => mask::run(args),
     };
     match result {

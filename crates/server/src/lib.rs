@@ -4,6 +4,8 @@
 //! to the sequencer, and serves proofs straight from the store.
 
 pub mod error;
+pub mod http;
+pub mod run;
 pub mod sequencer;
 pub mod service;
 
@@ -13,5 +15,6 @@ pub mod pb {
     tonic::include_proto!("cairn.v1");
 }
 
+pub use run::{ServeConfig, ServeError, Server, load_or_create_key};
 pub use sequencer::{AppendError, AppendRequest, Appended, Sequencer, SequencerConfig, SignedHead};
 pub use service::LogService;

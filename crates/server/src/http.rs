@@ -1,0 +1,137 @@
+//! The HTTP side: C2SP tlog-tiles (`/checkpoint`, `/tile/<L>/<N>[.p/<W>]`,
+//! `/tile/entries/<N>[.p/<W>]`), `/healthz` and `/metrics`.
+//!
+//! Full tiles never change, so they are served as immutable; partial tiles
+//! and the checkpoint change with every batch and are not cached. Reads go
+//! straight to the store.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use cairn_core::hash::LeafIndex;
+use cairn_core::tile::{TILE_WIDTH, Tile, TilePath, encode_entry_bundle};
+use cairn_storage::LogStore;
+
+use crate::sequencer::Sequencer;
+
+#[derive(Clone)]
+struct Http {
+    store: Arc<dyn LogStore>,
+    seq: Sequencer,
+}
+
+/// The router.
+pub fn router(store: Arc<dyn LogStore>, seq: Sequencer) -> Router {
+    Router::new()
+        .route("/checkpoint", get(checkpoint))
+        .route("/tile/{*path}", get(tile))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .with_state(Http { store, seq })
+}
+
+fn text(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+async fn checkpoint(State(h): State<Http>) -> Response {
+    let head = h.seq.head().borrow().clone();
+    let mut r = text(StatusCode::OK, head.note.clone());
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+async fn metrics(State(h): State<Http>) -> Response {
+    let head = h.seq.head().borrow().clone();
+    text(
+        StatusCode::OK,
+        format!(
+            "# HELP cairn_tree_size Leaves in the latest signed checkpoint.\n# TYPE cairn_tree_size gauge\ncairn_tree_size {}\n",
+            head.size
+        ),
+    )
+}
+
+async fn tile(State(h): State<Http>, Path(rest): Path<String>) -> Response {
+    let path = format!("tile/{rest}");
+    let parsed = match TilePath::parse(&path) {
+        Ok(p) => p,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
+    let size = h.seq.head().borrow().size;
+    let (full, body) = match parsed {
+        TilePath::Hashes(t) => {
+            // The tile must exist at this width in the published tree.
+            match Tile::at_size(t.level, t.index, size) {
+                Some(have) if have.width >= t.width => {}
+                _ => return text(StatusCode::NOT_FOUND, "no such tile\n".into()),
+            }
+            let store = h.store.clone();
+            let read = tokio::task::spawn_blocking(move || store.read_tiles(&[t])).await;
+            match read {
+                Ok(Ok(mut tiles)) => {
+                    let hashes = tiles.pop().unwrap_or_default();
+                    let mut bytes = Vec::with_capacity(hashes.len() * 32);
+                    for x in hashes {
+                        bytes.extend_from_slice(&x.0);
+                    }
+                    (t.is_full(), bytes)
+                }
+                _ => {
+                    return text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "storage unavailable\n".into(),
+                    );
+                }
+            }
+        }
+        TilePath::Entries { index, width } => {
+            let start = index.saturating_mul(TILE_WIDTH);
+            let have = size.0.saturating_sub(start).min(TILE_WIDTH);
+            if have < u64::from(width) {
+                return text(StatusCode::NOT_FOUND, "no such entry bundle\n".into());
+            }
+            let store = h.store.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                store.read_entries(LeafIndex(start), usize::from(width))
+            })
+            .await;
+            match read {
+                Ok(Ok(entries)) => match encode_entry_bundle(entries.iter().map(Vec::as_slice)) {
+                    Ok(b) => (u64::from(width) == TILE_WIDTH, b),
+                    Err(_) => return text(StatusCode::INTERNAL_SERVER_ERROR, "bad entry\n".into()),
+                },
+                _ => {
+                    return text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "storage unavailable\n".into(),
+                    );
+                }
+            }
+        }
+    };
+    let cache = if full {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, cache),
+        ],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,204 @@
+//! Running a log: open the store, load or create the key, start the
+//! sequencer, serve gRPC and HTTP, shut down gracefully.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cairn_core::note::NoteSigner;
+use cairn_masking::{Masker, Policy, TokenKeys};
+use cairn_storage::{LogStore, RocksStore, StoreOptions};
+use tokio::net::TcpListener;
+
+use crate::sequencer::{Sequencer, SequencerConfig};
+use crate::service::LogService;
+
+/// Validated settings for `cairn serve`.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// RocksDB folder; also holds `log.key` and `log.vkey`.
+    pub data_dir: PathBuf,
+    /// gRPC listen address.
+    pub grpc_addr: SocketAddr,
+    /// HTTP (tlog-tiles) listen address.
+    pub http_addr: SocketAddr,
+    /// The log's origin (checkpoint origin line and key name).
+    pub origin: String,
+    /// Masking policy file; `None` for the built-in policy.
+    pub policy: Option<PathBuf>,
+    /// Token key file for `token` masks.
+    pub key_file: Option<PathBuf>,
+    /// Batching.
+    pub sequencer: SequencerConfig,
+}
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Anything with a message that already says what and where.
+    #[error("{0}")]
+    Setup(String),
+}
+
+fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> ServeError + '_ {
+    move |e| ServeError::Setup(format!("{what}: {e}"))
+}
+
+/// Loads `<dir>/log.key`, or creates it (mode 0600) with `<dir>/log.vkey`.
+/// Refuses a key file readable by group or others, or one for another origin.
+pub fn load_or_create_key(dir: &Path, origin: &str) -> Result<NoteSigner, ServeError> {
+    let key_path = dir.join("log.key");
+    if key_path.exists() {
+        let meta = std::fs::metadata(&key_path).map_err(setup(&key_path.display().to_string()))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(ServeError::Setup(format!(
+                "refusing to start: the signing key {} is readable by group or others (mode {:o}); run `chmod 600 {}`",
+                key_path.display(),
+                meta.permissions().mode() & 0o777,
+                key_path.display()
+            )));
+        }
+        let text =
+            std::fs::read_to_string(&key_path).map_err(setup(&key_path.display().to_string()))?;
+        let signer = NoteSigner::parse(text.trim())
+            .map_err(|e| ServeError::Setup(format!("{}: {e}", key_path.display())))?;
+        if signer.name() != origin {
+            return Err(ServeError::Setup(format!(
+                "{} is the key of origin {:?}, but this log's origin is {:?}; a log's origin never changes (start a new log in another folder instead)",
+                key_path.display(),
+                signer.name(),
+                origin
+            )));
+        }
+        return Ok(signer);
+    }
+    std::fs::create_dir_all(dir).map_err(setup(&dir.display().to_string()))?;
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| ServeError::Setup(format!("OS random source: {e}")))?;
+    let signer = NoteSigner::from_seed(origin, &seed).map_err(|e| {
+        ServeError::Setup(format!("origin {origin:?} is not a valid key name: {e}"))
+    })?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&key_path)
+        .map_err(setup(&key_path.display().to_string()))?;
+    writeln!(f, "{}", signer.to_private_key_string())
+        .and_then(|()| f.sync_all())
+        .map_err(setup(&key_path.display().to_string()))?;
+    std::fs::write(dir.join("log.vkey"), format!("{}\n", signer.verifier()))
+        .map_err(setup("log.vkey"))?;
+    Ok(signer)
+}
+
+/// A bound, ready-to-run log server.
+pub struct Server {
+    grpc: TcpListener,
+    http: TcpListener,
+    seq: Sequencer,
+    task: tokio::task::JoinHandle<()>,
+    service: LogService,
+    store: Arc<dyn LogStore>,
+    /// The verifier key of the log.
+    pub vkey: String,
+}
+
+impl Server {
+    /// Opens everything and binds both listeners (port 0 picks a free port).
+    pub async fn bind(cfg: &ServeConfig) -> Result<Server, ServeError> {
+        let mut so = StoreOptions::new(&cfg.data_dir);
+        so.guard_path = None;
+        let store: Arc<dyn LogStore> =
+            Arc::new(RocksStore::open(so).map_err(|e| ServeError::Setup(e.to_string()))?);
+        let signer = load_or_create_key(&cfg.data_dir, &cfg.origin)?;
+        let vkey = signer.verifier().to_string();
+        let policy = match &cfg.policy {
+            None => Policy::default_policy().map_err(|e| ServeError::Setup(e.to_string()))?,
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(setup(&p.display().to_string()))?;
+                Policy::from_toml(&p.display().to_string(), &text)
+                    .map_err(|e| ServeError::Setup(e.to_string()))?
+            }
+        };
+        let keys = match &cfg.key_file {
+            None => TokenKeys::new(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(setup(&p.display().to_string()))?;
+                TokenKeys::from_toml(&p.display().to_string(), &text)
+                    .map_err(|e| ServeError::Setup(e.to_string()))?
+            }
+        };
+        let masker = Arc::new(
+            Masker::new(policy, &keys, &cfg.origin)
+                .map_err(|e| ServeError::Setup(e.to_string()))?,
+        );
+        let (seq, task) = Sequencer::start(
+            store.clone(),
+            signer,
+            cfg.origin.clone(),
+            cfg.sequencer.clone(),
+        )
+        .map_err(|e| ServeError::Setup(e.to_string()))?;
+        let service = LogService::new(seq.clone(), store.clone(), masker);
+        let grpc = TcpListener::bind(cfg.grpc_addr)
+            .await
+            .map_err(setup(&format!("gRPC address {}", cfg.grpc_addr)))?;
+        let http = TcpListener::bind(cfg.http_addr)
+            .await
+            .map_err(setup(&format!("HTTP address {}", cfg.http_addr)))?;
+        Ok(Server {
+            grpc,
+            http,
+            seq,
+            task,
+            service,
+            store,
+            vkey,
+        })
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc.local_addr().ok()
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.local_addr().ok()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets the
+    /// sequencer finish the queued batch and answer its waiters, and returns.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|v| *v).await;
+        };
+        let grpc = tonic::transport::Server::builder()
+            .add_service(self.service.into_server())
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(self.grpc),
+                wait(stop_rx.clone()),
+            );
+        let router = crate::http::router(self.store.clone(), self.seq.clone());
+        let http = axum::serve(self.http, router).with_graceful_shutdown(wait(stop_rx));
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let (g, h) = tokio::join!(grpc, http);
+        g.map_err(|e| ServeError::Setup(format!("gRPC server: {e}")))?;
+        h.map_err(|e| ServeError::Setup(format!("HTTP server: {e}")))?;
+        // Both servers are down; the service's handle went with gRPC. Drop
+        // ours: the sequencer drains its queue, answers, and ends.
+        drop(self.seq);
+        let _ = self.task.await;
+        Ok(())
+    }
+}

@@ -1,0 +1,191 @@
+//! `Server` as `cairn serve` runs it: key creation, gRPC and HTTP on
+//! 127.0.0.1:0, C2SP tiles that agree with the gRPC proofs, graceful
+//! shutdown that flushes, and a restart that continues the same log.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use cairn_core::checkpoint::{WitnessPolicy, verify_checkpoint};
+use cairn_core::hash::{Hash, LeafIndex, TreeSize, leaf_hash};
+use cairn_core::note::NoteVerifier;
+use cairn_core::proof::ProofPlan;
+use cairn_core::tile::parse_entry_bundle;
+use cairn_server::pb::log_client::LogClient;
+use cairn_server::{SequencerConfig, ServeConfig, Server, pb};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_stream::StreamExt;
+
+fn config(dir: &std::path::Path) -> ServeConfig {
+    ServeConfig {
+        data_dir: dir.join("cairn-data"),
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        origin: "localhost/cairn".into(),
+        policy: None,
+        key_file: None,
+        sequencer: SequencerConfig::default(),
+    }
+}
+
+/// A minimal HTTP/1.1 GET: (status, headers, body).
+async fn get(addr: SocketAddr, path: &str) -> (u16, String, Vec<u8>) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8(buf[..split].to_vec()).unwrap();
+    let status = head[9..12].parse().unwrap();
+    (status, head.to_ascii_lowercase(), buf[split + 4..].to_vec())
+}
+
+fn event(i: u64) -> pb::AppendRequest {
+    pb::AppendRequest {
+        event: format!(r#"{{"seq":{i},"email":"u{i}@example.com"}}"#).into_bytes(),
+        content_type: pb::ContentType::Json as i32,
+        policy: String::new(),
+        idempotency_key: Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_tiles_shutdown_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path());
+    let server = Server::bind(&cfg).await.unwrap();
+    let (grpc, http) = (server.grpc_addr().unwrap(), server.http_addr().unwrap());
+    // The key was generated, private, with its verifier key beside it.
+    let key = cfg.data_dir.join("log.key");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let vkey_text = std::fs::read_to_string(cfg.data_dir.join("log.vkey")).unwrap();
+    assert_eq!(vkey_text.trim(), server.vkey);
+    let vk = NoteVerifier::parse(vkey_text.trim()).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async {
+        let _ = stop_rx.await;
+    }));
+
+    let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
+    let mut stream = c
+        .append_stream(tokio_stream::iter((0..300).map(event)))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut n = 0;
+    while let Some(r) = stream.next().await {
+        r.unwrap();
+        n += 1;
+    }
+    assert_eq!(n, 300);
+
+    // /checkpoint verifies with log.vkey.
+    let (status, headers, body) = get(http, "/checkpoint").await;
+    assert_eq!(status, 200);
+    assert!(headers.contains("content-type: text/plain"));
+    let cp = verify_checkpoint(&body, None, &vk, &WitnessPolicy::default())
+        .unwrap()
+        .checkpoint;
+    assert_eq!(cp.size, TreeSize(300));
+    // A proof computed only from HTTP tiles equals the gRPC proof.
+    let plan = ProofPlan::inclusion(LeafIndex(5), cp.size).unwrap();
+    let mut tiles = Vec::new();
+    for t in plan.tiles() {
+        let (status, headers, body) = get(http, &format!("/{}", t.path())).await;
+        assert_eq!(status, 200, "{}", t.path());
+        let immutable = headers.contains("immutable");
+        assert_eq!(immutable, t.is_full(), "{} cache headers", t.path());
+        tiles.push(
+            body.chunks(32)
+                .map(|c| Hash::from_slice(c).unwrap())
+                .collect::<Vec<_>>(),
+        );
+    }
+    let from_tiles = plan.resolve(&tiles).unwrap();
+    let grpc_proof = c
+        .get_inclusion_proof(pb::GetInclusionProofRequest {
+            leaf: Some(pb::get_inclusion_proof_request::Leaf::Index(5)),
+            tree_size: 300,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        from_tiles.iter().map(|h| h.0.to_vec()).collect::<Vec<_>>(),
+        grpc_proof.proof
+    );
+    // The full entry bundle matches the level-0 tile.
+    let (_, _, bundle) = get(http, "/tile/entries/000").await;
+    let entries = parse_entry_bundle(&bundle).unwrap();
+    assert_eq!(entries.len(), 256);
+    let (_, _, tile0) = get(http, "/tile/0/000").await;
+    for (e, h) in entries.iter().zip(tile0.chunks(32)) {
+        assert_eq!(leaf_hash(e).0.as_slice(), h);
+    }
+    // Bad and missing paths.
+    assert_eq!(get(http, "/tile/0/1").await.0, 400);
+    assert_eq!(get(http, "/tile/0/009").await.0, 404);
+    assert_eq!(
+        get(http, "/tile/entries/001").await.0,
+        404,
+        "only 44 entries in bundle 1"
+    );
+    assert_eq!(get(http, "/tile/entries/001.p/44").await.0, 200);
+    assert_eq!(get(http, "/healthz").await.0, 200);
+    assert!(
+        String::from_utf8(get(http, "/metrics").await.2)
+            .unwrap()
+            .contains("cairn_tree_size 300")
+    );
+
+    // Graceful shutdown flushes appends that are in flight.
+    let mut inflight = Vec::new();
+    for i in 300..340 {
+        let mut c2 = c.clone();
+        inflight.push(tokio::spawn(async move { c2.append(event(i)).await }));
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    stop_tx.send(()).unwrap();
+    let mut answered = 0;
+    for h in inflight {
+        if h.await.unwrap().is_ok() {
+            answered += 1;
+        }
+    }
+    running.await.unwrap().unwrap();
+    assert!(answered > 0);
+
+    // Restart: same key, same tree, and it continues.
+    let server = Server::bind(&cfg).await.unwrap();
+    assert_eq!(server.vkey, vk.to_string());
+    let grpc = server.grpc_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async {
+        let _ = stop_rx.await;
+    }));
+    let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
+    let head = c
+        .get_checkpoint(pb::GetCheckpointRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(head.size, 300 + answered);
+    let r = c.append(event(1000)).await.unwrap().into_inner();
+    assert_eq!(r.index, 300 + answered);
+    stop_tx.send(()).unwrap();
+    running.await.unwrap().unwrap();
+
+    // A key readable by others is refused.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = Server::bind(&cfg).await.err().unwrap().to_string();
+    assert!(err.contains("readable by group or others"), "{err}");
+}
