@@ -1,5 +1,6 @@
 //! `cairn`: the command-line front end.
 
+mod client;
 mod mask;
 mod serve;
 
@@ -21,6 +22,19 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Generate a log signing key; prints the verifier key.
     Keygen(serve::KeygenArgs),
+    /// Append NDJSON events through AppendStream; one JSON receipt per line.
+    Append(client::AppendArgs),
+    /// Print the latest signed checkpoint.
+    Checkpoint(client::ServerArg),
+    /// Fetch an inclusion or consistency proof (JSON).
+    #[command(subcommand)]
+    Prove(client::ProveCmd),
+    /// Fetch stored entries.
+    #[command(subcommand)]
+    Get(client::GetCmd),
+    /// Verify offline.
+    #[command(subcommand)]
+    Verify(client::VerifyCmd),
     /// Mask NDJSON events (one per line) from a file or stdin to stdout.
     Mask(mask::MaskArgs),
 }
@@ -38,6 +52,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::serve(args),
         Command::Keygen(args) => serve::keygen(args),
+        Command::Append(args) => client::append(args),
+        Command::Checkpoint(args) => client::checkpoint(args),
+        Command::Prove(cmd) => client::prove(cmd),
+        Command::Get(cmd) => client::get(cmd),
+        Command::Verify(cmd) => client::verify(cmd),
         Command::Mask(args) => mask::run(args),
     };
     match result {

@@ -1,0 +1,357 @@
+//! Client commands: `append`, `checkpoint`, `prove`, `get entries`,
+//! `verify receipt`. Exit codes: 0 ok, 1 verification failure, 2 usage or
+//! connection error.
+
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow};
+use cairn_core::checkpoint::WitnessPolicy;
+use cairn_core::encoding::{decode_base64, encode_base64};
+use cairn_core::note::NoteVerifier;
+use cairn_core::tlog_proof::TlogProof;
+use cairn_server::pb;
+use cairn_server::pb::log_client::LogClient;
+use clap::{Args, Subcommand};
+use tokio_stream::StreamExt;
+
+const DEFAULT_SERVER: &str = "http://127.0.0.1:7400";
+
+#[derive(Args)]
+pub(crate) struct AppendArgs {
+    /// NDJSON events, one per line; `-` or absent for stdin.
+    input: Option<PathBuf>,
+    /// The log's gRPC address.
+    #[arg(long, env = "CAIRN_SERVER", default_value = DEFAULT_SERVER)]
+    server: String,
+}
+
+#[derive(Args)]
+pub(crate) struct ServerArg {
+    /// The log's gRPC address.
+    #[arg(long, env = "CAIRN_SERVER", default_value = DEFAULT_SERVER)]
+    server: String,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ProveCmd {
+    /// Inclusion of one entry.
+    Inclusion {
+        /// The entry's index.
+        #[arg(long, conflicts_with = "leaf_hash")]
+        index: Option<u64>,
+        /// The entry's leaf hash (base64).
+        #[arg(long)]
+        leaf_hash: Option<String>,
+        /// Tree size (default: the latest checkpoint).
+        #[arg(long)]
+        size: Option<u64>,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Consistency between two tree sizes.
+    Consistency {
+        /// The older size.
+        #[arg(long)]
+        old: u64,
+        /// The newer size (default: the latest checkpoint).
+        #[arg(long)]
+        new: Option<u64>,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum GetCmd {
+    /// Stored (masked) entries in `[start, end)`, one JSON object per line.
+    Entries {
+        /// First index.
+        #[arg(long)]
+        start: u64,
+        /// One past the last index.
+        #[arg(long)]
+        end: u64,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum VerifyCmd {
+    /// Checks a receipt (`cairn append` output line) or a tlog-proof file
+    /// offline against the log's verifier key.
+    Receipt {
+        /// The receipt or tlog-proof file; `-` for stdin.
+        file: PathBuf,
+        /// The log's verifier key (`name+hex+base64`, as in log.vkey).
+        #[arg(long)]
+        vkey: String,
+        /// The entry's leaf hash (base64): needed for a tlog-proof, which
+        /// does not carry the leaf.
+        #[arg(long)]
+        leaf_hash: Option<String>,
+    },
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}
+
+async fn connect(server: &str) -> Result<LogClient<tonic::transport::Channel>> {
+    LogClient::connect(server.to_owned())
+        .await
+        .with_context(|| format!("connecting to {server}"))
+}
+
+fn b64s(v: &[Vec<u8>]) -> Vec<String> {
+    v.iter().map(|h| encode_base64(h)).collect()
+}
+
+pub(crate) fn append(args: AppendArgs) -> Result<ExitCode> {
+    let input: Box<dyn Read + Send> = match &args.input {
+        None => Box::new(std::io::stdin()),
+        Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin()),
+        Some(p) => {
+            Box::new(std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?)
+        }
+    };
+    runtime()?.block_on(async move {
+        let mut client = connect(&args.server).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<pb::AppendRequest>(1024);
+        // Read lines on a plain thread; blank lines are skipped.
+        std::thread::spawn(move || {
+            for line in BufReader::new(input).lines() {
+                let Ok(line) = line else { break };
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let req = pb::AppendRequest {
+                    event: line.into_bytes(),
+                    content_type: pb::ContentType::Json as i32,
+                    policy: String::new(),
+                    idempotency_key: Vec::new(),
+                };
+                if tx.blocking_send(req).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut receipts = client
+            .append_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .map_err(|s| anyhow!("append: {} ({:?})", s.message(), s.code()))?
+            .into_inner();
+        let bar = std::io::stderr().is_terminal().then(indicatif::ProgressBar::new_spinner);
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        let mut n = 0u64;
+        while let Some(r) = receipts.next().await {
+            let r = r.map_err(|s| anyhow!("append failed after {n} receipts: {} ({:?})", s.message(), s.code()))?;
+            let cp = r.checkpoint.unwrap_or_default();
+            let mut j = serde_json::json!({
+                "index": r.index,
+                "leaf_hash": encode_base64(&r.leaf_hash),
+                "tree_size": cp.size,
+                "checkpoint": cp.note,
+                "inclusion_proof": b64s(&r.inclusion_proof),
+            });
+            if !r.openings.is_empty() {
+                j["openings"] = r
+                    .openings
+                    .iter()
+                    .map(|o| serde_json::json!({"pointer": o.pointer, "detector": o.detector, "commitment": o.commitment, "salt": encode_base64(&o.salt), "value": o.value}))
+                    .collect();
+            }
+            writeln!(out, "{j}")?;
+            n += 1;
+            if let Some(b) = &bar {
+                b.set_message(format!("{n} appended"));
+                b.tick();
+            }
+        }
+        out.flush()?;
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        eprintln!("cairn append: {n} entries appended");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub(crate) fn checkpoint(args: ServerArg) -> Result<ExitCode> {
+    runtime()?.block_on(async move {
+        let cp = connect(&args.server)
+            .await?
+            .get_checkpoint(pb::GetCheckpointRequest {})
+            .await
+            .map_err(|s| anyhow!("{} ({:?})", s.message(), s.code()))?
+            .into_inner();
+        print!("{}", cp.note);
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub(crate) fn prove(cmd: ProveCmd) -> Result<ExitCode> {
+    runtime()?.block_on(async move {
+        match cmd {
+            ProveCmd::Inclusion {
+                index,
+                leaf_hash,
+                size,
+                server,
+            } => {
+                let leaf = match (index, leaf_hash) {
+                    (Some(i), None) => pb::get_inclusion_proof_request::Leaf::Index(i),
+                    (None, Some(h)) => pb::get_inclusion_proof_request::Leaf::LeafHash(
+                        decode_base64(&h).map_err(|_| anyhow!("--leaf-hash is not base64"))?,
+                    ),
+                    _ => return Err(anyhow!("give --index or --leaf-hash")),
+                };
+                let p = connect(&server.server)
+                    .await?
+                    .get_inclusion_proof(pb::GetInclusionProofRequest {
+                        leaf: Some(leaf),
+                        tree_size: size.unwrap_or(0),
+                    })
+                    .await
+                    .map_err(|s| anyhow!("{} ({:?})", s.message(), s.code()))?
+                    .into_inner();
+                println!(
+                    "{}",
+                    serde_json::json!({"index": p.index, "tree_size": p.tree_size, "leaf_hash": encode_base64(&p.leaf_hash), "proof": b64s(&p.proof)})
+                );
+            }
+            ProveCmd::Consistency { old, new, server } => {
+                let p = connect(&server.server)
+                    .await?
+                    .get_consistency_proof(pb::GetConsistencyProofRequest {
+                        old_size: old,
+                        new_size: new.unwrap_or(0),
+                    })
+                    .await
+                    .map_err(|s| anyhow!("{} ({:?})", s.message(), s.code()))?
+                    .into_inner();
+                println!(
+                    "{}",
+                    serde_json::json!({"old_size": p.old_size, "new_size": p.new_size, "proof": b64s(&p.proof)})
+                );
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub(crate) fn get(cmd: GetCmd) -> Result<ExitCode> {
+    let GetCmd::Entries { start, end, server } = cmd;
+    runtime()?.block_on(async move {
+        let mut s = connect(&server.server)
+            .await?
+            .get_entries(pb::GetEntriesRequest { start, end })
+            .await
+            .map_err(|s| anyhow!("{} ({:?})", s.message(), s.code()))?
+            .into_inner();
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        while let Some(e) = s.next().await {
+            let e = e.map_err(|s| anyhow!("{} ({:?})", s.message(), s.code()))?;
+            let leaf: serde_json::Value =
+                serde_json::from_slice(&e.leaf).unwrap_or(serde_json::Value::Null);
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"index": e.index, "leaf": leaf})
+            )?;
+        }
+        out.flush()?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub(crate) fn verify(cmd: VerifyCmd) -> Result<ExitCode> {
+    let VerifyCmd::Receipt {
+        file,
+        vkey,
+        leaf_hash: given_hash,
+    } = cmd;
+    let vk = NoteVerifier::parse(vkey.trim()).map_err(|e| anyhow!("--vkey: {e}"))?;
+    let mut text = String::new();
+    if file.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text)?;
+    } else {
+        text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+    }
+    let result = if text.starts_with(cairn_core::tlog_proof::HEADER) {
+        let Some(h) = given_hash else {
+            return Err(anyhow!(
+                "a tlog-proof does not carry the leaf: give --leaf-hash"
+            ));
+        };
+        let lh = cairn_core::Hash::from_base64(&h).map_err(|e| anyhow!("--leaf-hash: {e}"))?;
+        TlogProof::parse(&text)
+            .map_err(|e| anyhow!("{e}"))
+            .and_then(|p| {
+                p.verify(&lh, None, &vk, &WitnessPolicy::default())
+                    .map(|_| ())
+                    .map_err(|e| anyhow!("{e}"))
+            })
+    } else {
+        verify_receipt_json(&text, &vk)
+    };
+    match result {
+        Ok(()) => {
+            println!("ok");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("cairn verify: FAILED: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// A receipt line from `cairn append`: signature, then inclusion of the leaf.
+fn verify_receipt_json(text: &str, vk: &NoteVerifier) -> Result<()> {
+    let j: serde_json::Value =
+        serde_json::from_str(text.trim()).map_err(|e| anyhow!("not a receipt: {e}"))?;
+    let field = |k: &str| j.get(k).ok_or_else(|| anyhow!("receipt has no {k:?}"));
+    let note = field("checkpoint")?
+        .as_str()
+        .ok_or_else(|| anyhow!("checkpoint is not text"))?;
+    let cp = cairn_core::checkpoint::verify_checkpoint(
+        note.as_bytes(),
+        None,
+        vk,
+        &WitnessPolicy::default(),
+    )
+    .map_err(|e| anyhow!("{e}"))?
+    .checkpoint;
+    let index = field("index")?
+        .as_u64()
+        .ok_or_else(|| anyhow!("bad index"))?;
+    let lh = cairn_core::Hash::from_base64(field("leaf_hash")?.as_str().unwrap_or_default())
+        .map_err(|e| anyhow!("leaf_hash: {e}"))?;
+    let path = field("inclusion_proof")?
+        .as_array()
+        .ok_or_else(|| anyhow!("inclusion_proof is not a list"))?
+        .iter()
+        .map(|h| {
+            cairn_core::Hash::from_base64(h.as_str().unwrap_or_default())
+                .map_err(|e| anyhow!("proof: {e}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    cairn_core::proof::verify_inclusion(
+        &lh,
+        cairn_core::LeafIndex(index),
+        cp.size,
+        &path,
+        &cp.root,
+    )
+    .map_err(|e| anyhow!("{e}"))?;
+    Ok(())
+}

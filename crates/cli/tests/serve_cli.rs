@@ -1,0 +1,176 @@
+//! `cairn serve` as a real process, driven by the other `cairn` commands.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn cairn() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Serving(Child);
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_append_prove_verify_and_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (gp, hp) = (free_port(), free_port());
+    let server = format!("http://127.0.0.1:{gp}");
+    let child = cairn()
+        .args(["serve", "--data-dir"])
+        .arg(&data)
+        .args([
+            "--grpc-addr",
+            &format!("127.0.0.1:{gp}"),
+            "--http-addr",
+            &format!("127.0.0.1:{hp}"),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut serving = Serving(child);
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", gp)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let vkey = std::fs::read_to_string(data.join("log.vkey")).unwrap();
+
+    // Append three events through the stream; one receipt per line.
+    let mut append = cairn()
+        .args(["append", "--server", &server, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    append
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"a\":1,\"email\":\"x@example.com\"}\n\n{\"a\":2}\n{\"a\":3}\n")
+        .unwrap();
+    let out = append.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let receipts: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(receipts.len(), 3);
+    assert_eq!(receipts[2]["index"], 2);
+
+    // Offline verification of a receipt: ok, and a tampered one fails (exit 1).
+    let line = serde_json::to_string(&receipts[0]).unwrap();
+    let verify = |text: &str| {
+        let mut v = cairn()
+            .args(["verify", "receipt", "-", "--vkey", vkey.trim()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        v.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        v.wait_with_output().unwrap()
+    };
+    let ok = verify(&line);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let mut bad = receipts[0].clone();
+    bad["index"] = serde_json::json!(1);
+    assert_eq!(
+        verify(&serde_json::to_string(&bad).unwrap()).status.code(),
+        Some(1)
+    );
+
+    // checkpoint, prove, get.
+    let cp = cairn()
+        .args(["checkpoint", "--server", &server])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8(cp.stdout)
+            .unwrap()
+            .starts_with("localhost/cairn\n3\n")
+    );
+    let p = cairn()
+        .args(["prove", "inclusion", "--index", "0", "--server", &server])
+        .output()
+        .unwrap();
+    let p: serde_json::Value = serde_json::from_slice(&p.stdout).unwrap();
+    assert_eq!(p["tree_size"], 3);
+    let c = cairn()
+        .args(["prove", "consistency", "--old", "1", "--server", &server])
+        .output()
+        .unwrap();
+    assert!(c.status.success());
+    let e = cairn()
+        .args([
+            "get", "entries", "--start", "0", "--end", "2", "--server", &server,
+        ])
+        .output()
+        .unwrap();
+    let lines: Vec<String> = String::from_utf8(e.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0].contains("[REDACTED:email]") && !lines[0].contains("x@example.com"));
+    // Out of range: exit 2 with the status named.
+    let bad = cairn()
+        .args(["prove", "inclusion", "--index", "99", "--server", &server])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("OutOfRange"));
+
+    // SIGTERM: a clean stop, exit 0.
+    Command::new("kill")
+        .arg(serving.0.id().to_string())
+        .status()
+        .unwrap();
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = serving.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "server did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(serving.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(err.contains("verifier key localhost/cairn+"), "{err}");
+    assert!(err.contains("stopped cleanly"), "{err}");
+}
