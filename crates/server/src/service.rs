@@ -233,7 +233,11 @@ impl pb::log_server::Log for LogService {
         let (out_tx, out_rx) = mpsc::channel::<Result<pb::Receipt, Status>>(256);
         // In-flight appends, in request order: reading and waiting overlap,
         // so one stream fills whole batches.
-        let (p_tx, mut p_rx) = mpsc::channel::<Result<Pending, ServerError>>(4096);
+        // Each receipt is built by its own task as soon as its append is
+        // queued (proofs for many receipts run in parallel); the writer
+        // awaits them in request order.
+        type Building = tokio::task::JoinHandle<Result<pb::Receipt, ServerError>>;
+        let (p_tx, mut p_rx) = mpsc::channel::<Result<Building, ServerError>>(4096);
         let inner = self.inner.clone();
         tokio::spawn(async move {
             loop {
@@ -252,12 +256,13 @@ impl pb::log_server::Log for LogService {
                 let pending = match inner.mask(&req) {
                     Ok(m) => {
                         let r = Inner::request(&m, &req);
-                        inner
-                            .seq
-                            .queue_wait(r)
-                            .await
-                            .map(|rx| (m, rx))
-                            .map_err(ServerError::from)
+                        match inner.seq.queue_wait(r).await {
+                            Ok(rx) => {
+                                let me = inner.clone();
+                                Ok(tokio::spawn(async move { me.finish((m, rx)).await }))
+                            }
+                            Err(e) => Err(ServerError::from(e)),
+                        }
                     }
                     Err(e) => Err(e),
                 };
@@ -267,11 +272,14 @@ impl pb::log_server::Log for LogService {
                 }
             }
         });
-        let inner = self.inner.clone();
         tokio::spawn(async move {
             while let Some(p) = p_rx.recv().await {
                 let r = match p {
-                    Ok(p) => inner.finish(p).await,
+                    Ok(building) => building.await.unwrap_or_else(|e| {
+                        Err(ServerError::Unavailable(format!(
+                            "receipt task failed: {e}"
+                        )))
+                    }),
                     Err(e) => Err(e),
                 };
                 let stop = r.is_err();
