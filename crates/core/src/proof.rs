@@ -259,21 +259,40 @@ impl ProofPlan {
 
     /// Turns the tiles (in [`tiles`](Self::tiles) order) into the proof hashes.
     pub fn resolve<T: AsRef<[Hash]>>(&self, tiles: &[T]) -> Result<Vec<Hash>, ProofError> {
+        self.assemble(|pos, start, count| {
+            let data = tiles.get(pos).map(AsRef::as_ref).unwrap_or(&[]);
+            // `count` is a power of two by construction (NodeId::tile_location).
+            data.get(start..start + count)
+                .and_then(perfect_root)
+                .ok_or(data.len())
+        })
+    }
+
+    /// Like [`resolve`](Self::resolve), from tiles whose interior nodes are
+    /// already hashed: no hashing but the few right-edge folds. This is
+    /// what a tile cache serves.
+    pub fn resolve_expanded<T: AsRef<ExpandedTile>>(
+        &self,
+        tiles: &[T],
+    ) -> Result<Vec<Hash>, ProofError> {
+        self.assemble(|pos, start, count| {
+            let t = tiles.get(pos).map(AsRef::as_ref);
+            t.and_then(|t| t.node(start, count))
+                .ok_or(t.map_or(0, ExpandedTile::width))
+        })
+    }
+
+    /// Shared by the resolvers: `node(tile position, start, count)` gives a
+    /// complete node's hash, or the tile's length if it is too short.
+    fn assemble(
+        &self,
+        node: impl Fn(usize, usize, usize) -> Result<Hash, usize>,
+    ) -> Result<Vec<Hash>, ProofError> {
         let mut node_hashes = Vec::with_capacity(self.nodes.len());
         for n in &self.nodes {
-            let path = || self.tiles.get(n.tile).map(Tile::path).unwrap_or_default();
-            let data = tiles.get(n.tile).map(AsRef::as_ref).unwrap_or(&[]);
-            let run =
-                data.get(n.start..n.start + n.count)
-                    .ok_or_else(|| ProofError::ShortTile {
-                        path: path(),
-                        got: data.len(),
-                        need: n.start + n.count,
-                    })?;
-            // `count` is a power of two by construction (NodeId::tile_location).
-            let h = perfect_root(run).ok_or_else(|| ProofError::ShortTile {
-                path: path(),
-                got: data.len(),
+            let h = node(n.tile, n.start, n.count).map_err(|got| ProofError::ShortTile {
+                path: self.tiles.get(n.tile).map(Tile::path).unwrap_or_default(),
+                got,
                 need: n.start + n.count,
             })?;
             node_hashes.push(h);
@@ -295,6 +314,60 @@ impl ProofPlan {
             reader.read_tiles(&self.tiles).map_err(ProveError::Read)?
         };
         Ok(self.resolve(&tiles)?)
+    }
+}
+
+/// A tile with every interior node of its perfect subtrees hashed: level
+/// `k` holds the roots of aligned runs of `2^k` tile hashes (`k` = 0..=8).
+/// Building one costs fewer hashes than the tile holds; afterwards any node
+/// a proof needs is a lookup. Tiles at a given width never change, so an
+/// expanded tile can be cached for as long as it is wanted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpandedTile {
+    levels: Vec<Vec<Hash>>,
+}
+
+impl ExpandedTile {
+    /// Expands a tile's hashes (`width` of them, at most 256).
+    pub fn new(hashes: &[Hash]) -> Self {
+        let mut levels = vec![hashes.to_vec()];
+        while let Some(prev) = levels.last() {
+            if prev.len() < 2 {
+                break;
+            }
+            let next: Vec<Hash> = prev
+                .chunks_exact(2)
+                .map(|p| node_hash(&p[0], &p[1]))
+                .collect();
+            levels.push(next);
+        }
+        ExpandedTile { levels }
+    }
+
+    /// Number of tile hashes.
+    pub fn width(&self) -> usize {
+        self.levels.first().map_or(0, Vec::len)
+    }
+
+    /// The tile hashes themselves.
+    pub fn hashes(&self) -> &[Hash] {
+        self.levels.first().map_or(&[], Vec::as_slice)
+    }
+
+    /// Root of the run `start .. start + count` (`count` a power of two,
+    /// `start` a multiple of it), if the tile is wide enough.
+    pub fn node(&self, start: usize, count: usize) -> Option<Hash> {
+        if !count.is_power_of_two() || !start.is_multiple_of(count) {
+            return None;
+        }
+        let k = count.trailing_zeros() as usize;
+        self.levels.get(k)?.get(start >> k).copied()
+    }
+}
+
+impl AsRef<ExpandedTile> for ExpandedTile {
+    fn as_ref(&self) -> &ExpandedTile {
+        self
     }
 }
 

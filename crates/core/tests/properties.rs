@@ -348,3 +348,26 @@ fn accumulated_digest_of_100k_roots() {
         "e6d2f5a1f19a93acb24e37188c916b7048916955be5e639da789ee03218fcc9d"
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Proofs resolved from expanded (cached) tiles equal proofs resolved
+    /// from raw tiles, for random indices and sizes.
+    #[test]
+    fn expanded_tiles_give_the_same_proofs(n in 2..=BIG, a in any::<u64>(), b in any::<u64>()) {
+        use cairn_core::proof::{ExpandedTile, ProofPlan, TileReader};
+        let (_, tiles, _) = big_tree();
+        let m = a % n;
+        let old = b % (n - 1) + 1;
+        for plan in [
+            ProofPlan::inclusion(LeafIndex(m), TreeSize(n)).unwrap(),
+            ProofPlan::consistency(TreeSize(old), TreeSize(n)).unwrap(),
+            ProofPlan::root(TreeSize(n)),
+        ] {
+            let raw = tiles.read_tiles(plan.tiles()).unwrap();
+            let expanded: Vec<ExpandedTile> = raw.iter().map(|t| ExpandedTile::new(t)).collect();
+            prop_assert_eq!(plan.resolve(&raw).unwrap(), plan.resolve_expanded(&expanded).unwrap());
+        }
+    }
+}

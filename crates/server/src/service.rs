@@ -10,16 +10,17 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cairn_core::hash::{Hash, LeafIndex, TreeSize, leaf_hash};
-use cairn_core::proof::{consistency_proof, inclusion_proof};
+use cairn_core::proof::ProofPlan;
 use cairn_core::tile::MAX_ENTRY_LEN;
 use cairn_core::tlog_proof::TlogProof;
 use cairn_masking::{ContentType, Masked, Masker};
-use cairn_storage::{LogStore, StoreTiles};
+use cairn_storage::LogStore;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::{ReceiverStream, WatchStream};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::cache::TileCache;
 use crate::error::ServerError;
 use crate::pb;
 use crate::sequencer::{AppendError, AppendRequest, Appended, Sequencer, SignedHead};
@@ -36,6 +37,7 @@ struct Inner {
     seq: Sequencer,
     store: Arc<dyn LogStore>,
     masker: Arc<Masker>,
+    tiles: TileCache,
 }
 
 /// The gRPC service.
@@ -82,7 +84,13 @@ impl LogService {
     /// A service over a running sequencer, its store and the masker.
     pub fn new(seq: Sequencer, store: Arc<dyn LogStore>, masker: Arc<Masker>) -> Self {
         LogService {
-            inner: Arc::new(Inner { seq, store, masker }),
+            inner: Arc::new(Inner {
+                seq,
+                store,
+                masker,
+                // 8,192 expanded tiles: at most ~128 MiB.
+                tiles: TileCache::new(8192),
+            }),
         }
     }
 
@@ -162,6 +170,7 @@ impl Inner {
                 .collect();
             (masked.leaf, openings)
         };
+        let me = self.clone();
         let (leaf, path) = blocking(move || {
             let leaf = if leaf.is_empty() {
                 store
@@ -171,7 +180,9 @@ impl Inner {
             } else {
                 leaf
             };
-            let path = inclusion_proof(&StoreTiles(&*store), index, head.size)?;
+            let path = me
+                .tiles
+                .prove(&*store, &ProofPlan::inclusion(index, head.size)?)?;
             Ok((leaf, path))
         })
         .await?;
@@ -317,6 +328,7 @@ impl pb::log_server::Log for LogService {
             .into());
         }
         let store = self.inner.store.clone();
+        let me = self.inner.clone();
         let proof = blocking(move || {
             let index = match req.leaf {
                 None => {
@@ -342,7 +354,9 @@ impl pb::log_server::Log for LogService {
                 .read_entries(index, 1)?
                 .pop()
                 .ok_or_else(|| ServerError::Unavailable("stored entry missing".into()))?;
-            let path = inclusion_proof(&StoreTiles(&*store), index, size)?;
+            let path = me
+                .tiles
+                .prove(&*store, &ProofPlan::inclusion(index, size)?)?;
             Ok(pb::InclusionProof {
                 index: index.0,
                 tree_size: size.0,
@@ -380,8 +394,9 @@ impl pb::log_server::Log for LogService {
             .into());
         }
         let store = self.inner.store.clone();
+        let me = self.inner.clone();
         let proof =
-            blocking(move || Ok(consistency_proof(&StoreTiles(&*store), old, new)?)).await?;
+            blocking(move || me.tiles.prove(&*store, &ProofPlan::consistency(old, new)?)).await?;
         Ok(Response::new(pb::ConsistencyProof {
             old_size: old.0,
             new_size: new.0,
