@@ -14,6 +14,10 @@ pub mod service;
 #[allow(missing_docs, unreachable_pub, clippy::all)]
 pub mod pb {
     tonic::include_proto!("cairn.v1");
+
+    /// The encoded file descriptor set, for gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/cairn_v1_descriptor.bin"));
 }
 
 pub use run::{ServeConfig, ServeError, Server, load_or_create_key};

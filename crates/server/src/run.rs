@@ -180,7 +180,18 @@ impl Server {
         let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|v| *v).await;
         };
+        // grpc.health.v1: SERVING for the log (and overall) while it runs.
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<crate::pb::log_server::LogServer<LogService>>()
+            .await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| ServeError::Setup(format!("gRPC reflection: {e}")))?;
         let grpc = tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(reflection)
             .add_service(self.service.into_server())
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(self.grpc),

@@ -76,6 +76,43 @@ async fn serve_tiles_shutdown_restart() {
     }));
 
     let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
+    // grpc.health.v1 says SERVING for the log.
+    let channel = tonic::transport::Channel::from_shared(format!("http://{grpc}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let health = tonic_health::pb::health_client::HealthClient::new(channel.clone())
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "cairn.v1.Log".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        health.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    // Server reflection lists the service.
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let mut refl = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter([ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        }]))
+        .await
+        .unwrap()
+        .into_inner();
+    let listed = refl.next().await.unwrap().unwrap();
+    match listed.message_response {
+        Some(MessageResponse::ListServicesResponse(l)) => {
+            assert!(l.service.iter().any(|s| s.name == "cairn.v1.Log"), "{l:?}");
+        }
+        other => panic!("unexpected reflection answer {other:?}"),
+    }
     let mut stream = c
         .append_stream(tokio_stream::iter((0..300).map(event)))
         .await
