@@ -12,49 +12,100 @@ use cairn_server::{SequencerConfig, ServeConfig, Server};
 use clap::Args;
 
 /// Flags override `CAIRN_*` environment variables, which override the
-/// embedded defaults.
+/// config file (`--config`), which overrides the embedded defaults.
 #[derive(Args)]
 pub(crate) struct ServeArgs {
+    /// TOML config file with any of the settings below (same names, with
+    /// `_` for `-`), e.g. `origin = "audit.example.com/log"`.
+    #[arg(long, env = "CAIRN_CONFIG")]
+    config: Option<PathBuf>,
     /// Data folder (RocksDB, `log.key`, `log.vkey`); created if missing.
-    #[arg(long, env = "CAIRN_DATA_DIR", default_value = "./cairn-data")]
-    data_dir: PathBuf,
-    /// gRPC listen address.
-    #[arg(long, env = "CAIRN_GRPC_ADDR", default_value = "127.0.0.1:7400")]
-    grpc_addr: SocketAddr,
+    /// [default: ./cairn-data]
+    #[arg(long, env = "CAIRN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// gRPC listen address. [default: 127.0.0.1:7400]
+    #[arg(long, env = "CAIRN_GRPC_ADDR")]
+    grpc_addr: Option<SocketAddr>,
     /// HTTP (C2SP tlog-tiles, /metrics, /healthz) listen address.
-    #[arg(long, env = "CAIRN_HTTP_ADDR", default_value = "127.0.0.1:7480")]
-    http_addr: SocketAddr,
+    /// [default: 127.0.0.1:7480]
+    #[arg(long, env = "CAIRN_HTTP_ADDR")]
+    http_addr: Option<SocketAddr>,
     /// The log's origin: the checkpoint origin line and the key name.
-    #[arg(long, env = "CAIRN_ORIGIN", default_value = "localhost/cairn")]
-    origin: String,
-    /// Masking policy (TOML); default: the built-in policy.
+    /// [default: localhost/cairn]
+    #[arg(long, env = "CAIRN_ORIGIN")]
+    origin: Option<String>,
+    /// Masking policy (TOML). [default: the built-in policy]
     #[arg(long, env = "CAIRN_POLICY")]
     policy: Option<PathBuf>,
     /// Token key file for `token` masks.
     #[arg(long, env = "CAIRN_KEY_FILE")]
     key_file: Option<PathBuf>,
-    /// Largest batch, in entries.
-    #[arg(long, env = "CAIRN_MAX_BATCH", default_value_t = 4096)]
-    max_batch: usize,
-    /// Longest a batch stays open, in milliseconds.
-    #[arg(long, env = "CAIRN_MAX_BATCH_AGE_MS", default_value_t = 2)]
-    max_batch_age_ms: u64,
+    /// Largest batch, in entries. [default: 4096]
+    #[arg(long, env = "CAIRN_MAX_BATCH")]
+    max_batch: Option<usize>,
+    /// Longest a batch stays open, in milliseconds. [default: 2]
+    #[arg(long, env = "CAIRN_MAX_BATCH_AGE_MS")]
+    max_batch_age_ms: Option<u64>,
+}
+
+/// The config file: every setting optional.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    grpc_addr: Option<SocketAddr>,
+    http_addr: Option<SocketAddr>,
+    origin: Option<String>,
+    policy: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    max_batch: Option<usize>,
+    max_batch_age_ms: Option<u64>,
+}
+
+fn load_file(path: &std::path::Path) -> Result<FileConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        let line = e.span().map_or(0, |s| {
+            text[..s.start.min(text.len())].matches('\n').count() + 1
+        });
+        anyhow::anyhow!("{}:{line}: {}", path.display(), e.message())
+    })
 }
 
 pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode> {
-    if args.max_batch == 0 {
-        bail!("--max-batch must be at least 1");
+    let file = match &args.config {
+        Some(p) => load_file(p)?,
+        None => FileConfig::default(),
+    };
+    let max_batch = args.max_batch.or(file.max_batch).unwrap_or(4096);
+    if max_batch == 0 {
+        bail!("max_batch must be at least 1");
     }
     let cfg = ServeConfig {
-        data_dir: args.data_dir,
-        grpc_addr: args.grpc_addr,
-        http_addr: args.http_addr,
-        origin: args.origin,
-        policy: args.policy,
-        key_file: args.key_file,
+        data_dir: args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| "./cairn-data".into()),
+        grpc_addr: args
+            .grpc_addr
+            .or(file.grpc_addr)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7400))),
+        http_addr: args
+            .http_addr
+            .or(file.http_addr)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7480))),
+        origin: args
+            .origin
+            .or(file.origin)
+            .unwrap_or_else(|| "localhost/cairn".into()),
+        policy: args.policy.or(file.policy),
+        key_file: args.key_file.or(file.key_file),
         sequencer: SequencerConfig {
-            max_batch: args.max_batch,
-            max_age: Duration::from_millis(args.max_batch_age_ms),
+            max_batch,
+            max_age: Duration::from_millis(
+                args.max_batch_age_ms.or(file.max_batch_age_ms).unwrap_or(2),
+            ),
             ..SequencerConfig::default()
         },
     };

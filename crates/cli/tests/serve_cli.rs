@@ -174,3 +174,55 @@ fn serve_append_prove_verify_and_stop() {
     assert!(err.contains("verifier key localhost/cairn+"), "{err}");
     assert!(err.contains("stopped cleanly"), "{err}");
 }
+
+#[test]
+fn config_file_env_and_flags_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gp, hp) = (free_port(), free_port());
+    let cfg = dir.path().join("cairn.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{}\"\ngrpc_addr = \"127.0.0.1:{gp}\"\nhttp_addr = \"127.0.0.1:{hp}\"\norigin = \"from-file.example/log\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    // The environment overrides the file.
+    let child = cairn()
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("CAIRN_ORIGIN", "from-env.example/log")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _serving = Serving(child);
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", gp)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let cp = cairn()
+        .args(["checkpoint", "--server", &format!("http://127.0.0.1:{gp}")])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8(cp.stdout)
+            .unwrap()
+            .starts_with("from-env.example/log\n0\n")
+    );
+    // A bad config file names the file and line.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "origin = \"x\"\nmax_batchh = 3\n").unwrap();
+    let out = cairn()
+        .args(["serve", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("bad.toml:2"), "{err}");
+}
