@@ -27,3 +27,16 @@ if need_libclang; then
     $SUDO apt-get update -qq
     $SUDO apt-get install -y --no-install-recommends libclang1-14 libclang-common-14-dev
 fi
+
+# Tests only: Go and golang.org/x/mod, for the interoperability test against
+# Go's sumdb/note and sumdb/tlog. Best effort: without them that one test
+# reports that it was skipped.
+if [ "${CAIRN_TEST_DEPS:-}" = 1 ] && { ! command -v go >/dev/null 2>&1 || [ ! -d /usr/share/gocode/src/golang.org/x/mod ]; }; then
+    if command -v apt-get >/dev/null 2>&1; then
+        echo "==> installing Go and golang.org/x/mod for the interop test" >&2
+        SUDO=""
+        [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+        { $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-go golang-golang-x-mod-dev; } >/dev/null 2>&1 \
+            || echo "warning: could not install Go; the Go interop test will be skipped" >&2
+    fi
+fi

@@ -3,5 +3,5 @@
 # test in the workspace against the committed Cargo.lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/deps.sh
+CAIRN_TEST_DEPS=1 source scripts/deps.sh
 exec cargo test --workspace --locked "$@"

@@ -1,0 +1,122 @@
+//! Interoperability with Go's transparency code: a checkpoint fetched from
+//! `/checkpoint` verifies with `golang.org/x/mod/sumdb/note` using the key
+//! in `log.vkey`, and `sumdb/tlog`'s `TreeHash` over the entries (fetched as
+//! C2SP entry bundles) equals the checkpoint root.
+//!
+//! Needs Go and the x/mod sources (Debian: `golang-go`,
+//! `golang-golang-x-mod-dev`; `.ci/run` installs them when it can). Without
+//! them the test says so and checks nothing else.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use cairn_core::tile::{TilePath, parse_entry_bundle};
+use cairn_server::pb::log_client::LogClient;
+use cairn_server::{SequencerConfig, ServeConfig, Server, pb};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_stream::StreamExt;
+
+const GOPATH: &str = "/usr/share/gocode";
+
+async fn get(addr: SocketAddr, path: &str) -> Vec<u8> {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert!(buf.starts_with(b"HTTP/1.1 200"), "{path}");
+    buf[split + 4..].to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_sumdb_note_and_tlog_agree() {
+    let have_go = Command::new("go")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_go
+        || !Path::new(GOPATH)
+            .join("src/golang.org/x/mod/sumdb/tlog")
+            .exists()
+    {
+        eprintln!(
+            "skipping: Go and golang.org/x/mod sources are not installed (apt-get install golang-go golang-golang-x-mod-dev)"
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = ServeConfig {
+        data_dir: tmp.path().join("data"),
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        origin: "interop.cairn.test/log".into(),
+        policy: None,
+        key_file: None,
+        sequencer: SequencerConfig::default(),
+    };
+    let server = Server::bind(&cfg).await.unwrap();
+    let (grpc, http) = (server.grpc_addr().unwrap(), server.http_addr().unwrap());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async {
+        let _ = stop_rx.await;
+    }));
+    let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
+    let reqs = (0..300u64).map(|i| pb::AppendRequest {
+        event: format!(r#"{{"i":{i},"email":"p{i}@example.com"}}"#).into_bytes(),
+        content_type: pb::ContentType::Json as i32,
+        policy: String::new(),
+        idempotency_key: Vec::new(),
+    });
+    let mut s = c
+        .append_stream(tokio_stream::iter(reqs))
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(r) = s.next().await {
+        r.unwrap();
+    }
+    let note = get(http, "/checkpoint").await;
+    // Entries, as a tlog-tiles client fetches them.
+    let mut hex_lines = String::new();
+    for path in ["tile/entries/000", "tile/entries/001.p/44"] {
+        assert!(TilePath::parse(path).is_ok());
+        for e in parse_entry_bundle(&get(http, &format!("/{path}")).await).unwrap() {
+            hex_lines.push_str(&e.iter().map(|b| format!("{b:02x}")).collect::<String>());
+            hex_lines.push('\n');
+        }
+    }
+    stop_tx.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    let entries = tmp.path().join("entries.hex");
+    std::fs::write(&entries, hex_lines).unwrap();
+    let vkey = std::fs::read_to_string(cfg.data_dir.join("log.vkey")).unwrap();
+    let program =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/cairn_interop.go");
+    let mut go = Command::new("go")
+        .arg("run")
+        .arg(&program)
+        .arg(vkey.trim())
+        .arg(&entries)
+        .env("GO111MODULE", "off")
+        .env("GOPATH", GOPATH)
+        .env("GOCACHE", tmp.path().join("gocache"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    go.stdin.take().unwrap().write_all(&note).unwrap();
+    let out = go.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "Go rejected the log: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}
