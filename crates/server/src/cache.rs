@@ -40,6 +40,20 @@ impl TileCache {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Resolves a proof plan from cached tiles only: `None` if any tile is
+    /// missing. Pure CPU (a few lookups and folds), so async code can call
+    /// it without a blocking thread.
+    pub fn prove_cached(&self, plan: &ProofPlan) -> Option<Result<Vec<Hash>, ServerError>> {
+        let tiles: Option<Vec<Arc<ExpandedTile>>> = {
+            let g = self.lock();
+            plan.tiles()
+                .iter()
+                .map(|t| g.0.get(&(t.level, t.index, t.width)).cloned())
+                .collect()
+        };
+        tiles.map(|t| plan.resolve_expanded(&t).map_err(ServerError::from))
+    }
+
     /// Resolves a proof plan, reading only the tiles not cached (in one call).
     pub fn prove(&self, store: &dyn LogStore, plan: &ProofPlan) -> Result<Vec<Hash>, ServerError> {
         let key = |t: &Tile| (t.level, t.index, t.width);

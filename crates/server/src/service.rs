@@ -170,6 +170,14 @@ impl Inner {
                 .collect();
             (masked.leaf, openings)
         };
+        // The common case: a fresh entry whose proof tiles are cached (the
+        // batch's earlier receipts loaded them): no blocking thread at all.
+        if !leaf.is_empty() {
+            let plan = ProofPlan::inclusion(index, head.size)?;
+            if let Some(path) = self.tiles.prove_cached(&plan) {
+                return Ok(self.assemble(index, leaf, openings, &done, path?, duplicate));
+            }
+        }
         let me = self.clone();
         let (leaf, path) = blocking(move || {
             let leaf = if leaf.is_empty() {
@@ -186,13 +194,25 @@ impl Inner {
             Ok((leaf, path))
         })
         .await?;
+        Ok(self.assemble(index, leaf, openings, &done, path, duplicate))
+    }
+
+    fn assemble(
+        &self,
+        index: LeafIndex,
+        leaf: Vec<u8>,
+        openings: Vec<pb::Opening>,
+        done: &Appended,
+        path: Vec<Hash>,
+        duplicate: bool,
+    ) -> pb::Receipt {
         let tlog = TlogProof {
             extra: None,
             index,
             path: path.clone(),
             checkpoint: done.head.note.clone(),
         };
-        Ok(pb::Receipt {
+        pb::Receipt {
             index: index.0,
             leaf_hash: leaf_hash(&leaf).0.to_vec(),
             leaf,
@@ -201,7 +221,7 @@ impl Inner {
             inclusion_proof: path.iter().map(|h| h.0.to_vec()).collect(),
             tlog_proof: tlog.encode(),
             duplicate,
-        })
+        }
     }
 
     async fn finish(self: &Arc<Self>, pending: Pending) -> Result<pb::Receipt, ServerError> {
