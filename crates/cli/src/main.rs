@@ -1,5 +1,6 @@
 //! `cairn`: the command-line front end.
 
+mod bench;
 mod client;
 mod mask;
 mod serve;
@@ -35,6 +36,8 @@ enum Command {
     /// Verify offline.
     #[command(subcommand)]
     Verify(client::VerifyCmd),
+    /// Offer appends at a fixed rate and report receipt latency (JSON).
+    Bench(bench::BenchArgs),
     /// Mask NDJSON events (one per line) from a file or stdin to stdout.
     Mask(mask::MaskArgs),
 }
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Prove(cmd) => client::prove(cmd),
         Command::Get(cmd) => client::get(cmd),
         Command::Verify(cmd) => client::verify(cmd),
+        Command::Bench(args) => bench::bench(args),
         Command::Mask(args) => mask::run(args),
     };
     match result {
