@@ -226,3 +226,57 @@ fn config_file_env_and_flags_layer() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("bad.toml:2"), "{err}");
 }
+
+#[test]
+fn bench_reports_latency_percentiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gp, hp) = (free_port(), free_port());
+    let child = cairn()
+        .args(["serve", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args([
+            "--grpc-addr",
+            &format!("127.0.0.1:{gp}"),
+            "--http-addr",
+            &format!("127.0.0.1:{hp}"),
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _serving = Serving(child);
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", gp)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let server = format!("http://127.0.0.1:{gp}");
+    for mode in [&["--stream"][..], &[][..]] {
+        let out = cairn()
+            .args([
+                "bench",
+                "--server",
+                &server,
+                "--rate",
+                "300",
+                "--duration",
+                "1",
+            ])
+            .args(mode)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["ok"], 300, "{r}");
+        assert_eq!(r["errors"], 0, "{r}");
+        let p50 = r["latency_ms"]["p50"].as_f64().unwrap();
+        let p99 = r["latency_ms"]["p99"].as_f64().unwrap();
+        assert!(p50 > 0.0 && p99 >= p50, "{r}");
+    }
+}
