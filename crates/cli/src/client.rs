@@ -153,21 +153,31 @@ pub(crate) fn append(args: AppendArgs) -> Result<ExitCode> {
         while let Some(r) = receipts.next().await {
             let r = r.map_err(|s| anyhow!("append failed after {n} receipts: {} ({:?})", s.message(), s.code()))?;
             let cp = r.checkpoint.unwrap_or_default();
-            let mut j = serde_json::json!({
-                "index": r.index,
-                "leaf_hash": encode_base64(&r.leaf_hash),
-                "tree_size": cp.size,
-                "checkpoint": cp.note,
-                "inclusion_proof": b64s(&r.inclusion_proof),
-            });
+            // Written directly rather than through a `serde_json::Value`:
+            // this loop runs once per appended event. Only the note needs
+            // escaping; base64 and numbers never do.
+            write!(
+                out,
+                "{{\"index\":{},\"leaf_hash\":\"{}\",\"tree_size\":{},\"checkpoint\":{},\"inclusion_proof\":[",
+                r.index,
+                encode_base64(&r.leaf_hash),
+                cp.size,
+                serde_json::to_string(&cp.note)?
+            )?;
+            for (i, h) in r.inclusion_proof.iter().enumerate() {
+                let sep = if i == 0 { "" } else { "," };
+                write!(out, "{sep}\"{}\"", encode_base64(h))?;
+            }
+            out.write_all(b"]")?;
             if !r.openings.is_empty() {
-                j["openings"] = r
+                let openings: Vec<serde_json::Value> = r
                     .openings
                     .iter()
                     .map(|o| serde_json::json!({"pointer": o.pointer, "detector": o.detector, "commitment": o.commitment, "salt": encode_base64(&o.salt), "value": o.value}))
                     .collect();
+                write!(out, ",\"openings\":{}", serde_json::Value::Array(openings))?;
             }
-            writeln!(out, "{j}")?;
+            out.write_all(b"}\n")?;
             n += 1;
             if let Some(b) = &bar {
                 b.set_message(format!("{n} appended"));
