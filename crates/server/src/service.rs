@@ -30,7 +30,12 @@ pub const MAX_IDEMPOTENCY_KEY: usize = 128;
 /// Entries sent per store read in `GetEntries`.
 const ENTRIES_CHUNK: usize = 256;
 
-type Pending = (Masked, oneshot::Receiver<Result<Appended, AppendError>>);
+/// A queued append: its masked event, leaf hash, and the sequencer's answer.
+type Pending = (
+    Masked,
+    Hash,
+    oneshot::Receiver<Result<Appended, AppendError>>,
+);
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 struct Inner {
@@ -147,6 +152,7 @@ impl Inner {
     async fn receipt(
         self: &Arc<Self>,
         masked: Masked,
+        hash: Hash,
         done: Appended,
     ) -> Result<pb::Receipt, ServerError> {
         let store = self.store.clone();
@@ -175,32 +181,37 @@ impl Inner {
         if !leaf.is_empty() {
             let plan = ProofPlan::inclusion(index, head.size)?;
             if let Some(path) = self.tiles.prove_cached(&plan) {
-                return Ok(self.assemble(index, leaf, openings, &done, path?, duplicate));
+                return Ok(self.assemble(index, leaf, hash, openings, &done, path?, duplicate));
             }
         }
         let me = self.clone();
-        let (leaf, path) = blocking(move || {
-            let leaf = if leaf.is_empty() {
-                store
+        let (leaf, hash, path) = blocking(move || {
+            let (leaf, hash) = if leaf.is_empty() {
+                // A duplicate: the original leaf, and its hash, from the store.
+                let stored = store
                     .read_entries(index, 1)?
                     .pop()
-                    .ok_or_else(|| ServerError::Unavailable("stored entry missing".into()))?
+                    .ok_or_else(|| ServerError::Unavailable("stored entry missing".into()))?;
+                let h = leaf_hash(&stored);
+                (stored, h)
             } else {
-                leaf
+                (leaf, hash)
             };
             let path = me
                 .tiles
                 .prove(&*store, &ProofPlan::inclusion(index, head.size)?)?;
-            Ok((leaf, path))
+            Ok((leaf, hash, path))
         })
         .await?;
-        Ok(self.assemble(index, leaf, openings, &done, path, duplicate))
+        Ok(self.assemble(index, leaf, hash, openings, &done, path, duplicate))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn assemble(
         &self,
         index: LeafIndex,
         leaf: Vec<u8>,
+        hash: Hash,
         openings: Vec<pb::Opening>,
         done: &Appended,
         path: Vec<Hash>,
@@ -214,7 +225,7 @@ impl Inner {
         };
         pb::Receipt {
             index: index.0,
-            leaf_hash: leaf_hash(&leaf).0.to_vec(),
+            leaf_hash: hash.0.to_vec(),
             leaf,
             openings,
             checkpoint: Some(head_pb(&done.head)),
@@ -225,12 +236,12 @@ impl Inner {
     }
 
     async fn finish(self: &Arc<Self>, pending: Pending) -> Result<pb::Receipt, ServerError> {
-        let (masked, rx) = pending;
+        let (masked, hash, rx) = pending;
         let done = rx
             .await
             .unwrap_or(Err(AppendError::ShuttingDown))
             .map_err(ServerError::from)?;
-        self.receipt(masked, done).await
+        self.receipt(masked, hash, done).await
     }
 
     fn latest(&self) -> std::sync::Arc<SignedHead> {
@@ -246,12 +257,14 @@ impl pb::log_server::Log for LogService {
     ) -> Result<Response<pb::Receipt>, Status> {
         let req = request.into_inner();
         let masked = self.inner.mask(&req)?;
+        let append = Inner::request(&masked, &req);
+        let hash = append.leaf_hash;
         let rx = self
             .inner
             .seq
-            .try_append(Inner::request(&masked, &req))
+            .try_append(append)
             .map_err(ServerError::from)?;
-        Ok(Response::new(self.inner.finish((masked, rx)).await?))
+        Ok(Response::new(self.inner.finish((masked, hash, rx)).await?))
     }
 
     type AppendStreamStream = BoxStream<pb::Receipt>;
@@ -287,10 +300,11 @@ impl pb::log_server::Log for LogService {
                 let pending = match inner.mask(&req) {
                     Ok(m) => {
                         let r = Inner::request(&m, &req);
+                        let hash = r.leaf_hash;
                         match inner.seq.queue_wait(r).await {
                             Ok(rx) => {
                                 let me = inner.clone();
-                                Ok(tokio::spawn(async move { me.finish((m, rx)).await }))
+                                Ok(tokio::spawn(async move { me.finish((m, hash, rx)).await }))
                             }
                             Err(e) => Err(ServerError::from(e)),
                         }
