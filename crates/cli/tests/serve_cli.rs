@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -10,12 +10,36 @@ fn cairn() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cairn"))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A started `cairn serve`: the process, the gRPC port it bound (it is
+/// given port 0 and reports the real one on stderr, so parallel tests never
+/// race for a port), what it printed at start-up, and the rest of stderr.
+struct Started {
+    serving: Serving,
+    port: u16,
+    startup: String,
+    stderr: BufReader<std::process::ChildStderr>,
+}
+
+fn start(cmd: &mut Command) -> Started {
+    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let serving = Serving(child);
+    let mut startup = String::new();
+    loop {
+        let mut line = String::new();
+        let n = stderr.read_line(&mut line).unwrap();
+        assert!(n > 0, "cairn serve exited during start-up: {startup}");
+        startup.push_str(&line);
+        if let Some(rest) = line.split("gRPC on 127.0.0.1:").nth(1) {
+            let port = rest.split(',').next().unwrap().trim().parse().unwrap();
+            return Started {
+                serving,
+                port,
+                startup,
+                stderr,
+            };
+        }
+    }
 }
 
 struct Serving(Child);
@@ -30,29 +54,14 @@ impl Drop for Serving {
 fn serve_append_prove_verify_and_stop() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (gp, hp) = (free_port(), free_port());
+    let mut st = start(cairn().args(["serve", "--data-dir"]).arg(&data).args([
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+    ]));
+    let gp = st.port;
     let server = format!("http://127.0.0.1:{gp}");
-    let child = cairn()
-        .args(["serve", "--data-dir"])
-        .arg(&data)
-        .args([
-            "--grpc-addr",
-            &format!("127.0.0.1:{gp}"),
-            "--http-addr",
-            &format!("127.0.0.1:{hp}"),
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut serving = Serving(child);
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", gp)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
     let vkey = std::fs::read_to_string(data.join("log.vkey")).unwrap();
 
     // Append three events through the stream; one receipt per line.
@@ -154,12 +163,12 @@ fn serve_append_prove_verify_and_stop() {
 
     // SIGTERM: a clean stop, exit 0.
     Command::new("kill")
-        .arg(serving.0.id().to_string())
+        .arg(st.serving.0.id().to_string())
         .status()
         .unwrap();
     let t0 = Instant::now();
     let status = loop {
-        if let Some(s) = serving.0.try_wait().unwrap() {
+        if let Some(s) = st.serving.0.try_wait().unwrap() {
             break s;
         }
         assert!(
@@ -170,41 +179,35 @@ fn serve_append_prove_verify_and_stop() {
     };
     assert!(status.success());
     let mut err = String::new();
-    std::io::Read::read_to_string(serving.0.stderr.as_mut().unwrap(), &mut err).unwrap();
-    assert!(err.contains("verifier key localhost/cairn+"), "{err}");
+    st.stderr.read_to_string(&mut err).unwrap();
+    assert!(
+        st.startup.contains("verifier key localhost/cairn+"),
+        "{}",
+        st.startup
+    );
     assert!(err.contains("stopped cleanly"), "{err}");
 }
 
 #[test]
 fn config_file_env_and_flags_layer() {
     let dir = tempfile::tempdir().unwrap();
-    let (gp, hp) = (free_port(), free_port());
     let cfg = dir.path().join("cairn.toml");
     std::fs::write(
         &cfg,
         format!(
-            "data_dir = \"{}\"\ngrpc_addr = \"127.0.0.1:{gp}\"\nhttp_addr = \"127.0.0.1:{hp}\"\norigin = \"from-file.example/log\"\n",
+            "data_dir = \"{}\"\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\norigin = \"from-file.example/log\"\n",
             dir.path().join("data").display()
         ),
     )
     .unwrap();
     // The environment overrides the file.
-    let child = cairn()
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .env("CAIRN_ORIGIN", "from-env.example/log")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _serving = Serving(child);
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", gp)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let st = start(
+        cairn()
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .env("CAIRN_ORIGIN", "from-env.example/log"),
+    );
+    let gp = st.port;
     let cp = cairn()
         .args(["checkpoint", "--server", &format!("http://127.0.0.1:{gp}")])
         .output()
@@ -230,28 +233,13 @@ fn config_file_env_and_flags_layer() {
 #[test]
 fn bench_reports_latency_percentiles() {
     let dir = tempfile::tempdir().unwrap();
-    let (gp, hp) = (free_port(), free_port());
-    let child = cairn()
-        .args(["serve", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .args([
-            "--grpc-addr",
-            &format!("127.0.0.1:{gp}"),
-            "--http-addr",
-            &format!("127.0.0.1:{hp}"),
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _serving = Serving(child);
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", gp)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let st = start(
+        cairn()
+            .args(["serve", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"]),
+    );
+    let gp = st.port;
     let server = format!("http://127.0.0.1:{gp}");
     for mode in [&["--stream"][..], &[][..]] {
         let out = cairn()
