@@ -570,17 +570,23 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         }
     }
 
+    /// The policy's nesting limit, checked on entering an object or array.
+    fn check_depth(&self, depth: usize) -> Result<(), MaskError> {
+        if depth > self.m.policy.max_depth {
+            return Err(MaskError::TooDeep {
+                limit: self.m.policy.max_depth,
+            });
+        }
+        Ok(())
+    }
+
     fn array(
         &mut self,
         r: &mut Reader<'a>,
         treat: Treat<'_>,
         depth: usize,
     ) -> Result<(), MaskError> {
-        if depth > self.m.policy.max_depth {
-            return Err(MaskError::TooDeep {
-                limit: self.m.policy.max_depth,
-            });
-        }
+        self.check_depth(depth)?;
         r.expect(b'[', "expected an array")?;
         self.out.push(b'[');
         r.ws();
@@ -668,11 +674,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         treat: Treat<'_>,
         depth: usize,
     ) -> Result<(), MaskError> {
-        if depth > self.m.policy.max_depth {
-            return Err(MaskError::TooDeep {
-                limit: self.m.policy.max_depth,
-            });
-        }
+        self.check_depth(depth)?;
         let obj_at = r.i;
         r.expect(b'{', "expected an object")?;
         self.out.push(b'{');

@@ -244,6 +244,23 @@ impl Inner {
         self.receipt(masked, hash, done).await
     }
 
+    /// A requested tree size: 0 means the latest checkpoint's; anything
+    /// beyond it is `OUT_OF_RANGE`.
+    fn tree_size(&self, requested: u64) -> Result<TreeSize, ServerError> {
+        let head = self.latest().size;
+        let size = if requested == 0 {
+            head
+        } else {
+            TreeSize(requested)
+        };
+        if size > head {
+            return Err(ServerError::OutOfRange(format!(
+                "tree size {size} is beyond the latest checkpoint ({head})"
+            )));
+        }
+        Ok(size)
+    }
+
     fn latest(&self) -> std::sync::Arc<SignedHead> {
         self.seq.head().borrow().clone()
     }
@@ -348,19 +365,7 @@ impl pb::log_server::Log for LogService {
         request: Request<pb::GetInclusionProofRequest>,
     ) -> Result<Response<pb::InclusionProof>, Status> {
         let req = request.into_inner();
-        let head = self.inner.latest();
-        let size = if req.tree_size == 0 {
-            head.size
-        } else {
-            TreeSize(req.tree_size)
-        };
-        if size > head.size {
-            return Err(ServerError::OutOfRange(format!(
-                "tree size {size} is beyond the latest checkpoint ({})",
-                head.size
-            ))
-            .into());
-        }
+        let size = self.inner.tree_size(req.tree_size)?;
         let store = self.inner.store.clone();
         let me = self.inner.clone();
         let proof = blocking(move || {
@@ -407,23 +412,11 @@ impl pb::log_server::Log for LogService {
         request: Request<pb::GetConsistencyProofRequest>,
     ) -> Result<Response<pb::ConsistencyProof>, Status> {
         let req = request.into_inner();
-        let head = self.inner.latest();
-        let new = if req.new_size == 0 {
-            head.size
-        } else {
-            TreeSize(req.new_size)
-        };
+        let new = self.inner.tree_size(req.new_size)?;
         let old = TreeSize(req.old_size);
         if old > new || old.0 == 0 {
             return Err(ServerError::InvalidArgument(format!(
                 "need 0 < old_size <= new_size, got {old} and {new}"
-            ))
-            .into());
-        }
-        if new > head.size {
-            return Err(ServerError::OutOfRange(format!(
-                "tree size {new} is beyond the latest checkpoint ({})",
-                head.size
             ))
             .into());
         }
