@@ -1,0 +1,459 @@
+//! The witness: C2SP tlog-witness v1.0.0 `add-checkpoint`
+//! (<https://c2sp.org/tlog-witness>) with C2SP tlog-cosignature v1
+//! (type 0x04, timestamped) signatures.
+//!
+//! Request body:
+//!
+//! ```text
+//! old <size>\n                 decimal, no leading zeros
+//! <base64 hash>\n …            0..=63 consistency proof lines
+//! \n
+//! <signed checkpoint note>
+//! ```
+//!
+//! Checks, in the spec's order, and their HTTP status:
+//!
+//! | check | status |
+//! |---|---|
+//! | body malformed | 400 |
+//! | origin not configured | 404 |
+//! | no valid signature by the log's key, or a failing one | 403 |
+//! | old size > checkpoint size | 400 |
+//! | old size ≠ our latest cosigned size (0 if none) | 409, body `<latest>\n`, `text/x.tlog.size` |
+//! | old size = checkpoint size, different root | 409 (and split-view evidence) |
+//! | proof fails, or non-empty with old 0, or size-0 with a wrong root | 422 |
+//! | otherwise: persist, then cosign | 200, cosignature lines |
+//!
+//! The state is one JSON file per witness (`witness-state.json`): for each
+//! origin, the latest cosigned size, root and note. The check against it
+//! and its replacement happen under one lock, and the new state is durable
+//! (see [`crate::fsutil::atomic_write`]) before the cosignature leaves, so a
+//! crash can never make this witness cosign two roots for one size: after a
+//! restart it reads back either the old record (nothing was returned) or
+//! the new one (the cosignature may or may not have been delivered; a
+//! retry with the old size gets 409 and the new size).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use cairn_core::checkpoint::Checkpoint;
+use cairn_core::cosignature::Cosigner;
+use cairn_core::encoding::parse_decimal;
+use cairn_core::note::{Note, NoteSignature, NoteVerifier};
+use cairn_core::{Hash, empty_root};
+use serde::{Deserialize, Serialize};
+
+use crate::evidence::{Evidence, EvidenceKind, EvidenceLog};
+use crate::fsutil::{atomic_write, lock_dir};
+use crate::verify::{LogVerifier, VerifyError};
+
+/// At most this many consistency proof lines (tlog-witness).
+pub const MAX_PROOF_LINES: usize = 63;
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Content type of the 409 body.
+pub const SIZE_CONTENT_TYPE: &str = "text/x.tlog.size";
+
+/// An `add-checkpoint` request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddCheckpoint {
+    /// The size the submitter believes we last cosigned.
+    pub old: u64,
+    /// Consistency proof from `old` to the checkpoint's size.
+    pub proof: Vec<Hash>,
+    /// The signed checkpoint note.
+    pub note: String,
+}
+
+impl AddCheckpoint {
+    /// Parses a request body strictly.
+    pub fn parse(body: &[u8]) -> Result<Self, WitnessError> {
+        let bad = |m: &str| WitnessError::Malformed(m.to_owned());
+        if body.len() > MAX_BODY {
+            return Err(bad("request body too large"));
+        }
+        let s = std::str::from_utf8(body).map_err(|_| bad("body is not UTF-8"))?;
+        let (head, note) = s
+            .split_once("\n\n")
+            .ok_or_else(|| bad("no empty line before the checkpoint"))?;
+        let mut lines = head.split('\n');
+        let old = lines
+            .next()
+            .and_then(|l| l.strip_prefix("old "))
+            .and_then(parse_decimal)
+            .ok_or_else(|| bad("first line must be `old <size>`"))?;
+        let mut proof = Vec::new();
+        for l in lines {
+            if proof.len() == MAX_PROOF_LINES {
+                return Err(bad("more than 63 proof lines"));
+            }
+            proof.push(
+                Hash::from_base64(l).map_err(|_| bad("proof line is not base64 of 32 bytes"))?,
+            );
+        }
+        Ok(AddCheckpoint {
+            old,
+            proof,
+            note: note.to_owned(),
+        })
+    }
+
+    /// The request body.
+    pub fn encode(&self) -> String {
+        let mut s = format!("old {}\n", self.old);
+        for h in &self.proof {
+            s.push_str(&h.to_base64());
+            s.push('\n');
+        }
+        s.push('\n');
+        s.push_str(&self.note);
+        s
+    }
+}
+
+/// Why a checkpoint was not cosigned. [`WitnessError::http_status`] maps
+/// each to the tlog-witness status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WitnessError {
+    /// The body is malformed (400).
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    /// Origin not configured (404).
+    #[error("unknown log origin {0:?}")]
+    UnknownOrigin(String),
+    /// No valid log signature (403).
+    #[error("checkpoint is not validly signed by the log's key: {0}")]
+    Forbidden(String),
+    /// Old size larger than the checkpoint's (400).
+    #[error("old size {old} is larger than the checkpoint size {size}")]
+    OldTooLarge {
+        /// Old size.
+        old: u64,
+        /// Checkpoint size.
+        size: u64,
+    },
+    /// Old size is not our latest, or same size with another root (409).
+    #[error("conflict: this witness's latest cosigned size is {latest}")]
+    Conflict {
+        /// Our latest cosigned size.
+        latest: u64,
+    },
+    /// The proof does not verify (422).
+    #[error("consistency proof does not verify: {0}")]
+    BadProof(String),
+    /// State could not be persisted (500).
+    #[error("witness state: {0}")]
+    Storage(String),
+}
+
+impl WitnessError {
+    /// The tlog-witness HTTP status.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            WitnessError::Malformed(_) | WitnessError::OldTooLarge { .. } => 400,
+            WitnessError::Forbidden(_) => 403,
+            WitnessError::UnknownOrigin(_) => 404,
+            WitnessError::Conflict { .. } => 409,
+            WitnessError::BadProof(_) => 422,
+            WitnessError::Storage(_) => 500,
+        }
+    }
+}
+
+/// The latest checkpoint cosigned for one log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Tree size.
+    pub size: u64,
+    /// Root (base64).
+    pub root: String,
+    /// The log's signed note with our cosignature appended.
+    pub note: String,
+}
+
+impl Record {
+    /// The root hash.
+    pub fn root_hash(&self) -> Option<Hash> {
+        Hash::from_base64(&self.root).ok()
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct StateFile {
+    version: u32,
+    logs: BTreeMap<String, Record>,
+}
+
+const STATE_VERSION: u32 = 1;
+
+/// A witness: its key, the logs it serves, and its persisted state.
+#[derive(Debug)]
+pub struct Witness {
+    cosigner: Cosigner,
+    logs: BTreeMap<String, LogVerifier>,
+    state_path: PathBuf,
+    state: Mutex<StateFile>,
+    evidence: EvidenceLog,
+    _lock: File,
+}
+
+/// The witness could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// State folder locked or unreadable.
+    #[error(transparent)]
+    Lock(#[from] crate::fsutil::LockError),
+    /// The state file is corrupt or from a newer version.
+    #[error("{path}: {message}")]
+    State {
+        /// The state file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Witness {
+    /// Opens (or creates) the state in `dir` and locks it for this process.
+    /// `logs` are the logs served, by verifier key (its name is the origin).
+    pub fn open(
+        dir: &Path,
+        cosigner: Cosigner,
+        logs: Vec<NoteVerifier>,
+    ) -> Result<Self, OpenError> {
+        let lock = lock_dir(dir)?;
+        let state_path = dir.join("witness-state.json");
+        let state = match std::fs::read(&state_path) {
+            Ok(b) => {
+                let s: StateFile = serde_json::from_slice(&b).map_err(|e| OpenError::State {
+                    path: state_path.display().to_string(),
+                    message: format!("corrupt state file: {e}"),
+                })?;
+                if s.version != STATE_VERSION {
+                    return Err(OpenError::State {
+                        path: state_path.display().to_string(),
+                        message: format!("state version {} is not {STATE_VERSION}", s.version),
+                    });
+                }
+                s
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => StateFile {
+                version: STATE_VERSION,
+                logs: BTreeMap::new(),
+            },
+            Err(e) => {
+                return Err(OpenError::State {
+                    path: state_path.display().to_string(),
+                    message: e.to_string(),
+                });
+            }
+        };
+        Ok(Witness {
+            cosigner,
+            logs: logs
+                .into_iter()
+                .map(|v| (v.name().to_owned(), LogVerifier::log_only(v)))
+                .collect(),
+            state_path,
+            state: Mutex::new(state),
+            evidence: EvidenceLog::new(dir),
+            _lock: lock,
+        })
+    }
+
+    /// This witness's cosignature verifier key.
+    pub fn verifier(&self) -> NoteVerifier {
+        self.cosigner.verifier()
+    }
+
+    /// The log verifier for an origin, if served.
+    pub fn log(&self, origin: &str) -> Option<&LogVerifier> {
+        self.logs.get(origin)
+    }
+
+    /// The evidence log.
+    pub fn evidence(&self) -> &EvidenceLog {
+        &self.evidence
+    }
+
+    /// The latest cosigned record for `origin`.
+    pub fn latest(&self, origin: &str) -> Option<Record> {
+        self.lock_state().logs.get(origin).cloned()
+    }
+
+    /// Every latest cosigned record.
+    pub fn all_latest(&self) -> Vec<Record> {
+        self.lock_state().logs.values().cloned().collect()
+    }
+
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, StateFile> {
+        // A panic while holding the lock cannot leave the in-memory state
+        // half-updated: it is replaced in one assignment after the file.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Handles one `add-checkpoint`: the checks in spec order (see the
+    /// module docs), then persist, then cosign at `now` (Unix seconds).
+    /// Returns the cosignature lines.
+    pub fn add_checkpoint(
+        &self,
+        req: &AddCheckpoint,
+        now: u64,
+    ) -> Result<Vec<NoteSignature>, WitnessError> {
+        let note = Note::parse(req.note.as_bytes())
+            .map_err(|e| WitnessError::Malformed(format!("checkpoint note: {e}")))?;
+        let cp =
+            Checkpoint::parse(note.text()).map_err(|e| WitnessError::Malformed(e.to_string()))?;
+        let log = self
+            .logs
+            .get(&cp.origin)
+            .ok_or_else(|| WitnessError::UnknownOrigin(cp.origin.clone()))?;
+        log.verify_log_signature(req.note.as_bytes())
+            .map_err(|e| WitnessError::Forbidden(e.to_string()))?;
+        if req.old > cp.size.0 {
+            return Err(WitnessError::OldTooLarge {
+                old: req.old,
+                size: cp.size.0,
+            });
+        }
+        let mut state = self.lock_state();
+        let prev = state.logs.get(&cp.origin);
+        let latest = prev.map_or(0, |r| r.size);
+        if req.old != latest {
+            return Err(WitnessError::Conflict { latest });
+        }
+        match prev {
+            None => {
+                if !req.proof.is_empty() {
+                    return Err(WitnessError::BadProof(
+                        "the proof must be empty when the old size is 0".into(),
+                    ));
+                }
+                if cp.size.0 == 0 && cp.root != empty_root() {
+                    return Err(WitnessError::BadProof(
+                        "a size-0 checkpoint must have the empty tree's root".into(),
+                    ));
+                }
+            }
+            Some(prev) => {
+                let prev_cp = Note::parse(prev.note.as_bytes())
+                    .ok()
+                    .and_then(|n| Checkpoint::parse(n.text()).ok())
+                    .ok_or_else(|| {
+                        WitnessError::Storage("stored checkpoint is unreadable".into())
+                    })?;
+                match LogVerifier::verify_consistency(&prev_cp, &cp, &req.proof) {
+                    Ok(()) if cp.size == prev_cp.size && !req.proof.is_empty() => {
+                        return Err(WitnessError::BadProof(
+                            "the proof must be empty when the sizes are equal".into(),
+                        ));
+                    }
+                    Ok(()) => {}
+                    Err(VerifyError::SplitView { .. }) => {
+                        self.note_evidence(Evidence {
+                            kind: EvidenceKind::SplitView,
+                            origin: cp.origin.clone(),
+                            observed_at: now,
+                            source: "add-checkpoint".into(),
+                            checkpoints: vec![prev.note.clone(), req.note.clone()],
+                            proof: vec![],
+                            detail: format!(
+                                "two signed checkpoints for size {} with different roots",
+                                cp.size
+                            ),
+                        });
+                        return Err(WitnessError::Conflict { latest });
+                    }
+                    Err(e) => {
+                        self.note_evidence(Evidence {
+                            kind: EvidenceKind::BadProof,
+                            origin: cp.origin.clone(),
+                            observed_at: now,
+                            source: "add-checkpoint".into(),
+                            checkpoints: vec![prev.note.clone(), req.note.clone()],
+                            proof: req.proof.iter().map(Hash::to_base64).collect(),
+                            detail: format!(
+                                "consistency proof {} -> {} submitted with the checkpoint fails: {e}",
+                                prev_cp.size, cp.size
+                            ),
+                        });
+                        return Err(WitnessError::BadProof(e.to_string()));
+                    }
+                }
+            }
+        }
+        // Cosign, then commit the new record, then answer.
+        let sig = self.cosigner.cosign(note.text(), now);
+        let mut cosigned =
+            Note::parse(req.note.as_bytes()).map_err(|e| WitnessError::Malformed(e.to_string()))?;
+        // Keep only the log's own signature lines plus ours.
+        let log_key = log.log_key();
+        let mut kept = Note::new(cosigned.text().to_owned())
+            .map_err(|e| WitnessError::Malformed(e.to_string()))?;
+        for s in cosigned.signatures() {
+            if s.name == log_key.name() && s.key_id == log_key.key_id() {
+                kept.push_signature(s.clone())
+                    .map_err(|e| WitnessError::Malformed(e.to_string()))?;
+            }
+        }
+        kept.push_signature(sig.clone())
+            .map_err(|e| WitnessError::Malformed(e.to_string()))?;
+        cosigned = kept;
+        let mut next = state.clone();
+        next.logs.insert(
+            cp.origin.clone(),
+            Record {
+                size: cp.size.0,
+                root: cp.root.to_base64(),
+                note: cosigned.to_string(),
+            },
+        );
+        let bytes =
+            serde_json::to_vec_pretty(&next).map_err(|e| WitnessError::Storage(e.to_string()))?;
+        // Commit point: durable before the cosignature is returned.
+        atomic_write(&self.state_path, &bytes)
+            .map_err(|e| WitnessError::Storage(format!("{}: {e}", self.state_path.display())))?;
+        *state = next;
+        Ok(vec![sig])
+    }
+
+    /// Records evidence; a failure to persist it is logged to stderr by
+    /// the caller's tracing, never silently dropped: it is returned.
+    pub fn note_evidence(&self, e: Evidence) -> Option<std::io::Error> {
+        self.evidence.record(&e).err()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_round_trip_and_limits() {
+        let r = AddCheckpoint {
+            old: 4,
+            proof: vec![Hash([1; 32]), Hash([2; 32])],
+            note: "o\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n— o AAAA\n".into(),
+        };
+        assert_eq!(AddCheckpoint::parse(r.encode().as_bytes()).unwrap(), r);
+        for bad in [
+            "old 01\n\nx",
+            "old 1",
+            "new 1\n\nx",
+            "old 1\nnotbase64\n\nx",
+            "old -1\n\nx",
+        ] {
+            let e = AddCheckpoint::parse(bad.as_bytes()).unwrap_err();
+            assert_eq!(e.http_status(), 400, "{bad:?}");
+        }
+        let many = format!(
+            "old 1\n{}\nx",
+            "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n".repeat(64)
+        );
+        assert!(AddCheckpoint::parse(many.as_bytes()).is_err());
+    }
+}
