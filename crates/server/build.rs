@@ -1,11 +1,16 @@
-//! Compiles proto/cairn/v1/log.proto with protox (pure Rust: no protoc on
+//! Compiles proto/cairn/v1/{log,witness}.proto with protox (pure Rust: no protoc on
 //! the build machine) and generates the tonic service and client.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let file = root.join("cairn/v1/log.proto");
-    println!("cargo:rerun-if-changed={}", file.display());
-    let fds = protox::compile([&file], [&root])?;
+    let files = [
+        root.join("cairn/v1/log.proto"),
+        root.join("cairn/v1/witness.proto"),
+    ];
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+    }
+    let fds = protox::compile(&files, [&root])?;
     // The descriptor set, for gRPC server reflection.
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(

@@ -37,6 +37,7 @@ fn event(n: u64, pad: &str) -> pb::AppendRequest {
         content_type: pb::ContentType::Json as i32,
         policy: String::new(),
         idempotency_key: Vec::new(),
+        wait_cosigned: false,
     }
 }
 
@@ -160,6 +161,7 @@ pub(crate) fn bench(args: BenchArgs) -> Result<ExitCode> {
                             content_type: pb::ContentType::Json as i32,
                             policy: String::new(),
                             idempotency_key: Vec::new(),
+                            wait_cosigned: false,
                         })
                         .await;
                     match r {

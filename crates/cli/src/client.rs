@@ -135,6 +135,7 @@ pub(crate) fn append(args: AppendArgs) -> Result<ExitCode> {
                     content_type: pb::ContentType::Json as i32,
                     policy: String::new(),
                     idempotency_key: Vec::new(),
+                    wait_cosigned: false,
                 };
                 if tx.blocking_send(req).is_err() {
                     break;
@@ -197,7 +198,7 @@ pub(crate) fn checkpoint(args: ServerArg) -> Result<ExitCode> {
     runtime()?.block_on(async move {
         let cp = connect(&args.server)
             .await?
-            .get_checkpoint(pb::GetCheckpointRequest {})
+            .get_checkpoint(pb::GetCheckpointRequest::default())
             .await
             .map_err(|s| anyhow!("{} ({:?})", s.message(), s.code()))?
             .into_inner();

@@ -1,9 +1,11 @@
 //! `cairn`: the command-line front end.
 
+mod audit;
 mod bench;
 mod client;
 mod mask;
 mod serve;
+mod witness;
 
 use std::process::ExitCode;
 
@@ -21,6 +23,10 @@ struct Cli {
 enum Command {
     /// Run the log: gRPC API, C2SP tlog-tiles over HTTP.
     Serve(serve::ServeArgs),
+    /// Run a C2SP tlog-witness (HTTP add-checkpoint, gRPC, gossip).
+    Witness(witness::WitnessArgs),
+    /// Check that a log only ever grows (and, with --full, its entries).
+    Audit(audit::AuditArgs),
     /// Generate a log signing key; prints the verifier key.
     Keygen(serve::KeygenArgs),
     /// Append NDJSON events through AppendStream; one JSON receipt per line.
@@ -54,6 +60,8 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve(args) => serve::serve(args),
+        Command::Witness(args) => witness::witness(args),
+        Command::Audit(args) => audit::audit(args),
         Command::Keygen(args) => serve::keygen(args),
         Command::Append(args) => client::append(args),
         Command::Checkpoint(args) => client::checkpoint(args),

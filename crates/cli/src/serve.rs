@@ -48,10 +48,28 @@ pub(crate) struct ServeArgs {
     max_batch_age_ms: Option<u64>,
 }
 
+/// A `[[witness]]` entry of the config file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWitness {
+    /// A label for logs and metrics.
+    name: String,
+    /// The witness's cosignature verifier key (type 0x04).
+    vkey: String,
+    /// Its tlog-witness submission prefix, e.g. `http://w1.example:7380`.
+    url: String,
+}
+
 /// The config file: every setting optional.
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    #[serde(default)]
+    witness: Vec<FileWitness>,
+    witness_quorum: Option<usize>,
+    witness_interval_ms: Option<u64>,
+    witness_timeout_ms: Option<u64>,
+    cosign_wait_ms: Option<u64>,
     data_dir: Option<PathBuf>,
     grpc_addr: Option<SocketAddr>,
     http_addr: Option<SocketAddr>,
@@ -62,7 +80,8 @@ struct FileConfig {
     max_batch_age_ms: Option<u64>,
 }
 
-fn load_file(path: &std::path::Path) -> Result<FileConfig> {
+/// Reads a TOML config file; errors name the file and line.
+pub(crate) fn load_toml<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).map_err(|e| {
@@ -75,14 +94,38 @@ fn load_file(path: &std::path::Path) -> Result<FileConfig> {
 
 pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode> {
     let file = match &args.config {
-        Some(p) => load_file(p)?,
+        Some(p) => load_toml(p)?,
         None => FileConfig::default(),
     };
     let max_batch = args.max_batch.or(file.max_batch).unwrap_or(4096);
     if max_batch == 0 {
         bail!("max_batch must be at least 1");
     }
+    let mut witnesses = Vec::new();
+    for w in &file.witness {
+        let vkey = cairn_core::NoteVerifier::parse(&w.vkey)
+            .map_err(|e| anyhow::anyhow!("witness {:?}: vkey: {e}", w.name))?;
+        if vkey.key_type() != cairn_core::KeyType::Cosignature {
+            bail!(
+                "witness {:?}: vkey must be a cosignature key (type 0x04)",
+                w.name
+            );
+        }
+        witnesses.push(cairn_server::witnessing::WitnessEndpoint {
+            name: w.name.clone(),
+            vkey,
+            url: w.url.clone(),
+        });
+    }
+    let witnessing = (!witnesses.is_empty()).then(|| cairn_server::witnessing::WitnessingConfig {
+        quorum: file.witness_quorum.unwrap_or(witnesses.len()),
+        witnesses,
+        interval: Duration::from_millis(file.witness_interval_ms.unwrap_or(1000)),
+        timeout: Duration::from_millis(file.witness_timeout_ms.unwrap_or(10_000)),
+    });
     let cfg = ServeConfig {
+        witnessing,
+        cosign_wait: Duration::from_millis(file.cosign_wait_ms.unwrap_or(30_000)),
         data_dir: args
             .data_dir
             .or(file.data_dir)
@@ -128,7 +171,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode> {
 }
 
 /// SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
@@ -141,7 +184,7 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
     }
-    eprintln!("cairn: shutting down: finishing queued appends");
+    eprintln!("cairn: shutting down");
 }
 
 #[derive(Args)]

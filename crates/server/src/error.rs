@@ -30,6 +30,12 @@ pub enum ServerError {
     /// Storage or the sequencer is unavailable.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The request needs a feature this server is not configured for.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// A wait the client asked for ran out (the work itself is done).
+    #[error("{0}")]
+    DeadlineExceeded(String),
 }
 
 impl From<AppendError> for ServerError {
@@ -84,6 +90,8 @@ impl From<ServerError> for Status {
             ServerError::NotFound(_) => Status::not_found(msg),
             ServerError::Busy => Status::resource_exhausted(msg),
             ServerError::Unavailable(_) => Status::unavailable(msg),
+            ServerError::FailedPrecondition(_) => Status::failed_precondition(msg),
+            ServerError::DeadlineExceeded(_) => Status::deadline_exceeded(msg),
         }
     }
 }

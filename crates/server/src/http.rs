@@ -17,21 +17,28 @@ use cairn_core::tile::{TILE_WIDTH, Tile, TilePath, encode_entry_bundle};
 use cairn_storage::LogStore;
 
 use crate::sequencer::Sequencer;
+use crate::witnessing::Witnessing;
 
 #[derive(Clone)]
 struct Http {
     store: Arc<dyn LogStore>,
     seq: Sequencer,
+    witnessing: Option<Witnessing>,
 }
 
-/// The router.
-pub fn router(store: Arc<dyn LogStore>, seq: Sequencer) -> Router {
+/// The router. With witnesses configured, `/checkpoint` serves the newest
+/// checkpoint that met the witness quorum (with their cosignatures).
+pub fn router(store: Arc<dyn LogStore>, seq: Sequencer, witnessing: Option<Witnessing>) -> Router {
     Router::new()
         .route("/checkpoint", get(checkpoint))
         .route("/tile/{*path}", get(tile))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
-        .with_state(Http { store, seq })
+        .with_state(Http {
+            store,
+            seq,
+            witnessing,
+        })
 }
 
 fn text(status: StatusCode, body: String) -> Response {
@@ -44,8 +51,22 @@ fn text(status: StatusCode, body: String) -> Response {
 }
 
 async fn checkpoint(State(h): State<Http>) -> Response {
-    let head = h.seq.head().borrow().clone();
-    let mut r = text(StatusCode::OK, head.note.clone());
+    let note = match &h.witnessing {
+        None => h.seq.head().borrow().note.clone(),
+        Some(w) => match w.latest() {
+            Some(c) => c.note.clone(),
+            None => {
+                let mut r = text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no checkpoint has reached the witness quorum yet\n".into(),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return r;
+            }
+        },
+    };
+    let mut r = text(StatusCode::OK, note);
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r

@@ -9,6 +9,8 @@ pub mod http;
 pub mod run;
 pub mod sequencer;
 pub mod service;
+pub mod witness;
+pub mod witnessing;
 
 /// Code generated from `proto/cairn/v1/log.proto`.
 #[allow(missing_docs, unreachable_pub, clippy::all)]

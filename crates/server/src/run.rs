@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
+use cairn_core::cosignature::Cosigner;
 use cairn_core::note::NoteSigner;
 use cairn_masking::{Masker, Policy, TokenKeys};
 use cairn_storage::{LogStore, RocksStore, StoreOptions};
@@ -14,6 +16,7 @@ use tokio::net::TcpListener;
 
 use crate::sequencer::{Sequencer, SequencerConfig};
 use crate::service::LogService;
+use crate::witnessing::{Witnessing, WitnessingConfig};
 
 /// Validated settings for `cairn serve`.
 #[derive(Clone, Debug)]
@@ -32,6 +35,10 @@ pub struct ServeConfig {
     pub key_file: Option<PathBuf>,
     /// Batching.
     pub sequencer: SequencerConfig,
+    /// Witnesses to submit checkpoints to, if any.
+    pub witnessing: Option<WitnessingConfig>,
+    /// Longest a `wait_cosigned` append waits for a quorum.
+    pub cosign_wait: Duration,
 }
 
 /// Why the server could not start or stopped.
@@ -42,19 +49,81 @@ pub enum ServeError {
     Setup(String),
 }
 
-fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> ServeError + '_ {
+pub(crate) fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> ServeError + '_ {
     move |e| ServeError::Setup(format!("{what}: {e}"))
+}
+
+/// A key kept as a Go-style private key file with a verifier key beside it.
+pub trait KeyFile: Sized {
+    /// What the key is, for messages ("log signing key").
+    const WHAT: &'static str;
+    /// Parses the private key text.
+    fn parse_private(text: &str) -> Result<Self, cairn_core::note::KeyError>;
+    /// A new key from a seed.
+    fn from_seed(name: &str, seed: &[u8; 32]) -> Result<Self, cairn_core::note::KeyError>;
+    /// The private key text.
+    fn private_text(&self) -> String;
+    /// The verifier key text.
+    fn vkey_text(&self) -> String;
+    /// The key name.
+    fn key_name(&self) -> &str;
+}
+
+impl KeyFile for NoteSigner {
+    const WHAT: &'static str = "log signing key";
+    fn parse_private(text: &str) -> Result<Self, cairn_core::note::KeyError> {
+        NoteSigner::parse(text)
+    }
+    fn from_seed(name: &str, seed: &[u8; 32]) -> Result<Self, cairn_core::note::KeyError> {
+        NoteSigner::from_seed(name, seed)
+    }
+    fn private_text(&self) -> String {
+        self.to_private_key_string()
+    }
+    fn vkey_text(&self) -> String {
+        self.verifier().to_string()
+    }
+    fn key_name(&self) -> &str {
+        self.name()
+    }
+}
+
+impl KeyFile for Cosigner {
+    const WHAT: &'static str = "witness cosigning key";
+    fn parse_private(text: &str) -> Result<Self, cairn_core::note::KeyError> {
+        Cosigner::parse(text)
+    }
+    fn from_seed(name: &str, seed: &[u8; 32]) -> Result<Self, cairn_core::note::KeyError> {
+        Cosigner::from_seed(name, seed)
+    }
+    fn private_text(&self) -> String {
+        self.to_private_key_string()
+    }
+    fn vkey_text(&self) -> String {
+        self.verifier().to_string()
+    }
+    fn key_name(&self) -> &str {
+        self.name()
+    }
 }
 
 /// Loads `<dir>/log.key`, or creates it (mode 0600) with `<dir>/log.vkey`.
 /// Refuses a key file readable by group or others, or one for another origin.
 pub fn load_or_create_key(dir: &Path, origin: &str) -> Result<NoteSigner, ServeError> {
-    let key_path = dir.join("log.key");
+    load_or_create(dir, "log", origin)
+}
+
+/// Loads `<dir>/<stem>.key`, or creates it (mode 0600) with
+/// `<dir>/<stem>.vkey`. Refuses a key file readable by group or others, or
+/// one with another name.
+pub fn load_or_create<K: KeyFile>(dir: &Path, stem: &str, name: &str) -> Result<K, ServeError> {
+    let key_path = dir.join(format!("{stem}.key"));
     if key_path.exists() {
         let meta = std::fs::metadata(&key_path).map_err(setup(&key_path.display().to_string()))?;
         if meta.permissions().mode() & 0o077 != 0 {
             return Err(ServeError::Setup(format!(
-                "refusing to start: the signing key {} is readable by group or others (mode {:o}); run `chmod 600 {}`",
+                "refusing to start: the {} {} is readable by group or others (mode {:o}); run `chmod 600 {}`",
+                K::WHAT,
                 key_path.display(),
                 meta.permissions().mode() & 0o777,
                 key_path.display()
@@ -62,36 +131,38 @@ pub fn load_or_create_key(dir: &Path, origin: &str) -> Result<NoteSigner, ServeE
         }
         let text =
             std::fs::read_to_string(&key_path).map_err(setup(&key_path.display().to_string()))?;
-        let signer = NoteSigner::parse(text.trim())
+        let key = K::parse_private(text.trim())
             .map_err(|e| ServeError::Setup(format!("{}: {e}", key_path.display())))?;
-        if signer.name() != origin {
+        if key.key_name() != name {
             return Err(ServeError::Setup(format!(
-                "{} is the key of origin {:?}, but this log's origin is {:?}; a log's origin never changes (start a new log in another folder instead)",
+                "{} is the key of {:?}, but the name configured is {:?}; a key's name never changes (start anew in another folder instead)",
                 key_path.display(),
-                signer.name(),
-                origin
+                key.key_name(),
+                name
             )));
         }
-        return Ok(signer);
+        return Ok(key);
     }
     std::fs::create_dir_all(dir).map_err(setup(&dir.display().to_string()))?;
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| ServeError::Setup(format!("OS random source: {e}")))?;
-    let signer = NoteSigner::from_seed(origin, &seed).map_err(|e| {
-        ServeError::Setup(format!("origin {origin:?} is not a valid key name: {e}"))
-    })?;
+    let key = K::from_seed(name, &seed)
+        .map_err(|e| ServeError::Setup(format!("{name:?} is not a valid key name: {e}")))?;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(&key_path)
         .map_err(setup(&key_path.display().to_string()))?;
-    writeln!(f, "{}", signer.to_private_key_string())
+    writeln!(f, "{}", key.private_text())
         .and_then(|()| f.sync_all())
         .map_err(setup(&key_path.display().to_string()))?;
-    std::fs::write(dir.join("log.vkey"), format!("{}\n", signer.verifier()))
-        .map_err(setup("log.vkey"))?;
-    Ok(signer)
+    std::fs::write(
+        dir.join(format!("{stem}.vkey")),
+        format!("{}\n", key.vkey_text()),
+    )
+    .map_err(setup(&format!("{stem}.vkey")))?;
+    Ok(key)
 }
 
 /// A bound, ready-to-run log server.
@@ -102,6 +173,7 @@ pub struct Server {
     task: tokio::task::JoinHandle<()>,
     service: LogService,
     store: Arc<dyn LogStore>,
+    witnessing: Option<Witnessing>,
     /// The verifier key of the log.
     pub vkey: String,
 }
@@ -142,7 +214,29 @@ impl Server {
             cfg.sequencer.clone(),
         )
         .map_err(|e| ServeError::Setup(e.to_string()))?;
-        let service = LogService::new(seq.clone(), store.clone(), masker);
+        let witnessing = match &cfg.witnessing {
+            Some(w) if !w.witnesses.is_empty() => {
+                if w.quorum == 0 || w.quorum > w.witnesses.len() {
+                    return Err(ServeError::Setup(format!(
+                        "witness quorum {} must be between 1 and the number of witnesses ({})",
+                        w.quorum,
+                        w.witnesses.len()
+                    )));
+                }
+                Some(Witnessing::start(w.clone(), seq.head(), store.clone()))
+            }
+            _ => None,
+        };
+        let service = match &witnessing {
+            Some(w) => LogService::with_witnessing(
+                seq.clone(),
+                store.clone(),
+                masker,
+                w.clone(),
+                cfg.cosign_wait,
+            ),
+            None => LogService::new(seq.clone(), store.clone(), masker),
+        };
         let grpc = TcpListener::bind(cfg.grpc_addr)
             .await
             .map_err(setup(&format!("gRPC address {}", cfg.grpc_addr)))?;
@@ -156,6 +250,7 @@ impl Server {
             task,
             service,
             store,
+            witnessing,
             vkey,
         })
     }
@@ -197,7 +292,11 @@ impl Server {
                 tokio_stream::wrappers::TcpListenerStream::new(self.grpc),
                 wait(stop_rx.clone()),
             );
-        let router = crate::http::router(self.store.clone(), self.seq.clone());
+        let router = crate::http::router(
+            self.store.clone(),
+            self.seq.clone(),
+            self.witnessing.clone(),
+        );
         let http = axum::serve(self.http, router).with_graceful_shutdown(wait(stop_rx));
         tokio::spawn(async move {
             shutdown.await;

@@ -7,7 +7,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cairn_core::hash::{Hash, LeafIndex, TreeSize, leaf_hash};
 use cairn_core::proof::ProofPlan;
@@ -24,6 +24,7 @@ use crate::cache::TileCache;
 use crate::error::ServerError;
 use crate::pb;
 use crate::sequencer::{AppendError, AppendRequest, Appended, Sequencer, SignedHead};
+use crate::witnessing::{Cosigned, Witnessing};
 
 /// Longest idempotency key accepted.
 pub const MAX_IDEMPOTENCY_KEY: usize = 128;
@@ -43,6 +44,9 @@ struct Inner {
     store: Arc<dyn LogStore>,
     masker: Arc<Masker>,
     tiles: TileCache,
+    /// Witness cosigning, when witnesses are configured, and how long a
+    /// `wait_cosigned` append may wait for a quorum.
+    witnessing: Option<(Witnessing, Duration)>,
 }
 
 /// The gRPC service.
@@ -95,6 +99,28 @@ impl LogService {
                 masker,
                 // 8,192 expanded tiles: at most ~128 MiB.
                 tiles: TileCache::new(8192),
+                witnessing: None,
+            }),
+        }
+    }
+
+    /// The same, with witness cosigning: `GetCheckpoint{cosigned}` and
+    /// receipts carry the newest checkpoint that met the quorum;
+    /// `wait_cosigned` appends wait up to `wait` for one.
+    pub fn with_witnessing(
+        seq: Sequencer,
+        store: Arc<dyn LogStore>,
+        masker: Arc<Masker>,
+        witnessing: Witnessing,
+        wait: Duration,
+    ) -> Self {
+        LogService {
+            inner: Arc::new(Inner {
+                seq,
+                store,
+                masker,
+                tiles: TileCache::new(8192),
+                witnessing: Some((witnessing, wait)),
             }),
         }
     }
@@ -232,16 +258,71 @@ impl Inner {
             inclusion_proof: path.iter().map(|h| h.0.to_vec()).collect(),
             tlog_proof: tlog.encode(),
             duplicate,
+            cosigned_checkpoint: None,
+            cosigned_inclusion_proof: Vec::new(),
         }
     }
 
-    async fn finish(self: &Arc<Self>, pending: Pending) -> Result<pb::Receipt, ServerError> {
+    async fn finish(
+        self: &Arc<Self>,
+        pending: Pending,
+        wait_cosigned: bool,
+    ) -> Result<pb::Receipt, ServerError> {
         let (masked, hash, rx) = pending;
         let done = rx
             .await
             .unwrap_or(Err(AppendError::ShuttingDown))
             .map_err(ServerError::from)?;
-        self.receipt(masked, hash, done).await
+        let mut receipt = self.receipt(masked, hash, done).await?;
+        if let Some((w, wait)) = &self.witnessing {
+            self.attach_cosigned(&mut receipt, w, wait_cosigned.then_some(*wait))
+                .await?;
+        } else if wait_cosigned {
+            return Err(ServerError::FailedPrecondition(
+                "wait_cosigned: this log has no witnesses configured".into(),
+            ));
+        }
+        Ok(receipt)
+    }
+
+    /// Adds the newest quorum-cosigned checkpoint covering the entry, and
+    /// the inclusion proof in it. With `wait`, waits that long for one.
+    async fn attach_cosigned(
+        self: &Arc<Self>,
+        receipt: &mut pb::Receipt,
+        w: &Witnessing,
+        wait: Option<Duration>,
+    ) -> Result<(), ServerError> {
+        let index = LeafIndex(receipt.index);
+        let covers = |c: &Option<Arc<Cosigned>>| c.as_ref().is_some_and(|c| c.size.contains(index));
+        let found = match wait {
+            None => w.latest().filter(|c| c.size.contains(index)),
+            Some(d) => {
+                let mut rx = w.watch();
+                match tokio::time::timeout(d, rx.wait_for(covers)).await {
+                    Ok(Ok(c)) => c.clone(),
+                    Ok(Err(_)) => None,
+                    Err(_) => {
+                        return Err(ServerError::DeadlineExceeded(format!(
+                            "entry {index} is durable, but no checkpoint covering it reached the witness quorum within {d:?}"
+                        )));
+                    }
+                }
+            }
+        };
+        let Some(c) = found else { return Ok(()) };
+        let store = self.store.clone();
+        let me = self.clone();
+        let size = c.size;
+        let path =
+            blocking(move || me.tiles.prove(&*store, &ProofPlan::inclusion(index, size)?)).await?;
+        receipt.cosigned_checkpoint = Some(pb::SignedCheckpoint {
+            size: c.size.0,
+            root: c.root.0.to_vec(),
+            note: c.note.clone(),
+        });
+        receipt.cosigned_inclusion_proof = path.iter().map(|h| h.0.to_vec()).collect();
+        Ok(())
     }
 
     /// A requested tree size: 0 means the latest checkpoint's; anything
@@ -281,7 +362,11 @@ impl pb::log_server::Log for LogService {
             .seq
             .try_append(append)
             .map_err(ServerError::from)?;
-        Ok(Response::new(self.inner.finish((masked, hash, rx)).await?))
+        Ok(Response::new(
+            self.inner
+                .finish((masked, hash, rx), req.wait_cosigned)
+                .await?,
+        ))
     }
 
     type AppendStreamStream = BoxStream<pb::Receipt>;
@@ -321,7 +406,10 @@ impl pb::log_server::Log for LogService {
                         match inner.seq.queue_wait(r).await {
                             Ok(rx) => {
                                 let me = inner.clone();
-                                Ok(tokio::spawn(async move { me.finish((m, hash, rx)).await }))
+                                let wait = req.wait_cosigned;
+                                Ok(tokio::spawn(
+                                    async move { me.finish((m, hash, rx), wait).await },
+                                ))
                             }
                             Err(e) => Err(ServerError::from(e)),
                         }
@@ -355,9 +443,25 @@ impl pb::log_server::Log for LogService {
 
     async fn get_checkpoint(
         &self,
-        _request: Request<pb::GetCheckpointRequest>,
+        request: Request<pb::GetCheckpointRequest>,
     ) -> Result<Response<pb::SignedCheckpoint>, Status> {
-        Ok(Response::new(head_pb(&self.inner.latest())))
+        if !request.get_ref().cosigned {
+            return Ok(Response::new(head_pb(&self.inner.latest())));
+        }
+        let Some((w, _)) = &self.inner.witnessing else {
+            return Err(ServerError::FailedPrecondition(
+                "cosigned: this log has no witnesses configured".into(),
+            )
+            .into());
+        };
+        let c = w.latest().ok_or_else(|| {
+            ServerError::Unavailable("no checkpoint has reached the witness quorum yet".into())
+        })?;
+        Ok(Response::new(pb::SignedCheckpoint {
+            size: c.size.0,
+            root: c.root.0.to_vec(),
+            note: c.note.clone(),
+        }))
     }
 
     async fn get_inclusion_proof(

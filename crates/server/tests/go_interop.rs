@@ -59,6 +59,8 @@ async fn go_sumdb_note_and_tlog_agree() {
         policy: None,
         key_file: None,
         sequencer: SequencerConfig::default(),
+        witnessing: None,
+        cosign_wait: std::time::Duration::from_secs(10),
     };
     let server = Server::bind(&cfg).await.unwrap();
     let (grpc, http) = (server.grpc_addr().unwrap(), server.http_addr().unwrap());
@@ -72,6 +74,7 @@ async fn go_sumdb_note_and_tlog_agree() {
         content_type: pb::ContentType::Json as i32,
         policy: String::new(),
         idempotency_key: Vec::new(),
+        wait_cosigned: false,
     });
     let mut s = c
         .append_stream(tokio_stream::iter(reqs))

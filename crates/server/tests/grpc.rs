@@ -68,6 +68,7 @@ fn event(i: u64) -> pb::AppendRequest {
         content_type: pb::ContentType::Json as i32,
         policy: String::new(),
         idempotency_key: Vec::new(),
+        wait_cosigned: false,
     }
 }
 
@@ -129,7 +130,7 @@ async fn append_prove_verify_and_no_pii_on_disk() {
 
     // Proofs by index and by leaf hash agree with the receipt's.
     let head = c
-        .get_checkpoint(pb::GetCheckpointRequest {})
+        .get_checkpoint(pb::GetCheckpointRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -343,7 +344,7 @@ async fn thousand_concurrent_appenders() {
     assert_eq!(seen.len(), 1000);
     let mut c = c.clone();
     let last = c
-        .get_checkpoint(pb::GetCheckpointRequest {})
+        .get_checkpoint(pb::GetCheckpointRequest::default())
         .await
         .unwrap()
         .into_inner();

@@ -27,6 +27,8 @@ fn config(dir: &std::path::Path) -> ServeConfig {
         policy: None,
         key_file: None,
         sequencer: SequencerConfig::default(),
+        witnessing: None,
+        cosign_wait: std::time::Duration::from_secs(10),
     }
 }
 
@@ -52,6 +54,7 @@ fn event(i: u64) -> pb::AppendRequest {
         content_type: pb::ContentType::Json as i32,
         policy: String::new(),
         idempotency_key: Vec::new(),
+        wait_cosigned: false,
     }
 }
 
@@ -211,7 +214,7 @@ async fn serve_tiles_shutdown_restart() {
     }));
     let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
     let head = c
-        .get_checkpoint(pb::GetCheckpointRequest {})
+        .get_checkpoint(pb::GetCheckpointRequest::default())
         .await
         .unwrap()
         .into_inner();

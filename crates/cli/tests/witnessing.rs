@@ -1,0 +1,489 @@
+//! End to end: one log, three gossiping witnesses and the `cairn audit`
+//! binary; then a fork (the same key and origin on a restored older copy of
+//! the data, with different new entries).
+//!
+//! Logs and witnesses run in this process over real gRPC/HTTP on
+//! 127.0.0.1:0 with real RocksDB; the auditor is the real `cairn` binary.
+//! Timeline:
+//!
+//! 1. L1 (witnesses W1, W2, W3; quorum 2) takes 20 entries; all three
+//!    cosign size 20. L1 stops; its folder is copied (the "backup").
+//! 2. L1 restarts with W1, W2 only (W3 is partitioned from it) and grows to
+//!    50; W1 and W2 cosign 50. The auditor passes (with a 2-of-3 policy,
+//!    and with the log key alone).
+//! 3. L2 starts on the backup (size 20) with the same key and origin and
+//!    appends 40 other entries (size 60). W1 and W2 refuse it (409, 422);
+//!    W3, which only knew size 20, cosigns it. One gossip round later W1
+//!    holds evidence; the auditor, pointed at L2, exits 1 with an evidence
+//!    file.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cairn_server::pb;
+use cairn_server::pb::log_client::LogClient;
+use cairn_server::pb::witness_client::WitnessClient;
+use cairn_server::witness::{Peer, WitnessConfig, WitnessServer, WitnessedLog};
+use cairn_server::witnessing::{WitnessEndpoint, WitnessingConfig};
+use cairn_server::{SequencerConfig, ServeConfig, Server, load_or_create_key};
+use tokio::sync::oneshot;
+
+const ORIGIN: &str = "example.com/e2e-log";
+const GOSSIP: Duration = Duration::from_millis(300);
+
+struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+struct Wit {
+    name: String,
+    vkey: cairn_core::NoteVerifier,
+    http: SocketAddr,
+    grpc: SocketAddr,
+}
+
+async fn start_log(
+    dir: &Path,
+    grpc: SocketAddr,
+    witnesses: &[&Wit],
+    quorum: usize,
+) -> (SocketAddr, Running) {
+    let cfg = ServeConfig {
+        data_dir: dir.to_path_buf(),
+        grpc_addr: grpc,
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        origin: ORIGIN.into(),
+        policy: None,
+        key_file: None,
+        sequencer: SequencerConfig::default(),
+        witnessing: Some(WitnessingConfig {
+            witnesses: witnesses
+                .iter()
+                .map(|w| WitnessEndpoint {
+                    name: w.name.clone(),
+                    vkey: w.vkey.clone(),
+                    url: format!("http://{}", w.http),
+                })
+                .collect(),
+            quorum,
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_secs(5),
+        }),
+        cosign_wait: Duration::from_secs(20),
+    };
+    let server = Server::bind(&cfg).await.unwrap();
+    let addr = server.grpc_addr().unwrap();
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        server
+            .run(async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+    });
+    (
+        addr,
+        Running {
+            stop: Some(tx),
+            task,
+        },
+    )
+}
+
+async fn client(addr: SocketAddr) -> LogClient<tonic::transport::Channel> {
+    LogClient::connect(format!("http://{addr}")).await.unwrap()
+}
+
+async fn append(addr: SocketAddr, tag: &str, n: u64) -> u64 {
+    let mut c = client(addr).await;
+    let mut last = 0;
+    for i in 0..n {
+        let r = c
+            .append(pb::AppendRequest {
+                event: format!(r#"{{"tag":"{tag}","i":{i},"email":"{tag}{i}@example.com"}}"#)
+                    .into_bytes(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        last = r.index + 1;
+    }
+    last
+}
+
+/// Waits until the log's quorum-cosigned checkpoint reaches `size`.
+async fn wait_cosigned(addr: SocketAddr, size: u64) -> pb::SignedCheckpoint {
+    let mut c = client(addr).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = c
+            .get_checkpoint(pb::GetCheckpointRequest { cosigned: true })
+            .await
+        {
+            let r = r.into_inner();
+            if r.size >= size {
+                return r;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no cosigned checkpoint of size {size}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A witness's latest cosigned size for the log, read over gossip.
+async fn witness_size(w: &Wit) -> u64 {
+    let mut c = WitnessClient::connect(format!("http://{}", w.grpc))
+        .await
+        .unwrap();
+    let r = c
+        .gossip(pb::GossipRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    r.checkpoints
+        .iter()
+        .filter_map(|n| {
+            let note = cairn_core::Note::parse(n.as_bytes()).ok()?;
+            Some(cairn_core::Checkpoint::parse(note.text()).ok()?.size.0)
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+async fn wait_witness(w: &Wit, size: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while witness_size(w).await < size {
+        assert!(
+            Instant::now() < deadline,
+            "{} never cosigned {size}",
+            w.name
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// tlog-witness over plain HTTP/1.1: (status, content type, body).
+fn post_add_checkpoint(addr: SocketAddr, body: &str) -> (u16, String, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /add-checkpoint HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    (status, ctype, body.to_owned())
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            std::fs::copy(e.path(), &t).unwrap();
+        }
+    }
+}
+
+fn audit(
+    server: SocketAddr,
+    vkey: &str,
+    state: &Path,
+    policy: Option<&Path>,
+) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    cmd.args([
+        "audit",
+        "--server",
+        &format!("http://{server}"),
+        "--vkey",
+        vkey,
+        "--state",
+    ])
+    .arg(state);
+    if let Some(p) = policy {
+        cmd.arg("--policy").arg(p);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cosigned_growth_then_a_fork_is_caught() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log_dir = tmp.path().join("log");
+    let log_vkey = load_or_create_key(&log_dir, ORIGIN).unwrap().verifier();
+
+    // Three witnesses, gossiping with each other.
+    let mut servers = Vec::new();
+    let mut wits = Vec::new();
+    for i in 1..=3 {
+        let cfg = WitnessConfig {
+            data_dir: tmp.path().join(format!("w{i}")),
+            name: format!("w{i}.example.com"),
+            http_addr: "127.0.0.1:0".parse().unwrap(),
+            grpc_addr: "127.0.0.1:0".parse().unwrap(),
+            logs: vec![WitnessedLog {
+                vkey: log_vkey.clone(),
+                url: None,
+            }],
+            peers: vec![],
+            gossip_interval: GOSSIP,
+        };
+        let s = WitnessServer::bind(&cfg).await.unwrap();
+        wits.push(Wit {
+            name: cfg.name.clone(),
+            vkey: cairn_core::NoteVerifier::parse(&s.vkey).unwrap(),
+            http: s.http_addr().unwrap(),
+            grpc: s.grpc_addr().unwrap(),
+        });
+        servers.push(s);
+    }
+
+    // Phase 1: L1 with all three witnesses.
+    let (l1, run) = start_log(
+        &log_dir,
+        "127.0.0.1:0".parse().unwrap(),
+        &[&wits[0], &wits[1], &wits[2]],
+        2,
+    )
+    .await;
+    let mut witness_runs = Vec::new();
+    for (i, mut s) in servers.into_iter().enumerate() {
+        s.set_log_url(ORIGIN, &format!("http://{l1}"));
+        for (j, w) in wits.iter().enumerate() {
+            if i != j {
+                s.add_peer(Peer {
+                    name: w.name.clone(),
+                    vkey: w.vkey.clone(),
+                    url: format!("http://{}", w.grpc),
+                });
+            }
+        }
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            s.run(async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        witness_runs.push(Running {
+            stop: Some(tx),
+            task,
+        });
+    }
+    assert_eq!(append(l1, "a", 20).await, 20);
+    for w in &wits {
+        wait_witness(w, 20).await;
+    }
+    // A receipt can wait for, and carry, the cosigned checkpoint.
+    let mut c = client(l1).await;
+    let r = c
+        .append(pb::AppendRequest {
+            event: br#"{"tag":"wait"}"#.to_vec(),
+            wait_cosigned: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let cosigned = r.cosigned_checkpoint.unwrap();
+    assert!(cosigned.size > r.index);
+    let policy_path = tmp.path().join("policy.txt");
+    std::fs::write(
+        &policy_path,
+        format!(
+            "log {log_vkey}\nwitness w1 {}\nwitness w2 {}\nwitness w3 {}\ngroup g 2 w1 w2 w3\nquorum g\n",
+            wits[0].vkey, wits[1].vkey, wits[2].vkey
+        ),
+    )
+    .unwrap();
+    let verifier = cairn_client::LogVerifier::new(
+        log_vkey.clone(),
+        cairn_client::TrustPolicy::parse("policy", &std::fs::read_to_string(&policy_path).unwrap())
+            .unwrap(),
+    );
+    let v = verifier
+        .verify_checkpoint(cosigned.note.as_bytes())
+        .unwrap();
+    let proof: Vec<cairn_core::Hash> = r
+        .cosigned_inclusion_proof
+        .iter()
+        .map(|h| cairn_core::Hash::from_slice(h).unwrap())
+        .collect();
+    cairn_client::LogVerifier::verify_inclusion(
+        &cairn_core::Hash::from_slice(&r.leaf_hash).unwrap(),
+        cairn_core::LeafIndex(r.index),
+        &v.checkpoint,
+        &proof,
+    )
+    .unwrap();
+    let size1 = r.index + 1;
+    for w in &wits {
+        wait_witness(w, size1).await;
+    }
+    run.stop().await;
+    let backup = tmp.path().join("backup");
+    copy_dir(&log_dir, &backup);
+
+    // Phase 2: L1 again (same address), W3 partitioned away.
+    let (l1b, run) = start_log(&log_dir, l1, &[&wits[0], &wits[1]], 2).await;
+    assert_eq!(l1b, l1);
+    let size2 = append(l1, "b", 50 - size1).await;
+    assert_eq!(size2, 50);
+    let cp50 = wait_cosigned(l1, 50).await;
+    assert_eq!(cp50.size, 50);
+    wait_witness(&wits[0], 50).await;
+    wait_witness(&wits[1], 50).await;
+    let vkey_s = log_vkey.to_string();
+    let (code, out, err) = audit(
+        l1,
+        &vkey_s,
+        &tmp.path().join("audit-policy.json"),
+        Some(&policy_path),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("\"size\":50"), "{out}");
+    let plain_state = tmp.path().join("audit-plain.json");
+    let (code, out, err) = audit(l1, &vkey_s, &plain_state, None);
+    assert_eq!(code, 0, "{out}{err}");
+
+    // Phase 3: the fork.
+    let (l2, fork) = start_log(
+        &backup,
+        "127.0.0.1:0".parse().unwrap(),
+        &[&wits[0], &wits[1], &wits[2]],
+        1,
+    )
+    .await;
+    assert_eq!(append(l2, "fork", 40).await, size1 + 40);
+    // W3 knew only the old size: it cosigns the fork.
+    wait_witness(&wits[2], size1 + 40).await;
+    let w3_cosigned = Instant::now();
+    // W1 and W2 refuse it: 409 from a stale old size, 422 with L2's proof.
+    let mut lc = client(l2).await;
+    let fork_cp = lc
+        .get_checkpoint(pb::GetCheckpointRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let (status, ctype, body) =
+        post_add_checkpoint(wits[0].http, &format!("old 0\n\n{}", fork_cp.note));
+    assert_eq!(
+        (status, ctype.as_str(), body.as_str()),
+        (409, "text/x.tlog.size", "50\n")
+    );
+    let proof = lc
+        .get_consistency_proof(pb::GetConsistencyProofRequest {
+            old_size: 50,
+            new_size: fork_cp.size,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut req = "old 50\n".to_owned();
+    for h in &proof.proof {
+        req.push_str(&cairn_core::Hash::from_slice(h).unwrap().to_base64());
+        req.push('\n');
+    }
+    req.push('\n');
+    req.push_str(&fork_cp.note);
+    assert_eq!(post_add_checkpoint(wits[1].http, &req).0, 422);
+    // Gossip surfaces the split view at W1 within a gossip round or so.
+    let mut wc = WitnessClient::connect(format!("http://{}", wits[0].grpc))
+        .await
+        .unwrap();
+    let found = loop {
+        let ev = wc
+            .list_evidence(pb::ListEvidenceRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .evidence;
+        if let Some(e) = ev.into_iter().find(|e| e.source.starts_with("gossip")) {
+            break e;
+        }
+        assert!(
+            w3_cosigned.elapsed() < GOSSIP * 2 + Duration::from_secs(3),
+            "no gossip evidence at W1 after {:?}",
+            w3_cosigned.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    eprintln!(
+        "gossip evidence after {:?}: {}",
+        w3_cosigned.elapsed(),
+        found.detail
+    );
+    assert_eq!(found.kind, "inconsistent");
+    assert_eq!(found.checkpoints.len(), 2);
+    // One side is a fork checkpoint W3 cosigned, the other L1's, cosigned by W1.
+    let by = |w: &str| {
+        found
+            .checkpoints
+            .iter()
+            .any(|n| n.contains(&format!("\u{2014} {w} ")))
+    };
+    assert!(by("w3.example.com") && by("w1.example.com"), "{found:?}");
+    // The evidence is persisted in W1's folder too.
+    let saved = std::fs::read_to_string(tmp.path().join("w1/evidence.jsonl")).unwrap();
+    assert!(saved.contains("gossip from"), "{saved}");
+    // The auditor that trusted L1 at 50, pointed at the fork, fails with evidence.
+    let (code, out, err) = audit(l2, &vkey_s, &plain_state, None);
+    assert_eq!(code, 1, "{out}{err}");
+    let ev_path = PathBuf::from(format!("{}.evidence.json", plain_state.display()));
+    let ev: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&ev_path).unwrap()).unwrap();
+    assert_eq!(ev["kind"], "inconsistent");
+    assert_eq!(ev["checkpoints"].as_array().unwrap().len(), 2);
+    assert!(!ev["proof"].as_array().unwrap().is_empty());
+    // The trusted state was not moved to the fork.
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plain_state).unwrap()).unwrap();
+    assert_eq!(st["size"], 50);
+
+    fork.stop().await;
+    run.stop().await;
+    for r in witness_runs {
+        r.stop().await;
+    }
+}

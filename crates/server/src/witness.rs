@@ -1,0 +1,535 @@
+//! `cairn witness`: a C2SP tlog-witness over HTTP (`POST /add-checkpoint`)
+//! and gRPC (`cairn.v1.Witness`), with gossip between witnesses.
+//!
+//! The checks and the state live in [`cairn_client::witness`]; this module
+//! is the transport: HTTP and gRPC handlers, the gossip loop, and the
+//! consistency-proof fetches from logs that gossip needs.
+//!
+//! Gossip round (every `gossip_interval`): for each configured peer, send
+//! our latest cosigned checkpoints (`Gossip`) and take theirs back. Both
+//! sides check what they receive (see [`cairn_client::gossip`]). Evidence
+//! is persisted (`evidence.jsonl` in the data folder) before anything else
+//! happens, logged at error level, counted in `/metrics`
+//! (`cairn_witness_evidence_total`) and listed by `ListEvidence`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use cairn_client::evidence::Evidence;
+use cairn_client::gossip::{Relation, check_proof, relate, verify_peer_checkpoint};
+use cairn_client::witness::{AddCheckpoint, MAX_BODY, SIZE_CONTENT_TYPE, Witness, WitnessError};
+use cairn_core::Hash;
+use cairn_core::cosignature::Cosigner;
+use cairn_core::note::NoteVerifier;
+use tokio::net::TcpListener;
+use tonic::{Request, Response as GrpcResponse, Status};
+
+use crate::pb;
+use crate::run::{ServeError, load_or_create, setup};
+
+/// A log this witness serves.
+#[derive(Clone, Debug)]
+pub struct WitnessedLog {
+    /// The log's verifier key; its name is the origin.
+    pub vkey: NoteVerifier,
+    /// The log's gRPC URL, for the consistency proofs gossip needs.
+    pub url: Option<String>,
+}
+
+/// A peer witness to gossip with.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    /// A label.
+    pub name: String,
+    /// The peer's cosignature key (type 0x04).
+    pub vkey: NoteVerifier,
+    /// The peer's gRPC URL.
+    pub url: String,
+}
+
+/// Validated settings for `cairn witness`.
+#[derive(Clone, Debug)]
+pub struct WitnessConfig {
+    /// State folder: `witness.key`, `witness.vkey`, `witness-state.json`,
+    /// `evidence.jsonl`.
+    pub data_dir: PathBuf,
+    /// The witness's key name.
+    pub name: String,
+    /// HTTP listen address (`/add-checkpoint`, `/healthz`, `/metrics`).
+    pub http_addr: SocketAddr,
+    /// gRPC listen address (`cairn.v1.Witness`).
+    pub grpc_addr: SocketAddr,
+    /// Logs served.
+    pub logs: Vec<WitnessedLog>,
+    /// Gossip peers.
+    pub peers: Vec<Peer>,
+    /// Time between gossip rounds.
+    pub gossip_interval: Duration,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+struct Shared {
+    witness: Witness,
+    logs: Vec<WitnessedLog>,
+    peers: Vec<Peer>,
+}
+
+impl Shared {
+    /// Persists evidence and says so loudly. A failure to persist is
+    /// logged at error level too: never silently dropped.
+    fn evidence(&self, e: &Evidence) {
+        match self.witness.evidence().record(e) {
+            Ok(true) => tracing::error!(
+                origin = %e.origin,
+                kind = ?e.kind,
+                source = %e.source,
+                "LOG MISBEHAVIOUR: {}; evidence saved to {}",
+                e.detail,
+                self.witness.evidence().path().display()
+            ),
+            Ok(false) => {}
+            Err(err) => tracing::error!(
+                origin = %e.origin,
+                "LOG MISBEHAVIOUR: {}; the evidence could NOT be saved: {err}",
+                e.detail
+            ),
+        }
+    }
+
+    async fn add_checkpoint(self: &Arc<Self>, req: AddCheckpoint) -> Result<String, WitnessError> {
+        let me = self.clone();
+        let before = self.witness.evidence().list().map(|l| l.len()).unwrap_or(0);
+        let sigs = tokio::task::spawn_blocking(move || me.witness.add_checkpoint(&req, now()))
+            .await
+            .map_err(|e| WitnessError::Storage(e.to_string()))?;
+        if sigs.is_err() {
+            // The witness core saved evidence; say so in the log too.
+            if let Ok(all) = self.witness.evidence().list() {
+                for e in all.iter().skip(before) {
+                    tracing::error!(origin = %e.origin, kind = ?e.kind, "LOG MISBEHAVIOUR: {}", e.detail);
+                }
+            }
+        }
+        Ok(sigs?.iter().map(|s| s.line()).collect())
+    }
+
+    /// Checks a peer's checkpoints against ours (see the module docs).
+    async fn absorb(&self, peer: &Peer, notes: &[String]) {
+        for note in notes {
+            let Ok(n) = cairn_core::Note::parse(note.as_bytes()) else {
+                continue;
+            };
+            let Ok(cp) = cairn_core::Checkpoint::parse(n.text()) else {
+                continue;
+            };
+            let Some(log) = self.witness.log(&cp.origin) else {
+                continue;
+            };
+            let verified = match verify_peer_checkpoint(log, &peer.vkey, note.as_bytes()) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(peer = %peer.name, origin = %cp.origin, "ignoring a gossiped checkpoint: {e}");
+                    continue;
+                }
+            };
+            let source = format!("gossip from {}", peer.name);
+            let ours = self.witness.latest(&cp.origin);
+            match relate(ours.as_ref(), &verified, note, &source, now()) {
+                Relation::Agree => {}
+                Relation::SplitView(e) => self.evidence(&e),
+                Relation::NeedProof {
+                    old_note,
+                    new_note,
+                    old,
+                    new,
+                } => {
+                    let Some(url) = self
+                        .logs
+                        .iter()
+                        .find(|l| l.vkey.name() == cp.origin)
+                        .and_then(|l| l.url.clone())
+                    else {
+                        tracing::warn!(origin = %cp.origin, "no log URL configured: cannot check a gossiped checkpoint of another size");
+                        continue;
+                    };
+                    let proof = match fetch_consistency(&url, old, new).await {
+                        Ok(p) => Ok(p),
+                        Err(Fetch::Refused(why)) => Err(why),
+                        Err(Fetch::Unreachable(why)) => {
+                            tracing::warn!(origin = %cp.origin, "log unreachable for a gossip check: {why}");
+                            continue;
+                        }
+                    };
+                    let proof_ref = proof.as_deref().map_err(String::as_str);
+                    if let Some(e) =
+                        check_proof(&cp.origin, &old_note, &new_note, proof_ref, &source, now())
+                    {
+                        self.evidence(&e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn our_notes(&self) -> Vec<String> {
+        self.witness
+            .all_latest()
+            .into_iter()
+            .map(|r| r.note)
+            .collect()
+    }
+
+    /// One gossip round with every peer.
+    async fn gossip_round(&self) {
+        for peer in &self.peers {
+            let resp = async {
+                let mut c = pb::witness_client::WitnessClient::connect(peer.url.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                c.gossip(pb::GossipRequest {
+                    checkpoints: self.our_notes(),
+                    witness_vkey: self.witness.verifier().to_string(),
+                })
+                .await
+                .map_err(|e| e.message().to_owned())
+            }
+            .await;
+            match resp {
+                Ok(r) => self.absorb(peer, &r.into_inner().checkpoints).await,
+                Err(e) => tracing::warn!(peer = %peer.name, "gossip failed: {e}"),
+            }
+        }
+    }
+}
+
+enum Fetch {
+    /// The log answered, but would not prove it.
+    Refused(String),
+    /// Network trouble: proves nothing.
+    Unreachable(String),
+}
+
+async fn fetch_consistency(url: &str, old: u64, new: u64) -> Result<Vec<Hash>, Fetch> {
+    let mut c = pb::log_client::LogClient::connect(url.to_owned())
+        .await
+        .map_err(|e| Fetch::Unreachable(e.to_string()))?;
+    let r = c
+        .get_consistency_proof(pb::GetConsistencyProofRequest {
+            old_size: old,
+            new_size: new,
+        })
+        .await
+        .map_err(|s| match s.code() {
+            tonic::Code::OutOfRange | tonic::Code::InvalidArgument | tonic::Code::NotFound => {
+                Fetch::Refused(format!("{:?}: {}", s.code(), s.message()))
+            }
+            _ => Fetch::Unreachable(s.message().to_owned()),
+        })?
+        .into_inner();
+    r.proof
+        .iter()
+        .map(|h| {
+            Hash::from_slice(h).map_err(|_| Fetch::Refused("proof hash is not 32 bytes".into()))
+        })
+        .collect()
+}
+
+/// The gRPC service.
+#[derive(Clone)]
+pub struct WitnessService {
+    shared: Arc<Shared>,
+}
+
+fn witness_status(e: &WitnessError) -> Status {
+    let msg = e.to_string();
+    match e {
+        WitnessError::Malformed(_) | WitnessError::OldTooLarge { .. } => {
+            Status::invalid_argument(msg)
+        }
+        WitnessError::Forbidden(_) => Status::permission_denied(msg),
+        WitnessError::UnknownOrigin(_) => Status::not_found(msg),
+        WitnessError::Conflict { latest } => {
+            let mut s = Status::aborted(msg);
+            if let Ok(v) = latest.to_string().parse() {
+                s.metadata_mut().insert("cairn-tlog-size", v);
+            }
+            s
+        }
+        WitnessError::BadProof(_) => Status::failed_precondition(msg),
+        WitnessError::Storage(_) => Status::unavailable(msg),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::witness_server::Witness for WitnessService {
+    async fn add_checkpoint(
+        &self,
+        request: Request<pb::AddCheckpointRequest>,
+    ) -> Result<GrpcResponse<pb::AddCheckpointResponse>, Status> {
+        let r = request.into_inner();
+        if r.proof.len() > cairn_client::witness::MAX_PROOF_LINES {
+            return Err(Status::invalid_argument("more than 63 proof hashes"));
+        }
+        let proof = r
+            .proof
+            .iter()
+            .map(|h| Hash::from_slice(h))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| Status::invalid_argument("proof hashes must be 32 bytes"))?;
+        let req = AddCheckpoint {
+            old: r.old_size,
+            proof,
+            note: r.checkpoint,
+        };
+        let lines = self
+            .shared
+            .add_checkpoint(req)
+            .await
+            .map_err(|e| witness_status(&e))?;
+        Ok(GrpcResponse::new(pb::AddCheckpointResponse {
+            cosignatures: lines,
+        }))
+    }
+
+    async fn gossip(
+        &self,
+        request: Request<pb::GossipRequest>,
+    ) -> Result<GrpcResponse<pb::GossipResponse>, Status> {
+        let r = request.into_inner();
+        if r.checkpoints.len() > 1024 {
+            return Err(Status::invalid_argument(
+                "at most 1024 checkpoints per gossip",
+            ));
+        }
+        // Only configured peers' checkpoints are checked; anyone may read ours.
+        if let Some(peer) = self
+            .shared
+            .peers
+            .iter()
+            .find(|p| p.vkey.to_string() == r.witness_vkey)
+        {
+            self.shared.absorb(peer, &r.checkpoints).await;
+        }
+        Ok(GrpcResponse::new(pb::GossipResponse {
+            checkpoints: self.shared.our_notes(),
+            witness_vkey: self.shared.witness.verifier().to_string(),
+        }))
+    }
+
+    async fn list_evidence(
+        &self,
+        _request: Request<pb::ListEvidenceRequest>,
+    ) -> Result<GrpcResponse<pb::ListEvidenceResponse>, Status> {
+        let all = self
+            .shared
+            .witness
+            .evidence()
+            .list()
+            .map_err(|e| Status::unavailable(format!("reading evidence: {e}")))?;
+        Ok(GrpcResponse::new(pb::ListEvidenceResponse {
+            evidence: all
+                .into_iter()
+                .map(|e| pb::EvidenceRecord {
+                    kind: serde_json::to_value(e.kind)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    origin: e.origin,
+                    observed_at: e.observed_at,
+                    source: e.source,
+                    checkpoints: e.checkpoints,
+                    proof: e.proof,
+                    detail: e.detail,
+                })
+                .collect(),
+        }))
+    }
+}
+
+async fn http_add_checkpoint(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+    let req = match AddCheckpoint::parse(&body) {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    };
+    match s.add_checkpoint(req).await {
+        Ok(lines) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            lines,
+        )
+            .into_response(),
+        Err(WitnessError::Conflict { latest }) => (
+            StatusCode::CONFLICT,
+            [(header::CONTENT_TYPE, SIZE_CONTENT_TYPE)],
+            format!("{latest}\n"),
+        )
+            .into_response(),
+        Err(e) => {
+            let code =
+                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (code, format!("{e}\n")).into_response()
+        }
+    }
+}
+
+async fn http_metrics(State(s): State<Arc<Shared>>) -> Response {
+    let evidence = s.witness.evidence().list().map(|l| l.len()).unwrap_or(0);
+    let mut out = format!(
+        "# HELP cairn_witness_evidence_total Pieces of evidence of log misbehaviour recorded.\n# TYPE cairn_witness_evidence_total counter\ncairn_witness_evidence_total {evidence}\n# HELP cairn_witness_cosigned_size Latest cosigned tree size per log.\n# TYPE cairn_witness_cosigned_size gauge\n"
+    );
+    for r in s.witness.all_latest() {
+        let origin = cairn_core::Note::parse(r.note.as_bytes())
+            .ok()
+            .and_then(|n| n.text().lines().next().map(str::to_owned))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "cairn_witness_cosigned_size{{origin=\"{}\"}} {}\n",
+            origin.replace('\\', "\\\\").replace('"', "\\\""),
+            r.size
+        ));
+    }
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        out,
+    )
+        .into_response()
+}
+
+/// A bound, ready-to-run witness.
+pub struct WitnessServer {
+    witness: Witness,
+    logs: Vec<WitnessedLog>,
+    peers: Vec<Peer>,
+    http: TcpListener,
+    grpc: TcpListener,
+    gossip_interval: Duration,
+    /// The witness's cosignature verifier key.
+    pub vkey: String,
+}
+
+impl WitnessServer {
+    /// Loads or creates the key, opens (and locks) the state, binds both
+    /// listeners (port 0 picks a free port).
+    pub async fn bind(cfg: &WitnessConfig) -> Result<WitnessServer, ServeError> {
+        let cosigner: Cosigner = load_or_create(&cfg.data_dir, "witness", &cfg.name)?;
+        let vkey = cosigner.verifier().to_string();
+        let witness = Witness::open(
+            &cfg.data_dir,
+            cosigner,
+            cfg.logs.iter().map(|l| l.vkey.clone()).collect(),
+        )
+        .map_err(|e| ServeError::Setup(e.to_string()))?;
+        let http = TcpListener::bind(cfg.http_addr)
+            .await
+            .map_err(setup(&format!("HTTP address {}", cfg.http_addr)))?;
+        let grpc = TcpListener::bind(cfg.grpc_addr)
+            .await
+            .map_err(setup(&format!("gRPC address {}", cfg.grpc_addr)))?;
+        Ok(WitnessServer {
+            witness,
+            logs: cfg.logs.clone(),
+            peers: cfg.peers.clone(),
+            http,
+            grpc,
+            gossip_interval: cfg.gossip_interval,
+            vkey,
+        })
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.local_addr().ok()
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc.local_addr().ok()
+    }
+
+    /// Adds a gossip peer before running (when its address is only known
+    /// after binding).
+    pub fn add_peer(&mut self, peer: Peer) {
+        self.peers.push(peer);
+    }
+
+    /// Sets a served log's gRPC URL before running.
+    pub fn set_log_url(&mut self, origin: &str, url: &str) {
+        for l in &mut self.logs {
+            if l.vkey.name() == origin {
+                l.url = Some(url.to_owned());
+            }
+        }
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let shared = Arc::new(Shared {
+            witness: self.witness,
+            logs: self.logs,
+            peers: self.peers,
+        });
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|v| *v).await;
+        };
+        let router = Router::new()
+            .route("/add-checkpoint", post(http_add_checkpoint))
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/metrics", get(http_metrics))
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .with_state(shared.clone());
+        let http = axum::serve(self.http, router).with_graceful_shutdown(wait(stop_rx.clone()));
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<pb::witness_server::WitnessServer<WitnessService>>()
+            .await;
+        let grpc = tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(pb::witness_server::WitnessServer::new(WitnessService {
+                shared: shared.clone(),
+            }))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(self.grpc),
+                wait(stop_rx.clone()),
+            );
+        let interval = self.gossip_interval;
+        let mut gossip_stop = stop_rx.clone();
+        let gossip = tokio::spawn(async move {
+            if shared.peers.is_empty() {
+                return;
+            }
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => shared.gossip_round().await,
+                    () = async { let _ = gossip_stop.wait_for(|v| *v).await; } => return,
+                }
+            }
+        });
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let (g, h) = tokio::join!(grpc, http);
+        let _ = gossip.await;
+        g.map_err(|e| ServeError::Setup(format!("gRPC server: {e}")))?;
+        h.map_err(|e| ServeError::Setup(format!("HTTP server: {e}")))?;
+        Ok(())
+    }
+}
