@@ -142,32 +142,34 @@ pub fn check_advance(
     new_note: &str,
     proof: &[Hash],
     now: u64,
-) -> Result<(), AuditFailure> {
+) -> Result<(), Box<AuditFailure>> {
     let Some(t) = trusted else { return Ok(()) };
     let Some(old) = t.checkpoint() else {
         return Ok(());
     };
     LogVerifier::verify_consistency(&old, &new.checkpoint, proof).map_err(|error| {
-        let kind = match error {
-            VerifyError::SplitView { .. } => EvidenceKind::SplitView,
-            VerifyError::Rollback { .. } => EvidenceKind::Rollback,
-            _ => EvidenceKind::Inconsistent,
-        };
-        AuditFailure {
-            evidence: Evidence {
-                kind,
-                origin: new.checkpoint.origin.clone(),
-                observed_at: now,
-                source: "auditor".into(),
-                checkpoints: vec![t.note.clone(), new_note.to_owned()],
-                proof: proof.iter().map(Hash::to_base64).collect(),
-                detail: format!(
-                    "trusted size {} and offered size {} do not form one history: {error}",
-                    old.size, new.checkpoint.size
-                ),
-            },
-            error,
-        }
+        Box::new({
+            let kind = match error {
+                VerifyError::SplitView { .. } => EvidenceKind::SplitView,
+                VerifyError::Rollback { .. } => EvidenceKind::Rollback,
+                _ => EvidenceKind::Inconsistent,
+            };
+            AuditFailure {
+                evidence: Evidence {
+                    kind,
+                    origin: new.checkpoint.origin.clone(),
+                    observed_at: now,
+                    source: "auditor".into(),
+                    checkpoints: vec![t.note.clone(), new_note.to_owned()],
+                    proof: proof.iter().map(Hash::to_base64).collect(),
+                    detail: format!(
+                        "trusted size {} and offered size {} do not form one history: {error}",
+                        old.size, new.checkpoint.size
+                    ),
+                },
+                error,
+            }
+        })
     })
 }
 
