@@ -34,6 +34,16 @@ pub(crate) struct ServerArg {
     server: String,
 }
 
+#[derive(Args)]
+pub(crate) struct CheckpointArgs {
+    /// The newest checkpoint that met the log's witness quorum, with the
+    /// witnesses' cosignature lines.
+    #[arg(long)]
+    cosigned: bool,
+    #[command(flatten)]
+    server: ServerArg,
+}
+
 #[derive(Subcommand)]
 pub(crate) enum ProveCmd {
     /// Inclusion of one entry.
@@ -194,11 +204,13 @@ pub(crate) fn append(args: AppendArgs) -> Result<ExitCode> {
     })
 }
 
-pub(crate) fn checkpoint(args: ServerArg) -> Result<ExitCode> {
+pub(crate) fn checkpoint(args: CheckpointArgs) -> Result<ExitCode> {
     runtime()?.block_on(async move {
-        let cp = connect(&args.server)
+        let cp = connect(&args.server.server)
             .await?
-            .get_checkpoint(pb::GetCheckpointRequest::default())
+            .get_checkpoint(pb::GetCheckpointRequest {
+                cosigned: args.cosigned,
+            })
             .await
             .map_err(|s| anyhow!("{} ({:?})", s.message(), s.code()))?
             .into_inner();

@@ -32,7 +32,7 @@ enum Command {
     /// Append NDJSON events through AppendStream; one JSON receipt per line.
     Append(client::AppendArgs),
     /// Print the latest signed checkpoint.
-    Checkpoint(client::ServerArg),
+    Checkpoint(client::CheckpointArgs),
     /// Fetch an inclusion or consistency proof (JSON).
     #[command(subcommand)]
     Prove(client::ProveCmd),
