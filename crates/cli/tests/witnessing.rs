@@ -63,26 +63,46 @@ async fn start_log(
     witnesses: &[&Wit],
     quorum: usize,
 ) -> (SocketAddr, Running) {
+    let witnesses = witnesses
+        .iter()
+        .map(|w| WitnessEndpoint {
+            name: w.name.clone(),
+            vkey: w.vkey.clone(),
+            url: format!("http://{}", w.http),
+        })
+        .collect();
+    start_log_with(
+        dir,
+        grpc,
+        witnesses,
+        quorum,
+        Duration::from_millis(100),
+        None,
+    )
+    .await
+}
+
+async fn start_log_with(
+    dir: &Path,
+    grpc: SocketAddr,
+    witnesses: Vec<WitnessEndpoint>,
+    quorum: usize,
+    interval: Duration,
+    policy: Option<PathBuf>,
+) -> (SocketAddr, Running) {
     let cfg = ServeConfig {
         data_dir: dir.to_path_buf(),
         grpc_addr: grpc,
         http_addr: "127.0.0.1:0".parse().unwrap(),
         origin: ORIGIN.into(),
-        policy: None,
+        policy,
         key_file: None,
         sequencer: SequencerConfig::default(),
-        witnessing: Some(WitnessingConfig {
-            witnesses: witnesses
-                .iter()
-                .map(|w| WitnessEndpoint {
-                    name: w.name.clone(),
-                    vkey: w.vkey.clone(),
-                    url: format!("http://{}", w.http),
-                })
-                .collect(),
+        witnessing: (!witnesses.is_empty()).then_some(WitnessingConfig {
+            witnesses,
             quorum,
-            interval: Duration::from_millis(100),
-            timeout: Duration::from_secs(5),
+            interval,
+            timeout: Duration::from_secs(2),
         }),
         cosign_wait: Duration::from_secs(20),
     };
@@ -180,6 +200,56 @@ async fn wait_witness(w: &Wit, size: u64) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Binds and runs one witness of `log`, without peers.
+async fn lone_witness(dir: &Path, name: &str, log: &cairn_core::NoteVerifier) -> (Wit, Running) {
+    let cfg = WitnessConfig {
+        data_dir: dir.to_path_buf(),
+        name: name.into(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        logs: vec![WitnessedLog {
+            vkey: log.clone(),
+            url: None,
+        }],
+        peers: vec![],
+        gossip_interval: GOSSIP,
+    };
+    let s = WitnessServer::bind(&cfg).await.unwrap();
+    let w = Wit {
+        name: name.into(),
+        vkey: cairn_core::NoteVerifier::parse(&s.vkey).unwrap(),
+        http: s.http_addr().unwrap(),
+        grpc: s.grpc_addr().unwrap(),
+    };
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        s.run(async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    (
+        w,
+        Running {
+            stop: Some(tx),
+            task,
+        },
+    )
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp
 }
 
 /// tlog-witness over plain HTTP/1.1: (status, content type, body).
@@ -486,4 +556,185 @@ async fn cosigned_growth_then_a_fork_is_caught() {
     for r in witness_runs {
         r.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_witness_never_stalls_appends_and_submissions_are_rate_limited() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log_dir = tmp.path().join("log");
+    let log_vkey = load_or_create_key(&log_dir, ORIGIN).unwrap().verifier();
+    let (w1, w1_run) = lone_witness(&tmp.path().join("w1"), "w1.example.com", &log_vkey).await;
+    // A "witness" that accepts connections and never answers.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = WitnessEndpoint {
+        name: "dead".into(),
+        vkey: cairn_core::Cosigner::from_seed("dead.example.com", &[7; 32])
+            .unwrap()
+            .verifier(),
+        url: format!("http://{}", hole.local_addr().unwrap()),
+    };
+    let live = WitnessEndpoint {
+        name: w1.name.clone(),
+        vkey: w1.vkey.clone(),
+        url: format!("http://{}", w1.http),
+    };
+    let interval = Duration::from_millis(500);
+    let (l, run) = start_log_with(
+        &log_dir,
+        "127.0.0.1:0".parse().unwrap(),
+        vec![dead, live],
+        1,
+        interval,
+        None,
+    )
+    .await;
+    let started = Instant::now();
+    let mut c = client(l).await;
+    let mut worst = Duration::ZERO;
+    let mut n = 0u64;
+    while started.elapsed() < Duration::from_millis(2600) {
+        let t = Instant::now();
+        c.append(pb::AppendRequest {
+            event: format!(r#"{{"n":{n}}}"#).into_bytes(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        worst = worst.max(t.elapsed());
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed();
+    // The dead witness's 2 s timeouts never reach the append path.
+    assert!(worst < Duration::from_secs(1), "an append took {worst:?}");
+    // One live witness meets the quorum of 1.
+    let cp = wait_cosigned(l, 1).await;
+    assert!(cp.note.contains("\u{2014} w1.example.com "), "{}", cp.note);
+    // At most one submission per interval to the live witness (a 409 retry
+    // may add one).
+    let metrics = http_get(w1.http, "/metrics");
+    let sent: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("cairn_witness_add_checkpoint_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    let rounds = (elapsed.as_millis() / interval.as_millis()) as u64 + 1;
+    eprintln!(
+        "{n} appends in {elapsed:?}, worst {worst:?}; {sent} submissions to the live witness (at most {rounds} rounds)"
+    );
+    assert!(
+        sent >= 2 && sent <= rounds + 1,
+        "{sent} submissions in {rounds} rounds:\n{metrics}"
+    );
+    run.stop().await;
+    w1_run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn full_audit_follow_and_a_privacy_finding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log_dir = tmp.path().join("log");
+    let log_vkey = load_or_create_key(&log_dir, ORIGIN).unwrap().verifier();
+    // A policy that (wrongly) keeps one field verbatim.
+    let policy = tmp.path().join("leaky.toml");
+    std::fs::write(
+        &policy,
+        "version = 1\nmode = \"detect\"\n[[fields]]\npath = \"debug\"\naction = \"keep\"\n",
+    )
+    .unwrap();
+    let (l, run) = start_log_with(
+        &log_dir,
+        "127.0.0.1:0".parse().unwrap(),
+        vec![],
+        0,
+        Duration::from_secs(1),
+        Some(policy),
+    )
+    .await;
+    assert_eq!(append(l, "x", 30).await, 30);
+    let vkey = log_vkey.to_string();
+    let state = tmp.path().join("audit.json");
+    // --full over clean entries: root recomputed, nothing found.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    let out = cmd
+        .args([
+            "audit",
+            "--full",
+            "--server",
+            &format!("http://{l}"),
+            "--vkey",
+            &vkey,
+            "--state",
+        ])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("full audit of 30 entries: root matches; 0 malformed, 0 raw PII"),
+        "{err}"
+    );
+    // --follow sees growth as it happens.
+    let mut follow = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args([
+            "audit",
+            "--follow",
+            "--server",
+            &format!("http://{l}"),
+            "--vkey",
+            &vkey,
+            "--state",
+        ])
+        .arg(&state)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(follow.stdout.take().unwrap()));
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("\"size\":30"), "{first}");
+    append(l, "y", 5).await;
+    // Unary appends each get their own checkpoint: one verified line each,
+    // every one consistent with the one before.
+    let mut prev = 30;
+    while prev < 35 {
+        let l = lines.next().unwrap().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+        assert_eq!(v["previous_size"], prev, "{l}");
+        prev = v["size"].as_u64().unwrap();
+    }
+    assert_eq!(prev, 35);
+    follow.kill().unwrap();
+    let _ = follow.wait();
+    // A leaked email in the kept field: reported by pointer and detector, not value.
+    let mut c = client(l).await;
+    c.append(pb::AppendRequest {
+        event: br#"{"debug":"contact leak.victim@example.org","ok":"fine"}"#.to_vec(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args([
+            "audit",
+            "--full",
+            "--server",
+            &format!("http://{l}"),
+            "--vkey",
+            &vkey,
+            "--state",
+        ])
+        .arg(tmp.path().join("audit2.json"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(r#""detector":"email","index":35,"pointer":"/debug","privacy":"raw PII""#),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("leak.victim") && !stderr.contains("leak.victim"));
+    run.stop().await;
 }

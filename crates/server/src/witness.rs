@@ -85,6 +85,8 @@ struct Shared {
     witness: Witness,
     logs: Vec<WitnessedLog>,
     peers: Vec<Peer>,
+    /// `add-checkpoint` requests answered, by outcome (HTTP status).
+    requests: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
 }
 
 impl Shared {
@@ -115,6 +117,15 @@ impl Shared {
         let sigs = tokio::task::spawn_blocking(move || me.witness.add_checkpoint(&req, now()))
             .await
             .map_err(|e| WitnessError::Storage(e.to_string()))?;
+        let code = sigs
+            .as_ref()
+            .map_or_else(WitnessError::http_status, |_| 200);
+        *self
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(code)
+            .or_default() += 1;
         if sigs.is_err() {
             // The witness core saved evidence; say so in the log too.
             if let Ok(all) = self.witness.evidence().list() {
@@ -388,8 +399,20 @@ async fn http_add_checkpoint(State(s): State<Arc<Shared>>, body: Bytes) -> Respo
 async fn http_metrics(State(s): State<Arc<Shared>>) -> Response {
     let evidence = s.witness.evidence().list().map(|l| l.len()).unwrap_or(0);
     let mut out = format!(
-        "# HELP cairn_witness_evidence_total Pieces of evidence of log misbehaviour recorded.\n# TYPE cairn_witness_evidence_total counter\ncairn_witness_evidence_total {evidence}\n# HELP cairn_witness_cosigned_size Latest cosigned tree size per log.\n# TYPE cairn_witness_cosigned_size gauge\n"
+        "# HELP cairn_witness_evidence_total Pieces of evidence of log misbehaviour recorded.\n# TYPE cairn_witness_evidence_total counter\ncairn_witness_evidence_total {evidence}\n"
     );
+    out.push_str("# HELP cairn_witness_add_checkpoint_total add-checkpoint requests answered, by HTTP status.\n# TYPE cairn_witness_add_checkpoint_total counter\n");
+    let counts = s
+        .requests
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    for (code, n) in counts {
+        out.push_str(&format!(
+            "cairn_witness_add_checkpoint_total{{code=\"{code}\"}} {n}\n"
+        ));
+    }
+    out.push_str("# HELP cairn_witness_cosigned_size Latest cosigned tree size per log.\n# TYPE cairn_witness_cosigned_size gauge\n");
     for r in s.witness.all_latest() {
         let origin = cairn_core::Note::parse(r.note.as_bytes())
             .ok()
@@ -484,6 +507,7 @@ impl WitnessServer {
             witness: self.witness,
             logs: self.logs,
             peers: self.peers,
+            requests: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
