@@ -5,10 +5,9 @@
 
 use cairn_client::evidence::EvidenceKind;
 use cairn_client::witness::{AddCheckpoint, Witness, WitnessError};
-use cairn_core::checkpoint::Checkpoint;
 use cairn_core::cosignature::Cosigner;
 use cairn_core::note::{NoteSigner, NoteVerifier};
-use cairn_core::{Hash, MemoryTiles, TreeState, leaf_hash};
+use cairn_core::{Hash, MemoryLog};
 
 fn vectors() -> serde_json::Value {
     let path = format!(
@@ -80,43 +79,24 @@ fn worked_example_cosignature_is_byte_exact() {
 }
 
 /// A log with its own key, building checkpoints over real trees.
-struct Log {
-    signer: NoteSigner,
-    tiles: MemoryTiles,
-    state: TreeState,
-}
+struct Log(MemoryLog);
 
 impl Log {
     fn new(name: &str, seed: u8) -> Log {
-        Log {
-            signer: NoteSigner::from_seed(name, &[seed; 32]).unwrap(),
-            tiles: MemoryTiles::new(),
-            state: TreeState::empty(),
-        }
+        Log(MemoryLog::new(
+            NoteSigner::from_seed(name, &[seed; 32]).unwrap(),
+        ))
     }
     fn grow(&mut self, n: u64, salt: &str) -> String {
-        let leaves: Vec<Hash> = (0..n)
-            .map(|i| leaf_hash(format!("{salt}{}", self.state.size().0 + i).as_bytes()))
-            .collect();
-        let integ = self.state.integrate(&leaves).unwrap();
-        self.tiles.apply(&integ).unwrap();
-        self.state = integ.state;
-        Checkpoint {
-            origin: self.signer.name().into(),
-            size: self.state.size(),
-            root: integ.root,
-            extensions: vec![],
-        }
-        .sign(&self.signer)
-        .unwrap()
+        let base = self.0.size().0;
+        let leaves: Vec<String> = (0..n).map(|i| format!("{salt}{}", base + i)).collect();
+        self.0.append(&leaves).unwrap()
     }
     fn proof(&self, old: u64, new: u64) -> Vec<Hash> {
-        cairn_core::proof::consistency_proof(
-            &self.tiles,
-            cairn_core::TreeSize(old),
-            cairn_core::TreeSize(new),
-        )
-        .unwrap()
+        self.0.consistency(old, new).unwrap()
+    }
+    fn verifier(&self) -> NoteVerifier {
+        self.0.verifier()
     }
 }
 
@@ -125,7 +105,7 @@ fn every_status_code() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::new("example.com/log", 1);
     let cosigner = Cosigner::from_seed("w.example", &[9; 32]).unwrap();
-    let w = Witness::open(dir.path(), cosigner.clone(), vec![log.signer.verifier()]).unwrap();
+    let w = Witness::open(dir.path(), cosigner.clone(), vec![log.verifier()]).unwrap();
     let add = |old, proof: Vec<Hash>, note: &str| {
         w.add_checkpoint(
             &AddCheckpoint {
@@ -165,7 +145,7 @@ fn every_status_code() {
     cairn_core::verify_checkpoint(
         cosigned.to_string().as_bytes(),
         None,
-        &log.signer.verifier(),
+        &log.verifier(),
         &policy,
     )
     .unwrap();
@@ -193,6 +173,6 @@ fn every_status_code() {
     // The state survives a restart; a second process is locked out meanwhile.
     assert!(Witness::open(dir.path(), cosigner.clone(), vec![]).is_err());
     drop(w);
-    let w2 = Witness::open(dir.path(), cosigner, vec![log.signer.verifier()]).unwrap();
+    let w2 = Witness::open(dir.path(), cosigner, vec![log.verifier()]).unwrap();
     assert_eq!(w2.latest("example.com/log").unwrap().size, 20);
 }

@@ -62,7 +62,7 @@ pub use checkpoint::{
 };
 pub use cosignature::Cosigner;
 pub use hash::{Hash, LeafIndex, TreeSize, empty_root, leaf_hash, node_hash};
-pub use memtiles::MemoryTiles;
+pub use memtiles::{MemoryLog, MemoryTiles};
 pub use note::{KeyType, Note, NoteError, NoteSigner, NoteVerifier};
 pub use proof::{
     ProofError, ProofPlan, ProveError, TileReader, verify_consistency, verify_inclusion,

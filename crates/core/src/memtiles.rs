@@ -101,3 +101,91 @@ impl TileReader for MemoryTiles {
             .collect())
     }
 }
+
+/// A [`MemoryLog`] operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemoryLogError {
+    /// Integration failed (tree full).
+    #[error(transparent)]
+    Tree(#[from] crate::tree::TreeError),
+    /// Tiles did not line up (a bug).
+    #[error(transparent)]
+    Tiles(#[from] TileGap),
+    /// Signing failed.
+    #[error(transparent)]
+    Sign(#[from] crate::checkpoint::CheckpointError),
+    /// Sizes out of range for a proof.
+    #[error(transparent)]
+    Proof(#[from] crate::proof::ProofError),
+}
+
+/// A whole log in memory: tree state, tiles and a signing key. The
+/// reference log for tests and examples of the verifying side (witnesses,
+/// auditors), where a real server is not the point.
+#[derive(Debug)]
+pub struct MemoryLog {
+    signer: crate::note::NoteSigner,
+    tiles: MemoryTiles,
+    state: crate::tree::TreeState,
+    root: Hash,
+}
+
+impl MemoryLog {
+    /// An empty log signing with `signer` (its name is the origin).
+    pub fn new(signer: crate::note::NoteSigner) -> Self {
+        MemoryLog {
+            signer,
+            tiles: MemoryTiles::new(),
+            state: crate::tree::TreeState::empty(),
+            root: crate::hash::empty_root(),
+        }
+    }
+
+    /// Appends leaves (their data, hashed per RFC 6962) and returns the
+    /// signed checkpoint note of the new tree.
+    pub fn append<D: AsRef<[u8]>>(&mut self, leaves: &[D]) -> Result<String, MemoryLogError> {
+        let hashes: Vec<Hash> = leaves
+            .iter()
+            .map(|d| crate::hash::leaf_hash(d.as_ref()))
+            .collect();
+        let integ = self.state.integrate(&hashes)?;
+        self.tiles.apply(&integ)?;
+        self.state = integ.state;
+        self.root = integ.root;
+        self.checkpoint()
+    }
+
+    /// The signed checkpoint note of the current tree.
+    pub fn checkpoint(&self) -> Result<String, MemoryLogError> {
+        Ok(crate::checkpoint::Checkpoint {
+            origin: self.signer.name().to_owned(),
+            size: self.state.size(),
+            root: self.root,
+            extensions: vec![],
+        }
+        .sign(&self.signer)?)
+    }
+
+    /// Current size.
+    pub fn size(&self) -> crate::hash::TreeSize {
+        self.state.size()
+    }
+
+    /// The consistency proof between two sizes of this log.
+    pub fn consistency(&self, old: u64, new: u64) -> Result<Vec<Hash>, MemoryLogError> {
+        crate::proof::consistency_proof(
+            &self.tiles,
+            crate::hash::TreeSize(old),
+            crate::hash::TreeSize(new),
+        )
+        .map_err(|e| match e {
+            crate::proof::ProveError::Proof(p) => MemoryLogError::Proof(p),
+            crate::proof::ProveError::Read(never) => match never {},
+        })
+    }
+
+    /// The log's verifier key.
+    pub fn verifier(&self) -> crate::note::NoteVerifier {
+        self.signer.verifier()
+    }
+}
