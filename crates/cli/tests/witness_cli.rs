@@ -5,7 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -13,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cairn_core::{Hash, MemoryLog, Note, NoteSigner};
+use common::post_add_checkpoint;
 
 const ORIGIN: &str = "example.com/witnessed";
 
@@ -66,30 +69,6 @@ fn start(dir: &Path, log_vkey: &str) -> (Proc, SocketAddr, String) {
     }
 }
 
-fn post(addr: SocketAddr, body: &str) -> Option<(u16, String, String)> {
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(
-        s,
-        "POST /add-checkpoint HTTP/1.1\r\nHost: w\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let (head, body) = resp.split_once("\r\n\r\n")?;
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    let ctype = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-type: ")
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
-    Some((status, ctype, body.to_owned()))
-}
-
 fn request(old: u64, proof: &[Hash], note: &str) -> String {
     cairn_client::AddCheckpoint {
         old,
@@ -114,7 +93,7 @@ fn status_codes_over_http() {
     // 404: another origin.
     let mut other = MemoryLog::new(NoteSigner::from_seed("example.com/other", &[2; 32]).unwrap());
     assert_eq!(
-        post(addr, &request(0, &[], &grow(&mut other, 1, "x")))
+        post_add_checkpoint(addr, &request(0, &[], &grow(&mut other, 1, "x")))
             .unwrap()
             .0,
         404
@@ -122,16 +101,19 @@ fn status_codes_over_http() {
     // 403: our origin, another key.
     let mut imposter = MemoryLog::new(NoteSigner::from_seed(ORIGIN, &[3; 32]).unwrap());
     assert_eq!(
-        post(addr, &request(0, &[], &grow(&mut imposter, 5, "a")))
+        post_add_checkpoint(addr, &request(0, &[], &grow(&mut imposter, 5, "a")))
             .unwrap()
             .0,
         403
     );
     // 400: malformed; old > size.
-    assert_eq!(post(addr, "hello").unwrap().0, 400);
-    assert_eq!(post(addr, &request(6, &[], &cp5)).unwrap().0, 400);
+    assert_eq!(post_add_checkpoint(addr, "hello").unwrap().0, 400);
+    assert_eq!(
+        post_add_checkpoint(addr, &request(6, &[], &cp5)).unwrap().0,
+        400
+    );
     // 200: a cosignature line by the witness key over the checkpoint.
-    let (code, _, body) = post(addr, &request(0, &[], &cp5)).unwrap();
+    let (code, _, body) = post_add_checkpoint(addr, &request(0, &[], &cp5)).unwrap();
     assert_eq!(code, 200, "{body}");
     let mut note = Note::parse(cp5.as_bytes()).unwrap();
     let joined = format!("{}\n{body}", note.text());
@@ -150,15 +132,20 @@ fn status_codes_over_http() {
     // 409 with the size, as text/x.tlog.size.
     let cp9 = grow(&mut log, 4, "a");
     assert_eq!(
-        post(addr, &request(0, &[], &cp9)).unwrap(),
+        post_add_checkpoint(addr, &request(0, &[], &cp9)).unwrap(),
         (409, "text/x.tlog.size".to_owned(), "5\n".to_owned())
     );
     // 422: a proof that does not connect.
     let mut bad = log.consistency(5, 9).unwrap();
     bad[0].0[31] ^= 1;
-    assert_eq!(post(addr, &request(5, &bad, &cp9)).unwrap().0, 422);
     assert_eq!(
-        post(addr, &request(5, &log.consistency(5, 9).unwrap(), &cp9))
+        post_add_checkpoint(addr, &request(5, &bad, &cp9))
+            .unwrap()
+            .0,
+        422
+    );
+    assert_eq!(
+        post_add_checkpoint(addr, &request(5, &log.consistency(5, 9).unwrap(), &cp9))
             .unwrap()
             .0,
         200
@@ -184,7 +171,9 @@ fn kill_9_never_loses_a_returned_cosignature() {
         let (w, addr, _) = start(&dir, &vkey);
         // Where does the witness stand after the restart? (A fresh witness
         // cosigns the current checkpoint on first contact.)
-        let latest = match post(addr, &request(0, &[], &log.checkpoint().unwrap())).unwrap() {
+        let latest = match post_add_checkpoint(addr, &request(0, &[], &log.checkpoint().unwrap()))
+            .unwrap()
+        {
             (409, _, b) => b.trim().parse::<u64>().unwrap(),
             (200, _, _) => log.size().0,
             other => panic!("{other:?}"),
@@ -199,7 +188,12 @@ fn kill_9_never_loses_a_returned_cosignature() {
             // And it refuses another root for the size it holds.
             let mut fork = MemoryLog::new(NoteSigner::from_seed(ORIGIN, &[1; 32]).unwrap());
             let forked = grow(&mut fork, latest, "fork");
-            assert_eq!(post(addr, &request(latest, &[], &forked)).unwrap().0, 409);
+            assert_eq!(
+                post_add_checkpoint(addr, &request(latest, &[], &forked))
+                    .unwrap()
+                    .0,
+                409
+            );
         }
         // Stream growth at it from another thread; kill -9 at a random moment.
         let acked = Arc::new(Mutex::new(latest));
@@ -229,7 +223,7 @@ fn kill_9_never_loses_a_returned_cosignature() {
                 if s2.load(std::sync::atomic::Ordering::SeqCst) {
                     return;
                 }
-                match post(addr, &body) {
+                match post_add_checkpoint(addr, &body) {
                     Some((200, _, _)) => *a2.lock().unwrap() = size,
                     Some((code, _, b)) => panic!("size {size}: {code} {b}"),
                     None => return,
@@ -249,7 +243,8 @@ fn kill_9_never_loses_a_returned_cosignature() {
     }
     // A final restart still holds the last acknowledged size.
     let (_w, addr, _) = start(&dir, &vkey);
-    let (code, _, body) = post(addr, &request(0, &[], &log.checkpoint().unwrap())).unwrap();
+    let (code, _, body) =
+        post_add_checkpoint(addr, &request(0, &[], &log.checkpoint().unwrap())).unwrap();
     assert_eq!(code, 409);
     assert!(body.trim().parse::<u64>().unwrap() >= acked_max);
 }

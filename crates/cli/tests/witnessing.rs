@@ -19,7 +19,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::io::{Read, Write};
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,6 +32,7 @@ use cairn_server::pb::witness_client::WitnessClient;
 use cairn_server::witness::{Peer, WitnessConfig, WitnessServer, WitnessedLog};
 use cairn_server::witnessing::{WitnessEndpoint, WitnessingConfig};
 use cairn_server::{SequencerConfig, ServeConfig, Server, load_or_create_key};
+use common::{http, post_add_checkpoint};
 use tokio::sync::oneshot;
 
 const ORIGIN: &str = "example.com/e2e-log";
@@ -202,8 +204,12 @@ async fn wait_witness(w: &Wit, size: u64) {
     }
 }
 
-/// Binds and runs one witness of `log`, without peers.
-async fn lone_witness(dir: &Path, name: &str, log: &cairn_core::NoteVerifier) -> (Wit, Running) {
+/// Binds one witness of `log`, without peers (add them before running).
+async fn bind_witness(
+    dir: &Path,
+    name: &str,
+    log: &cairn_core::NoteVerifier,
+) -> (Wit, WitnessServer) {
     let cfg = WitnessConfig {
         data_dir: dir.to_path_buf(),
         name: name.into(),
@@ -223,6 +229,11 @@ async fn lone_witness(dir: &Path, name: &str, log: &cairn_core::NoteVerifier) ->
         http: s.http_addr().unwrap(),
         grpc: s.grpc_addr().unwrap(),
     };
+    (w, s)
+}
+
+/// Runs a bound witness until stopped.
+fn run_witness(s: WitnessServer) -> Running {
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         s.run(async {
@@ -231,49 +242,24 @@ async fn lone_witness(dir: &Path, name: &str, log: &cairn_core::NoteVerifier) ->
         .await
         .unwrap();
     });
-    (
-        w,
-        Running {
-            stop: Some(tx),
-            task,
-        },
-    )
+    Running {
+        stop: Some(tx),
+        task,
+    }
 }
 
-fn http_get(addr: SocketAddr, path: &str) -> String {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    resp
+/// Binds and runs one witness of `log`, without peers.
+async fn lone_witness(dir: &Path, name: &str, log: &cairn_core::NoteVerifier) -> (Wit, Running) {
+    let (w, s) = bind_witness(dir, name, log).await;
+    (w, run_witness(s))
 }
 
-/// tlog-witness over plain HTTP/1.1: (status, content type, body).
-fn post_add_checkpoint(addr: SocketAddr, body: &str) -> (u16, String, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "POST /add-checkpoint HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let ctype = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-type: ")
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
-    (status, ctype, body.to_owned())
+/// A temporary folder with a log key in `<tmp>/log`.
+fn fresh_log() -> (tempfile::TempDir, PathBuf, cairn_core::NoteVerifier) {
+    let tmp = tempfile::tempdir().unwrap();
+    let log_dir = tmp.path().join("log");
+    let log_vkey = load_or_create_key(&log_dir, ORIGIN).unwrap().verifier();
+    (tmp, log_dir, log_vkey)
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -289,26 +275,25 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn audit(
-    server: SocketAddr,
-    vkey: &str,
-    state: &Path,
-    policy: Option<&Path>,
-) -> (i32, String, String) {
+/// `cairn audit --server … --vkey … --state STATE` plus `extra` flags.
+fn audit_cmd(server: SocketAddr, vkey: &str, state: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    cmd.args([
-        "audit",
-        "--server",
-        &format!("http://{server}"),
-        "--vkey",
-        vkey,
-        "--state",
-    ])
-    .arg(state);
-    if let Some(p) = policy {
-        cmd.arg("--policy").arg(p);
-    }
-    let out = cmd.output().unwrap();
+    cmd.arg("audit")
+        .args(extra)
+        .args([
+            "--server",
+            &format!("http://{server}"),
+            "--vkey",
+            vkey,
+            "--state",
+        ])
+        .arg(state);
+    cmd
+}
+
+/// Runs `cairn audit`: (exit code, stdout, stderr).
+fn audit(server: SocketAddr, vkey: &str, state: &Path, extra: &[&str]) -> (i32, String, String) {
+    let out = audit_cmd(server, vkey, state, extra).output().unwrap();
     (
         out.status.code().unwrap(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -318,33 +303,19 @@ fn audit(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cosigned_growth_then_a_fork_is_caught() {
-    let tmp = tempfile::tempdir().unwrap();
-    let log_dir = tmp.path().join("log");
-    let log_vkey = load_or_create_key(&log_dir, ORIGIN).unwrap().verifier();
+    let (tmp, log_dir, log_vkey) = fresh_log();
 
     // Three witnesses, gossiping with each other.
     let mut servers = Vec::new();
     let mut wits = Vec::new();
     for i in 1..=3 {
-        let cfg = WitnessConfig {
-            data_dir: tmp.path().join(format!("w{i}")),
-            name: format!("w{i}.example.com"),
-            http_addr: "127.0.0.1:0".parse().unwrap(),
-            grpc_addr: "127.0.0.1:0".parse().unwrap(),
-            logs: vec![WitnessedLog {
-                vkey: log_vkey.clone(),
-                url: None,
-            }],
-            peers: vec![],
-            gossip_interval: GOSSIP,
-        };
-        let s = WitnessServer::bind(&cfg).await.unwrap();
-        wits.push(Wit {
-            name: cfg.name.clone(),
-            vkey: cairn_core::NoteVerifier::parse(&s.vkey).unwrap(),
-            http: s.http_addr().unwrap(),
-            grpc: s.grpc_addr().unwrap(),
-        });
+        let (w, s) = bind_witness(
+            &tmp.path().join(format!("w{i}")),
+            &format!("w{i}.example.com"),
+            &log_vkey,
+        )
+        .await;
+        wits.push(w);
         servers.push(s);
     }
 
@@ -368,18 +339,7 @@ async fn cosigned_growth_then_a_fork_is_caught() {
                 });
             }
         }
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            s.run(async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        });
-        witness_runs.push(Running {
-            stop: Some(tx),
-            task,
-        });
+        witness_runs.push(run_witness(s));
     }
     assert_eq!(append(l1, "a", 20).await, 20);
     for w in &wits {
@@ -445,16 +405,17 @@ async fn cosigned_growth_then_a_fork_is_caught() {
     wait_witness(&wits[0], 50).await;
     wait_witness(&wits[1], 50).await;
     let vkey_s = log_vkey.to_string();
+    let policy_arg = policy_path.display().to_string();
     let (code, out, err) = audit(
         l1,
         &vkey_s,
         &tmp.path().join("audit-policy.json"),
-        Some(&policy_path),
+        &["--policy", &policy_arg],
     );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("\"size\":50"), "{out}");
     let plain_state = tmp.path().join("audit-plain.json");
-    let (code, out, err) = audit(l1, &vkey_s, &plain_state, None);
+    let (code, out, err) = audit(l1, &vkey_s, &plain_state, &[]);
     assert_eq!(code, 0, "{out}{err}");
 
     // Phase 3: the fork.
@@ -477,7 +438,7 @@ async fn cosigned_growth_then_a_fork_is_caught() {
         .unwrap()
         .into_inner();
     let (status, ctype, body) =
-        post_add_checkpoint(wits[0].http, &format!("old 0\n\n{}", fork_cp.note));
+        post_add_checkpoint(wits[0].http, &format!("old 0\n\n{}", fork_cp.note)).unwrap();
     assert_eq!(
         (status, ctype.as_str(), body.as_str()),
         (409, "text/x.tlog.size", "50\n")
@@ -497,7 +458,7 @@ async fn cosigned_growth_then_a_fork_is_caught() {
     }
     req.push('\n');
     req.push_str(&fork_cp.note);
-    assert_eq!(post_add_checkpoint(wits[1].http, &req).0, 422);
+    assert_eq!(post_add_checkpoint(wits[1].http, &req).unwrap().0, 422);
     // Gossip surfaces the split view at W1 within a gossip round or so.
     let mut wc = WitnessClient::connect(format!("http://{}", wits[0].grpc))
         .await
@@ -538,7 +499,7 @@ async fn cosigned_growth_then_a_fork_is_caught() {
     let saved = std::fs::read_to_string(tmp.path().join("w1/evidence.jsonl")).unwrap();
     assert!(saved.contains("gossip from"), "{saved}");
     // The auditor that trusted L1 at 50, pointed at the fork, fails with evidence.
-    let (code, out, err) = audit(l2, &vkey_s, &plain_state, None);
+    let (code, out, err) = audit(l2, &vkey_s, &plain_state, &[]);
     assert_eq!(code, 1, "{out}{err}");
     let ev_path = PathBuf::from(format!("{}.evidence.json", plain_state.display()));
     let ev: serde_json::Value =
@@ -560,9 +521,7 @@ async fn cosigned_growth_then_a_fork_is_caught() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dead_witness_never_stalls_appends_and_submissions_are_rate_limited() {
-    let tmp = tempfile::tempdir().unwrap();
-    let log_dir = tmp.path().join("log");
-    let log_vkey = load_or_create_key(&log_dir, ORIGIN).unwrap().verifier();
+    let (tmp, log_dir, log_vkey) = fresh_log();
     let (w1, w1_run) = lone_witness(&tmp.path().join("w1"), "w1.example.com", &log_vkey).await;
     // A "witness" that accepts connections and never answers.
     let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -612,7 +571,7 @@ async fn a_dead_witness_never_stalls_appends_and_submissions_are_rate_limited() 
     assert!(cp.note.contains("\u{2014} w1.example.com "), "{}", cp.note);
     // At most one submission per interval to the live witness (a 409 retry
     // may add one).
-    let metrics = http_get(w1.http, "/metrics");
+    let metrics = http(w1.http, "GET", "/metrics", "").unwrap().2;
     let sent: u64 = metrics
         .lines()
         .filter(|l| l.starts_with("cairn_witness_add_checkpoint_total"))
@@ -626,15 +585,14 @@ async fn a_dead_witness_never_stalls_appends_and_submissions_are_rate_limited() 
         sent >= 2 && sent <= rounds + 1,
         "{sent} submissions in {rounds} rounds:\n{metrics}"
     );
-    run.stop().await;
-    w1_run.stop().await;
+    for r in [run, w1_run] {
+        r.stop().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn full_audit_follow_and_a_privacy_finding() {
-    let tmp = tempfile::tempdir().unwrap();
-    let log_dir = tmp.path().join("log");
-    let log_vkey = load_or_create_key(&log_dir, ORIGIN).unwrap().verifier();
+    let (tmp, log_dir, log_vkey) = fresh_log();
     // A policy that (wrongly) keeps one field verbatim.
     let policy = tmp.path().join("leaky.toml");
     std::fs::write(
@@ -655,38 +613,14 @@ async fn full_audit_follow_and_a_privacy_finding() {
     let vkey = log_vkey.to_string();
     let state = tmp.path().join("audit.json");
     // --full over clean entries: root recomputed, nothing found.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    let out = cmd
-        .args([
-            "audit",
-            "--full",
-            "--server",
-            &format!("http://{l}"),
-            "--vkey",
-            &vkey,
-            "--state",
-        ])
-        .arg(&state)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    let (code, _, err) = audit(l, &vkey, &state, &["--full"]);
+    assert_eq!(code, 0, "{err}");
     assert!(
         err.contains("full audit of 30 entries: root matches; 0 malformed, 0 raw PII"),
         "{err}"
     );
     // --follow sees growth as it happens.
-    let mut follow = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args([
-            "audit",
-            "--follow",
-            "--server",
-            &format!("http://{l}"),
-            "--vkey",
-            &vkey,
-            "--state",
-        ])
-        .arg(&state)
+    let mut follow = audit_cmd(l, &vkey, &state, &["--follow"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -715,22 +649,8 @@ async fn full_audit_follow_and_a_privacy_finding() {
     })
     .await
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args([
-            "audit",
-            "--full",
-            "--server",
-            &format!("http://{l}"),
-            "--vkey",
-            &vkey,
-            "--state",
-        ])
-        .arg(tmp.path().join("audit2.json"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let (code, stdout, stderr) = audit(l, &vkey, &tmp.path().join("audit2.json"), &["--full"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(
         stdout.contains(r#""detector":"email","index":35,"pointer":"/debug","privacy":"raw PII""#),
         "{stdout}"

@@ -69,43 +69,32 @@ pub trait KeyFile: Sized {
     fn key_name(&self) -> &str;
 }
 
-impl KeyFile for NoteSigner {
-    const WHAT: &'static str = "log signing key";
-    fn parse_private(text: &str) -> Result<Self, cairn_core::note::KeyError> {
-        NoteSigner::parse(text)
-    }
-    fn from_seed(name: &str, seed: &[u8; 32]) -> Result<Self, cairn_core::note::KeyError> {
-        NoteSigner::from_seed(name, seed)
-    }
-    fn private_text(&self) -> String {
-        self.to_private_key_string()
-    }
-    fn vkey_text(&self) -> String {
-        self.verifier().to_string()
-    }
-    fn key_name(&self) -> &str {
-        self.name()
-    }
+/// Both key kinds have the same API; one implementation serves both.
+macro_rules! key_file {
+    ($ty:ty, $what:literal) => {
+        impl KeyFile for $ty {
+            const WHAT: &'static str = $what;
+            fn parse_private(text: &str) -> Result<Self, cairn_core::note::KeyError> {
+                <$ty>::parse(text)
+            }
+            fn from_seed(name: &str, seed: &[u8; 32]) -> Result<Self, cairn_core::note::KeyError> {
+                <$ty>::from_seed(name, seed)
+            }
+            fn private_text(&self) -> String {
+                self.to_private_key_string()
+            }
+            fn vkey_text(&self) -> String {
+                self.verifier().to_string()
+            }
+            fn key_name(&self) -> &str {
+                self.name()
+            }
+        }
+    };
 }
 
-impl KeyFile for Cosigner {
-    const WHAT: &'static str = "witness cosigning key";
-    fn parse_private(text: &str) -> Result<Self, cairn_core::note::KeyError> {
-        Cosigner::parse(text)
-    }
-    fn from_seed(name: &str, seed: &[u8; 32]) -> Result<Self, cairn_core::note::KeyError> {
-        Cosigner::from_seed(name, seed)
-    }
-    fn private_text(&self) -> String {
-        self.to_private_key_string()
-    }
-    fn vkey_text(&self) -> String {
-        self.verifier().to_string()
-    }
-    fn key_name(&self) -> &str {
-        self.name()
-    }
-}
+key_file!(NoteSigner, "log signing key");
+key_file!(Cosigner, "witness cosigning key");
 
 /// Loads `<dir>/log.key`, or creates it (mode 0600) with `<dir>/log.vkey`.
 /// Refuses a key file readable by group or others, or one for another origin.

@@ -92,16 +92,7 @@ async fn blocking<T: Send + 'static>(
 impl LogService {
     /// A service over a running sequencer, its store and the masker.
     pub fn new(seq: Sequencer, store: Arc<dyn LogStore>, masker: Arc<Masker>) -> Self {
-        LogService {
-            inner: Arc::new(Inner {
-                seq,
-                store,
-                masker,
-                // 8,192 expanded tiles: at most ~128 MiB.
-                tiles: TileCache::new(8192),
-                witnessing: None,
-            }),
-        }
+        Self::build(seq, store, masker, None)
     }
 
     /// The same, with witness cosigning: `GetCheckpoint{cosigned}` and
@@ -114,13 +105,23 @@ impl LogService {
         witnessing: Witnessing,
         wait: Duration,
     ) -> Self {
+        Self::build(seq, store, masker, Some((witnessing, wait)))
+    }
+
+    fn build(
+        seq: Sequencer,
+        store: Arc<dyn LogStore>,
+        masker: Arc<Masker>,
+        witnessing: Option<(Witnessing, Duration)>,
+    ) -> Self {
         LogService {
             inner: Arc::new(Inner {
                 seq,
                 store,
                 masker,
+                // 8,192 expanded tiles: at most ~128 MiB.
                 tiles: TileCache::new(8192),
-                witnessing: Some((witnessing, wait)),
+                witnessing,
             }),
         }
     }

@@ -34,20 +34,49 @@ async fn get(addr: SocketAddr, path: &str) -> Vec<u8> {
     buf[split + 4..].to_vec()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn go_sumdb_note_and_tlog_agree() {
-    let have_go = Command::new("go")
+/// True if Go and the x/mod sources are here; otherwise says why the test
+/// checks nothing.
+fn have_go() -> bool {
+    let go = Command::new("go")
         .arg("version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !have_go
-        || !Path::new(GOPATH)
+    let ok = go
+        && Path::new(GOPATH)
             .join("src/golang.org/x/mod/sumdb/tlog")
-            .exists()
-    {
+            .exists();
+    if !ok {
         eprintln!(
             "skipping: Go and golang.org/x/mod sources are not installed (apt-get install golang-go golang-golang-x-mod-dev)"
         );
+    }
+    ok
+}
+
+/// `go run PROGRAM ARGS… < stdin` with the Debian GOPATH, in GOPATH mode.
+fn go_run(tmp: &Path, program: &str, args: &[String], stdin: &[u8]) -> std::process::Output {
+    let program = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/interop")
+        .join(program);
+    let mut go = Command::new("go")
+        .arg("run")
+        .arg(&program)
+        .args(args)
+        .env("GO111MODULE", "off")
+        .env("GOPATH", GOPATH)
+        .env("GOCACHE", tmp.join("gocache"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    go.stdin.take().unwrap().write_all(stdin).unwrap();
+    go.wait_with_output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_sumdb_note_and_tlog_agree() {
+    if !have_go() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -99,23 +128,12 @@ async fn go_sumdb_note_and_tlog_agree() {
     let entries = tmp.path().join("entries.hex");
     std::fs::write(&entries, hex_lines).unwrap();
     let vkey = std::fs::read_to_string(cfg.data_dir.join("log.vkey")).unwrap();
-    let program =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/cairn_interop.go");
-    let mut go = Command::new("go")
-        .arg("run")
-        .arg(&program)
-        .arg(vkey.trim())
-        .arg(&entries)
-        .env("GO111MODULE", "off")
-        .env("GOPATH", GOPATH)
-        .env("GOCACHE", tmp.path().join("gocache"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    go.stdin.take().unwrap().write_all(&note).unwrap();
-    let out = go.wait_with_output().unwrap();
+    let out = go_run(
+        tmp.path(),
+        "cairn_interop.go",
+        &[vkey.trim().to_owned(), entries.display().to_string()],
+        &note,
+    );
     assert!(
         out.status.success(),
         "Go rejected the log: {}",
@@ -134,16 +152,7 @@ async fn go_sumdb_note_and_tlog_agree() {
 /// unverified). docs/design/witnessing.md explains this.
 #[test]
 fn go_sumdb_note_reads_a_cosigned_checkpoint() {
-    let have_go = Command::new("go")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have_go
-        || !Path::new(GOPATH)
-            .join("src/golang.org/x/mod/sumdb/note")
-            .exists()
-    {
-        eprintln!("skipping: Go and golang.org/x/mod sources are not installed");
+    if !have_go() {
         return;
     }
     use cairn_client::witness::{AddCheckpoint, Witness};
@@ -179,27 +188,12 @@ fn go_sumdb_note_reads_a_cosigned_checkpoint() {
             .unwrap();
         cosigned.push_signature(sigs[0].clone()).unwrap();
     }
-    let program =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/cosigned_note.go");
-    let mut go = Command::new("go")
-        .arg("run")
-        .arg(&program)
-        .arg(log.verifier().to_string())
-        .arg(&wkeys[0])
-        .env("GO111MODULE", "off")
-        .env("GOPATH", GOPATH)
-        .env("GOCACHE", tmp.path().join("gocache"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    go.stdin
-        .take()
-        .unwrap()
-        .write_all(cosigned.to_string().as_bytes())
-        .unwrap();
-    let out = go.wait_with_output().unwrap();
+    let out = go_run(
+        tmp.path(),
+        "cosigned_note.go",
+        &[log.verifier().to_string(), wkeys[0].clone()],
+        cosigned.to_string().as_bytes(),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
