@@ -7,10 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow};
-use cairn_core::checkpoint::WitnessPolicy;
+use cairn_client::{LogVerifier, TrustPolicy};
 use cairn_core::encoding::{decode_base64, encode_base64};
 use cairn_core::note::NoteVerifier;
-use cairn_core::tlog_proof::TlogProof;
 use cairn_server::pb;
 use cairn_server::pb::log_client::LogClient;
 use clap::{Args, Subcommand};
@@ -22,6 +21,11 @@ const DEFAULT_SERVER: &str = "http://127.0.0.1:7400";
 pub(crate) struct AppendArgs {
     /// NDJSON events, one per line; `-` or absent for stdin.
     input: Option<PathBuf>,
+    /// Wait until a checkpoint covering each entry meets the log's witness
+    /// quorum; receipts then carry `cosigned_checkpoint` and
+    /// `cosigned_inclusion_proof`.
+    #[arg(long)]
+    wait_cosigned: bool,
     /// The log's gRPC address.
     #[arg(long, env = "CAIRN_SERVER", default_value = DEFAULT_SERVER)]
     server: String,
@@ -102,6 +106,10 @@ pub(crate) enum VerifyCmd {
         /// does not carry the leaf.
         #[arg(long)]
         leaf_hash: Option<String>,
+        /// C2SP tlog-policy file: the witness quorum the checkpoint must
+        /// meet (a receipt's `cosigned_checkpoint` is then the one checked).
+        #[arg(long)]
+        policy: Option<PathBuf>,
     },
 }
 
@@ -130,6 +138,7 @@ pub(crate) fn append(args: AppendArgs) -> Result<ExitCode> {
             Box::new(std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?)
         }
     };
+    let wait_cosigned = args.wait_cosigned;
     runtime()?.block_on(async move {
         let mut client = connect(&args.server).await?;
         let (tx, rx) = tokio::sync::mpsc::channel::<pb::AppendRequest>(1024);
@@ -145,7 +154,7 @@ pub(crate) fn append(args: AppendArgs) -> Result<ExitCode> {
                     content_type: pb::ContentType::Json as i32,
                     policy: String::new(),
                     idempotency_key: Vec::new(),
-                    wait_cosigned: false,
+                    wait_cosigned,
                 };
                 if tx.blocking_send(req).is_err() {
                     break;
@@ -180,6 +189,14 @@ pub(crate) fn append(args: AppendArgs) -> Result<ExitCode> {
                 write!(out, "{sep}\"{}\"", encode_base64(h))?;
             }
             out.write_all(b"]")?;
+            if let Some(c) = &r.cosigned_checkpoint {
+                write!(
+                    out,
+                    ",\"cosigned_checkpoint\":{},\"cosigned_inclusion_proof\":{}",
+                    serde_json::to_string(&c.note)?,
+                    serde_json::to_string(&b64s(&r.cosigned_inclusion_proof))?
+                )?;
+            }
             if !r.openings.is_empty() {
                 let openings: Vec<serde_json::Value> = r
                     .openings
@@ -300,8 +317,20 @@ pub(crate) fn verify(cmd: VerifyCmd) -> Result<ExitCode> {
         file,
         vkey,
         leaf_hash: given_hash,
+        policy,
     } = cmd;
     let vk = NoteVerifier::parse(vkey.trim()).map_err(|e| anyhow!("--vkey: {e}"))?;
+    let verifier = match &policy {
+        None => LogVerifier::log_only(vk),
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            LogVerifier::new(
+                vk,
+                TrustPolicy::parse(&p.display().to_string(), &text).map_err(|e| anyhow!("{e}"))?,
+            )
+        }
+    };
     let mut text = String::new();
     if file.as_os_str() == "-" {
         std::io::stdin().read_to_string(&mut text)?;
@@ -316,15 +345,12 @@ pub(crate) fn verify(cmd: VerifyCmd) -> Result<ExitCode> {
             ));
         };
         let lh = cairn_core::Hash::from_base64(&h).map_err(|e| anyhow!("--leaf-hash: {e}"))?;
-        TlogProof::parse(&text)
+        verifier
+            .verify_tlog_proof(&text, &lh)
+            .map(|_| ())
             .map_err(|e| anyhow!("{e}"))
-            .and_then(|p| {
-                p.verify(&lh, None, &vk, &WitnessPolicy::default())
-                    .map(|_| ())
-                    .map_err(|e| anyhow!("{e}"))
-            })
     } else {
-        verify_receipt_json(&text, &vk)
+        verify_receipt_json(&text, &verifier)
     };
     match result {
         Ok(()) => {
@@ -338,43 +364,40 @@ pub(crate) fn verify(cmd: VerifyCmd) -> Result<ExitCode> {
     }
 }
 
-/// A receipt line from `cairn append`: signature, then inclusion of the leaf.
-fn verify_receipt_json(text: &str, vk: &NoteVerifier) -> Result<()> {
+/// A receipt line from `cairn append`: signature (and quorum), then
+/// inclusion of the leaf. With a policy that needs witnesses, the
+/// receipt's cosigned checkpoint and proof are the ones checked.
+fn verify_receipt_json(text: &str, verifier: &LogVerifier) -> Result<()> {
     let j: serde_json::Value =
         serde_json::from_str(text.trim()).map_err(|e| anyhow!("not a receipt: {e}"))?;
     let field = |k: &str| j.get(k).ok_or_else(|| anyhow!("receipt has no {k:?}"));
-    let note = field("checkpoint")?
+    let (cp_field, proof_field) = if verifier.policy().needs_no_witness() {
+        ("checkpoint", "inclusion_proof")
+    } else {
+        ("cosigned_checkpoint", "cosigned_inclusion_proof")
+    };
+    let note = field(cp_field)?
         .as_str()
-        .ok_or_else(|| anyhow!("checkpoint is not text"))?;
-    let cp = cairn_core::checkpoint::verify_checkpoint(
-        note.as_bytes(),
-        None,
-        vk,
-        &WitnessPolicy::default(),
-    )
-    .map_err(|e| anyhow!("{e}"))?
-    .checkpoint;
+        .ok_or_else(|| anyhow!("{cp_field} is not text"))?;
+    let cp = verifier
+        .verify_checkpoint(note.as_bytes())
+        .map_err(|e| anyhow!("{e}"))?
+        .checkpoint;
     let index = field("index")?
         .as_u64()
         .ok_or_else(|| anyhow!("bad index"))?;
     let lh = cairn_core::Hash::from_base64(field("leaf_hash")?.as_str().unwrap_or_default())
         .map_err(|e| anyhow!("leaf_hash: {e}"))?;
-    let path = field("inclusion_proof")?
+    let path = field(proof_field)?
         .as_array()
-        .ok_or_else(|| anyhow!("inclusion_proof is not a list"))?
+        .ok_or_else(|| anyhow!("{proof_field} is not a list"))?
         .iter()
         .map(|h| {
             cairn_core::Hash::from_base64(h.as_str().unwrap_or_default())
                 .map_err(|e| anyhow!("proof: {e}"))
         })
         .collect::<Result<Vec<_>>>()?;
-    cairn_core::proof::verify_inclusion(
-        &lh,
-        cairn_core::LeafIndex(index),
-        cp.size,
-        &path,
-        &cp.root,
-    )
-    .map_err(|e| anyhow!("{e}"))?;
+    LogVerifier::verify_inclusion(&lh, cairn_core::LeafIndex(index), &cp, &path)
+        .map_err(|e| anyhow!("{e}"))?;
     Ok(())
 }

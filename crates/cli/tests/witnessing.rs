@@ -41,6 +41,8 @@ const GOSSIP: Duration = Duration::from_millis(300);
 struct Running {
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+    /// The HTTP address, for a log.
+    http: Option<SocketAddr>,
 }
 
 impl Running {
@@ -110,6 +112,7 @@ async fn start_log_with(
     };
     let server = Server::bind(&cfg).await.unwrap();
     let addr = server.grpc_addr().unwrap();
+    let http = server.http_addr();
     let (tx, rx) = oneshot::channel();
     let task = tokio::spawn(async move {
         server
@@ -124,6 +127,7 @@ async fn start_log_with(
         Running {
             stop: Some(tx),
             task,
+            http,
         },
     )
 }
@@ -245,6 +249,7 @@ fn run_witness(s: WitnessServer) -> Running {
     Running {
         stop: Some(tx),
         task,
+        http: None,
     }
 }
 
@@ -387,7 +392,47 @@ async fn cosigned_growth_then_a_fork_is_caught() {
         &proof,
     )
     .unwrap();
-    let size1 = r.index + 1;
+    // `cairn append --wait-cosigned`, then `cairn verify receipt --policy`.
+    let mut app = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args([
+            "append",
+            "--wait-cosigned",
+            "--server",
+            &format!("http://{l1}"),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut app.stdin.take().unwrap(),
+        b"{\"user\":\"x@example.com\"}\n",
+    )
+    .unwrap();
+    let out = app.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let receipt = tmp.path().join("receipt.json");
+    std::fs::write(&receipt, &out.stdout).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["verify", "receipt"])
+        .arg(&receipt)
+        .args(["--vkey", &log_vkey.to_string(), "--policy"])
+        .arg(&policy_path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ok\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let size1 = client(l1)
+        .await
+        .get_checkpoint(pb::GetCheckpointRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .size;
     for w in &wits {
         wait_witness(w, size1).await;
     }
@@ -404,6 +449,14 @@ async fn cosigned_growth_then_a_fork_is_caught() {
     assert_eq!(cp50.size, 50);
     wait_witness(&wits[0], 50).await;
     wait_witness(&wits[1], 50).await;
+    // With witnesses configured, tlog-tiles /checkpoint serves the cosigned note.
+    let (code, _, body) = http(run.http.unwrap(), "GET", "/checkpoint", "").unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("\u{2014} w1.example.com ") && body.contains("\u{2014} w2.example.com "),
+        "{body}"
+    );
+    verifier.verify_checkpoint(body.as_bytes()).unwrap();
     let vkey_s = log_vkey.to_string();
     let policy_arg = policy_path.display().to_string();
     let (code, out, err) = audit(
