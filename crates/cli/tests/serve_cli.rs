@@ -2,53 +2,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::io::{BufRead, Read, Write};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn cairn() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
-}
-
-/// A started `cairn serve`: the process, the gRPC port it bound (it is
-/// given port 0 and reports the real one on stderr, so parallel tests never
-/// race for a port), what it printed at start-up, and the rest of stderr.
-struct Started {
-    serving: Serving,
-    port: u16,
-    startup: String,
-    stderr: BufReader<std::process::ChildStderr>,
-}
-
-fn start(cmd: &mut Command) -> Started {
-    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let serving = Serving(child);
-    let mut startup = String::new();
-    loop {
-        let mut line = String::new();
-        let n = stderr.read_line(&mut line).unwrap();
-        assert!(n > 0, "cairn serve exited during start-up: {startup}");
-        startup.push_str(&line);
-        if let Some(rest) = line.split("gRPC on 127.0.0.1:").nth(1) {
-            let port = rest.split(',').next().unwrap().trim().parse().unwrap();
-            return Started {
-                serving,
-                port,
-                startup,
-                stderr,
-            };
-        }
-    }
-}
-
-struct Serving(Child);
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{cairn, start};
 
 #[test]
 fn serve_append_prove_verify_and_stop() {

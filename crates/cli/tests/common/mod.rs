@@ -1,8 +1,9 @@
 //! Helpers shared by the CLI's black-box tests.
 #![allow(dead_code, clippy::unwrap_used, missing_docs, unreachable_pub)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// One HTTP/1.1 request with `Connection: close`: (status, content type,
@@ -39,4 +40,49 @@ pub fn http(
 /// tlog-witness `POST /add-checkpoint`.
 pub fn post_add_checkpoint(addr: SocketAddr, body: &str) -> Option<(u16, String, String)> {
     http(addr, "POST", "/add-checkpoint", body)
+}
+
+/// The `cairn` binary under test.
+pub fn cairn() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+}
+
+/// A started `cairn serve`: the process, the gRPC port it bound (it is
+/// given port 0 and reports the real one on stderr, so parallel tests never
+/// race for a port), what it printed at start-up, and the rest of stderr.
+pub struct Started {
+    pub serving: Serving,
+    pub port: u16,
+    pub startup: String,
+    pub stderr: BufReader<std::process::ChildStderr>,
+}
+
+pub fn start(cmd: &mut Command) -> Started {
+    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let serving = Serving(child);
+    let mut startup = String::new();
+    loop {
+        let mut line = String::new();
+        let n = stderr.read_line(&mut line).unwrap();
+        assert!(n > 0, "cairn serve exited during start-up: {startup}");
+        startup.push_str(&line);
+        if let Some(rest) = line.split("gRPC on 127.0.0.1:").nth(1) {
+            let port = rest.split(',').next().unwrap().trim().parse().unwrap();
+            return Started {
+                serving,
+                port,
+                startup,
+                stderr,
+            };
+        }
+    }
+}
+
+pub struct Serving(pub Child);
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
