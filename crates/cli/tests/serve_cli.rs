@@ -4,7 +4,8 @@
 
 mod common;
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
+use std::process::Command;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
