@@ -11,6 +11,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc malloc: under load the server spent a fifth
+/// of its CPU in glibc's allocator and its arena locks (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Cairn: a Merkle-tree transparency log for masked audit events.
 #[derive(Parser)]
 #[command(name = "cairn", version, about, long_about = None)]

@@ -43,6 +43,9 @@ use cairn_core::tree::TreeState;
 use cairn_storage::{CommitBatch, LogStore, NewEntry, StoreError};
 use tokio::sync::{mpsc, oneshot, watch};
 
+/// A batch slower than this end to end is logged at warn level.
+const SLOW_BATCH: Duration = Duration::from_millis(20);
+
 /// Batching and queue limits.
 #[derive(Clone, Debug)]
 pub struct SequencerConfig {
@@ -232,11 +235,27 @@ async fn run(
         let (store2, signer2, origin2) = (store.clone(), signer.clone(), origin.clone());
         let current = tree.clone();
         let head = head_tx.borrow().clone();
+        let n = batch.len();
+        let queued = std::time::Instant::now();
         // Store I/O, hashing and signing run off the async threads.
         let outcome = tokio::task::spawn_blocking(move || {
-            process(&*store2, &signer2, &origin2, current, head, batch)
+            let t0 = std::time::Instant::now();
+            let r = process(&*store2, &signer2, &origin2, current, head, batch);
+            (r, t0)
         })
-        .await;
+        .await
+        .map(|(r, t0)| {
+            let total = queued.elapsed();
+            if total > SLOW_BATCH {
+                tracing::warn!(
+                    entries = n,
+                    total_ms = total.as_secs_f64() * 1e3,
+                    wait_for_thread_ms = (t0 - queued).as_secs_f64() * 1e3,
+                    "slow batch"
+                );
+            }
+            r
+        });
         match outcome {
             Ok((new_tree, new_head, answers)) => {
                 tree = new_tree;
@@ -349,6 +368,7 @@ fn process(
             idempotency_key: j.req.idempotency_key.as_deref(),
         })
         .collect();
+    let t_commit = std::time::Instant::now();
     let committed = store.commit_batch(CommitBatch {
         expected_size: tree.size(),
         entries: &entries,
@@ -357,6 +377,14 @@ fn process(
         checkpoint: None,
     });
     drop(entries);
+    let commit_time = t_commit.elapsed();
+    if commit_time > SLOW_BATCH {
+        tracing::warn!(
+            entries = fresh.len(),
+            ms = commit_time.as_secs_f64() * 1e3,
+            "slow commit"
+        );
+    }
     if let Err(e) = committed {
         // The write may have landed anyway: the store decides.
         match store.load_state() {
@@ -390,7 +418,15 @@ fn process(
             );
         }
     };
-    if let Err(e) = store.put_checkpoint(new_head.size, new_head.note.as_bytes()) {
+    let t_cp = std::time::Instant::now();
+    let put = store.put_checkpoint(new_head.size, new_head.note.as_bytes());
+    if t_cp.elapsed() > SLOW_BATCH {
+        tracing::warn!(
+            ms = t_cp.elapsed().as_secs_f64() * 1e3,
+            "slow checkpoint write"
+        );
+    }
+    if let Err(e) = put {
         let landed = matches!(
             store.checkpoint(Some(new_head.size)),
             Ok(Some(c)) if c.note == new_head.note.as_bytes()
