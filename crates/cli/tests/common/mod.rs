@@ -22,8 +22,10 @@ pub fn http(
         body.len()
     )
     .ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    // Binary bodies (entry bundles) come back lossily as text.
+    let resp = String::from_utf8_lossy(&raw);
     let (head, body) = resp.split_once("\r\n\r\n")?;
     let status = head.split(' ').nth(1)?.parse().ok()?;
     let ctype = head
