@@ -229,3 +229,183 @@ async fn serve_tiles_shutdown_restart() {
     let err = Server::bind(&cfg).await.err().unwrap().to_string();
     assert!(err.contains("readable by group or others"), "{err}");
 }
+
+/// Disk full under a running server: appends fail with `UNAVAILABLE` and a
+/// message that says so, reads keep working, nothing acknowledged is lost,
+/// and appends resume once space is freed. Uses a 64 MiB tmpfs (needs
+/// root, as in CI; skipped with a message otherwise).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_full_then_space_freed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipping disk_full_then_space_freed: needs root to mount a tmpfs");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let cfg = config(&mnt);
+    let server = Server::bind(&cfg).await.unwrap();
+    let grpc = server.grpc_addr().unwrap();
+    let vkey = NoteVerifier::parse(&server.vkey).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async {
+        let _ = stop_rx.await;
+    }));
+    let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
+    let mut acked = Vec::new();
+    for i in 0..50 {
+        let r = c.append(event(i)).await.unwrap().into_inner();
+        acked.push((r.index, r.leaf_hash));
+    }
+    let before = c
+        .get_checkpoint(pb::GetCheckpointRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    // Fill the disk.
+    let ballast = mnt.join("ballast");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&ballast).unwrap();
+        let chunk = vec![0u8; 1 << 20];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+    }
+    // Appends of large events until one fails.
+    let big = |i: u64| pb::AppendRequest {
+        event: format!(r#"{{"seq":{i},"pad":"{}"}}"#, "x".repeat(60_000)).into_bytes(),
+        ..Default::default()
+    };
+    let mut failure = None;
+    for i in 0..2000 {
+        match c.append(big(1000 + i)).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                acked.push((r.index, r.leaf_hash));
+            }
+            Err(s) => {
+                failure = Some(s);
+                break;
+            }
+        }
+    }
+    let status = failure.expect("the disk never filled up");
+    assert!(
+        matches!(
+            status.code(),
+            tonic::Code::Unavailable | tonic::Code::ResourceExhausted
+        ),
+        "{status:?}"
+    );
+    assert!(
+        status.message().contains("space") || status.message().contains("unavailable"),
+        "unclear message: {}",
+        status.message()
+    );
+    // Reads keep working while the disk is full.
+    let cp = c
+        .get_checkpoint(pb::GetCheckpointRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let seen = verify_checkpoint(cp.note.as_bytes(), None, &vkey, &WitnessPolicy::default())
+        .unwrap()
+        .checkpoint;
+    assert!(seen.size.0 >= before.size);
+    let p = c
+        .get_inclusion_proof(pb::GetInclusionProofRequest {
+            leaf: Some(pb::get_inclusion_proof_request::Leaf::Index(7)),
+            tree_size: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let proof: Vec<Hash> = p
+        .proof
+        .iter()
+        .map(|h| Hash::from_slice(h).unwrap())
+        .collect();
+    cairn_core::proof::verify_inclusion(
+        &Hash::from_slice(&acked[7].1).unwrap(),
+        LeafIndex(7),
+        seen.size,
+        &proof,
+        &seen.root,
+    )
+    .unwrap();
+    // Free space: appends resume.
+    std::fs::remove_file(&ballast).unwrap();
+    let mut resumed = None;
+    for i in 0..50 {
+        match c.append(event(5000 + i)).await {
+            Ok(r) => {
+                resumed = Some(r.into_inner());
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let r = resumed.expect("appends never resumed after space was freed");
+    // Nothing acknowledged was lost, and the tree only grew.
+    let mut s = c
+        .get_entries(pb::GetEntriesRequest {
+            start: 0,
+            end: r.index,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut leaves = Vec::new();
+    while let Some(e) = s.next().await {
+        leaves.push(leaf_hash(&e.unwrap().leaf));
+    }
+    for (i, h) in &acked {
+        assert_eq!(leaves[*i as usize].0.as_slice(), h.as_slice(), "entry {i}");
+    }
+    let now = r.checkpoint.unwrap();
+    let cons = c
+        .get_consistency_proof(pb::GetConsistencyProofRequest {
+            old_size: before.size,
+            new_size: now.size,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let proof: Vec<Hash> = cons
+        .proof
+        .iter()
+        .map(|h| Hash::from_slice(h).unwrap())
+        .collect();
+    cairn_core::proof::verify_consistency(
+        TreeSize(before.size),
+        TreeSize(now.size),
+        &Hash::from_slice(&before.root).unwrap(),
+        &Hash::from_slice(&now.root).unwrap(),
+        &proof,
+    )
+    .unwrap();
+    eprintln!(
+        "disk full after {} acknowledged appends: {:?} {:?}; resumed at index {}",
+        acked.len(),
+        status.code(),
+        status.message(),
+        r.index
+    );
+    stop_tx.send(()).unwrap();
+    running.await.unwrap().unwrap();
+}
