@@ -202,18 +202,10 @@ fn bench_reports_latency_percentiles() {
     );
     let gp = st.port;
     let server = format!("http://127.0.0.1:{gp}");
-    for mode in [&["--stream"][..], &[][..]] {
+    let run = |extra: &[&str]| -> serde_json::Value {
         let out = cairn()
-            .args([
-                "bench",
-                "--server",
-                &server,
-                "--rate",
-                "300",
-                "--duration",
-                "1",
-            ])
-            .args(mode)
+            .args(["bench", "--server", &server])
+            .args(extra)
             .output()
             .unwrap();
         assert!(
@@ -221,11 +213,42 @@ fn bench_reports_latency_percentiles() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    for mode in [&["--stream", "--clients", "2"][..], &[][..]] {
+        let r = run(&[&["--rate", "300", "--duration", "1"][..], mode].concat());
         assert_eq!(r["ok"], 300, "{r}");
         assert_eq!(r["errors"], 0, "{r}");
         let p50 = r["latency_ms"]["p50"].as_f64().unwrap();
         let p99 = r["latency_ms"]["p99"].as_f64().unwrap();
         assert!(p50 > 0.0 && p99 >= p50, "{r}");
     }
+    // Closed loop, denser PII, server CPU, and the JSON file.
+    let out_file = dir.path().join("bench.json");
+    let pid = st.serving.0.id().to_string();
+    let r = run(&[
+        "--stream",
+        "--rate",
+        "0",
+        "--count",
+        "500",
+        "--pii-density",
+        "3",
+        "--server-pid",
+        &pid,
+        "--out",
+        out_file.to_str().unwrap(),
+    ]);
+    assert_eq!(r["ok"], 500, "{r}");
+    assert!(r["mb_per_s"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["server_cpu_s"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["client_cpu_s"].as_f64().is_some(), "{r}");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
+    assert_eq!(saved["ok"], 500);
+    // Proof mode on the log just built.
+    let r = run(&["--proofs", "--clients", "2", "--duration", "1"]);
+    assert_eq!(r["mode"], "proofs", "{r}");
+    assert!(r["ok"].as_u64().unwrap() > 10, "{r}");
+    assert_eq!(r["errors"], 0, "{r}");
 }
