@@ -72,7 +72,7 @@ const PII: &[&str] = &[
 ];
 
 /// Event `n`: `pii` PII values in free text, padded to about `size` bytes.
-fn event(n: u64, size: usize, pii: usize) -> pb::AppendRequest {
+pub(crate) fn event(n: u64, size: usize, pii: usize) -> pb::AppendRequest {
     let mut s = format!(r#"{{"n":{n},"action":"login""#);
     for k in 0..pii {
         s.push_str(&format!(

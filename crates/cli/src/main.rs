@@ -3,6 +3,7 @@
 mod audit;
 mod bench;
 mod client;
+mod import;
 mod mask;
 mod serve;
 mod witness;
@@ -47,8 +48,10 @@ enum Command {
     /// Verify offline.
     #[command(subcommand)]
     Verify(client::VerifyCmd),
-    /// Offer appends at a fixed rate and report receipt latency (JSON).
+    /// Load generator: appends (streams or unary) or proofs; JSON report.
     Bench(bench::BenchArgs),
+    /// Bulk-load events into a stopped log (masked, integrated, committed).
+    Import(import::ImportArgs),
     /// Mask NDJSON events (one per line) from a file or stdin to stdout.
     Mask(mask::MaskArgs),
 }
@@ -93,6 +96,7 @@ fn main() -> ExitCode {
         Command::Get(cmd) => client::get(cmd),
         Command::Verify(cmd) => client::verify(cmd),
         Command::Bench(args) => bench::bench(args),
+        Command::Import(args) => import::import(args),
         Command::Mask(args) => mask::run(args),
     };
     match result {

@@ -252,3 +252,76 @@ fn bench_reports_latency_percentiles() {
     assert!(r["ok"].as_u64().unwrap() > 10, "{r}");
     assert_eq!(r["errors"], 0, "{r}");
 }
+
+#[test]
+fn import_then_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let import = |extra: &[&str], stdin: &[u8]| {
+        let mut c = cairn()
+            .args(["import", "--data-dir"])
+            .arg(&data)
+            .args(["--batch", "1000"])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(stdin).unwrap();
+        c.wait_with_output().unwrap()
+    };
+    let out = import(&["--synthetic", "5000"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("5000 entries") && err.contains("size 5000"),
+        "{err}"
+    );
+    // A file with a malformed third line: the error names the line, and
+    // nothing of that batch is written.
+    let out = import(
+        &["-"],
+        b"{\"a\":1,\"email\":\"x@example.com\"}\n{\"a\":2}\n{\"a\": oops secret@example.com}\n",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+    assert!(!err.contains("secret@example.com"), "{err}");
+    let out = import(
+        &["-"],
+        b"{\"a\":1,\"email\":\"x@example.com\"}\n\n{\"a\":2}\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The server serves the imported log.
+    let st = start(cairn().args(["serve", "--data-dir"]).arg(&data).args([
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+    ]));
+    let server = format!("http://127.0.0.1:{}", st.port);
+    let cp = cairn()
+        .args(["checkpoint", "--server", &server])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8(cp.stdout)
+            .unwrap()
+            .starts_with("localhost/cairn\n5002\n")
+    );
+    let e = cairn()
+        .args([
+            "get", "entries", "--start", "4990", "--end", "5002", "--server", &server,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(e.stdout).unwrap();
+    assert_eq!(text.lines().count(), 12);
+    assert!(!text.contains("ana.lima@example.com") && !text.contains("x@example.com"));
+    assert!(text.contains("REDACTED"));
+}

@@ -154,6 +154,32 @@ pub fn load_or_create<K: KeyFile>(dir: &Path, stem: &str, name: &str) -> Result<
     Ok(key)
 }
 
+/// The masker `cairn serve` (and `cairn import`) use: the policy file (or
+/// the built-in policy) with the token key file (or none), for `origin`.
+pub fn build_masker(
+    policy: Option<&Path>,
+    key_file: Option<&Path>,
+    origin: &str,
+) -> Result<Masker, ServeError> {
+    let policy = match policy {
+        None => Policy::default_policy().map_err(|e| ServeError::Setup(e.to_string()))?,
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(setup(&p.display().to_string()))?;
+            Policy::from_toml(&p.display().to_string(), &text)
+                .map_err(|e| ServeError::Setup(e.to_string()))?
+        }
+    };
+    let keys = match key_file {
+        None => TokenKeys::new(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(setup(&p.display().to_string()))?;
+            TokenKeys::from_toml(&p.display().to_string(), &text)
+                .map_err(|e| ServeError::Setup(e.to_string()))?
+        }
+    };
+    Masker::new(policy, &keys, origin).map_err(|e| ServeError::Setup(e.to_string()))
+}
+
 /// A bound, ready-to-run log server.
 pub struct Server {
     grpc: TcpListener,
@@ -176,26 +202,11 @@ impl Server {
             Arc::new(RocksStore::open(so).map_err(|e| ServeError::Setup(e.to_string()))?);
         let signer = load_or_create_key(&cfg.data_dir, &cfg.origin)?;
         let vkey = signer.verifier().to_string();
-        let policy = match &cfg.policy {
-            None => Policy::default_policy().map_err(|e| ServeError::Setup(e.to_string()))?,
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(setup(&p.display().to_string()))?;
-                Policy::from_toml(&p.display().to_string(), &text)
-                    .map_err(|e| ServeError::Setup(e.to_string()))?
-            }
-        };
-        let keys = match &cfg.key_file {
-            None => TokenKeys::new(),
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(setup(&p.display().to_string()))?;
-                TokenKeys::from_toml(&p.display().to_string(), &text)
-                    .map_err(|e| ServeError::Setup(e.to_string()))?
-            }
-        };
-        let masker = Arc::new(
-            Masker::new(policy, &keys, &cfg.origin)
-                .map_err(|e| ServeError::Setup(e.to_string()))?,
-        );
+        let masker = Arc::new(build_masker(
+            cfg.policy.as_deref(),
+            cfg.key_file.as_deref(),
+            &cfg.origin,
+        )?);
         let (seq, task) = Sequencer::start(
             store.clone(),
             signer,
