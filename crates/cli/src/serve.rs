@@ -46,6 +46,10 @@ pub(crate) struct ServeArgs {
     /// Longest a batch stays open, in milliseconds. [default: 2]
     #[arg(long, env = "CAIRN_MAX_BATCH_AGE_MS")]
     max_batch_age_ms: Option<u64>,
+    /// Proof tile cache in MiB (~16 KiB per expanded tile; random proofs
+    /// over n entries touch n/256 level-0 tiles). [default: 128]
+    #[arg(long, env = "CAIRN_TILE_CACHE_MB")]
+    tile_cache_mb: Option<usize>,
 }
 
 /// A `[[witness]]` entry of the config file.
@@ -78,6 +82,7 @@ struct FileConfig {
     key_file: Option<PathBuf>,
     max_batch: Option<usize>,
     max_batch_age_ms: Option<u64>,
+    tile_cache_mb: Option<usize>,
 }
 
 /// Reads a TOML config file; errors name the file and line.
@@ -126,6 +131,10 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode> {
     let cfg = ServeConfig {
         witnessing,
         cosign_wait: Duration::from_millis(file.cosign_wait_ms.unwrap_or(30_000)),
+        tile_cache_mb: args
+            .tile_cache_mb
+            .or(file.tile_cache_mb)
+            .unwrap_or(cairn_server::service::DEFAULT_TILE_CACHE_MB),
         data_dir: args
             .data_dir
             .or(file.data_dir)

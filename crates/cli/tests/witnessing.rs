@@ -109,6 +109,7 @@ async fn start_log_with(
             timeout: Duration::from_secs(2),
         }),
         cosign_wait: Duration::from_secs(20),
+        tile_cache_mb: 16,
     };
     let server = Server::bind(&cfg).await.unwrap();
     let addr = server.grpc_addr().unwrap();

@@ -39,6 +39,8 @@ pub struct ServeConfig {
     pub witnessing: Option<WitnessingConfig>,
     /// Longest a `wait_cosigned` append waits for a quorum.
     pub cosign_wait: Duration,
+    /// Proof tile cache, in MiB (~16 KiB per expanded tile).
+    pub tile_cache_mb: usize,
 }
 
 /// Why the server could not start or stopped.
@@ -227,16 +229,13 @@ impl Server {
             }
             _ => None,
         };
-        let service = match &witnessing {
-            Some(w) => LogService::with_witnessing(
-                seq.clone(),
-                store.clone(),
-                masker,
-                w.clone(),
-                cfg.cosign_wait,
-            ),
-            None => LogService::new(seq.clone(), store.clone(), masker),
-        };
+        let service = LogService::with_options(
+            seq.clone(),
+            store.clone(),
+            masker,
+            witnessing.clone().map(|w| (w, cfg.cosign_wait)),
+            cfg.tile_cache_mb,
+        );
         let grpc = TcpListener::bind(cfg.grpc_addr)
             .await
             .map_err(setup(&format!("gRPC address {}", cfg.grpc_addr)))?;

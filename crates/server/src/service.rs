@@ -55,6 +55,9 @@ pub struct LogService {
     inner: Arc<Inner>,
 }
 
+/// The proof tile cache's default size: 8,192 expanded tiles.
+pub const DEFAULT_TILE_CACHE_MB: usize = 128;
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -92,35 +95,27 @@ async fn blocking<T: Send + 'static>(
 impl LogService {
     /// A service over a running sequencer, its store and the masker.
     pub fn new(seq: Sequencer, store: Arc<dyn LogStore>, masker: Arc<Masker>) -> Self {
-        Self::build(seq, store, masker, None)
+        Self::with_options(seq, store, masker, None, DEFAULT_TILE_CACHE_MB)
     }
 
-    /// The same, with witness cosigning: `GetCheckpoint{cosigned}` and
-    /// receipts carry the newest checkpoint that met the quorum;
-    /// `wait_cosigned` appends wait up to `wait` for one.
-    pub fn with_witnessing(
-        seq: Sequencer,
-        store: Arc<dyn LogStore>,
-        masker: Arc<Masker>,
-        witnessing: Witnessing,
-        wait: Duration,
-    ) -> Self {
-        Self::build(seq, store, masker, Some((witnessing, wait)))
-    }
-
-    fn build(
+    /// The service with every option: witness cosigning
+    /// (`GetCheckpoint{cosigned}` and receipts carry the newest checkpoint
+    /// that met the quorum; `wait_cosigned` appends wait up to the given
+    /// time for one), and the proof tile cache's size in MiB (a full
+    /// expanded tile is ~16 KiB).
+    pub fn with_options(
         seq: Sequencer,
         store: Arc<dyn LogStore>,
         masker: Arc<Masker>,
         witnessing: Option<(Witnessing, Duration)>,
+        tile_cache_mb: usize,
     ) -> Self {
         LogService {
             inner: Arc::new(Inner {
                 seq,
                 store,
                 masker,
-                // 8,192 expanded tiles: at most ~128 MiB.
-                tiles: TileCache::new(8192),
+                tiles: TileCache::new(tile_cache_mb.saturating_mul(64)),
                 witnessing,
             }),
         }

@@ -29,6 +29,7 @@ fn config(dir: &std::path::Path) -> ServeConfig {
         sequencer: SequencerConfig::default(),
         witnessing: None,
         cosign_wait: std::time::Duration::from_secs(10),
+        tile_cache_mb: 16,
     }
 }
 
