@@ -33,6 +33,9 @@ enum Command {
     Witness(witness::WitnessArgs),
     /// Check that a log only ever grows (and, with --full, its entries).
     Audit(audit::AuditArgs),
+    /// Bearer tokens for `serve --token-file`.
+    #[command(subcommand)]
+    Token(TokenCmd),
     /// Generate a log signing key; prints the verifier key.
     Keygen(serve::KeygenArgs),
     /// Append NDJSON events through AppendStream; one JSON receipt per line.
@@ -74,6 +77,12 @@ fn init_logging() {
     };
 }
 
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Print a fresh token (stdout) and its token-file entry (stderr).
+    New(serve::TokenNewArgs),
+}
+
 fn main() -> ExitCode {
     init_logging();
     let cli = match Cli::try_parse() {
@@ -89,6 +98,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(args),
         Command::Witness(args) => witness::witness(args),
         Command::Audit(args) => audit::audit(args),
+        Command::Token(TokenCmd::New(args)) => serve::token_new(args),
         Command::Keygen(args) => serve::keygen(args),
         Command::Append(args) => client::append(args),
         Command::Checkpoint(args) => client::checkpoint(args),

@@ -50,6 +50,21 @@ pub(crate) struct ServeArgs {
     /// over n entries touch n/256 level-0 tiles). [default: 128]
     #[arg(long, env = "CAIRN_TILE_CACHE_MB")]
     tile_cache_mb: Option<usize>,
+    /// Token file (TOML, SHA-256 hashes of bearer tokens with scopes; see
+    /// `cairn token new`). Without it the log is open to every client.
+    #[arg(long, env = "CAIRN_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// With a token file: reads (checkpoints, proofs, entries, tiles) need
+    /// a token with the `read` scope too. [default: reads are public]
+    #[arg(long, env = "CAIRN_PRIVATE_READS")]
+    private_reads: bool,
+    /// With a token file: appends per second per identity. [default: unlimited]
+    #[arg(long, env = "CAIRN_APPEND_RATE")]
+    append_rate: Option<f64>,
+    /// With a token file: concurrent append streams per identity.
+    /// [default: unlimited]
+    #[arg(long, env = "CAIRN_MAX_STREAMS")]
+    max_streams: Option<usize>,
 }
 
 /// A `[[witness]]` entry of the config file.
@@ -83,6 +98,11 @@ struct FileConfig {
     max_batch: Option<usize>,
     max_batch_age_ms: Option<u64>,
     tile_cache_mb: Option<usize>,
+    token_file: Option<PathBuf>,
+    private_reads: Option<bool>,
+    append_rate: Option<f64>,
+    append_burst: Option<f64>,
+    max_streams: Option<usize>,
 }
 
 /// Reads a TOML config file; errors name the file and line.
@@ -128,7 +148,27 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode> {
         interval: Duration::from_millis(file.witness_interval_ms.unwrap_or(1000)),
         timeout: Duration::from_millis(file.witness_timeout_ms.unwrap_or(10_000)),
     });
+    let auth = match args.token_file.clone().or(file.token_file.clone()) {
+        None => None,
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+            let mut a = cairn_server::auth::AuthConfig::from_toml(&p.display().to_string(), &text)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            a.public_reads = !(args.private_reads || file.private_reads.unwrap_or(false));
+            a.rate = args.append_rate.or(file.append_rate);
+            if a.rate.is_some_and(|r| r <= 0.0) {
+                bail!("append_rate must be positive");
+            }
+            a.burst = file
+                .append_burst
+                .unwrap_or_else(|| a.rate.map_or(1.0, |r| r.max(1.0)));
+            a.max_streams = args.max_streams.or(file.max_streams).unwrap_or(0);
+            Some(a)
+        }
+    };
     let cfg = ServeConfig {
+        auth,
         witnessing,
         cosign_wait: Duration::from_millis(file.cosign_wait_ms.unwrap_or(30_000)),
         tile_cache_mb: args
@@ -194,6 +234,43 @@ pub(crate) async fn shutdown_signal() {
         _ = term => {}
     }
     eprintln!("cairn: shutting down");
+}
+
+#[derive(Args)]
+pub(crate) struct TokenNewArgs {
+    /// The identity (appears in logs and quotas).
+    #[arg(long)]
+    name: String,
+    /// Comma-separated scopes: append, read, admin.
+    #[arg(long, value_delimiter = ',', default_value = "append")]
+    scopes: Vec<String>,
+}
+
+/// `cairn token new`: a fresh random token, and the entry (holding only its
+/// hash) to add to the token file.
+pub(crate) fn token_new(args: TokenNewArgs) -> Result<ExitCode> {
+    for s in &args.scopes {
+        if !matches!(s.as_str(), "append" | "read" | "admin") {
+            bail!("unknown scope {s:?} (append, read, admin)");
+        }
+    }
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|e| anyhow::anyhow!("OS random source: {e}"))?;
+    let token: String = format!(
+        "cairn_{}",
+        raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    let scopes: Vec<String> = args.scopes.iter().map(|s| format!("{s:?}")).collect();
+    eprintln!("cairn token: give this token to the client; it is shown once and stored nowhere:");
+    println!("{token}");
+    eprintln!("cairn token: add this entry to the token file:");
+    eprintln!(
+        "\n[[token]]\nname = {:?}\nsha256 = \"{}\"\nscopes = [{}]\n",
+        args.name,
+        cairn_server::auth::token_hash_hex(&token),
+        scopes.join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Args)]

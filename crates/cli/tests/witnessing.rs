@@ -110,6 +110,7 @@ async fn start_log_with(
         }),
         cosign_wait: Duration::from_secs(20),
         tile_cache_mb: 16,
+        auth: None,
     };
     let server = Server::bind(&cfg).await.unwrap();
     let addr = server.grpc_addr().unwrap();

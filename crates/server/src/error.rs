@@ -36,6 +36,10 @@ pub enum ServerError {
     /// A wait the client asked for ran out (the work itself is done).
     #[error("{0}")]
     DeadlineExceeded(String),
+    /// Authentication, authorization or quota: the status as decided by
+    /// [`crate::auth::Authorizer`].
+    #[error("{}", .0.message())]
+    Auth(Box<Status>),
 }
 
 impl From<AppendError> for ServerError {
@@ -92,6 +96,7 @@ impl From<ServerError> for Status {
             ServerError::Unavailable(_) => Status::unavailable(msg),
             ServerError::FailedPrecondition(_) => Status::failed_precondition(msg),
             ServerError::DeadlineExceeded(_) => Status::deadline_exceeded(msg),
+            ServerError::Auth(s) => *s,
         }
     }
 }

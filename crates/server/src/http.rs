@@ -9,13 +9,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cairn_core::hash::LeafIndex;
 use cairn_core::tile::{TILE_WIDTH, Tile, TilePath, encode_entry_bundle};
 use cairn_storage::LogStore;
 
+use crate::auth::{Authorizer, Scope};
 use crate::sequencer::Sequencer;
 use crate::witnessing::Witnessing;
 
@@ -24,11 +25,41 @@ struct Http {
     store: Arc<dyn LogStore>,
     seq: Sequencer,
     witnessing: Option<Witnessing>,
+    auth: Option<Arc<Authorizer>>,
+}
+
+impl Http {
+    /// `None` if allowed; otherwise the 401/403 answer.
+    fn deny(&self, headers: &HeaderMap, need: Scope) -> Option<Response> {
+        let a = self.auth.as_ref()?;
+        if a.public_reads() {
+            return None;
+        }
+        let h = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        match a.check_header(h, need) {
+            Ok(_) => None,
+            Err(s) => {
+                let code = if s.code() == tonic::Code::Unauthenticated {
+                    StatusCode::UNAUTHORIZED
+                } else {
+                    StatusCode::FORBIDDEN
+                };
+                Some(text(code, format!("{}\n", s.message())))
+            }
+        }
+    }
 }
 
 /// The router. With witnesses configured, `/checkpoint` serves the newest
 /// checkpoint that met the witness quorum (with their cosignatures).
-pub fn router(store: Arc<dyn LogStore>, seq: Sequencer, witnessing: Option<Witnessing>) -> Router {
+pub fn router(
+    store: Arc<dyn LogStore>,
+    seq: Sequencer,
+    witnessing: Option<Witnessing>,
+    auth: Option<Arc<Authorizer>>,
+) -> Router {
     Router::new()
         .route("/checkpoint", get(checkpoint))
         .route("/tile/{*path}", get(tile))
@@ -38,6 +69,7 @@ pub fn router(store: Arc<dyn LogStore>, seq: Sequencer, witnessing: Option<Witne
             store,
             seq,
             witnessing,
+            auth,
         })
 }
 
@@ -50,7 +82,10 @@ fn text(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-async fn checkpoint(State(h): State<Http>) -> Response {
+async fn checkpoint(State(h): State<Http>, headers: HeaderMap) -> Response {
+    if let Some(r) = h.deny(&headers, Scope::Read) {
+        return r;
+    }
     let note = match &h.witnessing {
         None => h.seq.head().borrow().note.clone(),
         Some(w) => match w.latest() {
@@ -72,7 +107,10 @@ async fn checkpoint(State(h): State<Http>) -> Response {
     r
 }
 
-async fn metrics(State(h): State<Http>) -> Response {
+async fn metrics(State(h): State<Http>, headers: HeaderMap) -> Response {
+    if let Some(r) = h.deny(&headers, Scope::Admin) {
+        return r;
+    }
     let head = h.seq.head().borrow().clone();
     text(
         StatusCode::OK,
@@ -83,7 +121,10 @@ async fn metrics(State(h): State<Http>) -> Response {
     )
 }
 
-async fn tile(State(h): State<Http>, Path(rest): Path<String>) -> Response {
+async fn tile(State(h): State<Http>, Path(rest): Path<String>, headers: HeaderMap) -> Response {
+    if let Some(r) = h.deny(&headers, Scope::Read) {
+        return r;
+    }
     let path = format!("tile/{rest}");
     let parsed = match TilePath::parse(&path) {
         Ok(p) => p,

@@ -3,6 +3,7 @@
 //! gRPC service ([`service`]) masks events in the request path, hands them
 //! to the sequencer, and serves proofs straight from the store.
 
+pub mod auth;
 pub mod cache;
 pub mod error;
 pub mod http;

@@ -14,8 +14,9 @@ use cairn_masking::{Masker, Policy, TokenKeys};
 use cairn_storage::{LogStore, RocksStore, StoreOptions};
 use tokio::net::TcpListener;
 
+use crate::auth::{AuthConfig, Authorizer};
 use crate::sequencer::{Sequencer, SequencerConfig};
-use crate::service::LogService;
+use crate::service::{LogService, ServiceOptions};
 use crate::witnessing::{Witnessing, WitnessingConfig};
 
 /// Validated settings for `cairn serve`.
@@ -41,6 +42,8 @@ pub struct ServeConfig {
     pub cosign_wait: Duration,
     /// Proof tile cache, in MiB (~16 KiB per expanded tile).
     pub tile_cache_mb: usize,
+    /// Bearer tokens, scopes and quotas; `None` for an open log.
+    pub auth: Option<AuthConfig>,
 }
 
 /// Why the server could not start or stopped.
@@ -191,6 +194,7 @@ pub struct Server {
     service: LogService,
     store: Arc<dyn LogStore>,
     witnessing: Option<Witnessing>,
+    auth: Option<Arc<Authorizer>>,
     /// The verifier key of the log.
     pub vkey: String,
 }
@@ -229,12 +233,16 @@ impl Server {
             }
             _ => None,
         };
+        let auth = cfg.auth.clone().map(|a| Arc::new(Authorizer::new(a)));
         let service = LogService::with_options(
             seq.clone(),
             store.clone(),
             masker,
-            witnessing.clone().map(|w| (w, cfg.cosign_wait)),
-            cfg.tile_cache_mb,
+            ServiceOptions {
+                witnessing: witnessing.clone().map(|w| (w, cfg.cosign_wait)),
+                tile_cache_mb: cfg.tile_cache_mb,
+                auth: auth.clone(),
+            },
         );
         let grpc = TcpListener::bind(cfg.grpc_addr)
             .await
@@ -250,6 +258,7 @@ impl Server {
             service,
             store,
             witnessing,
+            auth,
             vkey,
         })
     }
@@ -297,6 +306,7 @@ impl Server {
             self.store.clone(),
             self.seq.clone(),
             self.witnessing.clone(),
+            self.auth.clone(),
         );
         let http = axum::serve(
             axum::serve::ListenerExt::tap_io(self.http, |t| {

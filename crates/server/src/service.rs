@@ -20,6 +20,7 @@ use tokio_stream::wrappers::{ReceiverStream, WatchStream};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::{Authorizer, Identity, Scope};
 use crate::cache::TileCache;
 use crate::error::ServerError;
 use crate::pb;
@@ -47,6 +48,19 @@ struct Inner {
     /// Witness cosigning, when witnesses are configured, and how long a
     /// `wait_cosigned` append may wait for a quorum.
     witnessing: Option<(Witnessing, Duration)>,
+    /// Tokens, scopes and quotas; `None`: an open log.
+    auth: Option<Arc<Authorizer>>,
+}
+
+/// Options of [`LogService::with_options`].
+#[derive(Default)]
+pub struct ServiceOptions {
+    /// Witness cosigning and the longest `wait_cosigned` wait.
+    pub witnessing: Option<(Witnessing, Duration)>,
+    /// Proof tile cache in MiB (0: the default).
+    pub tile_cache_mb: usize,
+    /// Authorization and quotas.
+    pub auth: Option<Arc<Authorizer>>,
 }
 
 /// The gRPC service.
@@ -95,28 +109,33 @@ async fn blocking<T: Send + 'static>(
 impl LogService {
     /// A service over a running sequencer, its store and the masker.
     pub fn new(seq: Sequencer, store: Arc<dyn LogStore>, masker: Arc<Masker>) -> Self {
-        Self::with_options(seq, store, masker, None, DEFAULT_TILE_CACHE_MB)
+        Self::with_options(seq, store, masker, ServiceOptions::default())
     }
 
     /// The service with every option: witness cosigning
     /// (`GetCheckpoint{cosigned}` and receipts carry the newest checkpoint
     /// that met the quorum; `wait_cosigned` appends wait up to the given
-    /// time for one), and the proof tile cache's size in MiB (a full
-    /// expanded tile is ~16 KiB).
+    /// time for one), the proof tile cache's size in MiB (a full expanded
+    /// tile is ~16 KiB), and authorization.
     pub fn with_options(
         seq: Sequencer,
         store: Arc<dyn LogStore>,
         masker: Arc<Masker>,
-        witnessing: Option<(Witnessing, Duration)>,
-        tile_cache_mb: usize,
+        opts: ServiceOptions,
     ) -> Self {
+        let mb = if opts.tile_cache_mb == 0 {
+            DEFAULT_TILE_CACHE_MB
+        } else {
+            opts.tile_cache_mb
+        };
         LogService {
             inner: Arc::new(Inner {
                 seq,
                 store,
                 masker,
-                tiles: TileCache::new(tile_cache_mb.saturating_mul(64)),
-                witnessing,
+                tiles: TileCache::new(mb.saturating_mul(64)),
+                witnessing: opts.witnessing,
+                auth: opts.auth,
             }),
         }
     }
@@ -128,6 +147,27 @@ impl LogService {
 }
 
 impl Inner {
+    /// Checks the caller's credentials for `need` (nothing to check on an
+    /// open log).
+    fn authorize(
+        &self,
+        md: &tonic::metadata::MetadataMap,
+        need: Scope,
+    ) -> Result<Option<Identity>, Status> {
+        match &self.auth {
+            None => Ok(None),
+            Some(a) => a.check(md, need),
+        }
+    }
+
+    /// Takes one append from the caller's rate limit.
+    fn take(&self, id: Option<&Identity>) -> Result<(), ServerError> {
+        match &self.auth {
+            None => Ok(()),
+            Some(a) => a.take(id, 1.0).map_err(|s| ServerError::Auth(Box::new(s))),
+        }
+    }
+
     /// Checks and masks a request (no content in any error).
     fn mask(&self, req: &pb::AppendRequest) -> Result<Masked, ServerError> {
         if !req.policy.is_empty() && req.policy != "default" {
@@ -350,6 +390,8 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<pb::AppendRequest>,
     ) -> Result<Response<pb::Receipt>, Status> {
+        let id = self.inner.authorize(request.metadata(), Scope::Append)?;
+        self.inner.take(id.as_ref())?;
         let req = request.into_inner();
         let masked = self.inner.mask(&req)?;
         let append = Inner::request(&masked, &req);
@@ -372,6 +414,11 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<Streaming<pb::AppendRequest>>,
     ) -> Result<Response<Self::AppendStreamStream>, Status> {
+        let id = self.inner.authorize(request.metadata(), Scope::Append)?;
+        let slot = match &self.inner.auth {
+            Some(a) => a.open_stream(id.as_ref())?,
+            None => None,
+        };
         let mut inbound = request.into_inner();
         let (out_tx, out_rx) = mpsc::channel::<Result<pb::Receipt, Status>>(256);
         // In-flight appends, in request order: reading and waiting overlap,
@@ -383,6 +430,8 @@ impl pb::log_server::Log for LogService {
         let (p_tx, mut p_rx) = mpsc::channel::<Result<Building, ServerError>>(4096);
         let inner = self.inner.clone();
         tokio::spawn(async move {
+            // The stream's slot is held until the stream ends.
+            let _slot = slot;
             loop {
                 let req = match inbound.next().await {
                     None => break,
@@ -396,6 +445,10 @@ impl pb::log_server::Log for LogService {
                         break;
                     }
                 };
+                if let Err(e) = inner.take(id.as_ref()) {
+                    let _ = p_tx.send(Err(e)).await;
+                    break;
+                }
                 let pending = match inner.mask(&req) {
                     Ok(m) => {
                         let r = Inner::request(&m, &req);
@@ -442,6 +495,7 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<pb::GetCheckpointRequest>,
     ) -> Result<Response<pb::SignedCheckpoint>, Status> {
+        self.inner.authorize(request.metadata(), Scope::Read)?;
         if !request.get_ref().cosigned {
             return Ok(Response::new(head_pb(&self.inner.latest())));
         }
@@ -465,6 +519,7 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<pb::GetInclusionProofRequest>,
     ) -> Result<Response<pb::InclusionProof>, Status> {
+        self.inner.authorize(request.metadata(), Scope::Read)?;
         let req = request.into_inner();
         let size = self.inner.tree_size(req.tree_size)?;
         let store = self.inner.store.clone();
@@ -512,6 +567,7 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<pb::GetConsistencyProofRequest>,
     ) -> Result<Response<pb::ConsistencyProof>, Status> {
+        self.inner.authorize(request.metadata(), Scope::Read)?;
         let req = request.into_inner();
         let new = self.inner.tree_size(req.new_size)?;
         let old = TreeSize(req.old_size);
@@ -538,6 +594,7 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<pb::GetEntriesRequest>,
     ) -> Result<Response<Self::GetEntriesStream>, Status> {
+        self.inner.authorize(request.metadata(), Scope::Read)?;
         let req = request.into_inner();
         let size = self.inner.latest().size.0;
         if req.start > req.end {
@@ -590,8 +647,9 @@ impl pb::log_server::Log for LogService {
 
     async fn watch_checkpoints(
         &self,
-        _request: Request<pb::WatchCheckpointsRequest>,
+        request: Request<pb::WatchCheckpointsRequest>,
     ) -> Result<Response<Self::WatchCheckpointsStream>, Status> {
+        self.inner.authorize(request.metadata(), Scope::Read)?;
         let stream = WatchStream::new(self.inner.seq.head()).map(|h| Ok(head_pb(&h)));
         Ok(Response::new(Box::pin(stream)))
     }

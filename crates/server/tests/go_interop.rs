@@ -91,6 +91,7 @@ async fn go_sumdb_note_and_tlog_agree() {
         witnessing: None,
         cosign_wait: std::time::Duration::from_secs(10),
         tile_cache_mb: 16,
+        auth: None,
     };
     let server = Server::bind(&cfg).await.unwrap();
     let (grpc, http) = (server.grpc_addr().unwrap(), server.http_addr().unwrap());

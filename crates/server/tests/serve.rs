@@ -30,6 +30,7 @@ fn config(dir: &std::path::Path) -> ServeConfig {
         witnessing: None,
         cosign_wait: std::time::Duration::from_secs(10),
         tile_cache_mb: 16,
+        auth: None,
     }
 }
 

@@ -1,0 +1,217 @@
+//! Authorization and quotas on a real `cairn serve`: tokens made by
+//! `cairn token new`, each scope rule over gRPC and HTTP, the append rate
+//! limit and the stream cap (`RESOURCE_EXHAUSTED` with a retry hint), token
+//! file errors naming file and line, and no token value in the logs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use std::io::Read;
+use std::process::Stdio;
+
+use cairn_server::pb;
+use cairn_server::pb::log_client::LogClient;
+use common::{cairn, http, start};
+use tonic::Code;
+
+/// `cairn token new`: (token, token-file entry).
+fn new_token(name: &str, scopes: &str) -> (String, String) {
+    let out = cairn()
+        .args(["token", "new", "--name", name, "--scopes", scopes])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let err = String::from_utf8(out.stderr).unwrap();
+    let entry = err[err.find("[[token]]").unwrap()..].to_owned();
+    assert!(!entry.contains(&token), "the entry must hold only the hash");
+    (token, entry)
+}
+
+fn req<T>(msg: T, token: Option<&str>) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    if let Some(t) = token {
+        r.metadata_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    r
+}
+
+fn ev(i: u64) -> pb::AppendRequest {
+    pb::AppendRequest {
+        event: format!(r#"{{"i":{i}}}"#).into_bytes(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn scopes_quotas_and_no_tokens_in_logs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ingest, e1) = new_token("ingest", "append");
+    let (reader, e2) = new_token("auditor", "read");
+    let (admin, e3) = new_token("ops", "admin");
+    let tokens = tmp.path().join("tokens.toml");
+    std::fs::write(&tokens, format!("{e1}\n{e2}\n{e3}")).unwrap();
+    // A bad token file names the file and line.
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[token]]\nname = \"x\"\nsha256 = \"abc\"\nscopes = [\"append\"]\n",
+    )
+    .unwrap();
+    let out = cairn()
+        .args(["serve", "--data-dir"])
+        .arg(tmp.path().join("d0"))
+        .arg("--token-file")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("bad.toml:1:") && err.contains("64 hex"),
+        "{err}"
+    );
+
+    let common::Started {
+        serving,
+        port,
+        mut stderr,
+        startup,
+    } = start(
+        cairn()
+            .args(["serve", "--data-dir"])
+            .arg(tmp.path().join("data"))
+            .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .arg("--token-file")
+            .arg(&tokens)
+            .args([
+                "--private-reads",
+                "--append-rate",
+                "20",
+                "--max-streams",
+                "1",
+            ])
+            .env("CAIRN_LOG", "trace")
+            .stdout(Stdio::null()),
+    );
+    let http_addr: std::net::SocketAddr = startup
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let log = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stderr.read_to_end(&mut s);
+        s
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = LogClient::connect(format!("http://127.0.0.1:{port}"))
+            .await
+            .unwrap();
+        let code = |r: Result<tonic::Response<pb::Receipt>, tonic::Status>| {
+            r.map(|_| Code::Ok).unwrap_or_else(|s| s.code())
+        };
+        // Append: only tokens with `append` (or `admin`).
+        assert_eq!(
+            code(c.append(req(ev(0), None)).await),
+            Code::Unauthenticated
+        );
+        assert_eq!(
+            code(c.append(req(ev(0), Some("not-a-token"))).await),
+            Code::Unauthenticated
+        );
+        assert_eq!(
+            code(c.append(req(ev(0), Some(&reader))).await),
+            Code::PermissionDenied
+        );
+        assert_eq!(code(c.append(req(ev(0), Some(&ingest))).await), Code::Ok);
+        assert_eq!(code(c.append(req(ev(1), Some(&admin))).await), Code::Ok);
+        // Reads are private: `read` (or `admin`).
+        let read = |t: Option<&str>| {
+            let mut c = c.clone();
+            let t = t.map(str::to_owned);
+            async move {
+                c.get_checkpoint(req(pb::GetCheckpointRequest::default(), t.as_deref()))
+                    .await
+                    .map(|_| Code::Ok)
+                    .unwrap_or_else(|s| s.code())
+            }
+        };
+        assert_eq!(read(None).await, Code::Unauthenticated);
+        assert_eq!(read(Some(&ingest)).await, Code::PermissionDenied);
+        assert_eq!(read(Some(&reader)).await, Code::Ok);
+        assert_eq!(read(Some(&admin)).await, Code::Ok);
+        // The rate limit: 20/s with a burst of 20.
+        let mut limited = None;
+        for i in 0..60 {
+            if let Err(s) = c.append(req(ev(100 + i), Some(&ingest))).await {
+                limited = Some(s);
+                break;
+            }
+        }
+        let s = limited.expect("the rate limit never answered");
+        assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
+        assert!(s.metadata().get("retry-after-ms").is_some(), "{s:?}");
+        assert!(s.message().contains("retry in"), "{s:?}");
+        // The stream cap: one open stream per identity.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tx.send(ev(500)).await.unwrap();
+        let mut first = c
+            .append_stream(req(
+                tokio_stream::wrappers::ReceiverStream::new(rx),
+                Some(&ingest),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            tokio_stream::StreamExt::next(&mut first)
+                .await
+                .unwrap()
+                .is_ok()
+        );
+        let second = c
+            .append_stream(req(tokio_stream::iter(vec![ev(501)]), Some(&ingest)))
+            .await;
+        assert_eq!(
+            second.map(|_| Code::Ok).unwrap_or_else(|s| s.code()),
+            Code::ResourceExhausted
+        );
+        drop(tx);
+        while tokio_stream::StreamExt::next(&mut first).await.is_some() {}
+    });
+    // HTTP: tiles and /checkpoint need `read`, /metrics `admin`.
+    let get = |path: &str, token: Option<&str>| {
+        let mut s = std::net::TcpStream::connect(http_addr).unwrap();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        std::io::Write::write_all(
+            &mut s,
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        let mut r = String::new();
+        let _ = s.read_to_string(&mut r);
+        r.split(' ').nth(1).unwrap().parse::<u16>().unwrap()
+    };
+    assert_eq!(get("/checkpoint", None), 401);
+    assert_eq!(get("/checkpoint", Some(&ingest)), 403);
+    assert_eq!(get("/checkpoint", Some(&reader)), 200);
+    assert_eq!(get("/metrics", Some(&reader)), 403);
+    assert_eq!(get("/metrics", Some(&admin)), 200);
+    assert_eq!(http(http_addr, "GET", "/healthz", "").unwrap().0, 200);
+    drop(serving);
+    let logs = log.join().unwrap();
+    let logs = String::from_utf8_lossy(&logs);
+    assert!(logs.len() > 1000, "trace logs expected");
+    for t in [&ingest, &reader, &admin] {
+        assert!(!logs.contains(t.as_str()), "a token value reached the logs");
+    }
+}

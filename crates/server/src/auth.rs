@@ -1,0 +1,415 @@
+//! Authorization and quotas: bearer tokens with scopes, read visibility,
+//! per-identity append rate limits and a per-identity stream cap.
+//!
+//! **Tokens.** A token file (TOML) holds only SHA-256 hashes of tokens:
+//!
+//! ```toml
+//! [[token]]
+//! name = "ingest-eu-1"          # the identity: in logs and quotas
+//! sha256 = "<64 hex digits>"    # SHA-256 of the token's UTF-8 bytes
+//! scopes = ["append"]           # append, read, admin (admin implies all)
+//! ```
+//!
+//! `cairn token new --name N --scopes append,read` prints a fresh token and
+//! the entry to add. Clients send `authorization: Bearer <token>`.
+//!
+//! | RPC | scope |
+//! |---|---|
+//! | `Append`, `AppendStream` | `append` |
+//! | `GetCheckpoint`, `GetInclusionProof`, `GetConsistencyProof`, `GetEntries`, `WatchCheckpoints`, HTTP tiles and `/checkpoint` | `read`, unless reads are public |
+//! | `/metrics` | `admin`, unless reads are public |
+//!
+//! No credentials → `UNAUTHENTICATED` (HTTP 401); a token without the
+//! scope → `PERMISSION_DENIED` (403). Token values are never logged, never
+//! echoed, and compared only by hash.
+//!
+//! **Quotas.** Appends per identity are limited by a token bucket
+//! (`rate` per second, `burst` deep); a concurrent-stream cap bounds
+//! `AppendStream`s per identity. Both answer `RESOURCE_EXHAUSTED` with a
+//! `retry-after-ms` trailer and the same hint in the message.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use tonic::Status;
+use tonic::metadata::MetadataMap;
+
+/// What a token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Append events.
+    Append,
+    /// Read checkpoints, proofs, entries.
+    Read,
+    /// Everything, and operator endpoints.
+    Admin,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenFile {
+    #[serde(default)]
+    token: Vec<FileToken>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileToken {
+    name: String,
+    sha256: String,
+    scopes: Vec<Scope>,
+}
+
+/// One known token (by hash).
+#[derive(Clone, Debug)]
+struct Token {
+    name: Arc<str>,
+    hash: [u8; 32],
+    scopes: Vec<Scope>,
+}
+
+/// Validated authorization settings.
+#[derive(Clone, Debug, Default)]
+pub struct AuthConfig {
+    tokens: Vec<Token>,
+    /// Reads need no token.
+    pub public_reads: bool,
+    /// Appends per second per identity (`None`: unlimited).
+    pub rate: Option<f64>,
+    /// Bucket depth (appends that may arrive at once).
+    pub burst: f64,
+    /// Concurrent `AppendStream`s per identity (`0`: unlimited).
+    pub max_streams: usize,
+}
+
+/// A token file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct TokenFileError {
+    /// The file.
+    pub file: String,
+    /// 1-based line (0: the whole file).
+    pub line: usize,
+    /// What is wrong (never a token value: the file holds none).
+    pub message: String,
+}
+
+impl AuthConfig {
+    /// Parses a token file. `file` labels errors.
+    pub fn from_toml(file: &str, text: &str) -> Result<Self, TokenFileError> {
+        let err = |line: usize, message: String| TokenFileError {
+            file: file.to_owned(),
+            line,
+            message,
+        };
+        let parsed: TokenFile = toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(0, |s| {
+                text[..s.start.min(text.len())].matches('\n').count() + 1
+            });
+            err(line, e.message().to_owned())
+        })?;
+        let mut tokens = Vec::new();
+        for (i, t) in parsed.token.into_iter().enumerate() {
+            let line = text
+                .match_indices("[[token]]")
+                .nth(i)
+                .map_or(0, |(at, _)| text[..at].matches('\n').count() + 1);
+            let hash: [u8; 32] = hex_decode(&t.sha256)
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(|| {
+                    err(
+                        line,
+                        format!("token {:?}: sha256 must be 64 hex digits", t.name),
+                    )
+                })?;
+            if t.scopes.is_empty() {
+                return Err(err(line, format!("token {:?}: no scopes", t.name)));
+            }
+            if tokens
+                .iter()
+                .any(|o: &Token| o.hash == hash || *o.name == *t.name)
+            {
+                return Err(err(
+                    line,
+                    format!("token {:?}: duplicate name or hash", t.name),
+                ));
+            }
+            tokens.push(Token {
+                name: t.name.into(),
+                hash,
+                scopes: t.scopes,
+            });
+        }
+        Ok(AuthConfig {
+            tokens,
+            public_reads: true,
+            rate: None,
+            burst: 1.0,
+            max_streams: 0,
+        })
+    }
+
+    /// Tokens configured.
+    pub fn token_count(&self) -> usize {
+        self.tokens.len()
+    }
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// SHA-256 of a token, hex: what goes in the token file.
+pub fn token_hash_hex(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Checks credentials, scopes and quotas for every request.
+pub struct Authorizer {
+    cfg: AuthConfig,
+    buckets: Mutex<HashMap<Arc<str>, Bucket>>,
+    streams: Arc<Mutex<HashMap<Arc<str>, usize>>>,
+}
+
+/// Who made a request.
+#[derive(Clone, Debug)]
+pub struct Identity(pub Arc<str>);
+
+/// Holds one of an identity's stream slots; frees it when dropped.
+pub struct StreamSlot {
+    name: Arc<str>,
+    streams: Arc<Mutex<HashMap<Arc<str>, usize>>>,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut m = self
+            .streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = m.get_mut(&self.name) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+fn exhausted(what: &str, retry_ms: u64) -> Status {
+    let mut s = Status::resource_exhausted(format!("{what}; retry in {retry_ms} ms"));
+    if let Ok(v) = retry_ms.to_string().parse() {
+        s.metadata_mut().insert("retry-after-ms", v);
+    }
+    s
+}
+
+impl Authorizer {
+    /// An authorizer over validated settings.
+    pub fn new(cfg: AuthConfig) -> Self {
+        Authorizer {
+            cfg,
+            buckets: Mutex::new(HashMap::new()),
+            streams: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Whether reads need a token.
+    pub fn public_reads(&self) -> bool {
+        self.cfg.public_reads
+    }
+
+    /// The identity behind an `authorization: Bearer …` value, if it has
+    /// `need`: `UNAUTHENTICATED` without a known token, `PERMISSION_DENIED`
+    /// without the scope.
+    pub fn check_header(&self, header: Option<&str>, need: Scope) -> Result<Identity, Status> {
+        let token = header
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Status::unauthenticated("missing bearer token (authorization: Bearer <token>)")
+            })?;
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let t = self
+            .cfg
+            .tokens
+            .iter()
+            .find(|t| t.hash == hash)
+            .ok_or_else(|| Status::unauthenticated("unknown bearer token"))?;
+        if t.scopes.contains(&need) || t.scopes.contains(&Scope::Admin) {
+            Ok(Identity(t.name.clone()))
+        } else {
+            Err(Status::permission_denied(format!(
+                "identity {:?} lacks the {need:?} scope",
+                &*t.name
+            )))
+        }
+    }
+
+    /// [`Authorizer::check_header`] on gRPC metadata; reads pass without a
+    /// token when they are public.
+    pub fn check(&self, md: &MetadataMap, need: Scope) -> Result<Option<Identity>, Status> {
+        if need == Scope::Read && self.cfg.public_reads {
+            return Ok(None);
+        }
+        let h = md.get("authorization").and_then(|v| v.to_str().ok());
+        self.check_header(h, need).map(Some)
+    }
+
+    /// Takes `n` appends from the identity's bucket, or says when to retry.
+    pub fn take(&self, id: Option<&Identity>, n: f64) -> Result<(), Status> {
+        let (Some(rate), Some(id)) = (self.cfg.rate, id) else {
+            return Ok(());
+        };
+        let mut m = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let burst = self.cfg.burst.max(1.0);
+        let b = m.entry(id.0.clone()).or_insert(Bucket {
+            tokens: burst,
+            at: Instant::now(),
+        });
+        let now = Instant::now();
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
+        b.at = now;
+        if b.tokens >= n {
+            b.tokens -= n;
+            Ok(())
+        } else {
+            let wait = ((n - b.tokens) / rate * 1000.0).ceil() as u64;
+            Err(exhausted(
+                &format!("append rate limit for {:?}", &*id.0),
+                wait.max(1),
+            ))
+        }
+    }
+
+    /// Takes one of the identity's stream slots.
+    pub fn open_stream(&self, id: Option<&Identity>) -> Result<Option<StreamSlot>, Status> {
+        let (Some(id), cap) = (id, self.cfg.max_streams) else {
+            return Ok(None);
+        };
+        if cap == 0 {
+            return Ok(None);
+        }
+        let mut m = self
+            .streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = m.entry(id.0.clone()).or_default();
+        if *n >= cap {
+            return Err(exhausted(
+                &format!("{:?} already has {cap} open append streams", &*id.0),
+                1000,
+            ));
+        }
+        *n += 1;
+        Ok(Some(StreamSlot {
+            name: id.0.clone(),
+            streams: self.streams.clone(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn cfg() -> AuthConfig {
+        let text = format!(
+            "[[token]]\nname = \"ingest\"\nsha256 = \"{}\"\nscopes = [\"append\"]\n\n[[token]]\nname = \"auditor\"\nsha256 = \"{}\"\nscopes = [\"read\"]\n",
+            token_hash_hex("tok-ingest"),
+            token_hash_hex("tok-audit")
+        );
+        AuthConfig::from_toml("tokens.toml", &text).unwrap()
+    }
+
+    #[test]
+    fn scopes_and_errors() {
+        let mut c = cfg();
+        c.public_reads = false;
+        let a = Authorizer::new(c);
+        assert_eq!(
+            a.check_header(None, Scope::Append).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        assert_eq!(
+            a.check_header(Some("Bearer nope"), Scope::Append)
+                .unwrap_err()
+                .code(),
+            tonic::Code::Unauthenticated
+        );
+        assert_eq!(
+            &*a.check_header(Some("Bearer tok-ingest"), Scope::Append)
+                .unwrap()
+                .0,
+            "ingest"
+        );
+        let e = a
+            .check_header(Some("Bearer tok-ingest"), Scope::Read)
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied);
+        assert!(!e.message().contains("tok-ingest"));
+        assert!(
+            a.check_header(Some("Bearer tok-audit"), Scope::Read)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn token_file_errors_name_the_line() {
+        let e = AuthConfig::from_toml(
+            "t.toml",
+            "[[token]]\nname = \"a\"\nsha256 = \"xyz\"\nscopes = [\"append\"]\n",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.file.as_str()), (1, "t.toml"));
+        assert!(e.message.contains("64 hex"), "{e}");
+        let e = AuthConfig::from_toml(
+            "t.toml",
+            "[[token]]\nname = \"a\"\nsha256 = \"00\"\nscopes = [\"fly\"]\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+    }
+
+    #[test]
+    fn bucket_and_stream_cap() {
+        let mut c = cfg();
+        c.rate = Some(10.0);
+        c.burst = 5.0;
+        c.max_streams = 1;
+        let a = Authorizer::new(c);
+        let id = Identity("ingest".into());
+        for _ in 0..5 {
+            a.take(Some(&id), 1.0).unwrap();
+        }
+        let e = a.take(Some(&id), 1.0).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+        assert!(e.metadata().get("retry-after-ms").is_some());
+        let slot = a.open_stream(Some(&id)).unwrap();
+        assert!(a.open_stream(Some(&id)).is_err());
+        drop(slot);
+        assert!(a.open_stream(Some(&id)).is_ok());
+    }
+}
