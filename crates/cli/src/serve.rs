@@ -65,6 +65,15 @@ pub(crate) struct ServeArgs {
     /// [default: unlimited]
     #[arg(long, env = "CAIRN_MAX_STREAMS")]
     max_streams: Option<usize>,
+    /// TLS certificate chain (PEM) for the gRPC listener.
+    #[arg(long, env = "CAIRN_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM; mode 0600).
+    #[arg(long, env = "CAIRN_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Client CA (PEM): require client certificates it signed (mTLS).
+    #[arg(long, env = "CAIRN_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 /// A `[[witness]]` entry of the config file.
@@ -103,6 +112,9 @@ struct FileConfig {
     append_rate: Option<f64>,
     append_burst: Option<f64>,
     max_streams: Option<usize>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
 }
 
 /// Reads a TOML config file; errors name the file and line.
@@ -167,7 +179,20 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode> {
             Some(a)
         }
     };
+    let tls = match (
+        args.tls_cert.or(file.tls_cert),
+        args.tls_key.or(file.tls_key),
+    ) {
+        (Some(cert), Some(key)) => Some(cairn_server::TlsFiles {
+            cert,
+            key,
+            client_ca: args.tls_client_ca.or(file.tls_client_ca),
+        }),
+        (None, None) => None,
+        _ => bail!("tls_cert and tls_key go together"),
+    };
     let cfg = ServeConfig {
+        tls,
         auth,
         witnessing,
         cosign_wait: Duration::from_millis(file.cosign_wait_ms.unwrap_or(30_000)),

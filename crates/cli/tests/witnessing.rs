@@ -111,6 +111,7 @@ async fn start_log_with(
         cosign_wait: Duration::from_secs(20),
         tile_cache_mb: 16,
         auth: None,
+        tls: None,
     };
     let server = Server::bind(&cfg).await.unwrap();
     let addr = server.grpc_addr().unwrap();

@@ -23,6 +23,6 @@ pub mod pb {
         include_bytes!(concat!(env!("OUT_DIR"), "/cairn_v1_descriptor.bin"));
 }
 
-pub use run::{ServeConfig, ServeError, Server, build_masker, load_or_create_key};
+pub use run::{ServeConfig, ServeError, Server, TlsFiles, build_masker, load_or_create_key};
 pub use sequencer::{AppendError, AppendRequest, Appended, Sequencer, SequencerConfig, SignedHead};
 pub use service::LogService;

@@ -44,6 +44,40 @@ pub struct ServeConfig {
     pub tile_cache_mb: usize,
     /// Bearer tokens, scopes and quotas; `None` for an open log.
     pub auth: Option<AuthConfig>,
+    /// TLS for the gRPC listener (and mTLS with a client CA).
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files for TLS.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// Certificate chain.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+    /// Client CA: when set, clients must present a certificate it signed
+    /// (mTLS); others fail the handshake.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Loads the PEM files into tonic's server TLS settings.
+pub fn grpc_tls(t: &TlsFiles) -> Result<tonic::transport::ServerTlsConfig, ServeError> {
+    let read = |p: &Path| std::fs::read(p).map_err(setup(&p.display().to_string()));
+    let key_meta = std::fs::metadata(&t.key).map_err(setup(&t.key.display().to_string()))?;
+    if key_meta.permissions().mode() & 0o077 != 0 {
+        return Err(ServeError::Setup(format!(
+            "refusing to start: the TLS key {} is readable by group or others; run `chmod 600 {}`",
+            t.key.display(),
+            t.key.display()
+        )));
+    }
+    let mut cfg = tonic::transport::ServerTlsConfig::new().identity(
+        tonic::transport::Identity::from_pem(read(&t.cert)?, read(&t.key)?),
+    );
+    if let Some(ca) = &t.client_ca {
+        cfg = cfg.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
+    }
+    Ok(cfg)
 }
 
 /// Why the server could not start or stopped.
@@ -195,6 +229,7 @@ pub struct Server {
     store: Arc<dyn LogStore>,
     witnessing: Option<Witnessing>,
     auth: Option<Arc<Authorizer>>,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     /// The verifier key of the log.
     pub vkey: String,
 }
@@ -244,6 +279,7 @@ impl Server {
                 auth: auth.clone(),
             },
         );
+        let tls = cfg.tls.as_ref().map(grpc_tls).transpose()?;
         let grpc = TcpListener::bind(cfg.grpc_addr)
             .await
             .map_err(setup(&format!("gRPC address {}", cfg.grpc_addr)))?;
@@ -259,6 +295,7 @@ impl Server {
             store,
             witnessing,
             auth,
+            tls,
             vkey,
         })
     }
@@ -292,7 +329,13 @@ impl Server {
             .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
             .build_v1()
             .map_err(|e| ServeError::Setup(format!("gRPC reflection: {e}")))?;
-        let grpc = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(t) = self.tls {
+            builder = builder
+                .tls_config(t)
+                .map_err(|e| ServeError::Setup(format!("TLS: {e}")))?;
+        }
+        let grpc = builder
             .add_service(health)
             .add_service(reflection)
             .add_service(self.service.into_server())

@@ -92,6 +92,7 @@ async fn go_sumdb_note_and_tlog_agree() {
         cosign_wait: std::time::Duration::from_secs(10),
         tile_cache_mb: 16,
         auth: None,
+        tls: None,
     };
     let server = Server::bind(&cfg).await.unwrap();
     let (grpc, http) = (server.grpc_addr().unwrap(), server.http_addr().unwrap());

@@ -31,6 +31,7 @@ fn config(dir: &std::path::Path) -> ServeConfig {
         cosign_wait: std::time::Duration::from_secs(10),
         tile_cache_mb: 16,
         auth: None,
+        tls: None,
     }
 }
 
@@ -410,4 +411,105 @@ async fn disk_full_then_space_freed() {
     );
     stop_tx.send(()).unwrap();
     running.await.unwrap().unwrap();
+}
+
+/// TLS and mTLS on the gRPC listener: a client with a certificate from the
+/// configured client CA completes the handshake; a client with another
+/// CA's certificate, one with none, and a plaintext client are refused; a
+/// world-readable TLS key is refused at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_and_mtls() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = |name: &str| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(rcgen::DnType::CommonName, name);
+        CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
+    };
+    let leaf = |issuer: &CertifiedIssuer<'_, KeyPair>, names: Vec<String>| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, issuer)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let ca1 = ca("cairn test CA");
+    let ca2 = ca("someone else's CA");
+    let (server_cert, server_key) = leaf(&ca1, vec!["localhost".into()]);
+    let (client_cert, client_key) = leaf(&ca1, vec!["client.example".into()]);
+    let (other_cert, other_key) = leaf(&ca2, vec!["intruder.example".into()]);
+    let write = |name: &str, text: &str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    };
+    let tls = cairn_server::TlsFiles {
+        cert: write("server.pem", &server_cert),
+        key: write("server.key", &server_key),
+        client_ca: Some(write("ca.pem", &ca1.pem())),
+    };
+    let mut cfg = config(tmp.path());
+    cfg.tls = Some(tls.clone());
+    let server = Server::bind(&cfg).await.unwrap();
+    let port = server.grpc_addr().unwrap().port();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async {
+        let _ = stop_rx.await;
+    }));
+    let connect = |identity: Option<(String, String)>| {
+        let ca = ca1.pem();
+        async move {
+            let mut tls = ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(ca))
+                .domain_name("localhost");
+            if let Some((c, k)) = identity {
+                tls = tls.identity(Identity::from_pem(c, k));
+            }
+            let ch = Channel::from_shared(format!("https://localhost:{port}"))
+                .unwrap()
+                .tls_config(tls)
+                .unwrap()
+                .connect()
+                .await
+                .map_err(|e| e.to_string())?;
+            LogClient::new(ch)
+                .get_checkpoint(pb::GetCheckpointRequest::default())
+                .await
+                .map_err(|s| s.to_string())
+        }
+    };
+    let ok = connect(Some((client_cert, client_key))).await;
+    assert!(
+        ok.is_ok(),
+        "mTLS handshake with a known client failed: {ok:?}"
+    );
+    assert!(
+        connect(Some((other_cert, other_key))).await.is_err(),
+        "a client from another CA got in"
+    );
+    assert!(
+        connect(None).await.is_err(),
+        "a client without a certificate got in"
+    );
+    let plain = LogClient::connect(format!("http://127.0.0.1:{port}")).await;
+    let plain_ok = match plain {
+        Ok(mut c) => c
+            .get_checkpoint(pb::GetCheckpointRequest::default())
+            .await
+            .is_ok(),
+        Err(_) => false,
+    };
+    assert!(!plain_ok, "a plaintext client got an answer");
+    stop_tx.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    // A TLS key readable by others is refused.
+    std::fs::set_permissions(&tls.key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut cfg = config(&tmp.path().join("other"));
+    cfg.tls = Some(tls);
+    let err = Server::bind(&cfg).await.err().unwrap().to_string();
+    assert!(err.contains("readable by group or others"), "{err}");
 }
