@@ -33,6 +33,9 @@ enum Command {
     Witness(witness::WitnessArgs),
     /// Check that a log only ever grows (and, with --full, its entries).
     Audit(audit::AuditArgs),
+    /// Validate a config file.
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// Bearer tokens for `serve --token-file`.
     #[command(subcommand)]
     Token(TokenCmd),
@@ -78,6 +81,13 @@ fn init_logging() {
 }
 
 #[derive(Subcommand)]
+enum ConfigCmd {
+    /// Parse and validate a `serve` (or, with --witness, `witness`) config
+    /// file; errors name the file, line and key.
+    Check(serve::ConfigCheckArgs),
+}
+
+#[derive(Subcommand)]
 enum TokenCmd {
     /// Print a fresh token (stdout) and its token-file entry (stderr).
     New(serve::TokenNewArgs),
@@ -99,6 +109,7 @@ fn main() -> ExitCode {
         Command::Witness(args) => witness::witness(args),
         Command::Audit(args) => audit::audit(args),
         Command::Token(TokenCmd::New(args)) => serve::token_new(args),
+        Command::Config(ConfigCmd::Check(args)) => serve::config_check(args),
         Command::Keygen(args) => serve::keygen(args),
         Command::Append(args) => client::append(args),
         Command::Checkpoint(args) => client::checkpoint(args),

@@ -122,14 +122,30 @@ pub(crate) fn load_toml<T: serde::de::DeserializeOwned>(path: &std::path::Path) 
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).map_err(|e| {
-        let line = e.span().map_or(0, |s| {
-            text[..s.start.min(text.len())].matches('\n').count() + 1
-        });
-        anyhow::anyhow!("{}:{line}: {}", path.display(), e.message())
+        let start = e.span().map_or(0, |s| s.start.min(text.len()));
+        let line = text[..start].matches('\n').count() + 1;
+        // Name the key on that line when there is one.
+        let key = text
+            .lines()
+            .nth(line - 1)
+            .and_then(|l| l.split_once('='))
+            .map(|(k, _)| k.trim())
+            .filter(|k| !k.is_empty() && !k.starts_with('#') && !k.starts_with('['));
+        match key {
+            Some(k) => anyhow::anyhow!("{}:{line}: key `{k}`: {}", path.display(), e.message()),
+            None => anyhow::anyhow!("{}:{line}: {}", path.display(), e.message()),
+        }
     })
 }
 
 pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode> {
+    let cfg = serve_config(args)?;
+    run_server(cfg)
+}
+
+/// Flags over environment over the config file over the defaults,
+/// validated into a [`ServeConfig`] (every referenced file is read).
+pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
     let file = match &args.config {
         Some(p) => load_toml(p)?,
         None => FileConfig::default(),
@@ -226,6 +242,10 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode> {
             ..SequencerConfig::default()
         },
     };
+    Ok(cfg)
+}
+
+fn run_server(cfg: ServeConfig) -> Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -259,6 +279,33 @@ pub(crate) async fn shutdown_signal() {
         _ = term => {}
     }
     eprintln!("cairn: shutting down");
+}
+
+#[derive(Args)]
+pub(crate) struct ConfigCheckArgs {
+    /// The config file.
+    file: PathBuf,
+    /// Check it as a `cairn witness` config instead of a `cairn serve` one.
+    #[arg(long)]
+    witness: bool,
+}
+
+/// `cairn config check`: parses and validates a config file as `serve`
+/// (or `witness`) would, without starting anything. Errors name the file,
+/// the line and the key; exit 2 on any error.
+pub(crate) fn config_check(args: ConfigCheckArgs) -> Result<ExitCode> {
+    if args.witness {
+        crate::witness::witness_config(&args.file)?;
+    } else {
+        let mut sa = <ServeArgs as clap::FromArgMatches>::from_arg_matches(
+            &<ServeArgs as clap::Args>::augment_args(clap::Command::new("check"))
+                .get_matches_from(["check"]),
+        )?;
+        sa.config = Some(args.file.clone());
+        serve_config(sa)?;
+    }
+    println!("{}: ok", args.file.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Args)]

@@ -90,6 +90,25 @@ fn split_at_url(s: &str) -> (&str, Option<&str>) {
 }
 
 pub(crate) fn witness(args: WitnessArgs) -> Result<ExitCode> {
+    let cfg = build(args)?;
+    run(cfg)
+}
+
+/// Validates a witness config file as `cairn witness --config FILE` would.
+pub(crate) fn witness_config(path: &std::path::Path) -> Result<WitnessConfig> {
+    build(WitnessArgs {
+        config: Some(path.to_path_buf()),
+        data_dir: None,
+        name: None,
+        http_addr: None,
+        grpc_addr: None,
+        gossip_interval_ms: None,
+        logs: vec![],
+        peers: vec![],
+    })
+}
+
+fn build(args: WitnessArgs) -> Result<WitnessConfig> {
     let file: FileConfig = match &args.config {
         Some(p) => load_toml(p)?,
         None => FileConfig::default(),
@@ -156,6 +175,10 @@ pub(crate) fn witness(args: WitnessArgs) -> Result<ExitCode> {
                 .max(10),
         ),
     };
+    Ok(cfg)
+}
+
+fn run(cfg: WitnessConfig) -> Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -325,3 +325,53 @@ fn import_then_serve() {
     assert!(!text.contains("ana.lima@example.com") && !text.contains("x@example.com"));
     assert!(text.contains("REDACTED"));
 }
+
+#[test]
+fn config_check_names_file_line_and_key() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for (file, extra) in [
+        ("deploy/config/example.toml", &[][..]),
+        ("deploy/config/witness.example.toml", &["--witness"][..]),
+    ] {
+        let out = cairn()
+            .args(["config", "check"])
+            .arg(root.join(file))
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (text, needle) in [
+        (
+            "origin = \"a/b\"\nmax_batch = \"lots\"\n",
+            ":2: key `max_batch`: invalid type",
+        ),
+        (
+            "origin = \"a/b\"\n\nmax_bach = 5\n",
+            ":3: key `max_bach`: unknown field",
+        ),
+        (
+            "[[witness]]\nname = \"w\"\nvkey = \"nope\"\nurl = \"http://x\"\n",
+            "witness \"w\": vkey",
+        ),
+        (
+            "tls_cert = \"/nonexistent.pem\"\n",
+            "tls_cert and tls_key go together",
+        ),
+    ] {
+        let p = dir.path().join("bad.toml");
+        std::fs::write(&p, text).unwrap();
+        let out = cairn().args(["config", "check"]).arg(&p).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text:?}: {err}");
+        assert!(err.contains(needle), "{text:?}: {err}");
+        if needle.starts_with(':') {
+            assert!(err.contains(&format!("{}{needle}", p.display())), "{err}");
+        }
+    }
+}
