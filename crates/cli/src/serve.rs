@@ -353,21 +353,33 @@ pub(crate) struct KeygenArgs {
     /// Where to write the private key (mode 0600; never overwritten).
     #[arg(long, default_value = "log.key")]
     out: PathBuf,
+    /// A witness cosigning key (type 0x04, for `cairn witness`'s
+    /// `witness.key`) instead of a log signing key; --origin is then the
+    /// witness's name.
+    #[arg(long)]
+    witness: bool,
 }
 
 pub(crate) fn keygen(args: KeygenArgs) -> Result<ExitCode> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("OS random source: {e}"))?;
-    let signer = cairn_core::NoteSigner::from_seed(&args.origin, &seed)
-        .map_err(|e| anyhow::anyhow!("origin {:?}: {e}", args.origin))?;
+    let (private, public) = if args.witness {
+        let c = cairn_core::Cosigner::from_seed(&args.origin, &seed)
+            .map_err(|e| anyhow::anyhow!("name {:?}: {e}", args.origin))?;
+        (c.to_private_key_string(), c.verifier().to_string())
+    } else {
+        let s = cairn_core::NoteSigner::from_seed(&args.origin, &seed)
+            .map_err(|e| anyhow::anyhow!("origin {:?}: {e}", args.origin))?;
+        (s.to_private_key_string(), s.verifier().to_string())
+    };
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(&args.out)
         .with_context(|| format!("creating {} (it must not exist yet)", args.out.display()))?;
-    writeln!(f, "{}", signer.to_private_key_string())?;
+    writeln!(f, "{private}")?;
     f.sync_all()?;
-    println!("{}", signer.verifier());
+    println!("{public}");
     Ok(ExitCode::SUCCESS)
 }
