@@ -87,6 +87,20 @@ impl From<ProveError<StoreError>> for ServerError {
 
 impl From<ServerError> for Status {
     fn from(e: ServerError) -> Status {
+        crate::metrics::METRICS.error(match &e {
+            ServerError::Mask(_) | ServerError::InvalidArgument(_) => "invalid_argument",
+            ServerError::OutOfRange(_) => "out_of_range",
+            ServerError::NotFound(_) => "not_found",
+            ServerError::Busy => "resource_exhausted",
+            ServerError::Unavailable(_) => "unavailable",
+            ServerError::FailedPrecondition(_) => "failed_precondition",
+            ServerError::DeadlineExceeded(_) => "deadline_exceeded",
+            ServerError::Auth(s) => match s.code() {
+                tonic::Code::Unauthenticated => "unauthenticated",
+                tonic::Code::PermissionDenied => "permission_denied",
+                _ => "resource_exhausted",
+            },
+        });
         let msg = e.to_string();
         match e {
             ServerError::Mask(_) | ServerError::InvalidArgument(_) => Status::invalid_argument(msg),

@@ -111,14 +111,8 @@ async fn metrics(State(h): State<Http>, headers: HeaderMap) -> Response {
     if let Some(r) = h.deny(&headers, Scope::Admin) {
         return r;
     }
-    let head = h.seq.head().borrow().clone();
-    text(
-        StatusCode::OK,
-        format!(
-            "# HELP cairn_tree_size Leaves in the latest signed checkpoint.\n# TYPE cairn_tree_size gauge\ncairn_tree_size {}\n",
-            head.size
-        ),
-    )
+    let size = h.seq.head().borrow().size.0;
+    text(StatusCode::OK, crate::metrics::METRICS.render(size))
 }
 
 async fn tile(State(h): State<Http>, Path(rest): Path<String>, headers: HeaderMap) -> Response {

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cache;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod run;
 pub mod sequencer;
 pub mod service;

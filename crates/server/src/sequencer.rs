@@ -246,6 +246,13 @@ async fn run(
         .await
         .map(|(r, t0)| {
             let total = queued.elapsed();
+            let m = &crate::metrics::METRICS;
+            m.batch_size.observe(n as f64);
+            m.batch_seconds.observe(total.as_secs_f64());
+            if r.1.is_some() {
+                m.appended
+                    .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            }
             if total > SLOW_BATCH {
                 tracing::warn!(
                     entries = n,

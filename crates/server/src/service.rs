@@ -194,6 +194,9 @@ impl Inner {
             }
         };
         let masked = self.masker.mask(&req.event, ct, now_ms(), &mut os_salt)?;
+        for d in &masked.decisions {
+            crate::metrics::METRICS.masked(&d.detector);
+        }
         if masked.leaf.len() > MAX_ENTRY_LEN {
             return Err(ServerError::InvalidArgument(format!(
                 "the masked entry is {} bytes; the limit is {MAX_ENTRY_LEN}",

@@ -120,6 +120,9 @@ impl Agg {
                 witnesses = round.sigs.len(),
                 "checkpoint cosigned by a quorum"
             );
+            crate::metrics::METRICS
+                .cosigned_size
+                .store(size, std::sync::atomic::Ordering::Relaxed);
             self.published.send_replace(Some(Arc::new(c)));
             // Older rounds can no longer be published.
             self.rounds = self.rounds.split_off(&size);
@@ -231,7 +234,16 @@ impl Submitter {
             };
             // At most one 409 retry per round.
             for _attempt in 0..2 {
-                match self.submit(&head, known).await {
+                let outcome = self.submit(&head, known).await;
+                crate::metrics::METRICS.witness(
+                    &self.w.name,
+                    match &outcome {
+                        Outcome::Cosigned(_) => "cosigned",
+                        Outcome::Conflict(_) => "conflict",
+                        Outcome::Failed(_) => "failed",
+                    },
+                );
+                match outcome {
                     Outcome::Cosigned(sig) => {
                         known = head.size.0;
                         self.agg

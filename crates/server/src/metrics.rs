@@ -1,0 +1,193 @@
+//! Prometheus metrics, process-wide (like a default registry): counters,
+//! gauges and fixed-bucket histograms on atomics, rendered as text for
+//! `/metrics`. Labels never carry event content: detector names, status
+//! categories and witness names only.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex};
+
+/// A histogram with fixed upper bounds.
+pub struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one observation.
+    pub fn observe(&self, v: f64) {
+        for (b, c) in self.bounds.iter().zip(&self.counts) {
+            if v <= *b {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.sum_micros
+            .fetch_add((v * 1e6) as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (b, c) in self.bounds.iter().zip(&self.counts) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{b}\"}} {}",
+                c.load(Ordering::Relaxed)
+            );
+        }
+        let n = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {n}");
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count {n}");
+    }
+}
+
+/// Every metric of the process.
+pub struct Metrics {
+    /// Entries appended (durable and checkpointed).
+    pub appended: AtomicU64,
+    /// Entries per batch.
+    pub batch_size: Histogram,
+    /// Seconds from a batch closing to its checkpoint being stored.
+    pub batch_seconds: Histogram,
+    masked: Mutex<BTreeMap<String, u64>>,
+    errors: Mutex<BTreeMap<&'static str, u64>>,
+    witness: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Size of the newest checkpoint that met the witness quorum.
+    pub cosigned_size: AtomicU64,
+}
+
+/// The process's metrics.
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
+    appended: AtomicU64::new(0),
+    batch_size: Histogram::new(&[1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0]),
+    batch_seconds: Histogram::new(&[
+        0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0,
+    ]),
+    masked: Mutex::new(BTreeMap::new()),
+    errors: Mutex::new(BTreeMap::new()),
+    witness: Mutex::new(BTreeMap::new()),
+    cosigned_size: AtomicU64::new(0),
+});
+
+fn bump<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K) {
+    *m.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .entry(k)
+        .or_default() += 1;
+}
+
+impl Metrics {
+    /// One masking decision by `detector` (a detector or field-rule name).
+    pub fn masked(&self, detector: &str) {
+        let mut m = self
+            .masked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match m.get_mut(detector) {
+            Some(n) => *n += 1,
+            None => {
+                m.insert(detector.to_owned(), 1);
+            }
+        }
+    }
+
+    /// One request failed with this status category.
+    pub fn error(&self, category: &'static str) {
+        bump(&self.errors, category);
+    }
+
+    /// One submission to a witness, by result.
+    pub fn witness(&self, witness: &str, result: &'static str) {
+        bump(&self.witness, (witness.to_owned(), result));
+    }
+
+    /// Prometheus text for everything, plus the current tree size.
+    pub fn render(&self, tree_size: u64) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP cairn_tree_size Leaves in the latest signed checkpoint.\n# TYPE cairn_tree_size gauge\ncairn_tree_size {tree_size}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP cairn_appended_total Entries appended (durable and checkpointed).\n# TYPE cairn_appended_total counter\ncairn_appended_total {}",
+            self.appended.load(Ordering::Relaxed)
+        );
+        self.batch_size
+            .render(&mut out, "cairn_batch_entries", "Entries per batch.");
+        self.batch_seconds.render(
+            &mut out,
+            "cairn_batch_seconds",
+            "Time from a batch closing to its signed checkpoint being stored (integrate, durable commit, sign, store).",
+        );
+        let _ = writeln!(
+            out,
+            "# HELP cairn_masked_total Values masked, by detector or field rule (never the values).\n# TYPE cairn_masked_total counter"
+        );
+        for (d, n) in self
+            .masked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(out, "cairn_masked_total{{detector=\"{}\"}} {n}", escape(d));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP cairn_errors_total Failed requests, by status category.\n# TYPE cairn_errors_total counter"
+        );
+        for (c, n) in self
+            .errors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(out, "cairn_errors_total{{category=\"{c}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP cairn_witness_submissions_total Checkpoint submissions to witnesses, by result.\n# TYPE cairn_witness_submissions_total counter"
+        );
+        for ((w, r), n) in self
+            .witness
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "cairn_witness_submissions_total{{witness=\"{}\",result=\"{r}\"}} {n}",
+                escape(w)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP cairn_cosigned_size Size of the newest checkpoint that met the witness quorum.\n# TYPE cairn_cosigned_size gauge\ncairn_cosigned_size {}",
+            self.cosigned_size.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
