@@ -17,7 +17,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -159,11 +158,7 @@ async fn check(server: &str, verifier: &LogVerifier, acked: &[Acked], seen: &mut
             .await
             .unwrap()
             .into_inner();
-        let proof: Vec<Hash> = p
-            .proof
-            .iter()
-            .map(|h| Hash::from_slice(h).unwrap())
-            .collect();
+        let proof = common::hashes(&p.proof);
         LogVerifier::verify_consistency(&old, &now, &proof).unwrap_or_else(|e| {
             panic!("checkpoint {size} is not consistent with {}: {e}", now.size)
         });
@@ -179,11 +174,7 @@ async fn check(server: &str, verifier: &LogVerifier, acked: &[Acked], seen: &mut
             .await
             .unwrap()
             .into_inner();
-        let proof: Vec<Hash> = p
-            .proof
-            .iter()
-            .map(|h| Hash::from_slice(h).unwrap())
-            .collect();
+        let proof = common::hashes(&p.proof);
         LogVerifier::verify_inclusion(&a.leaf_hash, LeafIndex(a.index), &now, &proof).unwrap();
     }
     now.size.0
@@ -227,7 +218,7 @@ fn kill_9_at_random_moments() {
         let common::Started {
             mut serving,
             port,
-            mut stderr,
+            stderr,
             ..
         } = start(
             cairn()
@@ -238,10 +229,7 @@ fn kill_9_at_random_moments() {
                 .stdout(Stdio::null()),
         );
         // Keep draining stderr so the server never blocks on it.
-        std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = stderr.read_to_end(&mut sink);
-        });
+        common::drain(stderr);
         let server = format!("http://127.0.0.1:{port}");
         let v = verifier.get_or_insert_with(|| {
             let vkey = std::fs::read_to_string(data.join("log.vkey")).unwrap();

@@ -77,7 +77,7 @@ fn scopes_quotas_and_no_tokens_in_logs() {
     let common::Started {
         serving,
         port,
-        mut stderr,
+        stderr,
         startup,
     } = start(
         cairn()
@@ -96,18 +96,8 @@ fn scopes_quotas_and_no_tokens_in_logs() {
             .env("CAIRN_LOG", "trace")
             .stdout(Stdio::null()),
     );
-    let http_addr: std::net::SocketAddr = startup
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap()
-        .parse()
-        .unwrap();
-    let log = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = stderr.read_to_end(&mut s);
-        s
-    });
+    let http_addr = common::http_addr(&startup);
+    let log = common::drain(stderr);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut c = LogClient::connect(format!("http://127.0.0.1:{port}"))

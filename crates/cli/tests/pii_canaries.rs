@@ -15,7 +15,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::process::Stdio;
 
 use cairn_server::pb;
@@ -60,7 +59,7 @@ fn no_canary_reaches_disk_logs_metrics_or_errors() {
     let common::Started {
         serving,
         port,
-        mut stderr,
+        stderr,
         startup,
     } = start(
         cairn()
@@ -71,18 +70,8 @@ fn no_canary_reaches_disk_logs_metrics_or_errors() {
             .env("CAIRN_LOG_FORMAT", "json")
             .stdout(Stdio::null()),
     );
-    let http_addr: std::net::SocketAddr = startup
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap()
-        .parse()
-        .unwrap();
-    let log = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = stderr.read_to_end(&mut s);
-        s
-    });
+    let http_addr = common::http_addr(&startup);
+    let log = common::drain(stderr);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut answers: Vec<String> = Vec::new();
     rt.block_on(async {

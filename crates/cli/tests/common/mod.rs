@@ -88,3 +88,31 @@ impl Drop for Serving {
         let _ = self.0.wait();
     }
 }
+
+/// The HTTP address `cairn serve` printed at start-up.
+pub fn http_addr(startup: &str) -> SocketAddr {
+    startup
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Reads a child's stderr to the end on a thread (so it never blocks on a
+/// full pipe); join for the bytes.
+pub fn drain(mut stderr: BufReader<std::process::ChildStderr>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stderr.read_to_end(&mut s);
+        s
+    })
+}
+
+/// 32-byte proof hashes off the wire.
+pub fn hashes(v: &[Vec<u8>]) -> Vec<cairn_core::Hash> {
+    v.iter()
+        .map(|h| cairn_core::Hash::from_slice(h).unwrap())
+        .collect()
+}
