@@ -65,7 +65,7 @@ pub(crate) struct ServeArgs {
     /// [default: unlimited]
     #[arg(long, env = "CAIRN_MAX_STREAMS")]
     max_streams: Option<usize>,
-    /// TLS certificate chain (PEM) for the gRPC listener.
+    /// TLS certificate chain (PEM) for the gRPC and HTTP listeners.
     #[arg(long, env = "CAIRN_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// TLS private key (PEM; mode 0600).

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod run;
 pub mod sequencer;
 pub mod service;
+pub mod tls;
 pub mod witness;
 pub mod witnessing;
 

@@ -44,7 +44,7 @@ pub struct ServeConfig {
     pub tile_cache_mb: usize,
     /// Bearer tokens, scopes and quotas; `None` for an open log.
     pub auth: Option<AuthConfig>,
-    /// TLS for the gRPC listener (and mTLS with a client CA).
+    /// TLS for the gRPC and HTTP listeners (and mTLS with a client CA).
     pub tls: Option<TlsFiles>,
 }
 
@@ -219,6 +219,33 @@ pub fn build_masker(
     Masker::new(policy, &keys, origin).map_err(|e| ServeError::Setup(e.to_string()))
 }
 
+/// Serves `router` on `tcp` (with TLS when `tls` is set) until
+/// `shutdown` resolves.
+pub(crate) async fn serve_http(
+    tcp: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    match tls {
+        Some(cfg) => {
+            axum::serve(crate::tls::TlsListener::new(tcp, cfg)?, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(
+                axum::serve::ListenerExt::tap_io(tcp, |t| {
+                    let _ = t.set_nodelay(true);
+                }),
+                router,
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
+        }
+    }
+}
+
 /// A bound, ready-to-run log server.
 pub struct Server {
     grpc: TcpListener,
@@ -230,6 +257,7 @@ pub struct Server {
     witnessing: Option<Witnessing>,
     auth: Option<Arc<Authorizer>>,
     tls: Option<tonic::transport::ServerTlsConfig>,
+    http_tls: Option<Arc<rustls::ServerConfig>>,
     /// The verifier key of the log.
     pub vkey: String,
 }
@@ -280,6 +308,11 @@ impl Server {
             },
         );
         let tls = cfg.tls.as_ref().map(grpc_tls).transpose()?;
+        let http_tls = cfg
+            .tls
+            .as_ref()
+            .map(crate::tls::server_config)
+            .transpose()?;
         let grpc = TcpListener::bind(cfg.grpc_addr)
             .await
             .map_err(setup(&format!("gRPC address {}", cfg.grpc_addr)))?;
@@ -296,6 +329,7 @@ impl Server {
             witnessing,
             auth,
             tls,
+            http_tls,
             vkey,
         })
     }
@@ -351,13 +385,7 @@ impl Server {
             self.witnessing.clone(),
             self.auth.clone(),
         );
-        let http = axum::serve(
-            axum::serve::ListenerExt::tap_io(self.http, |t| {
-                let _ = t.set_nodelay(true);
-            }),
-            router,
-        )
-        .with_graceful_shutdown(wait(stop_rx));
+        let http = serve_http(self.http, self.http_tls, router, wait(stop_rx));
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);

@@ -519,13 +519,7 @@ impl WitnessServer {
             .route("/metrics", get(http_metrics))
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(shared.clone());
-        let http = axum::serve(
-            axum::serve::ListenerExt::tap_io(self.http, |t| {
-                let _ = t.set_nodelay(true);
-            }),
-            router,
-        )
-        .with_graceful_shutdown(wait(stop_rx.clone()));
+        let http = crate::run::serve_http(self.http, None, router, wait(stop_rx.clone()));
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter
             .set_serving::<pb::witness_server::WitnessServer<WitnessService>>()

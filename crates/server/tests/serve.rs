@@ -456,10 +456,68 @@ async fn tls_and_mtls() {
     cfg.tls = Some(tls.clone());
     let server = Server::bind(&cfg).await.unwrap();
     let port = server.grpc_addr().unwrap().port();
+    let https = server.http_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(server.run(async {
         let _ = stop_rx.await;
     }));
+    // HTTPS (tiles, /checkpoint) with the same certificate and client CA.
+    let https_get = |identity: Option<(String, String)>| {
+        use rustls_pki_types::pem::PemObject;
+        let ca = ca1.pem();
+        async move {
+            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(rustls_pki_types::CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
+                .unwrap();
+            let b = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots);
+            let cfg = match identity {
+                Some((c, k)) => b
+                    .with_client_auth_cert(
+                        vec![
+                            rustls_pki_types::CertificateDer::from_pem_slice(c.as_bytes()).unwrap(),
+                        ],
+                        rustls_pki_types::PrivateKeyDer::from_pem_slice(k.as_bytes()).unwrap(),
+                    )
+                    .unwrap(),
+                None => b.with_no_client_auth(),
+            };
+            let tcp = tokio::net::TcpStream::connect(https).await.unwrap();
+            let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+            let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+                .connect(name, tcp)
+                .await
+                .map_err(|e| e.to_string())?;
+            tls.write_all(
+                b"GET /checkpoint HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let mut buf = Vec::new();
+            tls.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
+            Ok::<String, String>(String::from_utf8_lossy(&buf).into_owned())
+        }
+    };
+    let (cc, ck) = (client_cert.clone(), client_key.clone());
+    let r = https_get(Some((cc, ck))).await.unwrap();
+    assert!(
+        r.starts_with("HTTP/1.1 200") && r.contains("localhost/cairn\n"),
+        "{r}"
+    );
+    let r = https_get(None).await;
+    assert!(
+        !r.as_ref().is_ok_and(|t| t.starts_with("HTTP/1.1 200")),
+        "HTTPS without a client certificate got {r:?}"
+    );
+    let r = https_get(Some((other_cert.clone(), other_key.clone()))).await;
+    assert!(
+        !r.as_ref().is_ok_and(|t| t.starts_with("HTTP/1.1 200")),
+        "HTTPS with another CA's certificate got {r:?}"
+    );
     let connect = |identity: Option<(String, String)>| {
         let ca = ca1.pem();
         async move {
