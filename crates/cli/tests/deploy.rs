@@ -28,15 +28,10 @@ fn python_yaml(script: &str) -> Option<String> {
         eprintln!("skipping the YAML checks: python3 with PyYAML is not installed");
         return None;
     }
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .current_dir(root())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::succeed(
+        Command::new("python3")
+            .args(["-c", script])
+            .current_dir(root()),
     );
     Some(String::from_utf8(out.stdout).unwrap())
 }
@@ -80,16 +75,7 @@ print(json.dumps({"config": kinds["ConfigMap"]["data"]["cairn.toml"],
             .replace("/etc/cairn/secret/tokens.toml", tokens.to_str().unwrap()),
     )
     .unwrap();
-    let out = common::cairn()
-        .args(["config", "check"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::succeed(common::cairn().args(["config", "check"]).arg(&config));
 }
 
 #[test]

@@ -81,15 +81,7 @@ fn serve_append_prove_verify_and_stop() {
     );
 
     // checkpoint, prove, get.
-    let cp = cairn()
-        .args(["checkpoint", "--server", &server])
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8(cp.stdout)
-            .unwrap()
-            .starts_with("localhost/cairn\n3\n")
-    );
+    assert!(common::checkpoint_text(&server).starts_with("localhost/cairn\n3\n"));
     let p = cairn()
         .args(["prove", "inclusion", "--index", "0", "--server", &server])
         .output()
@@ -203,16 +195,7 @@ fn bench_reports_latency_percentiles() {
     let gp = st.port;
     let server = format!("http://127.0.0.1:{gp}");
     let run = |extra: &[&str]| -> serde_json::Value {
-        let out = cairn()
-            .args(["bench", "--server", &server])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = common::succeed(cairn().args(["bench", "--server", &server]).args(extra));
         serde_json::from_slice(&out.stdout).unwrap()
     };
     for mode in [&["--stream", "--clients", "2"][..], &[][..]] {
@@ -298,22 +281,9 @@ fn import_then_serve() {
         String::from_utf8_lossy(&out.stderr)
     );
     // The server serves the imported log.
-    let st = start(cairn().args(["serve", "--data-dir"]).arg(&data).args([
-        "--grpc-addr",
-        "127.0.0.1:0",
-        "--http-addr",
-        "127.0.0.1:0",
-    ]));
+    let st = common::serve(&data);
     let server = format!("http://127.0.0.1:{}", st.port);
-    let cp = cairn()
-        .args(["checkpoint", "--server", &server])
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8(cp.stdout)
-            .unwrap()
-            .starts_with("localhost/cairn\n5002\n")
-    );
+    assert!(common::checkpoint_text(&server).starts_with("localhost/cairn\n5002\n"));
     let e = cairn()
         .args([
             "get", "entries", "--start", "4990", "--end", "5002", "--server", &server,

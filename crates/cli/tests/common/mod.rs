@@ -116,3 +116,31 @@ pub fn hashes(v: &[Vec<u8>]) -> Vec<cairn_core::Hash> {
         .map(|h| cairn_core::Hash::from_slice(h).unwrap())
         .collect()
 }
+
+/// Runs a command, asserts it succeeded (showing its stderr otherwise), and
+/// returns its output.
+pub fn succeed(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `cairn serve` on a data folder, both listeners on port 0.
+pub fn serve(data: &std::path::Path) -> Started {
+    start(cairn().args(["serve", "--data-dir"]).arg(data).args([
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+    ]))
+}
+
+/// The signed note `cairn checkpoint` prints.
+pub fn checkpoint_text(server: &str) -> String {
+    String::from_utf8(succeed(cairn().args(["checkpoint", "--server", server])).stdout).unwrap()
+}
