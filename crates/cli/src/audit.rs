@@ -291,10 +291,7 @@ pub(crate) fn audit(args: AuditArgs) -> Result<ExitCode> {
         p.push(".evidence.json");
         PathBuf::from(p)
     });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let rt = crate::client::runtime()?;
     let result = rt.block_on(run(args));
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),

@@ -242,10 +242,7 @@ pub(crate) fn bench(args: BenchArgs) -> Result<ExitCode> {
     if args.rate == 0 && args.count.is_none() && !args.proofs {
         bail!("--rate 0 (as fast as possible) needs --count");
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let rt = crate::client::runtime()?;
     let args = Arc::new(args);
     let report = rt.block_on(run(args.clone()))?;
     let text = serde_json::to_string(&report)?;

@@ -113,7 +113,8 @@ pub(crate) enum VerifyCmd {
     },
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+/// The multi-threaded Tokio runtime every command runs on.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

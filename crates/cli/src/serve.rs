@@ -207,49 +207,38 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
         (None, None) => None,
         _ => bail!("tls_cert and tls_key go together"),
     };
+    let d = ServeConfig::default();
     let cfg = ServeConfig {
         tls,
         auth,
         witnessing,
-        cosign_wait: Duration::from_millis(file.cosign_wait_ms.unwrap_or(30_000)),
+        cosign_wait: file
+            .cosign_wait_ms
+            .map_or(d.cosign_wait, Duration::from_millis),
         tile_cache_mb: args
             .tile_cache_mb
             .or(file.tile_cache_mb)
-            .unwrap_or(cairn_server::service::DEFAULT_TILE_CACHE_MB),
-        data_dir: args
-            .data_dir
-            .or(file.data_dir)
-            .unwrap_or_else(|| "./cairn-data".into()),
-        grpc_addr: args
-            .grpc_addr
-            .or(file.grpc_addr)
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7400))),
-        http_addr: args
-            .http_addr
-            .or(file.http_addr)
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7480))),
-        origin: args
-            .origin
-            .or(file.origin)
-            .unwrap_or_else(|| "localhost/cairn".into()),
+            .unwrap_or(d.tile_cache_mb),
+        data_dir: args.data_dir.or(file.data_dir).unwrap_or(d.data_dir),
+        grpc_addr: args.grpc_addr.or(file.grpc_addr).unwrap_or(d.grpc_addr),
+        http_addr: args.http_addr.or(file.http_addr).unwrap_or(d.http_addr),
+        origin: args.origin.or(file.origin).unwrap_or(d.origin),
         policy: args.policy.or(file.policy),
         key_file: args.key_file.or(file.key_file),
         sequencer: SequencerConfig {
             max_batch,
-            max_age: Duration::from_millis(
-                args.max_batch_age_ms.or(file.max_batch_age_ms).unwrap_or(2),
-            ),
-            ..SequencerConfig::default()
+            max_age: args
+                .max_batch_age_ms
+                .or(file.max_batch_age_ms)
+                .map_or(d.sequencer.max_age, Duration::from_millis),
+            ..d.sequencer
         },
     };
     Ok(cfg)
 }
 
 fn run_server(cfg: ServeConfig) -> Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let rt = crate::client::runtime()?;
     rt.block_on(async move {
         let server = Server::bind(&cfg).await?;
         eprintln!("cairn: log {:?} in {}", cfg.origin, cfg.data_dir.display());

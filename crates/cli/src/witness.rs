@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use cairn_core::{KeyType, NoteVerifier};
 use cairn_server::witness::{Peer, WitnessConfig, WitnessServer, WitnessedLog};
 use clap::Args;
@@ -179,10 +179,7 @@ fn build(args: WitnessArgs) -> Result<WitnessConfig> {
 }
 
 fn run(cfg: WitnessConfig) -> Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let rt = crate::client::runtime()?;
     rt.block_on(async move {
         let server = WitnessServer::bind(&cfg).await?;
         eprintln!(

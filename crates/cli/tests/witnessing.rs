@@ -31,7 +31,7 @@ use cairn_server::pb::log_client::LogClient;
 use cairn_server::pb::witness_client::WitnessClient;
 use cairn_server::witness::{Peer, WitnessConfig, WitnessServer, WitnessedLog};
 use cairn_server::witnessing::{WitnessEndpoint, WitnessingConfig};
-use cairn_server::{SequencerConfig, ServeConfig, Server, load_or_create_key};
+use cairn_server::{ServeConfig, Server, load_or_create_key};
 use common::{http, post_add_checkpoint};
 use tokio::sync::oneshot;
 
@@ -100,8 +100,6 @@ async fn start_log_with(
         http_addr: "127.0.0.1:0".parse().unwrap(),
         origin: ORIGIN.into(),
         policy,
-        key_file: None,
-        sequencer: SequencerConfig::default(),
         witnessing: (!witnesses.is_empty()).then_some(WitnessingConfig {
             witnesses,
             quorum,
@@ -110,8 +108,7 @@ async fn start_log_with(
         }),
         cosign_wait: Duration::from_secs(20),
         tile_cache_mb: 16,
-        auth: None,
-        tls: None,
+        ..ServeConfig::default()
     };
     let server = Server::bind(&cfg).await.unwrap();
     let addr = server.grpc_addr().unwrap();

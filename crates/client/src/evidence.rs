@@ -55,15 +55,26 @@ pub struct Evidence {
 pub struct EvidenceLog {
     path: PathBuf,
     lock: Mutex<()>,
+    /// Records in the file (read once at open; counted after).
+    count: std::sync::atomic::AtomicU64,
 }
 
 impl EvidenceLog {
     /// The evidence file in `dir`.
     pub fn new(dir: &Path) -> Self {
-        EvidenceLog {
+        let mut log = EvidenceLog {
             path: dir.join("evidence.jsonl"),
             lock: Mutex::new(()),
-        }
+            count: std::sync::atomic::AtomicU64::new(0),
+        };
+        let n = log.list_unlocked().map_or(0, |l| l.len() as u64);
+        *log.count.get_mut() = n;
+        log
+    }
+
+    /// Records in the file, without reading it.
+    pub fn count(&self) -> u64 {
+        self.count.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The file's path.
@@ -100,6 +111,8 @@ impl EvidenceLog {
             .open(&self.path)?;
         f.write_all(&line)?;
         f.sync_all()?;
+        self.count
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(true)
     }
 
@@ -148,6 +161,7 @@ mod tests {
         };
         assert!(log.record(&e).unwrap());
         assert!(!log.record(&e).unwrap());
+        assert_eq!(log.count(), 1);
         std::fs::OpenOptions::new()
             .append(true)
             .open(log.path())

@@ -188,15 +188,29 @@ struct StateFile {
 
 const STATE_VERSION: u32 = 1;
 
+/// Told of every piece of evidence recorded (or that failed to record):
+/// `Ok(true)` new, `Ok(false)` already on file, `Err` not saved.
+pub type EvidenceReporter = Box<dyn Fn(&Evidence, &std::io::Result<bool>) + Send + Sync>;
+
 /// A witness: its key, the logs it serves, and its persisted state.
-#[derive(Debug)]
 pub struct Witness {
     cosigner: Cosigner,
     logs: BTreeMap<String, LogVerifier>,
     state_path: PathBuf,
     state: Mutex<StateFile>,
     evidence: EvidenceLog,
+    reporter: Option<EvidenceReporter>,
     _lock: File,
+}
+
+impl std::fmt::Debug for Witness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Witness")
+            .field("cosigner", &self.cosigner)
+            .field("logs", &self.logs.keys().collect::<Vec<_>>())
+            .field("state_path", &self.state_path)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The witness could not start.
@@ -259,6 +273,7 @@ impl Witness {
             state_path,
             state: Mutex::new(state),
             evidence: EvidenceLog::new(dir),
+            reporter: None,
             _lock: lock,
         })
     }
@@ -283,9 +298,13 @@ impl Witness {
         self.lock_state().logs.get(origin).cloned()
     }
 
-    /// Every latest cosigned record.
-    pub fn all_latest(&self) -> Vec<Record> {
-        self.lock_state().logs.values().cloned().collect()
+    /// Every latest cosigned record, with its origin.
+    pub fn all_latest(&self) -> Vec<(String, Record)> {
+        self.lock_state()
+            .logs
+            .iter()
+            .map(|(o, r)| (o.clone(), r.clone()))
+            .collect()
     }
 
     fn lock_state(&self) -> std::sync::MutexGuard<'_, StateFile> {
@@ -388,21 +407,20 @@ impl Witness {
         }
         // Cosign, then commit the new record, then answer.
         let sig = self.cosigner.cosign(note.text(), now);
-        let mut cosigned =
-            Note::parse(req.note.as_bytes()).map_err(|e| WitnessError::Malformed(e.to_string()))?;
-        // Keep only the log's own signature lines plus ours.
+        // The stored note keeps only the log's own signature lines plus ours.
         let log_key = log.log_key();
-        let mut kept = Note::new(cosigned.text().to_owned())
+        let mut cosigned = Note::new(note.text().to_owned())
             .map_err(|e| WitnessError::Malformed(e.to_string()))?;
-        for s in cosigned.signatures() {
+        for s in note.signatures() {
             if s.name == log_key.name() && s.key_id == log_key.key_id() {
-                kept.push_signature(s.clone())
+                cosigned
+                    .push_signature(s.clone())
                     .map_err(|e| WitnessError::Malformed(e.to_string()))?;
             }
         }
-        kept.push_signature(sig.clone())
+        cosigned
+            .push_signature(sig.clone())
             .map_err(|e| WitnessError::Malformed(e.to_string()))?;
-        cosigned = kept;
         let mut next = state.clone();
         next.logs.insert(
             cp.origin.clone(),
@@ -421,10 +439,18 @@ impl Witness {
         Ok(vec![sig])
     }
 
-    /// Records evidence; a failure to persist it is logged to stderr by
-    /// the caller's tracing, never silently dropped: it is returned.
-    pub fn note_evidence(&self, e: Evidence) -> Option<std::io::Error> {
-        self.evidence.record(&e).err()
+    /// Sets who is told of each piece of evidence (the server logs it).
+    pub fn set_reporter(&mut self, r: EvidenceReporter) {
+        self.reporter = Some(r);
+    }
+
+    /// Records evidence and tells the reporter, including when it could
+    /// not be saved: it is never silently dropped.
+    pub fn note_evidence(&self, e: Evidence) {
+        let saved = self.evidence.record(&e);
+        if let Some(r) = &self.reporter {
+            r(&e, &saved);
+        }
     }
 }
 

@@ -94,16 +94,23 @@ fn bump<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K) {
 }
 
 impl Metrics {
-    /// One masking decision by `detector` (a detector or field-rule name).
-    pub fn masked(&self, detector: &str) {
+    /// The masking decisions of one event, by detector or field-rule name
+    /// (one lock per event, and none for an event with nothing masked).
+    pub fn masked<'a>(&self, detectors: impl IntoIterator<Item = &'a str>) {
+        let mut it = detectors.into_iter().peekable();
+        if it.peek().is_none() {
+            return;
+        }
         let mut m = self
             .masked
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match m.get_mut(detector) {
-            Some(n) => *n += 1,
-            None => {
-                m.insert(detector.to_owned(), 1);
+        for d in it {
+            match m.get_mut(d) {
+                Some(n) => *n += 1,
+                None => {
+                    m.insert(d.to_owned(), 1);
+                }
             }
         }
     }

@@ -48,6 +48,28 @@ pub struct ServeConfig {
     pub tls: Option<TlsFiles>,
 }
 
+impl Default for ServeConfig {
+    /// The embedded defaults of `cairn serve`: `./cairn-data`, gRPC on
+    /// 127.0.0.1:7400, HTTP on 127.0.0.1:7480, origin `localhost/cairn`,
+    /// the built-in policy, no witnesses, no tokens, no TLS.
+    fn default() -> Self {
+        ServeConfig {
+            data_dir: "./cairn-data".into(),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 7400)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 7480)),
+            origin: "localhost/cairn".into(),
+            policy: None,
+            key_file: None,
+            sequencer: SequencerConfig::default(),
+            witnessing: None,
+            cosign_wait: Duration::from_secs(30),
+            tile_cache_mb: crate::service::DEFAULT_TILE_CACHE_MB,
+            auth: None,
+            tls: None,
+        }
+    }
+}
+
 /// PEM files for TLS.
 #[derive(Clone, Debug)]
 pub struct TlsFiles {

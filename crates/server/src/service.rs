@@ -194,9 +194,7 @@ impl Inner {
             }
         };
         let masked = self.masker.mask(&req.event, ct, now_ms(), &mut os_salt)?;
-        for d in &masked.decisions {
-            crate::metrics::METRICS.masked(&d.detector);
-        }
+        crate::metrics::METRICS.masked(masked.decisions.iter().map(|d| d.detector.as_str()));
         if masked.leaf.len() > MAX_ENTRY_LEN {
             return Err(ServerError::InvalidArgument(format!(
                 "the masked entry is {} bytes; the limit is {MAX_ENTRY_LEN}",

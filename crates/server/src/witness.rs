@@ -23,7 +23,6 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use cairn_client::evidence::Evidence;
 use cairn_client::gossip::{Relation, check_proof, relate, verify_peer_checkpoint};
 use cairn_client::witness::{AddCheckpoint, MAX_BODY, SIZE_CONTENT_TYPE, Witness, WitnessError};
 use cairn_core::Hash;
@@ -90,30 +89,8 @@ struct Shared {
 }
 
 impl Shared {
-    /// Persists evidence and says so loudly. A failure to persist is
-    /// logged at error level too: never silently dropped.
-    fn evidence(&self, e: &Evidence) {
-        match self.witness.evidence().record(e) {
-            Ok(true) => tracing::error!(
-                origin = %e.origin,
-                kind = ?e.kind,
-                source = %e.source,
-                "LOG MISBEHAVIOUR: {}; evidence saved to {}",
-                e.detail,
-                self.witness.evidence().path().display()
-            ),
-            Ok(false) => {}
-            Err(err) => tracing::error!(
-                origin = %e.origin,
-                "LOG MISBEHAVIOUR: {}; the evidence could NOT be saved: {err}",
-                e.detail
-            ),
-        }
-    }
-
     async fn add_checkpoint(self: &Arc<Self>, req: AddCheckpoint) -> Result<String, WitnessError> {
         let me = self.clone();
-        let before = self.witness.evidence().list().map(|l| l.len()).unwrap_or(0);
         let sigs = tokio::task::spawn_blocking(move || me.witness.add_checkpoint(&req, now()))
             .await
             .map_err(|e| WitnessError::Storage(e.to_string()))?;
@@ -126,14 +103,6 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(code)
             .or_default() += 1;
-        if sigs.is_err() {
-            // The witness core saved evidence; say so in the log too.
-            if let Ok(all) = self.witness.evidence().list() {
-                for e in all.iter().skip(before) {
-                    tracing::error!(origin = %e.origin, kind = ?e.kind, "LOG MISBEHAVIOUR: {}", e.detail);
-                }
-            }
-        }
         Ok(sigs?.iter().map(|s| s.line()).collect())
     }
 
@@ -160,7 +129,7 @@ impl Shared {
             let ours = self.witness.latest(&cp.origin);
             match relate(ours.as_ref(), &verified, note, &source, now()) {
                 Relation::Agree => {}
-                Relation::SplitView(e) => self.evidence(&e),
+                Relation::SplitView(e) => self.witness.note_evidence(e),
                 Relation::NeedProof {
                     old_note,
                     new_note,
@@ -188,7 +157,7 @@ impl Shared {
                     if let Some(e) =
                         check_proof(&cp.origin, &old_note, &new_note, proof_ref, &source, now())
                     {
-                        self.evidence(&e);
+                        self.witness.note_evidence(e);
                     }
                 }
             }
@@ -199,7 +168,7 @@ impl Shared {
         self.witness
             .all_latest()
             .into_iter()
-            .map(|r| r.note)
+            .map(|(_, r)| r.note)
             .collect()
     }
 
@@ -397,7 +366,7 @@ async fn http_add_checkpoint(State(s): State<Arc<Shared>>, body: Bytes) -> Respo
 }
 
 async fn http_metrics(State(s): State<Arc<Shared>>) -> Response {
-    let evidence = s.witness.evidence().list().map(|l| l.len()).unwrap_or(0);
+    let evidence = s.witness.evidence().count();
     let mut out = format!(
         "# HELP cairn_witness_evidence_total Pieces of evidence of log misbehaviour recorded.\n# TYPE cairn_witness_evidence_total counter\ncairn_witness_evidence_total {evidence}\n"
     );
@@ -413,11 +382,7 @@ async fn http_metrics(State(s): State<Arc<Shared>>) -> Response {
         ));
     }
     out.push_str("# HELP cairn_witness_cosigned_size Latest cosigned tree size per log.\n# TYPE cairn_witness_cosigned_size gauge\n");
-    for r in s.witness.all_latest() {
-        let origin = cairn_core::Note::parse(r.note.as_bytes())
-            .ok()
-            .and_then(|n| n.text().lines().next().map(str::to_owned))
-            .unwrap_or_default();
+    for (origin, r) in s.witness.all_latest() {
         out.push_str(&format!(
             "cairn_witness_cosigned_size{{origin=\"{}\"}} {}\n",
             origin.replace('\\', "\\\\").replace('"', "\\\""),
@@ -450,12 +415,30 @@ impl WitnessServer {
     pub async fn bind(cfg: &WitnessConfig) -> Result<WitnessServer, ServeError> {
         let cosigner: Cosigner = load_or_create(&cfg.data_dir, "witness", &cfg.name)?;
         let vkey = cosigner.verifier().to_string();
-        let witness = Witness::open(
+        let mut witness = Witness::open(
             &cfg.data_dir,
             cosigner,
             cfg.logs.iter().map(|l| l.vkey.clone()).collect(),
         )
         .map_err(|e| ServeError::Setup(e.to_string()))?;
+        // Evidence, from add-checkpoint or gossip, is said loudly; a
+        // failure to save it too: never silently dropped.
+        let path = witness.evidence().path().display().to_string();
+        witness.set_reporter(Box::new(move |e, saved| match saved {
+            Ok(true) => tracing::error!(
+                origin = %e.origin,
+                kind = ?e.kind,
+                source = %e.source,
+                "LOG MISBEHAVIOUR: {}; evidence saved to {path}",
+                e.detail
+            ),
+            Ok(false) => {}
+            Err(err) => tracing::error!(
+                origin = %e.origin,
+                "LOG MISBEHAVIOUR: {}; the evidence could NOT be saved: {err}",
+                e.detail
+            ),
+        }));
         let http = TcpListener::bind(cfg.http_addr)
             .await
             .map_err(setup(&format!("HTTP address {}", cfg.http_addr)))?;

@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 
 use cairn_core::tile::{TilePath, parse_entry_bundle};
 use cairn_server::pb::log_client::LogClient;
-use cairn_server::{SequencerConfig, ServeConfig, Server, pb};
+use cairn_server::{ServeConfig, Server, pb};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 
@@ -85,14 +85,8 @@ async fn go_sumdb_note_and_tlog_agree() {
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
         http_addr: "127.0.0.1:0".parse().unwrap(),
         origin: "interop.cairn.test/log".into(),
-        policy: None,
-        key_file: None,
-        sequencer: SequencerConfig::default(),
-        witnessing: None,
-        cosign_wait: std::time::Duration::from_secs(10),
         tile_cache_mb: 16,
-        auth: None,
-        tls: None,
+        ..ServeConfig::default()
     };
     let server = Server::bind(&cfg).await.unwrap();
     let (grpc, http) = (server.grpc_addr().unwrap(), server.http_addr().unwrap());

@@ -14,7 +14,7 @@ use cairn_core::note::NoteVerifier;
 use cairn_core::proof::ProofPlan;
 use cairn_core::tile::parse_entry_bundle;
 use cairn_server::pb::log_client::LogClient;
-use cairn_server::{SequencerConfig, ServeConfig, Server, pb};
+use cairn_server::{ServeConfig, Server, pb};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 
@@ -23,15 +23,8 @@ fn config(dir: &std::path::Path) -> ServeConfig {
         data_dir: dir.join("cairn-data"),
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
         http_addr: "127.0.0.1:0".parse().unwrap(),
-        origin: "localhost/cairn".into(),
-        policy: None,
-        key_file: None,
-        sequencer: SequencerConfig::default(),
-        witnessing: None,
-        cosign_wait: std::time::Duration::from_secs(10),
         tile_cache_mb: 16,
-        auth: None,
-        tls: None,
+        ..ServeConfig::default()
     }
 }
 
