@@ -39,7 +39,7 @@ enum Command {
     /// Bearer tokens for `serve --token-file`.
     #[command(subcommand)]
     Token(TokenCmd),
-    /// Generate a log signing key; prints the verifier key.
+    /// Generate a log signing key (or, with --witness, a cosigning key); prints the verifier key.
     Keygen(serve::KeygenArgs),
     /// Append NDJSON events through AppendStream; one JSON receipt per line.
     Append(client::AppendArgs),
