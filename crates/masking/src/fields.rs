@@ -80,6 +80,17 @@ pub(crate) struct FieldRules {
     ac: AhoCorasick,
 }
 
+/// Memoized key + parent lengths at most this long.
+const MEMO_KEY_MAX: usize = 96;
+/// Memo entries per thread before it is cleared.
+const MEMO_ENTRIES: usize = 4096;
+
+type Memo = rustc_hash::FxHashMap<Box<[u8]>, Option<Detector>>;
+
+thread_local! {
+    static MEMO: std::cell::RefCell<Memo> = std::cell::RefCell::new(Memo::default());
+}
+
 /// Longest key part considered (longer keys are truncated: a field name
 /// that long is not a name anyone matches on).
 const MAX: usize = 192;
@@ -145,7 +156,38 @@ impl FieldRules {
 
     /// The detector a field name implies, if any. `parent` is the key of
     /// the enclosing object (for `card.holder`, `card.number`).
+    ///
+    /// Events of one stream repeat the same keys, so answers are memoized
+    /// per thread (the phrase table is built in, so one memo serves every
+    /// masker). The memo is bounded: past [`MEMO_ENTRIES`] it is cleared, so
+    /// a stream of ever-new keys costs one clear per few thousand keys and
+    /// never more memory. Long keys skip it.
     pub(crate) fn classify(&self, key: &str, parent: Option<&str>) -> Option<Detector> {
+        let p = parent.unwrap_or("");
+        if key.len() + p.len() > MEMO_KEY_MAX {
+            return self.classify_uncached(key, parent);
+        }
+        let mut k = [0u8; MEMO_KEY_MAX + 2];
+        k[..key.len()].copy_from_slice(key.as_bytes());
+        // 0xFF never occurs in UTF-8; 0xFE marks "no parent" apart from "".
+        k[key.len()] = if parent.is_some() { 0xFF } else { 0xFE };
+        k[key.len() + 1..key.len() + 1 + p.len()].copy_from_slice(p.as_bytes());
+        let k = &k[..key.len() + 1 + p.len()];
+        MEMO.with(|memo| {
+            let mut memo = memo.borrow_mut();
+            if let Some(&d) = memo.get(k) {
+                return d;
+            }
+            let d = self.classify_uncached(key, parent);
+            if memo.len() >= MEMO_ENTRIES {
+                memo.clear();
+            }
+            memo.insert(k.into(), d);
+            d
+        })
+    }
+
+    fn classify_uncached(&self, key: &str, parent: Option<&str>) -> Option<Detector> {
         let mut buf = [0u8; MAX];
         buf[0] = b'_';
         let mut len = 1;

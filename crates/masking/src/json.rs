@@ -18,6 +18,20 @@ pub(crate) struct Reader<'a> {
     pub(crate) i: usize,
 }
 
+/// Bytes that end the plain part of a JSON string: `"`, `\\` and the
+/// control characters (which must be escaped, RFC 8259 §7).
+const STRING_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 fn err(at: usize, what: &'static str) -> MaskError {
     MaskError::Json { offset: at, what }
 }
@@ -76,23 +90,28 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Reads a string (the opening quote is next). Borrowed when it has no escapes.
-    pub(crate) fn string(&mut self) -> Result<Cow<'a, str>, MaskError> {
+    /// Reads a string (the opening quote is next), with the offset of its
+    /// first byte in the source when it is borrowed (no escapes): such a
+    /// string is also known to need no escaping when written back
+    /// ([`write_plain_str`]).
+    pub(crate) fn string_at(&mut self) -> Result<(Cow<'a, str>, Option<usize>), MaskError> {
         let start = self.i;
         self.expect(b'"', "expected a string")?;
         let body = self.i;
         let s = self.s;
-        // Fast path: find the closing quote or the first escape.
-        let j = match memchr::memchr2(b'"', b'\\', &s[body..]) {
+        // Fast path: one pass to the closing quote, the first escape or a
+        // control character (most strings in events are short, where a
+        // table lookup per byte beats setting up a SIMD search).
+        let j = match s[body..].iter().position(|&c| STRING_STOP[c as usize]) {
             Some(k) => body + k,
             None => return Err(err(start, "unterminated string")),
         };
-        if let Some(k) = s[body..j].iter().position(|&c| c < 0x20) {
-            return Err(err(body + k, "control character in string"));
+        if s[j] < 0x20 {
+            return Err(err(j, "control character in string"));
         }
         if s[j] == b'"' {
             self.i = j + 1;
-            return Ok(Cow::Borrowed(self.slice(body, j)?));
+            return Ok((Cow::Borrowed(self.slice(body, j)?), Some(body)));
         }
         // Slow path: decode escapes.
         let mut out = String::with_capacity(j - body + 16);
@@ -111,7 +130,7 @@ impl<'a> Reader<'a> {
                 None => return Err(err(start, "unterminated string")),
                 Some(b'"') => {
                     self.i = k + 1;
-                    return Ok(Cow::Owned(out));
+                    return Ok((Cow::Owned(out), None));
                 }
                 Some(_) => {
                     let e = *s.get(k + 1).ok_or_else(|| err(k, "unterminated escape"))?;
@@ -221,6 +240,15 @@ fn hex4(s: &[u8], at: usize) -> Result<u32, MaskError> {
     Ok(v)
 }
 
+/// Writes a string known to hold no `"`, `\\` or control character (one
+/// the reader borrowed): its canonical form is the string in quotes.
+pub(crate) fn write_plain_str(out: &mut Vec<u8>, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
 /// Writes `s` as a canonical JSON string: only `"`, `\` and control
 /// characters are escaped (RFC 8785 §3.2.2.2), everything else is UTF-8.
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
@@ -288,11 +316,19 @@ pub(crate) fn write_number(
 }
 
 /// RFC 8785 key order: by UTF-16 code units.
+///
+/// UTF-8 byte order is code point order, and UTF-16 code unit order
+/// differs from it only between a supplementary character (UTF-8 lead
+/// byte `F0`–`F4`, a surrogate pair in UTF-16) and one in `U+E000`–`U+FFFF`
+/// (lead byte `EE` or `EF`). So the first differing byte decides unless one
+/// of the two is `EE` or above.
 pub(crate) fn key_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    if a.is_ascii() && b.is_ascii() {
-        return a.cmp(b);
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    match x.iter().zip(y).position(|(p, q)| p != q) {
+        None => x.len().cmp(&y.len()),
+        Some(i) if x[i] < 0xEE && y[i] < 0xEE => x[i].cmp(&y[i]),
+        Some(_) => a.encode_utf16().cmp(b.encode_utf16()),
     }
-    a.encode_utf16().cmp(b.encode_utf16())
 }
 
 /// Appends an RFC 6901 JSON-pointer segment (`~` → `~0`, `/` → `~1`).
@@ -307,6 +343,29 @@ pub(crate) fn push_pointer(ptr: &mut String, seg: &str) {
             '~' => ptr.push_str("~0"),
             '/' => ptr.push_str("~1"),
             c => ptr.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_cmp;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The byte-wise fast path agrees with UTF-16 code unit order,
+        /// including supplementary characters against U+E000–U+FFFF.
+        #[test]
+        fn key_order_is_utf16_order(
+            a in "[a-c\u{e000}\u{fffd}\u{10000}\u{1f600}é]{0,6}",
+            b in "[a-c\u{e000}\u{fffd}\u{10000}\u{1f600}é]{0,6}",
+        ) {
+            prop_assert_eq!(key_cmp(&a, &b), a.encode_utf16().cmp(b.encode_utf16()));
+        }
+
+        #[test]
+        fn key_order_any_strings(a in any::<String>(), b in any::<String>()) {
+            prop_assert_eq!(key_cmp(&a, &b), a.encode_utf16().cmp(b.encode_utf16()));
         }
     }
 }

@@ -41,8 +41,8 @@ pub use keys::{KeyFileError, TokenKeys};
 pub use policy::{Action, Mode, Policy, PolicyError};
 pub use strategy::{commitment, verify_opening};
 
-use detect::{Engine, Match, MatchKindId};
-use json::{Reader, key_cmp, push_pointer, write_number, write_str};
+use detect::{Engine, Hit, Match, MatchKindId};
+use json::{Reader, key_cmp, push_pointer, write_number, write_plain_str, write_str};
 
 /// Token keys derived per detector name.
 type DerivedKeys = HashMap<String, Zeroizing<[u8; 32]>>;
@@ -284,16 +284,23 @@ impl Masker {
         })?;
         let mut w = Walk {
             m: self,
-            out: Vec::with_capacity(event.len() + 160),
-            ptr: String::new(),
-            path: Vec::new(),
-            decisions: Vec::new(),
+            // The body, then the decisions, the digest and the time: room
+            // for a few decisions without regrowing.
+            out: Vec::with_capacity(event.len() + event.len() / 4 + 320),
+            segs: Vec::with_capacity(8),
+            path: Vec::with_capacity(8),
+            decisions: Vec::with_capacity(4),
             openings: Vec::new(),
             salts,
             matches: Vec::new(),
             pool: Vec::new(),
             scratch: Vec::new(),
+            hits: Vec::with_capacity(16),
+            next_hit: 0,
         };
+        // One trigger pass over the whole event (see detect::find_triggers
+        // for why it equals one pass per string).
+        detect::find_triggers(&self.engine, event, &mut w.hits);
         w.out.extend_from_slice(b"{\"body\":");
         let body_start = w.out.len();
         match content_type {
@@ -313,7 +320,7 @@ impl Masker {
                 }
             }
             ContentType::Text => {
-                w.string(text, Treat::Scan);
+                w.string(text, Treat::Scan, Some(0));
             }
         }
         let body = body_start..w.out.len();
@@ -324,7 +331,7 @@ impl Masker {
             ..
         } = w;
         // One order whatever the input's key order: by pointer, then name.
-        decisions.sort_by(|a, b| {
+        decisions.sort_unstable_by(|a, b| {
             (a.pointer.as_str(), a.detector.as_str(), a.action).cmp(&(
                 b.pointer.as_str(),
                 b.detector.as_str(),
@@ -347,7 +354,7 @@ impl Masker {
         out.extend_from_slice(b"],\"policy\":\"");
         out.extend_from_slice(self.digest.as_bytes());
         out.extend_from_slice(b"\",\"ts\":");
-        out.extend_from_slice(ts_ms.to_string().as_bytes());
+        out.extend_from_slice(itoa::Buffer::new().format(ts_ms).as_bytes());
         out.extend_from_slice(b",\"v\":1}");
         Ok(Masked {
             leaf: out,
@@ -363,7 +370,9 @@ type Member<'a> = (Cow<'a, str>, usize, usize);
 struct Walk<'a, 'm, 's> {
     m: &'m Masker,
     out: Vec<u8>,
-    ptr: String,
+    /// Where the walk is: the JSON pointer's segments, built into a string
+    /// only when a decision or opening needs it.
+    segs: Vec<Seg<'a>>,
     path: Vec<Cow<'a, str>>,
     decisions: Vec<Decision>,
     openings: Vec<Opening>,
@@ -371,18 +380,46 @@ struct Walk<'a, 'm, 's> {
     matches: Vec<Match>,
     pool: Vec<Vec<Member<'a>>>,
     scratch: Vec<u8>,
+    /// Triggers found in the whole event, in order.
+    hits: Vec<Hit>,
+    /// First hit not before the string being scanned (strings are visited
+    /// in source order).
+    next_hit: usize,
+}
+
+/// One step of a JSON pointer: an object key (as written, i.e. masked)
+/// or an array index.
+enum Seg<'a> {
+    Key(Cow<'a, str>),
+    Index(usize),
 }
 
 impl<'a, 'm> Walk<'a, 'm, '_> {
+    /// The RFC 6901 pointer to the current value.
+    fn pointer(&self) -> String {
+        let mut p = String::with_capacity(self.segs.len() * 12);
+        for s in &self.segs {
+            match s {
+                Seg::Key(k) => push_pointer(&mut p, k),
+                Seg::Index(i) => {
+                    p.push('/');
+                    p.push_str(itoa::Buffer::new().format(*i));
+                }
+            }
+        }
+        p
+    }
+
     fn decide(&mut self, who: &str, action: Action) {
         let action = action.name();
+        let pointer = self.pointer();
         if !self
             .decisions
             .iter()
-            .any(|d| d.pointer == self.ptr && d.detector == who && d.action == action)
+            .any(|d| d.pointer == pointer && d.detector == who && d.action == action)
         {
             self.decisions.push(Decision {
-                pointer: self.ptr.clone(),
+                pointer,
                 detector: who.to_owned(),
                 action,
             });
@@ -417,7 +454,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 let salt = self.salts.salt();
                 let c = strategy::commitment(&salt, value);
                 self.openings.push(Opening {
-                    pointer: self.ptr.clone(),
+                    pointer: self.pointer(),
                     detector: name.to_owned(),
                     commitment: c.clone(),
                     salt,
@@ -435,8 +472,30 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         out
     }
 
+    /// The triggers inside `at..at + len` of the event, or `None` when the
+    /// hits do not line up with that range (then the string is scanned on
+    /// its own).
+    fn hits_in(&mut self, at: usize, len: usize) -> Option<std::ops::Range<usize>> {
+        let hits = &self.hits;
+        let mut i = self.next_hit;
+        while i < hits.len() && hits[i].start() < at {
+            i += 1;
+        }
+        let first = i;
+        while i < hits.len() && hits[i].start() < at + len {
+            if hits[i].end() > at + len {
+                return None;
+            }
+            i += 1;
+        }
+        self.next_hit = i;
+        Some(first..i)
+    }
+
     /// Masks a string value per `treat`. Returns false if it is dropped.
-    fn string(&mut self, s: &str, treat: Treat<'_>) -> bool {
+    /// `at` is the string's offset in the event when it is borrowed from
+    /// it (no escapes).
+    fn string(&mut self, s: &str, treat: Treat<'_>, at: Option<usize>) -> bool {
         let replaced = match treat {
             Treat::Keep => None,
             Treat::Whole(who, action) => match self.apply(who, action, s) {
@@ -449,17 +508,19 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                     Some(v) => Some(v),
                 }
             }
-            Treat::Scan => self.scan(s),
+            Treat::Scan => self.scan(s, at),
         };
         match replaced {
+            None if at.is_some() => write_plain_str(&mut self.out, s),
             None => write_str(&mut self.out, s),
             Some(v) => write_str(&mut self.out, &v),
         }
         true
     }
 
-    /// Runs the detectors over `s`; `Some(masked)` if anything matched.
-    fn scan(&mut self, s: &str) -> Option<String> {
+    /// Runs the detectors over `s` (at offset `at` of the event when it is
+    /// a slice of it); `Some(masked)` if anything matched.
+    fn scan(&mut self, s: &str, at: Option<usize>) -> Option<String> {
         let mut matches = std::mem::take(&mut self.matches);
         matches.clear();
         for (i, c) in self.m.policy.custom.iter().enumerate() {
@@ -472,7 +533,12 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 }
             }
         }
-        detect::scan_builtin(&self.m.engine, s, &mut matches);
+        match at.and_then(|at| Some((at, self.hits_in(at, s.len())?))) {
+            Some((at, range)) => {
+                detect::scan_with_hits(s, &self.hits[range], at, &mut matches);
+            }
+            None => detect::scan_builtin(&self.m.engine, s, &mut matches),
+        }
         if matches.is_empty() {
             self.matches = matches;
             return None;
@@ -526,8 +592,8 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
             Some(b'{') => self.object(r, treat, depth + 1).map(|()| true),
             Some(b'[') => self.array(r, treat, depth + 1).map(|()| true),
             Some(b'"') => {
-                let s = r.string()?;
-                Ok(self.string(&s, treat))
+                let (s, at) = r.string_at()?;
+                Ok(self.string(&s, treat, at))
             }
             Some(b't' | b'f' | b'n') => {
                 let (lit, text): (&'static [u8], &str) = match r.peek() {
@@ -537,7 +603,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 };
                 r.literal(lit)?;
                 match treat {
-                    Treat::Unlisted if text != "null" => Ok(self.string(text, treat)),
+                    Treat::Unlisted if text != "null" => Ok(self.string(text, treat, None)),
                     _ => {
                         self.out.extend_from_slice(lit);
                         Ok(true)
@@ -549,12 +615,12 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 let (text, integer) = r.number()?;
                 match treat {
                     Treat::Keep => write_number(&mut self.out, text, integer, at).map(|()| true),
-                    Treat::Whole(..) | Treat::Unlisted => Ok(self.string(text, treat)),
+                    Treat::Whole(..) | Treat::Unlisted => Ok(self.string(text, treat, None)),
                     Treat::Scan => {
                         // Long integers can be card numbers, SSNs or phones.
                         if integer
                             && text.len() >= 9
-                            && let Some(masked) = self.scan(text)
+                            && let Some(masked) = self.scan(text, Some(at))
                         {
                             write_str(&mut self.out, &masked);
                             return Ok(true);
@@ -598,12 +664,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         let mut index = 0usize;
         let mut written = 0usize;
         loop {
-            let ptr_len = self.ptr.len();
-            {
-                use std::fmt::Write;
-                // Writing into a String cannot fail.
-                let _ = write!(self.ptr, "/{index}");
-            }
+            self.segs.push(Seg::Index(index));
             let mark = self.out.len();
             if written > 0 {
                 self.out.push(b',');
@@ -613,7 +674,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
             } else {
                 self.out.truncate(mark);
             }
-            self.ptr.truncate(ptr_len);
+            self.segs.pop();
             index += 1;
             if !r.more(b']', "expected ',' or ']'")? {
                 break;
@@ -679,7 +740,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         r.expect(b'{', "expected an object")?;
         self.out.push(b'{');
         let first = self.out.len();
-        let mut members = self.pool.pop().unwrap_or_default();
+        let mut members = self.pool.pop().unwrap_or_else(|| Vec::with_capacity(16));
         members.clear();
         r.ws();
         if r.peek() == Some(b'}') {
@@ -687,12 +748,11 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         } else {
             loop {
                 r.ws();
-                let key = r.string()?;
+                let (key, key_at) = r.string_at()?;
                 r.ws();
                 r.expect(b':', "expected ':'")?;
-                let ptr_len = self.ptr.len();
                 let (out_key, key_hit) = self.mask_key(key.clone(), treat);
-                push_pointer(&mut self.ptr, &out_key);
+                self.segs.push(Seg::Key(out_key.clone()));
                 if let Some(name) = key_hit {
                     self.decide(name, Action::Redact);
                 }
@@ -705,7 +765,11 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                     self.out.push(b',');
                 }
                 let seg = self.out.len();
-                write_str(&mut self.out, &out_key);
+                match (&out_key, key_at) {
+                    // Borrowed and unchanged: nothing to escape.
+                    (Cow::Borrowed(_), Some(_)) => write_plain_str(&mut self.out, &out_key),
+                    _ => write_str(&mut self.out, &out_key),
+                }
                 self.out.push(b':');
                 let keep = self.value(r, mt, depth)?;
                 if keep {
@@ -714,7 +778,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                     self.out.truncate(mark);
                 }
                 self.path.pop();
-                self.ptr.truncate(ptr_len);
+                self.segs.pop();
                 if !r.more(b'}', "expected ',' or '}'")? {
                     break;
                 }
@@ -725,7 +789,8 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
             .windows(2)
             .all(|w| key_cmp(&w[0].0, &w[1].0).is_lt());
         if !sorted {
-            members.sort_by(|a, b| key_cmp(&a.0, &b.0));
+            // Equal keys are refused just below, so stability is moot.
+            members.sort_unstable_by(|a, b| key_cmp(&a.0, &b.0));
             if members.windows(2).any(|w| w[0].0 == w[1].0) {
                 return Err(MaskError::DuplicateKey { offset: obj_at });
             }

@@ -7,7 +7,11 @@ use crate::detect::Detector;
 
 /// `[REDACTED:<detector>]`.
 pub(crate) fn redact(detector: &str) -> String {
-    format!("[REDACTED:{detector}]")
+    let mut s = String::with_capacity(detector.len() + 11);
+    s.push_str("[REDACTED:");
+    s.push_str(detector);
+    s.push(']');
+    s
 }
 
 /// Keeps `first` leading and `last` trailing characters, `*` for the rest.

@@ -72,6 +72,49 @@ pub struct LogService {
 /// The proof tile cache's default size: 8,192 expanded tiles.
 pub const DEFAULT_TILE_CACHE_MB: usize = 128;
 
+/// Checks one decoded `AppendRequest` and masks its event: every check a
+/// client's bytes go through before the sequencer sees them (the fuzz
+/// target `append_request` drives it with arbitrary protobuf). Errors name
+/// sizes and limits, never content.
+pub fn check_append(
+    masker: &Masker,
+    req: &pb::AppendRequest,
+    now_ms: u64,
+    salts: &mut dyn cairn_masking::SaltSource,
+) -> Result<Masked, ServerError> {
+    if !req.policy.is_empty() && req.policy != "default" {
+        // The name is not echoed: a client could put anything in it.
+        return Err(ServerError::InvalidArgument(format!(
+            "unknown policy name ({} bytes); this server has \"default\"",
+            req.policy.len()
+        )));
+    }
+    if req.idempotency_key.len() > MAX_IDEMPOTENCY_KEY {
+        return Err(ServerError::InvalidArgument(format!(
+            "idempotency key is {} bytes; the limit is {MAX_IDEMPOTENCY_KEY}",
+            req.idempotency_key.len()
+        )));
+    }
+    let ct = match pb::ContentType::try_from(req.content_type) {
+        Ok(pb::ContentType::Unspecified | pb::ContentType::Json) => ContentType::Json,
+        Ok(pb::ContentType::Text) => ContentType::Text,
+        Err(_) => {
+            return Err(ServerError::InvalidArgument(format!(
+                "unknown content type {}",
+                req.content_type
+            )));
+        }
+    };
+    let masked = masker.mask(&req.event, ct, now_ms, salts)?;
+    if masked.leaf.len() > MAX_ENTRY_LEN {
+        return Err(ServerError::InvalidArgument(format!(
+            "the masked entry is {} bytes; the limit is {MAX_ENTRY_LEN}",
+            masked.leaf.len()
+        )));
+    }
+    Ok(masked)
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -170,37 +213,8 @@ impl Inner {
 
     /// Checks and masks a request (no content in any error).
     fn mask(&self, req: &pb::AppendRequest) -> Result<Masked, ServerError> {
-        if !req.policy.is_empty() && req.policy != "default" {
-            // The name is not echoed: a client could put anything in it.
-            return Err(ServerError::InvalidArgument(format!(
-                "unknown policy name ({} bytes); this server has \"default\"",
-                req.policy.len()
-            )));
-        }
-        if req.idempotency_key.len() > MAX_IDEMPOTENCY_KEY {
-            return Err(ServerError::InvalidArgument(format!(
-                "idempotency key is {} bytes; the limit is {MAX_IDEMPOTENCY_KEY}",
-                req.idempotency_key.len()
-            )));
-        }
-        let ct = match pb::ContentType::try_from(req.content_type) {
-            Ok(pb::ContentType::Unspecified | pb::ContentType::Json) => ContentType::Json,
-            Ok(pb::ContentType::Text) => ContentType::Text,
-            Err(_) => {
-                return Err(ServerError::InvalidArgument(format!(
-                    "unknown content type {}",
-                    req.content_type
-                )));
-            }
-        };
-        let masked = self.masker.mask(&req.event, ct, now_ms(), &mut os_salt)?;
+        let masked = check_append(&self.masker, req, now_ms(), &mut os_salt)?;
         crate::metrics::METRICS.masked(masked.decisions.iter().map(|d| d.detector.as_str()));
-        if masked.leaf.len() > MAX_ENTRY_LEN {
-            return Err(ServerError::InvalidArgument(format!(
-                "the masked entry is {} bytes; the limit is {MAX_ENTRY_LEN}",
-                masked.leaf.len()
-            )));
-        }
         Ok(masked)
     }
 
