@@ -365,13 +365,17 @@ pub(crate) fn scan_with_hits(s: &str, hits: &[Hit], base: usize, out: &mut Vec<M
         return;
     }
     let mut flags = [false; 12];
-    // Start/end of keyword and authorization triggers, for their detectors
-    // (few per string: kept on the stack).
-    let mut keywords = Buf::<(usize, usize), 16>::new();
-    let mut auths = Buf::<(usize, usize), 16>::new();
+    for h in hits {
+        flags[h.trigger as usize] = true;
+    }
+    if !flags[Trigger::Keyword as usize] && !flags[Trigger::Auth as usize] {
+        return scan_flags(s, &flags, &[], &[], out);
+    }
+    // Start/end of keyword and authorization triggers, for their detectors.
+    let mut keywords = Vec::new();
+    let mut auths = Vec::new();
     for h in hits {
         let (start, end) = (h.start - base, h.end - base);
-        flags[h.trigger as usize] = true;
         match h.trigger {
             Trigger::Keyword => keywords.push((start, end)),
             Trigger::Auth => {
@@ -385,26 +389,7 @@ pub(crate) fn scan_with_hits(s: &str, hits: &[Hit], base: usize, out: &mut Vec<M
             _ => {}
         }
     }
-    if keywords.overflowed() || auths.overflowed() {
-        // More keywords than the stack buffer holds: collect them all.
-        let mut kw = Vec::new();
-        let mut au = Vec::new();
-        for h in hits {
-            let (start, end) = (h.start - base, h.end - base);
-            match h.trigger {
-                Trigger::Keyword => kw.push((start, end)),
-                Trigger::Auth => {
-                    au.push((start, end));
-                    if b[start].eq_ignore_ascii_case(&b't') {
-                        kw.push((start, end - 1));
-                    }
-                }
-                _ => {}
-            }
-        }
-        return scan_flags(s, &flags, &kw, &au, out);
-    }
-    scan_flags(s, &flags, keywords.as_slice(), auths.as_slice(), out)
+    scan_flags(s, &flags, &keywords, &auths, out)
 }
 
 fn scan_flags(
@@ -479,7 +464,9 @@ fn scan_flags(
     if c.digits >= 4 && c.dots >= 3 {
         ipv4s(b, &mut |r| push(out, r, Detector::Ipv4));
     }
-    if c.colons >= 2 {
+    // An IPv6 address (or a truncated one) has "::" or three colons at
+    // least (see `ipv6s`): times like 20:03:17 skip it.
+    if c.colons >= 3 || (c.colons == 2 && memchr::memmem::find(b, b"::").is_some()) {
         ipv6s(s, &mut |r| push(out, r, Detector::Ipv6));
     }
 }
