@@ -13,6 +13,20 @@
 //! `cairn token new --name N --scopes append,read` prints a fresh token and
 //! the entry to add. Clients send `authorization: Bearer <token>`.
 //!
+//! **Client certificates.** With mTLS (a client CA configured), the same
+//! file can name identities by certificate instead of by token:
+//!
+//! ```toml
+//! [[client_cert]]
+//! name = "ingest-eu-2"                          # the identity
+//! dns_name = "ingest-eu-2.clients.example.com"  # a DNS name the certificate is valid for
+//! scopes = ["append"]
+//! ```
+//!
+//! A request without a bearer token whose verified client certificate is
+//! valid for a listed `dns_name` (subjectAltName, checked by webpki) acts
+//! as that identity. A bearer token, when present, takes precedence.
+//!
 //! | RPC | scope |
 //! |---|---|
 //! | `Append`, `AppendStream` | `append` |
@@ -34,7 +48,6 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 use tonic::Status;
-use tonic::metadata::MetadataMap;
 
 /// What a token may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -53,6 +66,24 @@ pub enum Scope {
 struct TokenFile {
     #[serde(default)]
     token: Vec<FileToken>,
+    #[serde(default)]
+    client_cert: Vec<FileCert>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCert {
+    name: String,
+    dns_name: String,
+    scopes: Vec<Scope>,
+}
+
+/// One identity known by its client certificate's DNS name.
+#[derive(Clone, Debug)]
+struct CertIdentity {
+    name: Arc<str>,
+    dns_name: rustls_pki_types::ServerName<'static>,
+    scopes: Vec<Scope>,
 }
 
 #[derive(serde::Deserialize)]
@@ -75,6 +106,7 @@ struct Token {
 #[derive(Clone, Debug, Default)]
 pub struct AuthConfig {
     tokens: Vec<Token>,
+    certs: Vec<CertIdentity>,
     /// Reads need no token.
     pub public_reads: bool,
     /// Appends per second per identity (`None`: unlimited).
@@ -143,8 +175,41 @@ impl AuthConfig {
                 scopes: t.scopes,
             });
         }
+        let mut certs: Vec<CertIdentity> = Vec::new();
+        for (i, c) in parsed.client_cert.into_iter().enumerate() {
+            let line = text
+                .match_indices("[[client_cert]]")
+                .nth(i)
+                .map_or(0, |(at, _)| text[..at].matches('\n').count() + 1);
+            let dns_name = rustls_pki_types::ServerName::try_from(c.dns_name.as_str())
+                .ok()
+                .filter(|n| matches!(n, rustls_pki_types::ServerName::DnsName(_)))
+                .map(|n| n.to_owned())
+                .ok_or_else(|| {
+                    err(
+                        line,
+                        format!("client_cert {:?}: dns_name is not a DNS name", c.name),
+                    )
+                })?;
+            if c.scopes.is_empty() {
+                return Err(err(line, format!("client_cert {:?}: no scopes", c.name)));
+            }
+            if certs.iter().any(|o| *o.name == *c.name) || tokens.iter().any(|t| *t.name == *c.name)
+            {
+                return Err(err(
+                    line,
+                    format!("client_cert {:?}: duplicate name", c.name),
+                ));
+            }
+            certs.push(CertIdentity {
+                name: c.name.into(),
+                dns_name,
+                scopes: c.scopes,
+            });
+        }
         Ok(AuthConfig {
             tokens,
+            certs,
             public_reads: true,
             rate: None,
             burst: 1.0,
@@ -155,6 +220,11 @@ impl AuthConfig {
     /// Tokens configured.
     pub fn token_count(&self) -> usize {
         self.tokens.len()
+    }
+
+    /// Client-certificate identities configured.
+    pub fn client_cert_count(&self) -> usize {
+        self.certs.len()
     }
 }
 
@@ -237,41 +307,90 @@ impl Authorizer {
     /// `need`: `UNAUTHENTICATED` without a known token, `PERMISSION_DENIED`
     /// without the scope.
     pub fn check_header(&self, header: Option<&str>, need: Scope) -> Result<Identity, Status> {
+        self.check_credentials(header, None, need)
+    }
+
+    /// The identity behind a bearer token or, without one, behind the
+    /// verified client certificate `peer` (end-entity first, as rustls
+    /// hands it over): `UNAUTHENTICATED` when neither names a known
+    /// identity, `PERMISSION_DENIED` without the scope.
+    pub fn check_credentials(
+        &self,
+        header: Option<&str>,
+        peer: Option<&[rustls_pki_types::CertificateDer<'_>]>,
+        need: Scope,
+    ) -> Result<Identity, Status> {
         let token = header
             .and_then(|h| {
                 h.strip_prefix("Bearer ")
                     .or_else(|| h.strip_prefix("bearer "))
             })
             .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                Status::unauthenticated("missing bearer token (authorization: Bearer <token>)")
-            })?;
-        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let t = self
-            .cfg
-            .tokens
-            .iter()
-            .find(|t| t.hash == hash)
-            .ok_or_else(|| Status::unauthenticated("unknown bearer token"))?;
-        if t.scopes.contains(&need) || t.scopes.contains(&Scope::Admin) {
-            Ok(Identity(t.name.clone()))
+            .filter(|t| !t.is_empty());
+        let (name, scopes) = match token {
+            Some(token) => {
+                let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+                let t = self
+                    .cfg
+                    .tokens
+                    .iter()
+                    .find(|t| t.hash == hash)
+                    .ok_or_else(|| Status::unauthenticated("unknown bearer token"))?;
+                (&t.name, &t.scopes)
+            }
+            None => {
+                let c = peer
+                    .and_then(|chain| chain.first())
+                    .and_then(|der| self.cert_identity(der))
+                    .ok_or_else(|| {
+                        Status::unauthenticated(if peer.is_some_and(|p| !p.is_empty()) {
+                            "the client certificate names no known identity and no bearer token was sent"
+                        } else {
+                            "missing bearer token (authorization: Bearer <token>)"
+                        })
+                    })?;
+                (&c.name, &c.scopes)
+            }
+        };
+        if scopes.contains(&need) || scopes.contains(&Scope::Admin) {
+            Ok(Identity(name.clone()))
         } else {
             Err(Status::permission_denied(format!(
                 "identity {:?} lacks the {need:?} scope",
-                &*t.name
+                &**name
             )))
         }
     }
 
-    /// [`Authorizer::check_header`] on gRPC metadata; reads pass without a
-    /// token when they are public.
-    pub fn check(&self, md: &MetadataMap, need: Scope) -> Result<Option<Identity>, Status> {
+    /// The configured identity whose DNS name the certificate is valid for.
+    fn cert_identity(&self, der: &rustls_pki_types::CertificateDer<'_>) -> Option<&CertIdentity> {
+        if self.cfg.certs.is_empty() {
+            return None;
+        }
+        let ee = webpki::EndEntityCert::try_from(der).ok()?;
+        self.cfg
+            .certs
+            .iter()
+            .find(|c| ee.verify_is_valid_for_subject_name(&c.dns_name).is_ok())
+    }
+
+    /// [`Authorizer::check_credentials`] on a gRPC request; reads pass
+    /// without credentials when they are public.
+    pub fn check<T>(
+        &self,
+        req: &tonic::Request<T>,
+        need: Scope,
+    ) -> Result<Option<Identity>, Status> {
         if need == Scope::Read && self.cfg.public_reads {
             return Ok(None);
         }
-        let h = md.get("authorization").and_then(|v| v.to_str().ok());
-        self.check_header(h, need).map(Some)
+        let h = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        let peer = req.peer_certs();
+        self.check_credentials(h, peer.as_deref().map(Vec::as_slice), need)
+            .map(Some)
     }
 
     /// Takes `n` appends from the identity's bucket, or says when to retry.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cairn_core::hash::LeafIndex;
@@ -28,17 +28,46 @@ struct Http {
     auth: Option<Arc<Authorizer>>,
 }
 
+/// A request's credentials: its `authorization` header and, on an mTLS
+/// connection, the client's verified certificate chain.
+pub(crate) struct Creds {
+    header: Option<String>,
+    peer: Option<Arc<Vec<rustls_pki_types::CertificateDer<'static>>>>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Creds {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Creds {
+            header: parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            peer: parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<crate::tls::PeerCerts>>()
+                .and_then(|c| c.0.0.clone()),
+        })
+    }
+}
+
 impl Http {
     /// `None` if allowed; otherwise the 401/403 answer.
-    fn deny(&self, headers: &HeaderMap, need: Scope) -> Option<Response> {
+    fn deny(&self, creds: &Creds, need: Scope) -> Option<Response> {
         let a = self.auth.as_ref()?;
         if a.public_reads() {
             return None;
         }
-        let h = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        match a.check_header(h, need) {
+        match a.check_credentials(
+            creds.header.as_deref(),
+            creds.peer.as_deref().map(Vec::as_slice),
+            need,
+        ) {
             Ok(_) => None,
             Err(s) => {
                 let code = if s.code() == tonic::Code::Unauthenticated {
@@ -82,8 +111,8 @@ fn text(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-async fn checkpoint(State(h): State<Http>, headers: HeaderMap) -> Response {
-    if let Some(r) = h.deny(&headers, Scope::Read) {
+async fn checkpoint(State(h): State<Http>, creds: Creds) -> Response {
+    if let Some(r) = h.deny(&creds, Scope::Read) {
         return r;
     }
     let note = match &h.witnessing {
@@ -107,16 +136,16 @@ async fn checkpoint(State(h): State<Http>, headers: HeaderMap) -> Response {
     r
 }
 
-async fn metrics(State(h): State<Http>, headers: HeaderMap) -> Response {
-    if let Some(r) = h.deny(&headers, Scope::Admin) {
+async fn metrics(State(h): State<Http>, creds: Creds) -> Response {
+    if let Some(r) = h.deny(&creds, Scope::Admin) {
         return r;
     }
     let size = h.seq.head().borrow().size.0;
     text(StatusCode::OK, crate::metrics::METRICS.render(size))
 }
 
-async fn tile(State(h): State<Http>, Path(rest): Path<String>, headers: HeaderMap) -> Response {
-    if let Some(r) = h.deny(&headers, Scope::Read) {
+async fn tile(State(h): State<Http>, Path(rest): Path<String>, creds: Creds) -> Response {
+    if let Some(r) = h.deny(&creds, Scope::Read) {
         return r;
     }
     let path = format!("tile/{rest}");

@@ -251,9 +251,12 @@ pub(crate) async fn serve_http(
 ) -> std::io::Result<()> {
     match tls {
         Some(cfg) => {
-            axum::serve(crate::tls::TlsListener::new(tcp, cfg)?, router)
-                .with_graceful_shutdown(shutdown)
-                .await
+            axum::serve(
+                crate::tls::TlsListener::new(tcp, cfg)?,
+                router.into_make_service_with_connect_info::<crate::tls::PeerCerts>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
         }
         None => {
             axum::serve(

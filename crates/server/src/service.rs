@@ -192,14 +192,10 @@ impl LogService {
 impl Inner {
     /// Checks the caller's credentials for `need` (nothing to check on an
     /// open log).
-    fn authorize(
-        &self,
-        md: &tonic::metadata::MetadataMap,
-        need: Scope,
-    ) -> Result<Option<Identity>, Status> {
+    fn authorize<T>(&self, req: &Request<T>, need: Scope) -> Result<Option<Identity>, Status> {
         match &self.auth {
             None => Ok(None),
-            Some(a) => a.check(md, need),
+            Some(a) => a.check(req, need),
         }
     }
 
@@ -405,7 +401,7 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<pb::AppendRequest>,
     ) -> Result<Response<pb::Receipt>, Status> {
-        let id = self.inner.authorize(request.metadata(), Scope::Append)?;
+        let id = self.inner.authorize(&request, Scope::Append)?;
         self.inner.take(id.as_ref())?;
         let req = request.into_inner();
         let masked = self.inner.mask(&req)?;
@@ -429,7 +425,7 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<Streaming<pb::AppendRequest>>,
     ) -> Result<Response<Self::AppendStreamStream>, Status> {
-        let id = self.inner.authorize(request.metadata(), Scope::Append)?;
+        let id = self.inner.authorize(&request, Scope::Append)?;
         let slot = match &self.inner.auth {
             Some(a) => a.open_stream(id.as_ref())?,
             None => None,
@@ -510,7 +506,7 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<pb::GetCheckpointRequest>,
     ) -> Result<Response<pb::SignedCheckpoint>, Status> {
-        self.inner.authorize(request.metadata(), Scope::Read)?;
+        self.inner.authorize(&request, Scope::Read)?;
         if !request.get_ref().cosigned {
             return Ok(Response::new(head_pb(&self.inner.latest())));
         }
@@ -534,7 +530,7 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<pb::GetInclusionProofRequest>,
     ) -> Result<Response<pb::InclusionProof>, Status> {
-        self.inner.authorize(request.metadata(), Scope::Read)?;
+        self.inner.authorize(&request, Scope::Read)?;
         let req = request.into_inner();
         let size = self.inner.tree_size(req.tree_size)?;
         let store = self.inner.store.clone();
@@ -582,7 +578,7 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<pb::GetConsistencyProofRequest>,
     ) -> Result<Response<pb::ConsistencyProof>, Status> {
-        self.inner.authorize(request.metadata(), Scope::Read)?;
+        self.inner.authorize(&request, Scope::Read)?;
         let req = request.into_inner();
         let new = self.inner.tree_size(req.new_size)?;
         let old = TreeSize(req.old_size);
@@ -609,7 +605,7 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<pb::GetEntriesRequest>,
     ) -> Result<Response<Self::GetEntriesStream>, Status> {
-        self.inner.authorize(request.metadata(), Scope::Read)?;
+        self.inner.authorize(&request, Scope::Read)?;
         let req = request.into_inner();
         let size = self.inner.latest().size.0;
         if req.start > req.end {
@@ -664,7 +660,7 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<pb::WatchCheckpointsRequest>,
     ) -> Result<Response<Self::WatchCheckpointsStream>, Status> {
-        self.inner.authorize(request.metadata(), Scope::Read)?;
+        self.inner.authorize(&request, Scope::Read)?;
         let stream = WatchStream::new(self.inner.seq.head()).map(|h| Ok(head_pb(&h)));
         Ok(Response::new(Box::pin(stream)))
     }

@@ -118,3 +118,24 @@ impl axum::serve::Listener for TlsListener {
         Ok(self.local)
     }
 }
+
+/// The client's certificate chain on an HTTPS connection (end-entity
+/// first), verified by rustls against the client CA: the connect info of
+/// every TLS connection, read by the authorizer for certificate identities.
+#[derive(Clone, Debug, Default)]
+pub struct PeerCerts(pub Option<Arc<Vec<CertificateDer<'static>>>>);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for PeerCerts
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        PeerCerts(
+            stream
+                .io()
+                .get_ref()
+                .1
+                .peer_certificates()
+                .map(|c| Arc::new(c.iter().map(|d| d.clone().into_owned()).collect())),
+        )
+    }
+}

@@ -564,3 +564,153 @@ async fn tls_and_mtls() {
     let err = Server::bind(&cfg).await.err().unwrap().to_string();
     assert!(err.contains("readable by group or others"), "{err}");
 }
+
+/// Identities from mTLS client certificates: with private reads, a client
+/// whose certificate is valid for a `[[client_cert]]` DNS name acts as that
+/// identity over gRPC and HTTPS (scopes enforced), one from the same CA
+/// but unnamed gets UNAUTHENTICATED (HTTP 401), and a bearer token still
+/// works over the same mTLS connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificate_identities() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use rustls_pki_types::pem::PemObject;
+    use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "cairn test CA");
+    let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
+    let leaf = |name: &str| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let write = |name: &str, text: &str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    };
+    let (server_cert, server_key) = leaf("localhost");
+    let ingest = leaf("ingest.clients.test");
+    let reader = leaf("reader.clients.test");
+    let stranger = leaf("stranger.clients.test");
+    let token = "cairn_tok_certtest_0123456789abcdef";
+    let file = format!(
+        "[[client_cert]]\nname = \"ingest\"\ndns_name = \"ingest.clients.test\"\nscopes = [\"append\", \"read\"]\n\n\
+         [[client_cert]]\nname = \"reader\"\ndns_name = \"reader.clients.test\"\nscopes = [\"read\"]\n\n\
+         [[token]]\nname = \"ops\"\nsha256 = \"{}\"\nscopes = [\"admin\"]\n",
+        cairn_server::auth::token_hash_hex(token)
+    );
+    let mut auth = cairn_server::auth::AuthConfig::from_toml("tokens.toml", &file).unwrap();
+    assert_eq!(auth.client_cert_count(), 2);
+    auth.public_reads = false;
+    let mut cfg = config(tmp.path());
+    cfg.auth = Some(auth);
+    cfg.tls = Some(cairn_server::TlsFiles {
+        cert: write("server.pem", &server_cert),
+        key: write("server.key", &server_key),
+        client_ca: Some(write("ca.pem", &ca.pem())),
+    });
+    let server = Server::bind(&cfg).await.unwrap();
+    let port = server.grpc_addr().unwrap().port();
+    let https = server.http_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async {
+        let _ = stop_rx.await;
+    }));
+    let client = |id: &(String, String)| {
+        let (c, k, ca) = (id.0.clone(), id.1.clone(), ca.pem());
+        async move {
+            let tls = ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(ca))
+                .domain_name("localhost")
+                .identity(Identity::from_pem(c, k));
+            let ch = Channel::from_shared(format!("https://localhost:{port}"))
+                .unwrap()
+                .tls_config(tls)
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            LogClient::new(ch)
+        }
+    };
+    let append = pb::AppendRequest {
+        event: br#"{"action":"cert.login"}"#.to_vec(),
+        ..Default::default()
+    };
+    // ingest: append and read by certificate alone.
+    let mut c = client(&ingest).await;
+    let r = c.append(append.clone()).await.unwrap().into_inner();
+    assert_eq!(r.index, 0);
+    c.get_checkpoint(pb::GetCheckpointRequest::default())
+        .await
+        .unwrap();
+    // reader: reads, but may not append.
+    let mut c = client(&reader).await;
+    c.get_checkpoint(pb::GetCheckpointRequest::default())
+        .await
+        .unwrap();
+    let s = c.append(append.clone()).await.unwrap_err();
+    assert_eq!(s.code(), tonic::Code::PermissionDenied, "{s}");
+    assert!(s.message().contains("reader"), "{}", s.message());
+    // stranger: same CA, no identity.
+    let mut c = client(&stranger).await;
+    let s = c
+        .get_checkpoint(pb::GetCheckpointRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), tonic::Code::Unauthenticated, "{s}");
+    // ...unless it also sends a token (which takes precedence).
+    let mut req = tonic::Request::new(append.clone());
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    assert_eq!(c.append(req).await.unwrap().into_inner().index, 1);
+    // HTTPS: the same identities.
+    let get = |id: (String, String)| {
+        let ca = ca.pem();
+        async move {
+            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(rustls_pki_types::CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
+                .unwrap();
+            let cfg = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_client_auth_cert(
+                    vec![
+                        rustls_pki_types::CertificateDer::from_pem_slice(id.0.as_bytes()).unwrap(),
+                    ],
+                    rustls_pki_types::PrivateKeyDer::from_pem_slice(id.1.as_bytes()).unwrap(),
+                )
+                .unwrap();
+            let tcp = tokio::net::TcpStream::connect(https).await.unwrap();
+            let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+            let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+                .connect(name, tcp)
+                .await
+                .unwrap();
+            tls.write_all(
+                b"GET /checkpoint HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .unwrap();
+            let mut buf = Vec::new();
+            let _ = tls.read_to_end(&mut buf).await;
+            String::from_utf8_lossy(&buf).into_owned()
+        }
+    };
+    let r = get(reader.clone()).await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    let r = get(stranger.clone()).await;
+    assert!(r.starts_with("HTTP/1.1 401"), "{r}");
+    stop_tx.send(()).unwrap();
+    running.await.unwrap().unwrap();
+}
