@@ -74,6 +74,9 @@ pub(crate) struct ServeArgs {
     /// Client CA (PEM): require client certificates it signed (mTLS).
     #[arg(long, env = "CAIRN_TLS_CLIENT_CA", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+    /// CA certificates (PEM) that verify `https://` witness URLs.
+    #[arg(long, env = "CAIRN_WITNESS_CA")]
+    witness_ca: Option<PathBuf>,
 }
 
 /// A `[[witness]]` entry of the config file.
@@ -97,6 +100,7 @@ struct FileConfig {
     witness_quorum: Option<usize>,
     witness_interval_ms: Option<u64>,
     witness_timeout_ms: Option<u64>,
+    witness_ca: Option<PathBuf>,
     cosign_wait_ms: Option<u64>,
     data_dir: Option<PathBuf>,
     grpc_addr: Option<SocketAddr>,
@@ -175,6 +179,7 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
         witnesses,
         interval: Duration::from_millis(file.witness_interval_ms.unwrap_or(1000)),
         timeout: Duration::from_millis(file.witness_timeout_ms.unwrap_or(10_000)),
+        ca: args.witness_ca.clone().or(file.witness_ca.clone()),
     });
     let auth = match args.token_file.clone().or(file.token_file.clone()) {
         None => None,

@@ -43,6 +43,18 @@ pub(crate) struct WitnessArgs {
     /// A gossip peer: `VKEY@GRPC_URL` (named after its key). Repeatable.
     #[arg(long = "peer", value_name = "VKEY@URL")]
     peers: Vec<String>,
+    /// TLS certificate chain (PEM) for the HTTP and gRPC listeners.
+    #[arg(long, env = "CAIRN_WITNESS_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM; mode 0600).
+    #[arg(long, env = "CAIRN_WITNESS_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Client CA (PEM): require client certificates it signed (mTLS).
+    #[arg(long, env = "CAIRN_WITNESS_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// CA certificates (PEM) that verify `https://` peer and log URLs.
+    #[arg(long, env = "CAIRN_WITNESS_TLS_CA")]
+    tls_ca: Option<PathBuf>,
 }
 
 #[derive(serde::Deserialize)]
@@ -68,6 +80,10 @@ struct FileConfig {
     http_addr: Option<SocketAddr>,
     grpc_addr: Option<SocketAddr>,
     gossip_interval_ms: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
     #[serde(default)]
     log: Vec<FileLog>,
     #[serde(default)]
@@ -105,6 +121,10 @@ pub(crate) fn witness_config(path: &std::path::Path) -> Result<WitnessConfig> {
         gossip_interval_ms: None,
         logs: vec![],
         peers: vec![],
+        tls_cert: None,
+        tls_key: None,
+        tls_client_ca: None,
+        tls_ca: None,
     })
 }
 
@@ -149,6 +169,18 @@ fn build(args: WitnessArgs) -> Result<WitnessConfig> {
     if logs.is_empty() {
         bail!("no logs to witness: give --log VKEY[@URL] or [[log]] in the config file");
     }
+    let tls = match (
+        args.tls_cert.or(file.tls_cert),
+        args.tls_key.or(file.tls_key),
+    ) {
+        (Some(cert), Some(key)) => Some(cairn_server::TlsFiles {
+            cert,
+            key,
+            client_ca: args.tls_client_ca.or(file.tls_client_ca),
+        }),
+        (None, None) => None,
+        _ => bail!("tls_cert and tls_key go together"),
+    };
     let cfg = WitnessConfig {
         data_dir: args
             .data_dir
@@ -168,6 +200,8 @@ fn build(args: WitnessArgs) -> Result<WitnessConfig> {
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7381))),
         logs,
         peers,
+        tls,
+        tls_ca: args.tls_ca.or(file.tls_ca),
         gossip_interval: Duration::from_millis(
             args.gossip_interval_ms
                 .or(file.gossip_interval_ms)

@@ -105,6 +105,7 @@ async fn start_log_with(
             quorum,
             interval,
             timeout: Duration::from_secs(2),
+            ca: None,
         }),
         cosign_wait: Duration::from_secs(20),
         tile_cache_mb: 16,
@@ -225,6 +226,8 @@ async fn bind_witness(
         }],
         peers: vec![],
         gossip_interval: GOSSIP,
+        tls: None,
+        tls_ca: None,
     };
     let s = WitnessServer::bind(&cfg).await.unwrap();
     let w = Wit {
@@ -710,4 +713,151 @@ async fn full_audit_follow_and_a_privacy_finding() {
     );
     assert!(!stdout.contains("leak.victim") && !stderr.contains("leak.victim"));
     run.stop().await;
+}
+
+/// Witnessing over TLS: a witness serving HTTPS and gRPC over TLS, a log
+/// submitting to its `https://` URL (verified against `witness_ca`), and
+/// the outbound gRPC channel gossip uses reaching it over TLS. An
+/// `https://` peer without trust roots is refused at start with a clear
+/// error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn witnessing_over_tls() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use std::os::unix::fs::PermissionsExt;
+    let (tmp, dir, vkey) = fresh_log();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "cairn witness test CA");
+    let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let write = |name: &str, text: &str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    };
+    let tls = cairn_server::TlsFiles {
+        cert: write("w.pem", &cert.pem()),
+        key: write("w.key", &key.serialize_pem()),
+        client_ca: None,
+    };
+    let ca_file = write("ca.pem", &ca.pem());
+    let mut cfg = WitnessConfig {
+        data_dir: tmp.path().join("w1"),
+        name: "w1.example".into(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        logs: vec![WitnessedLog {
+            vkey: vkey.clone(),
+            url: None,
+        }],
+        peers: vec![],
+        gossip_interval: GOSSIP,
+        tls: Some(tls),
+        tls_ca: None,
+    };
+    let s = WitnessServer::bind(&cfg).await.unwrap();
+    let wvkey = cairn_core::NoteVerifier::parse(&s.vkey).unwrap();
+    let (http, grpc) = (s.http_addr().unwrap(), s.grpc_addr().unwrap());
+    let w = run_witness(s);
+    let (addr, log) = start_log_tls(
+        &dir,
+        vec![WitnessEndpoint {
+            name: "w1".into(),
+            vkey: wvkey.clone(),
+            url: format!("https://localhost:{}", http.port()),
+        }],
+        Some(ca_file.clone()),
+    )
+    .await;
+    append(addr, "tls", 5).await;
+    let cp = wait_cosigned(addr, 5).await;
+    assert!(cp.note.contains("— w1.example "), "{}", cp.note);
+    // The channel gossip and proof fetches use, over TLS.
+    let out = cairn_server::outbound::Outbound::new(Some(&ca_file)).unwrap();
+    let ch = out
+        .channel(&format!("https://localhost:{}", grpc.port()))
+        .await
+        .unwrap();
+    let r = WitnessClient::new(ch)
+        .gossip(pb::GossipRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.checkpoints.len(), 1);
+    // Plaintext to the TLS listener gets nowhere.
+    let plain = async {
+        WitnessClient::connect(format!("http://{grpc}"))
+            .await
+            .map_err(|e| e.to_string())?
+            .gossip(pb::GossipRequest::default())
+            .await
+            .map_err(|e| e.to_string())
+    };
+    assert!(
+        plain.await.is_err(),
+        "plaintext gossip to a TLS witness answered"
+    );
+    // An https peer with no trust roots: refused at start, named.
+    cfg.data_dir = tmp.path().join("w2");
+    cfg.tls = None;
+    cfg.peers = vec![Peer {
+        name: "w1".into(),
+        vkey: wvkey,
+        url: format!("https://localhost:{}", grpc.port()),
+    }];
+    let err = WitnessServer::bind(&cfg).await.err().unwrap().to_string();
+    assert!(
+        err.contains("peer \"w1\"") && err.contains("no TLS CA"),
+        "{err}"
+    );
+    log.stop().await;
+    w.stop().await;
+}
+
+async fn start_log_tls(
+    dir: &Path,
+    witnesses: Vec<WitnessEndpoint>,
+    ca: Option<PathBuf>,
+) -> (SocketAddr, Running) {
+    let cfg = ServeConfig {
+        data_dir: dir.to_path_buf(),
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        origin: ORIGIN.into(),
+        witnessing: Some(WitnessingConfig {
+            witnesses,
+            quorum: 1,
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_secs(2),
+            ca,
+        }),
+        cosign_wait: Duration::from_secs(20),
+        tile_cache_mb: 16,
+        ..ServeConfig::default()
+    };
+    let server = Server::bind(&cfg).await.unwrap();
+    let addr = server.grpc_addr().unwrap();
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        server
+            .run(async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+    });
+    (
+        addr,
+        Running {
+            stop: Some(tx),
+            task,
+            http: None,
+        },
+    )
 }

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod outbound;
 pub mod run;
 pub mod sequencer;
 pub mod service;

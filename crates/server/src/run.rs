@@ -317,7 +317,16 @@ impl Server {
                         w.witnesses.len()
                     )));
                 }
-                Some(Witnessing::start(w.clone(), seq.head(), store.clone()))
+                let out = crate::outbound::Outbound::new(w.ca.as_deref())?;
+                for x in &w.witnesses {
+                    out.check_url(&x.url, &format!("witness {:?}", x.name))?;
+                }
+                Some(Witnessing::start(
+                    w.clone(),
+                    seq.head(),
+                    store.clone(),
+                    out.http_client()?,
+                ))
             }
             _ => None,
         };

@@ -72,6 +72,10 @@ pub struct WitnessConfig {
     pub peers: Vec<Peer>,
     /// Time between gossip rounds.
     pub gossip_interval: Duration,
+    /// TLS (and mTLS with a client CA) on both listeners.
+    pub tls: Option<crate::run::TlsFiles>,
+    /// Trust roots (PEM) for `https://` peer and log URLs.
+    pub tls_ca: Option<PathBuf>,
 }
 
 fn now() -> u64 {
@@ -86,6 +90,8 @@ struct Shared {
     peers: Vec<Peer>,
     /// `add-checkpoint` requests answered, by outcome (HTTP status).
     requests: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
+    /// Connections to peers and logs.
+    out: crate::outbound::Outbound,
 }
 
 impl Shared {
@@ -145,7 +151,7 @@ impl Shared {
                         tracing::warn!(origin = %cp.origin, "no log URL configured: cannot check a gossiped checkpoint of another size");
                         continue;
                     };
-                    let proof = match fetch_consistency(&url, old, new).await {
+                    let proof = match fetch_consistency(&self.out, &url, old, new).await {
                         Ok(p) => Ok(p),
                         Err(Fetch::Refused(why)) => Err(why),
                         Err(Fetch::Unreachable(why)) => {
@@ -176,9 +182,8 @@ impl Shared {
     async fn gossip_round(&self) {
         for peer in &self.peers {
             let resp = async {
-                let mut c = pb::witness_client::WitnessClient::connect(peer.url.clone())
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let mut c =
+                    pb::witness_client::WitnessClient::new(self.out.channel(&peer.url).await?);
                 c.gossip(pb::GossipRequest {
                     checkpoints: self.our_notes(),
                     witness_vkey: self.witness.verifier().to_string(),
@@ -202,10 +207,13 @@ enum Fetch {
     Unreachable(String),
 }
 
-async fn fetch_consistency(url: &str, old: u64, new: u64) -> Result<Vec<Hash>, Fetch> {
-    let mut c = pb::log_client::LogClient::connect(url.to_owned())
-        .await
-        .map_err(|e| Fetch::Unreachable(e.to_string()))?;
+async fn fetch_consistency(
+    out: &crate::outbound::Outbound,
+    url: &str,
+    old: u64,
+    new: u64,
+) -> Result<Vec<Hash>, Fetch> {
+    let mut c = pb::log_client::LogClient::new(out.channel(url).await.map_err(Fetch::Unreachable)?);
     let r = c
         .get_consistency_proof(pb::GetConsistencyProofRequest {
             old_size: old,
@@ -404,6 +412,9 @@ pub struct WitnessServer {
     peers: Vec<Peer>,
     http: TcpListener,
     grpc: TcpListener,
+    grpc_tls: Option<tonic::transport::ServerTlsConfig>,
+    http_tls: Option<Arc<rustls::ServerConfig>>,
+    out: crate::outbound::Outbound,
     gossip_interval: Duration,
     /// The witness's cosignature verifier key.
     pub vkey: String,
@@ -439,6 +450,21 @@ impl WitnessServer {
                 e.detail
             ),
         }));
+        let grpc_tls = cfg.tls.as_ref().map(crate::run::grpc_tls).transpose()?;
+        let http_tls = cfg
+            .tls
+            .as_ref()
+            .map(crate::tls::server_config)
+            .transpose()?;
+        let out = crate::outbound::Outbound::new(cfg.tls_ca.as_deref())?;
+        for l in &cfg.logs {
+            if let Some(u) = &l.url {
+                out.check_url(u, &format!("log {:?}", l.vkey.name()))?;
+            }
+        }
+        for p in &cfg.peers {
+            out.check_url(&p.url, &format!("peer {:?}", p.name))?;
+        }
         let http = TcpListener::bind(cfg.http_addr)
             .await
             .map_err(setup(&format!("HTTP address {}", cfg.http_addr)))?;
@@ -451,6 +477,9 @@ impl WitnessServer {
             peers: cfg.peers.clone(),
             http,
             grpc,
+            grpc_tls,
+            http_tls,
+            out,
             gossip_interval: cfg.gossip_interval,
             vkey,
         })
@@ -491,6 +520,7 @@ impl WitnessServer {
             logs: self.logs,
             peers: self.peers,
             requests: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            out: self.out,
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -502,12 +532,18 @@ impl WitnessServer {
             .route("/metrics", get(http_metrics))
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(shared.clone());
-        let http = crate::run::serve_http(self.http, None, router, wait(stop_rx.clone()));
+        let http = crate::run::serve_http(self.http, self.http_tls, router, wait(stop_rx.clone()));
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter
             .set_serving::<pb::witness_server::WitnessServer<WitnessService>>()
             .await;
-        let grpc = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(t) = self.grpc_tls {
+            builder = builder
+                .tls_config(t)
+                .map_err(|e| ServeError::Setup(format!("TLS: {e}")))?;
+        }
+        let grpc = builder
             .add_service(health)
             .add_service(pb::witness_server::WitnessServer::new(WitnessService {
                 shared: shared.clone(),

@@ -33,9 +33,6 @@ use cairn_core::note::{Note, NoteSignature, NoteVerifier};
 use cairn_core::{Hash, ProofPlan, TreeSize};
 use cairn_storage::LogStore;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use tokio::sync::watch;
 
 use crate::cache::TileCache;
@@ -64,6 +61,8 @@ pub struct WitnessingConfig {
     pub interval: Duration,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Trust roots (PEM) for `https://` witness URLs.
+    pub ca: Option<std::path::PathBuf>,
 }
 
 /// A checkpoint that met the quorum, with the witnesses' lines.
@@ -147,6 +146,7 @@ impl Witnessing {
         cfg: WitnessingConfig,
         head: watch::Receiver<Arc<SignedHead>>,
         store: Arc<dyn LogStore>,
+        client: crate::outbound::HttpClient,
     ) -> Witnessing {
         let (pub_tx, pub_rx) = watch::channel(None);
         let agg = Arc::new(Mutex::new(Agg {
@@ -174,8 +174,6 @@ impl Witnessing {
                 }
             }
         });
-        let client: Client<HttpConnector, Full<Bytes>> =
-            Client::builder(TokioExecutor::new()).build_http();
         let tiles = Arc::new(TileCache::new(256));
         for (i, w) in cfg.witnesses.into_iter().enumerate() {
             let t = Submitter {
@@ -207,7 +205,7 @@ impl Witnessing {
 struct Submitter {
     index: usize,
     w: WitnessEndpoint,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: crate::outbound::HttpClient,
     store: Arc<dyn LogStore>,
     tiles: Arc<TileCache>,
     agg: Arc<Mutex<Agg>>,
