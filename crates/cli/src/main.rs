@@ -6,6 +6,7 @@ mod client;
 mod import;
 mod mask;
 mod serve;
+mod telemetry;
 mod witness;
 
 use std::process::ExitCode;
@@ -65,19 +66,39 @@ enum Command {
 /// Logs go to stderr. `CAIRN_LOG` sets the filter (tracing's env-filter
 /// syntax, default `info`); `CAIRN_LOG_FORMAT=json` gives one JSON object
 /// per line.
-fn init_logging() {
+///
+/// With `CAIRN_OTLP_ENDPOINT` (e.g. `http://otel-collector:4317`), spans
+/// are also exported over OTLP/gRPC, filtered by `CAIRN_OTLP_FILTER`
+/// (default `info,cairn_server=debug`: one span per RPC, sequencer batch and
+/// witness request). The standard `OTEL_*` variables (service name, batch
+/// delay, timeouts) apply. Span fields carry sizes, indexes and counts,
+/// never event content.
+fn init_logging() -> Option<telemetry::Otel> {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if std::env::var("CAIRN_LOG_FORMAT").is_ok_and(|v| v == "json") {
-        builder.json().try_init()
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = if std::env::var("CAIRN_LOG_FORMAT").is_ok_and(|v| v == "json") {
+        fmt.json().with_filter(filter).boxed()
     } else {
-        builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .try_init()
+        fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_filter(filter)
+            .boxed()
     };
+    let (otel, layer) = match telemetry::from_env() {
+        Ok(Some((otel, layer))) => (Some(otel), Some(layer)),
+        Ok(None) => (None, None),
+        Err(e) => {
+            eprintln!("cairn: OpenTelemetry export disabled: {e:#}");
+            (None, None)
+        }
+    };
+    let mut layers = vec![fmt];
+    layers.extend(layer);
+    let _ = tracing_subscriber::registry().with(layers).try_init();
+    otel
 }
 
 #[derive(Subcommand)]
@@ -94,7 +115,7 @@ enum TokenCmd {
 }
 
 fn main() -> ExitCode {
-    init_logging();
+    let otel = init_logging();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -120,6 +141,8 @@ fn main() -> ExitCode {
         Command::Import(args) => import::import(args),
         Command::Mask(args) => mask::run(args),
     };
+    // Flush the spans still queued before the process ends.
+    drop(otel);
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -301,6 +301,13 @@ fn process(
     head: Arc<SignedHead>,
     batch: Vec<Job>,
 ) -> (TreeState, Option<Arc<SignedHead>>, Answers) {
+    // One span per batch (exported with CAIRN_OTLP_ENDPOINT): counts only.
+    let _span = tracing::debug_span!(
+        "cairn.sequencer.batch",
+        requests = batch.len(),
+        tree_size = tree.size().0
+    )
+    .entered();
     // 1. Sequence: resolve idempotency keys against the store and the batch.
     let mut answers: Answers = Vec::with_capacity(batch.len());
     let mut fresh: Vec<Job> = Vec::with_capacity(batch.len());

@@ -397,6 +397,7 @@ impl Inner {
 
 #[tonic::async_trait]
 impl pb::log_server::Log for LogService {
+    #[tracing::instrument(name = "cairn.v1.Log/Append", level = "debug", skip_all)]
     async fn append(
         &self,
         request: Request<pb::AppendRequest>,
@@ -421,6 +422,7 @@ impl pb::log_server::Log for LogService {
 
     type AppendStreamStream = BoxStream<pb::Receipt>;
 
+    #[tracing::instrument(name = "cairn.v1.Log/AppendStream", level = "debug", skip_all)]
     async fn append_stream(
         &self,
         request: Request<Streaming<pb::AppendRequest>>,
@@ -502,6 +504,7 @@ impl pb::log_server::Log for LogService {
         Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
     }
 
+    #[tracing::instrument(name = "cairn.v1.Log/GetCheckpoint", level = "debug", skip_all)]
     async fn get_checkpoint(
         &self,
         request: Request<pb::GetCheckpointRequest>,
@@ -526,6 +529,7 @@ impl pb::log_server::Log for LogService {
         }))
     }
 
+    #[tracing::instrument(name = "cairn.v1.Log/GetInclusionProof", level = "debug", skip_all)]
     async fn get_inclusion_proof(
         &self,
         request: Request<pb::GetInclusionProofRequest>,
@@ -574,6 +578,7 @@ impl pb::log_server::Log for LogService {
         Ok(Response::new(proof))
     }
 
+    #[tracing::instrument(name = "cairn.v1.Log/GetConsistencyProof", level = "debug", skip_all)]
     async fn get_consistency_proof(
         &self,
         request: Request<pb::GetConsistencyProofRequest>,
@@ -601,6 +606,7 @@ impl pb::log_server::Log for LogService {
 
     type GetEntriesStream = BoxStream<pb::Entry>;
 
+    #[tracing::instrument(name = "cairn.v1.Log/GetEntries", level = "debug", skip_all)]
     async fn get_entries(
         &self,
         request: Request<pb::GetEntriesRequest>,
@@ -656,6 +662,7 @@ impl pb::log_server::Log for LogService {
 
     type WatchCheckpointsStream = BoxStream<pb::SignedCheckpoint>;
 
+    #[tracing::instrument(name = "cairn.v1.Log/WatchCheckpoints", level = "debug", skip_all)]
     async fn watch_checkpoints(
         &self,
         request: Request<pb::WatchCheckpointsRequest>,

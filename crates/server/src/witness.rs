@@ -95,6 +95,7 @@ struct Shared {
 }
 
 impl Shared {
+    #[tracing::instrument(name = "cairn.witness.add_checkpoint", level = "debug", skip_all, fields(old = req.old))]
     async fn add_checkpoint(self: &Arc<Self>, req: AddCheckpoint) -> Result<String, WitnessError> {
         let me = self.clone();
         let sigs = tokio::task::spawn_blocking(move || me.witness.add_checkpoint(&req, now()))
