@@ -74,7 +74,11 @@ fn spans_reach_an_otlp_collector_without_pii() {
         .write_all(format!("{{\"user\":\"{canary}\",\"action\":\"login\"}}\n").as_bytes())
         .unwrap();
     let out = append.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Collect exports until both span kinds arrived (or give up).
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut names = std::collections::BTreeSet::new();
@@ -83,9 +87,8 @@ fn spans_reach_an_otlp_collector_without_pii() {
     while !(names.contains("cairn.v1.Log/AppendStream") && names.contains("cairn.sequencer.batch"))
     {
         assert!(Instant::now() < deadline, "spans seen so far: {names:?}");
-        let got = rt.block_on(async {
-            tokio::time::timeout(Duration::from_millis(500), rx.recv()).await
-        });
+        let got = rt
+            .block_on(async { tokio::time::timeout(Duration::from_millis(500), rx.recv()).await });
         let Ok(Some(req)) = got else { continue };
         dump.push_str(&format!("{req:?}"));
         for rs in &req.resource_spans {
@@ -103,7 +106,10 @@ fn spans_reach_an_otlp_collector_without_pii() {
             }
         }
     }
-    assert!(service.is_some_and(|s| s.contains("\"cairn\"")), "no service.name");
+    assert!(
+        service.is_some_and(|s| s.contains("\"cairn\"")),
+        "no service.name"
+    );
     assert!(!dump.contains(canary), "PII in exported spans");
     assert!(!dump.contains("otel.canary"), "PII in exported spans");
     drop(st);

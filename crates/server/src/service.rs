@@ -29,6 +29,12 @@ use crate::witnessing::{Cosigned, Witnessing};
 
 /// Longest idempotency key accepted.
 pub const MAX_IDEMPOTENCY_KEY: usize = 128;
+
+/// Largest gRPC request message accepted (one `AppendRequest`, or one
+/// message of an `AppendStream`): larger ones are refused while decoding
+/// with `OUT_OF_RANGE`, before any of it is masked. Four times the entry
+/// limit, since masking can shrink an event (dropped fields).
+pub const MAX_REQUEST_BYTES: usize = 4 * cairn_core::tile::MAX_ENTRY_LEN;
 /// Entries sent per store read in `GetEntries`.
 const ENTRIES_CHUNK: usize = 256;
 
@@ -185,7 +191,7 @@ impl LogService {
 
     /// The tonic server wrapper.
     pub fn into_server(self) -> pb::log_server::LogServer<LogService> {
-        pb::log_server::LogServer::new(self)
+        pb::log_server::LogServer::new(self).max_decoding_message_size(MAX_REQUEST_BYTES)
     }
 }
 

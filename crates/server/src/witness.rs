@@ -546,9 +546,13 @@ impl WitnessServer {
         }
         let grpc = builder
             .add_service(health)
-            .add_service(pb::witness_server::WitnessServer::new(WitnessService {
-                shared: shared.clone(),
-            }))
+            .add_service(
+                pb::witness_server::WitnessServer::new(WitnessService {
+                    shared: shared.clone(),
+                })
+                // A gossip message holds a few checkpoints: 1 MiB is ample.
+                .max_decoding_message_size(1 << 20),
+            )
             .serve_with_incoming_shutdown(
                 // TCP_NODELAY: without it, small unary answers wait ~40 ms on
                 // Nagle and delayed ACKs.

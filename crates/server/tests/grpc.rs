@@ -532,3 +532,21 @@ fn fuzz_regression_unknown_content_type() {
         status.message()
     );
 }
+
+/// Request-size limit: an append request over `MAX_REQUEST_BYTES` is
+/// refused while decoding (OUT_OF_RANGE), and the server carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_request_is_refused_before_masking() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = serve(rocks(tmp.path())).await;
+    let mut c = client(addr).await;
+    let mut big = event(0);
+    big.event = format!(
+        r#"{{"blob":"{}"}}"#,
+        "y".repeat(cairn_server::service::MAX_REQUEST_BYTES + 1)
+    )
+    .into_bytes();
+    let s = c.append(big).await.unwrap_err();
+    assert_eq!(s.code(), Code::OutOfRange, "{s}");
+    assert_eq!(c.append(event(1)).await.unwrap().into_inner().index, 0);
+}
