@@ -82,24 +82,35 @@ pub struct TlsFiles {
     pub client_ca: Option<PathBuf>,
 }
 
-/// Loads the PEM files into tonic's server TLS settings.
-pub fn grpc_tls(t: &TlsFiles) -> Result<tonic::transport::ServerTlsConfig, ServeError> {
-    let read = |p: &Path| std::fs::read(p).map_err(setup(&p.display().to_string()));
-    let key_meta = std::fs::metadata(&t.key).map_err(setup(&t.key.display().to_string()))?;
-    if key_meta.permissions().mode() & 0o077 != 0 {
-        return Err(ServeError::Setup(format!(
-            "refusing to start: the TLS key {} is readable by group or others; run `chmod 600 {}`",
-            t.key.display(),
-            t.key.display()
-        )));
+/// Serves a gRPC router on `tcp`, over TLS when `tls` is set (with the
+/// same acceptor, reloading certificate and client verification as the
+/// HTTP listeners), until `shutdown` resolves.
+pub(crate) async fn serve_grpc(
+    router: tonic::transport::server::Router,
+    tcp: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    match tls {
+        Some(cfg) => {
+            let incoming = crate::tls::grpc_incoming(tcp, cfg)
+                .map_err(|e| ServeError::Setup(format!("gRPC TLS listener: {e}")))?;
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(
+                    // TCP_NODELAY: without it, small unary answers wait
+                    // ~40 ms on Nagle and delayed ACKs.
+                    tonic::transport::server::TcpIncoming::from(tcp).with_nodelay(Some(true)),
+                    shutdown,
+                )
+                .await
+        }
     }
-    let mut cfg = tonic::transport::ServerTlsConfig::new().identity(
-        tonic::transport::Identity::from_pem(read(&t.cert)?, read(&t.key)?),
-    );
-    if let Some(ca) = &t.client_ca {
-        cfg = cfg.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
-    }
-    Ok(cfg)
+    .map_err(|e| ServeError::Setup(format!("gRPC server: {e}")))
 }
 
 /// Why the server could not start or stopped.
@@ -281,7 +292,7 @@ pub struct Server {
     store: Arc<dyn LogStore>,
     witnessing: Option<Witnessing>,
     auth: Option<Arc<Authorizer>>,
-    tls: Option<tonic::transport::ServerTlsConfig>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     http_tls: Option<Arc<rustls::ServerConfig>>,
     /// The verifier key of the log.
     pub vkey: String,
@@ -341,11 +352,15 @@ impl Server {
                 auth: auth.clone(),
             },
         );
-        let tls = cfg.tls.as_ref().map(grpc_tls).transpose()?;
+        let tls = cfg
+            .tls
+            .as_ref()
+            .map(|t| crate::tls::server_config(t, crate::tls::Alpn::H2))
+            .transpose()?;
         let http_tls = cfg
             .tls
             .as_ref()
-            .map(crate::tls::server_config)
+            .map(|t| crate::tls::server_config(t, crate::tls::Alpn::Http1))
             .transpose()?;
         let grpc = TcpListener::bind(cfg.grpc_addr)
             .await
@@ -397,22 +412,11 @@ impl Server {
             .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
             .build_v1()
             .map_err(|e| ServeError::Setup(format!("gRPC reflection: {e}")))?;
-        let mut builder = tonic::transport::Server::builder();
-        if let Some(t) = self.tls {
-            builder = builder
-                .tls_config(t)
-                .map_err(|e| ServeError::Setup(format!("TLS: {e}")))?;
-        }
-        let grpc = builder
+        let router = tonic::transport::Server::builder()
             .add_service(health)
             .add_service(reflection)
-            .add_service(self.service.into_server())
-            .serve_with_incoming_shutdown(
-                // TCP_NODELAY: without it, small unary answers wait ~40 ms on
-                // Nagle and delayed ACKs.
-                tonic::transport::server::TcpIncoming::from(self.grpc).with_nodelay(Some(true)),
-                wait(stop_rx.clone()),
-            );
+            .add_service(self.service.into_server());
+        let grpc = serve_grpc(router, self.grpc, self.tls, wait(stop_rx.clone()));
         let router = crate::http::router(
             self.store.clone(),
             self.seq.clone(),
@@ -425,7 +429,7 @@ impl Server {
             let _ = stop_tx.send(true);
         });
         let (g, h) = tokio::join!(grpc, http);
-        g.map_err(|e| ServeError::Setup(format!("gRPC server: {e}")))?;
+        g?;
         h.map_err(|e| ServeError::Setup(format!("HTTP server: {e}")))?;
         // Both servers are down; the service's handle went with gRPC. Drop
         // ours: the sequencer drains its queue, answers, and ends.

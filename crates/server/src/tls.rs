@@ -1,10 +1,18 @@
-//! TLS for the HTTP listeners (tiles, `/metrics`, the witness's
-//! `add-checkpoint`), with the same certificate, key and client CA as the
-//! gRPC listener: rustls with the ring provider, mTLS when a client CA is
-//! configured.
+//! TLS for every listener (the log's gRPC and HTTP, the witness's gRPC and
+//! `add-checkpoint`): rustls with the ring provider, mTLS when a client CA
+//! is configured, one accept loop for all of them.
 //!
 //! Handshakes run in their own tasks (10 s limit), so a slow or silent
 //! client never holds up the accept loop.
+//!
+//! **Certificate hot reload.** The certificate and key are served by
+//! [`CertReloader`]: at most once a second, on a handshake, it looks at
+//! the two files' modification times and, when either changed, loads the
+//! pair again. A pair that fails to load (half-written, mismatched, key
+//! readable by others) is logged and the previous one kept, so a rotation
+//! never takes the listener down; writing the new files (rename into
+//! place, key first) is all an operator does. The client CA is read at
+//! start only.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -28,11 +36,129 @@ fn certs(p: &Path) -> Result<Vec<CertificateDer<'static>>, ServeError> {
         .map_err(|e| ServeError::Setup(format!("{}: {e}", p.display())))
 }
 
-/// The rustls server settings for `t`.
-pub fn server_config(t: &TlsFiles) -> Result<Arc<ServerConfig>, ServeError> {
+/// Refuses a private key readable by group or others.
+pub(crate) fn check_key_mode(key: &Path) -> Result<(), ServeError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta =
+        std::fs::metadata(key).map_err(|e| ServeError::Setup(format!("{}: {e}", key.display())))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(ServeError::Setup(format!(
+            "refusing to start: the TLS key {} is readable by group or others; run `chmod 600 {}`",
+            key.display(),
+            key.display()
+        )));
+    }
+    Ok(())
+}
+
+fn load_pair(
+    cert: &Path,
+    key: &Path,
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<Arc<rustls::sign::CertifiedKey>, ServeError> {
+    check_key_mode(key)?;
+    let der = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| ServeError::Setup(format!("{}: {e}", key.display())))?;
+    let ck = rustls::sign::CertifiedKey::from_der(certs(cert)?, der, provider).map_err(|e| {
+        ServeError::Setup(format!("{} with {}: {e}", cert.display(), key.display()))
+    })?;
+    Ok(Arc::new(ck))
+}
+
+/// Serves the certificate and key from their files, reloading them when
+/// they change (see the module docs).
+#[derive(Debug)]
+pub struct CertReloader {
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    state: std::sync::Mutex<Loaded>,
+}
+
+#[derive(Debug)]
+struct Loaded {
+    pair: Arc<rustls::sign::CertifiedKey>,
+    stamps: (Option<std::time::SystemTime>, Option<std::time::SystemTime>),
+    checked: std::time::Instant,
+}
+
+fn stamp(p: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+impl CertReloader {
+    /// Loads the pair once (errors here stop the start-up).
+    pub fn new(
+        cert: &Path,
+        key: &Path,
+        provider: Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<Self, ServeError> {
+        let pair = load_pair(cert, key, &provider)?;
+        Ok(CertReloader {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            provider,
+            state: std::sync::Mutex::new(Loaded {
+                pair,
+                stamps: (stamp(cert), stamp(key)),
+                checked: std::time::Instant::now(),
+            }),
+        })
+    }
+
+    /// The pair to serve now, reloaded first if the files changed.
+    pub fn current(&self) -> Arc<rustls::sign::CertifiedKey> {
+        let mut st = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if st.checked.elapsed() >= Duration::from_secs(1) {
+            st.checked = std::time::Instant::now();
+            let now = (stamp(&self.cert), stamp(&self.key));
+            if now != st.stamps {
+                match load_pair(&self.cert, &self.key, &self.provider) {
+                    Ok(pair) => {
+                        st.pair = pair;
+                        st.stamps = now;
+                        tracing::info!(cert = %self.cert.display(), "TLS certificate reloaded");
+                    }
+                    // Keep serving the old pair; try again on a later change.
+                    Err(e) => {
+                        st.stamps = now;
+                        tracing::warn!(
+                            "TLS certificate not reloaded, keeping the previous one: {e}"
+                        );
+                    }
+                }
+            }
+        }
+        st.pair.clone()
+    }
+}
+
+impl rustls::server::ResolvesServerCert for CertReloader {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
+/// Which protocol a listener speaks (its ALPN identifier).
+#[derive(Clone, Copy, Debug)]
+pub enum Alpn {
+    /// HTTP/1.1 (tiles, `/checkpoint`, `/metrics`, `add-checkpoint`).
+    Http1,
+    /// HTTP/2 (gRPC).
+    H2,
+}
+
+/// The rustls server settings for `t`: a reloading certificate, and a
+/// client-certificate verifier when a client CA is set.
+pub fn server_config(t: &TlsFiles, alpn: Alpn) -> Result<Arc<ServerConfig>, ServeError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let key = PrivateKeyDer::from_pem_file(&t.key)
-        .map_err(|e| ServeError::Setup(format!("{}: {e}", t.key.display())))?;
+    let resolver = Arc::new(CertReloader::new(&t.cert, &t.key, provider.clone())?);
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| ServeError::Setup(format!("TLS: {e}")))?;
@@ -51,11 +177,25 @@ pub fn server_config(t: &TlsFiles) -> Result<Arc<ServerConfig>, ServeError> {
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let mut cfg = builder
-        .with_single_cert(certs(&t.cert)?, key)
-        .map_err(|e| ServeError::Setup(format!("{}: {e}", t.cert.display())))?;
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let mut cfg = builder.with_cert_resolver(resolver);
+    cfg.alpn_protocols = vec![match alpn {
+        Alpn::Http1 => b"http/1.1".to_vec(),
+        Alpn::H2 => b"h2".to_vec(),
+    }];
     Ok(Arc::new(cfg))
+}
+
+/// Completed TLS connections from `tcp`, as the stream tonic serves (its
+/// `Connected` impl for rustls streams makes `Request::peer_certs` work).
+pub fn grpc_incoming(
+    tcp: TcpListener,
+    cfg: Arc<ServerConfig>,
+) -> std::io::Result<impl tokio_stream::Stream<Item = std::io::Result<TlsStream<TcpStream>>>> {
+    let l = TlsListener::new(tcp, cfg)?;
+    Ok(tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::ReceiverStream::new(l.rx),
+        |(s, _)| Ok(s),
+    ))
 }
 
 /// An axum listener that hands out completed TLS connections.

@@ -413,7 +413,7 @@ pub struct WitnessServer {
     peers: Vec<Peer>,
     http: TcpListener,
     grpc: TcpListener,
-    grpc_tls: Option<tonic::transport::ServerTlsConfig>,
+    grpc_tls: Option<Arc<rustls::ServerConfig>>,
     http_tls: Option<Arc<rustls::ServerConfig>>,
     out: crate::outbound::Outbound,
     gossip_interval: Duration,
@@ -451,11 +451,15 @@ impl WitnessServer {
                 e.detail
             ),
         }));
-        let grpc_tls = cfg.tls.as_ref().map(crate::run::grpc_tls).transpose()?;
+        let grpc_tls = cfg
+            .tls
+            .as_ref()
+            .map(|t| crate::tls::server_config(t, crate::tls::Alpn::H2))
+            .transpose()?;
         let http_tls = cfg
             .tls
             .as_ref()
-            .map(crate::tls::server_config)
+            .map(|t| crate::tls::server_config(t, crate::tls::Alpn::Http1))
             .transpose()?;
         let out = crate::outbound::Outbound::new(cfg.tls_ca.as_deref())?;
         for l in &cfg.logs {
@@ -538,13 +542,7 @@ impl WitnessServer {
         health_reporter
             .set_serving::<pb::witness_server::WitnessServer<WitnessService>>()
             .await;
-        let mut builder = tonic::transport::Server::builder();
-        if let Some(t) = self.grpc_tls {
-            builder = builder
-                .tls_config(t)
-                .map_err(|e| ServeError::Setup(format!("TLS: {e}")))?;
-        }
-        let grpc = builder
+        let router = tonic::transport::Server::builder()
             .add_service(health)
             .add_service(
                 pb::witness_server::WitnessServer::new(WitnessService {
@@ -552,13 +550,8 @@ impl WitnessServer {
                 })
                 // A gossip message holds a few checkpoints: 1 MiB is ample.
                 .max_decoding_message_size(1 << 20),
-            )
-            .serve_with_incoming_shutdown(
-                // TCP_NODELAY: without it, small unary answers wait ~40 ms on
-                // Nagle and delayed ACKs.
-                tonic::transport::server::TcpIncoming::from(self.grpc).with_nodelay(Some(true)),
-                wait(stop_rx.clone()),
             );
+        let grpc = crate::run::serve_grpc(router, self.grpc, self.grpc_tls, wait(stop_rx.clone()));
         let interval = self.gossip_interval;
         let mut gossip_stop = stop_rx.clone();
         let gossip = tokio::spawn(async move {
@@ -578,7 +571,7 @@ impl WitnessServer {
         });
         let (g, h) = tokio::join!(grpc, http);
         let _ = gossip.await;
-        g.map_err(|e| ServeError::Setup(format!("gRPC server: {e}")))?;
+        g?;
         h.map_err(|e| ServeError::Setup(format!("HTTP server: {e}")))?;
         Ok(())
     }

@@ -714,3 +714,102 @@ async fn client_certificate_identities() {
     stop_tx.send(()).unwrap();
     running.await.unwrap().unwrap();
 }
+
+/// Certificate hot reload: the server starts with a certificate from one
+/// CA; its files are replaced (key first, then the certificate, each
+/// renamed into place) with one from another CA; new gRPC and HTTPS
+/// connections get the new certificate without a restart, while a broken
+/// replacement (a key that does not match) is refused and the current pair
+/// kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_hot_reload() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = |name: &str| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(rcgen::DnType::CommonName, name);
+        CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
+    };
+    let leaf = |issuer: &CertifiedIssuer<'_, KeyPair>| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&key, issuer)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (old_ca, new_ca) = (ca("old CA"), ca("new CA"));
+    let (c1, k1) = leaf(&old_ca);
+    let (c2, k2) = leaf(&new_ca);
+    let put = |name: &str, text: &str| {
+        // Write beside, then rename into place: never a half-written file.
+        let p = tmp.path().join(name);
+        let t = tmp.path().join(format!("{name}.tmp"));
+        std::fs::write(&t, text).unwrap();
+        std::fs::set_permissions(&t, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::rename(&t, &p).unwrap();
+        p
+    };
+    let tls = cairn_server::TlsFiles {
+        key: put("server.key", &k1),
+        cert: put("server.pem", &c1),
+        client_ca: None,
+    };
+    let mut cfg = config(tmp.path());
+    cfg.tls = Some(tls);
+    let server = Server::bind(&cfg).await.unwrap();
+    let port = server.grpc_addr().unwrap().port();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async {
+        let _ = stop_rx.await;
+    }));
+    let works_with = |ca_pem: String| async move {
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(ca_pem))
+            .domain_name("localhost");
+        let ch = Channel::from_shared(format!("https://localhost:{port}"))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await;
+        match ch {
+            Ok(ch) => LogClient::new(ch)
+                .get_checkpoint(pb::GetCheckpointRequest::default())
+                .await
+                .is_ok(),
+            Err(_) => false,
+        }
+    };
+    assert!(works_with(old_ca.pem()).await);
+    assert!(!works_with(new_ca.pem()).await);
+    // Rotate: key first, then certificate. Modification times must move.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    put("server.key", &k2);
+    put("server.pem", &c2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !works_with(new_ca.pem()).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new certificate was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        !works_with(old_ca.pem()).await,
+        "the old certificate is still served"
+    );
+    // A broken rotation (the old key with the new certificate) is refused:
+    // the current pair stays.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    put("server.key", &k1);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        works_with(new_ca.pem()).await,
+        "a mismatched pair replaced a good one"
+    );
+    stop_tx.send(()).unwrap();
+    running.await.unwrap().unwrap();
+}
