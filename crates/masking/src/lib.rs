@@ -795,6 +795,8 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 return Err(MaskError::DuplicateKey { offset: obj_at });
             }
             self.scratch.clear();
+            // The members and their commas: exactly the bytes written since `first`.
+            self.scratch.reserve(self.out.len() - first);
             for (i, (_, s, e)) in members.iter().enumerate() {
                 if i > 0 {
                     self.scratch.push(b',');
