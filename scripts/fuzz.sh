@@ -28,7 +28,7 @@ run() {
     local t=$1
     local work="${FUZZ_WORK:-/tmp/cairn-fuzz}/$t"
     mkdir -p "corpus/$t" "artifacts/$t" "$work"
-    local log="/tmp/cairn-fuzz-$t.log"
+    local log="/tmp/cairn-fuzz-$t.log" started=$SECONDS
     # New inputs go to $work; the committed seeds in corpus/$t are read only.
     cargo fuzz run -O --target-dir "$TARGET_DIR" "$t" "$work" "corpus/$t" -- \
         -max_total_time="$SECONDS_EACH" -print_final_stats=1 -rss_limit_mb=4096 \
@@ -36,8 +36,11 @@ run() {
     local execs cov
     execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')
     cov=$(grep -E '#[0-9]+.*cov:' "$log" | tail -1 | sed -E 's/.*cov: ([0-9]+).*/\1/')
-    printf '%s\t%s\t%ss\texecs=%s\tcov=%s\tcrashes=%s\n' "$(date -u +%FT%TZ)" "$t" \
-        "$SECONDS_EACH" "${execs:-?}" "${cov:-?}" "$(ls "artifacts/$t" | wc -l)" | tee -a campaign.log
+    # Ended at (UTC), target, seconds run of those asked, executions,
+    # coverage, crash files.
+    printf '%s\t%s\t%ss of %ss\texecs=%s\tcov=%s\tcrashes=%s\n' "$(date -u +%FT%TZ)" "$t" \
+        "$((SECONDS - started))" "$SECONDS_EACH" "${execs:-?}" "${cov:-?}" \
+        "$(ls "artifacts/$t" | wc -l)" | tee -a campaign.log
     [ "$status" = ok ] || { echo "$t: see $log"; tail -30 "$log"; }
 }
 i=0
