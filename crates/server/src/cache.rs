@@ -54,6 +54,23 @@ impl TileCache {
         tiles.map(|t| plan.resolve_expanded(&t).map_err(ServerError::from))
     }
 
+    /// The leaf hash at `index` in the tree of `size`, from the cached
+    /// level-0 tile that holds it (tiles hold exactly the leaf hashes that
+    /// were integrated), if that tile is cached. C2SP tlog-tiles: tile
+    /// `index / 256` of level 0, partial (width `size % 256`) only when it is
+    /// the tree's right edge.
+    pub fn leaf_cached(&self, index: u64, size: u64) -> Option<Hash> {
+        if index >= size {
+            return None;
+        }
+        let tile = index / 256;
+        let width = if tile < size / 256 { 256 } else { size % 256 };
+        let width = u16::try_from(width).ok()?;
+        let g = self.lock();
+        let t = g.0.get(&(0, tile, width))?;
+        t.hashes().get((index % 256) as usize).copied()
+    }
+
     /// Resolves a proof plan, reading only the tiles not cached (in one call).
     pub fn prove(&self, store: &dyn LogStore, plan: &ProofPlan) -> Result<Vec<Hash>, ServerError> {
         let key = |t: &Tile| (t.level, t.index, t.width);

@@ -550,3 +550,64 @@ async fn oversize_request_is_refused_before_masking() {
     assert_eq!(s.code(), Code::OutOfRange, "{s}");
     assert_eq!(c.append(event(1)).await.unwrap().into_inner().index, 0);
 }
+
+/// The proof fast path (every tile cached: answered on the async worker
+/// from the tile cache, leaf hash from the level-0 tile) gives exactly the
+/// slow path's answer (leaf hash looked up in the store, entry read and
+/// hashed on a blocking thread), for every index of a tree with a full
+/// and a partial level-0 tile, at the full size and at an older one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proof_fast_path_equals_slow_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = serve(rocks(tmp.path())).await;
+    let mut c = client(addr).await;
+    let reqs: Vec<pb::AppendRequest> = (0..300).map(event).collect();
+    let mut stream = c
+        .append_stream(tokio_stream::iter(reqs))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut leaves = Vec::new();
+    while let Some(r) = stream.next().await {
+        leaves.push(r.unwrap().leaf_hash);
+    }
+    let head = c
+        .get_checkpoint(pb::GetCheckpointRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(head.size, 300);
+    for size in [300u64, 257] {
+        for i in (0..size).step_by(11).chain([size - 1]) {
+            let by_index = |leaf| pb::GetInclusionProofRequest {
+                leaf: Some(leaf),
+                tree_size: size,
+            };
+            // Twice by index: the second is served from the cache.
+            let mut answers = Vec::new();
+            for _ in 0..2 {
+                answers.push(
+                    c.get_inclusion_proof(by_index(pb::get_inclusion_proof_request::Leaf::Index(
+                        i,
+                    )))
+                    .await
+                    .unwrap()
+                    .into_inner(),
+                );
+            }
+            answers.push(
+                c.get_inclusion_proof(by_index(pb::get_inclusion_proof_request::Leaf::LeafHash(
+                    leaves[i as usize].clone(),
+                )))
+                .await
+                .unwrap()
+                .into_inner(),
+            );
+            for a in &answers {
+                assert_eq!(a.leaf_hash, leaves[i as usize], "index {i} size {size}");
+                assert_eq!(a.proof, answers[2].proof, "index {i} size {size}");
+                assert_eq!((a.index, a.tree_size), (i, size));
+            }
+        }
+    }
+}
