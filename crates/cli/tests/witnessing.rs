@@ -541,7 +541,14 @@ async fn cosigned_growth_then_a_fork_is_caught() {
         w3_cosigned.elapsed(),
         found.detail
     );
-    assert_eq!(found.kind, "inconsistent");
+    // Which evidence depends on the fork's batch boundaries: if W3 cosigned
+    // one of L2's checkpoints at exactly size 50 before reaching 60, W1
+    // holds two roots for one size (split view); otherwise L2's 60 does not
+    // extend L1's 50 (inconsistent). Both prove the fork.
+    assert!(
+        matches!(found.kind.as_str(), "inconsistent" | "split-view"),
+        "{found:?}"
+    );
     assert_eq!(found.checkpoints.len(), 2);
     // One side is a fork checkpoint W3 cosigned, the other L1's, cosigned by W1.
     let by = |w: &str| {
