@@ -249,7 +249,12 @@ fn run_server(cfg: ServeConfig) -> Result<ExitCode> {
         eprintln!("cairn: log {:?} in {}", cfg.origin, cfg.data_dir.display());
         eprintln!("cairn: verifier key {}", server.vkey);
         if let (Some(g), Some(h)) = (server.grpc_addr(), server.http_addr()) {
-            eprintln!("cairn: gRPC on {g}, HTTP (tlog-tiles) on http://{h}/checkpoint");
+            let (http, tls) = if cfg.tls.is_some() {
+                ("https", " (TLS)")
+            } else {
+                ("http", "")
+            };
+            eprintln!("cairn: gRPC on {g}{tls}, HTTP (tlog-tiles) on {http}://{h}/checkpoint");
         }
         server.run(shutdown_signal()).await?;
         eprintln!("cairn: stopped cleanly");

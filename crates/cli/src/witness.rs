@@ -225,7 +225,12 @@ fn run(cfg: WitnessConfig) -> Result<ExitCode> {
         );
         eprintln!("cairn witness: verifier key {}", server.vkey);
         if let (Some(h), Some(g)) = (server.http_addr(), server.grpc_addr()) {
-            eprintln!("cairn witness: HTTP on http://{h}/add-checkpoint, gRPC on {g}");
+            let (http, tls) = if cfg.tls.is_some() {
+                ("https", " (TLS)")
+            } else {
+                ("http", "")
+            };
+            eprintln!("cairn witness: HTTP on {http}://{h}/add-checkpoint, gRPC on {g}{tls}");
         }
         server.run(shutdown_signal()).await?;
         eprintln!("cairn witness: stopped cleanly");

@@ -70,7 +70,13 @@ pub fn start(cmd: &mut Command) -> Started {
         assert!(n > 0, "cairn serve exited during start-up: {startup}");
         startup.push_str(&line);
         if let Some(rest) = line.split("gRPC on 127.0.0.1:").nth(1) {
-            let port = rest.split(',').next().unwrap().trim().parse().unwrap();
+            let port = rest
+                .split([',', ' '])
+                .next()
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
             return Started {
                 serving,
                 port,
