@@ -200,18 +200,11 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
             Some(a)
         }
     };
-    let tls = match (
+    let tls = tls_files(
         args.tls_cert.or(file.tls_cert),
         args.tls_key.or(file.tls_key),
-    ) {
-        (Some(cert), Some(key)) => Some(cairn_server::TlsFiles {
-            cert,
-            key,
-            client_ca: args.tls_client_ca.or(file.tls_client_ca),
-        }),
-        (None, None) => None,
-        _ => bail!("tls_cert and tls_key go together"),
-    };
+        args.tls_client_ca.or(file.tls_client_ca),
+    )?;
     let d = ServeConfig::default();
     let cfg = ServeConfig {
         tls,
@@ -242,6 +235,33 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
     Ok(cfg)
 }
 
+/// The TLS files of `serve` or `witness` (flag, environment or file,
+/// already merged): a certificate and key go together.
+pub(crate) fn tls_files(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+) -> Result<Option<cairn_server::TlsFiles>> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(cairn_server::TlsFiles {
+            cert,
+            key,
+            client_ca,
+        })),
+        (None, None) => Ok(None),
+        _ => bail!("tls_cert and tls_key go together"),
+    }
+}
+
+/// For the start-up line: the HTTP scheme and the gRPC note.
+pub(crate) fn schemes(tls: bool) -> (&'static str, &'static str) {
+    if tls {
+        ("https", " (TLS)")
+    } else {
+        ("http", "")
+    }
+}
+
 fn run_server(cfg: ServeConfig) -> Result<ExitCode> {
     let rt = crate::client::runtime()?;
     rt.block_on(async move {
@@ -249,11 +269,7 @@ fn run_server(cfg: ServeConfig) -> Result<ExitCode> {
         eprintln!("cairn: log {:?} in {}", cfg.origin, cfg.data_dir.display());
         eprintln!("cairn: verifier key {}", server.vkey);
         if let (Some(g), Some(h)) = (server.grpc_addr(), server.http_addr()) {
-            let (http, tls) = if cfg.tls.is_some() {
-                ("https", " (TLS)")
-            } else {
-                ("http", "")
-            };
+            let (http, tls) = schemes(cfg.tls.is_some());
             eprintln!("cairn: gRPC on {g}{tls}, HTTP (tlog-tiles) on {http}://{h}/checkpoint");
         }
         server.run(shutdown_signal()).await?;

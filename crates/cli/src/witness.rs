@@ -169,18 +169,11 @@ fn build(args: WitnessArgs) -> Result<WitnessConfig> {
     if logs.is_empty() {
         bail!("no logs to witness: give --log VKEY[@URL] or [[log]] in the config file");
     }
-    let tls = match (
+    let tls = crate::serve::tls_files(
         args.tls_cert.or(file.tls_cert),
         args.tls_key.or(file.tls_key),
-    ) {
-        (Some(cert), Some(key)) => Some(cairn_server::TlsFiles {
-            cert,
-            key,
-            client_ca: args.tls_client_ca.or(file.tls_client_ca),
-        }),
-        (None, None) => None,
-        _ => bail!("tls_cert and tls_key go together"),
-    };
+        args.tls_client_ca.or(file.tls_client_ca),
+    )?;
     let cfg = WitnessConfig {
         data_dir: args
             .data_dir
@@ -225,11 +218,7 @@ fn run(cfg: WitnessConfig) -> Result<ExitCode> {
         );
         eprintln!("cairn witness: verifier key {}", server.vkey);
         if let (Some(h), Some(g)) = (server.http_addr(), server.grpc_addr()) {
-            let (http, tls) = if cfg.tls.is_some() {
-                ("https", " (TLS)")
-            } else {
-                ("http", "")
-            };
+            let (http, tls) = crate::serve::schemes(cfg.tls.is_some());
             eprintln!("cairn witness: HTTP on {http}://{h}/add-checkpoint, gRPC on {g}{tls}");
         }
         server.run(shutdown_signal()).await?;

@@ -8,11 +8,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{cairn, start};
+use common::{append_stdin, cairn, start};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -60,20 +58,10 @@ fn spans_reach_an_otlp_collector_without_pii() {
     );
     let server = format!("http://127.0.0.1:{}", st.port);
     let canary = "otel.canary.7c41@example.com";
-    let mut append = cairn()
-        .args(["append", "--server", &server, "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    append
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{{\"user\":\"{canary}\",\"action\":\"login\"}}\n").as_bytes())
-        .unwrap();
-    let out = append.wait_with_output().unwrap();
+    let out = append_stdin(
+        &server,
+        format!("{{\"user\":\"{canary}\",\"action\":\"login\"}}\n").as_bytes(),
+    );
     assert!(
         out.status.success(),
         "{}",

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{cairn, start};
+use common::{append_stdin, cairn, start};
 
 #[test]
 fn serve_append_prove_verify_and_stop() {
@@ -26,20 +26,10 @@ fn serve_append_prove_verify_and_stop() {
     let vkey = std::fs::read_to_string(data.join("log.vkey")).unwrap();
 
     // Append three events through the stream; one receipt per line.
-    let mut append = cairn()
-        .args(["append", "--server", &server, "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    append
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"{\"a\":1,\"email\":\"x@example.com\"}\n\n{\"a\":2}\n{\"a\":3}\n")
-        .unwrap();
-    let out = append.wait_with_output().unwrap();
+    let out = append_stdin(
+        &server,
+        b"{\"a\":1,\"email\":\"x@example.com\"}\n\n{\"a\":2}\n{\"a\":3}\n",
+    );
     assert!(
         out.status.success(),
         "{}",

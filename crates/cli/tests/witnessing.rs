@@ -82,6 +82,7 @@ async fn start_log(
         quorum,
         Duration::from_millis(100),
         None,
+        None,
     )
     .await
 }
@@ -93,6 +94,7 @@ async fn start_log_with(
     quorum: usize,
     interval: Duration,
     policy: Option<PathBuf>,
+    witness_ca: Option<PathBuf>,
 ) -> (SocketAddr, Running) {
     let cfg = ServeConfig {
         data_dir: dir.to_path_buf(),
@@ -105,7 +107,7 @@ async fn start_log_with(
             quorum,
             interval,
             timeout: Duration::from_secs(2),
-            ca: None,
+            ca: witness_ca,
         }),
         cosign_wait: Duration::from_secs(20),
         tile_cache_mb: 16,
@@ -608,6 +610,7 @@ async fn a_dead_witness_never_stalls_appends_and_submissions_are_rate_limited() 
         1,
         interval,
         None,
+        None,
     )
     .await;
     let started = Instant::now();
@@ -670,6 +673,7 @@ async fn full_audit_follow_and_a_privacy_finding() {
         0,
         Duration::from_secs(1),
         Some(policy),
+        None,
     )
     .await;
     assert_eq!(append(l, "x", 30).await, 30);
@@ -772,13 +776,17 @@ async fn witnessing_over_tls() {
     let wvkey = cairn_core::NoteVerifier::parse(&s.vkey).unwrap();
     let (http, grpc) = (s.http_addr().unwrap(), s.grpc_addr().unwrap());
     let w = run_witness(s);
-    let (addr, log) = start_log_tls(
+    let (addr, log) = start_log_with(
         &dir,
+        "127.0.0.1:0".parse().unwrap(),
         vec![WitnessEndpoint {
             name: "w1".into(),
             vkey: wvkey.clone(),
             url: format!("https://localhost:{}", http.port()),
         }],
+        1,
+        Duration::from_millis(100),
+        None,
         Some(ca_file.clone()),
     )
     .await;
@@ -825,46 +833,4 @@ async fn witnessing_over_tls() {
     );
     log.stop().await;
     w.stop().await;
-}
-
-async fn start_log_tls(
-    dir: &Path,
-    witnesses: Vec<WitnessEndpoint>,
-    ca: Option<PathBuf>,
-) -> (SocketAddr, Running) {
-    let cfg = ServeConfig {
-        data_dir: dir.to_path_buf(),
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        origin: ORIGIN.into(),
-        witnessing: Some(WitnessingConfig {
-            witnesses,
-            quorum: 1,
-            interval: Duration::from_millis(100),
-            timeout: Duration::from_secs(2),
-            ca,
-        }),
-        cosign_wait: Duration::from_secs(20),
-        tile_cache_mb: 16,
-        ..ServeConfig::default()
-    };
-    let server = Server::bind(&cfg).await.unwrap();
-    let addr = server.grpc_addr().unwrap();
-    let (tx, rx) = oneshot::channel();
-    let task = tokio::spawn(async move {
-        server
-            .run(async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-    });
-    (
-        addr,
-        Running {
-            stop: Some(tx),
-            task,
-            http: None,
-        },
-    )
 }

@@ -292,8 +292,7 @@ pub struct Server {
     store: Arc<dyn LogStore>,
     witnessing: Option<Witnessing>,
     auth: Option<Arc<Authorizer>>,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    http_tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<crate::tls::ServerConfigs>,
     /// The verifier key of the log.
     pub vkey: String,
 }
@@ -352,16 +351,7 @@ impl Server {
                 auth: auth.clone(),
             },
         );
-        let tls = cfg
-            .tls
-            .as_ref()
-            .map(|t| crate::tls::server_config(t, crate::tls::Alpn::H2))
-            .transpose()?;
-        let http_tls = cfg
-            .tls
-            .as_ref()
-            .map(|t| crate::tls::server_config(t, crate::tls::Alpn::Http1))
-            .transpose()?;
+        let tls = crate::tls::ServerConfigs::new(cfg.tls.as_ref())?;
         let grpc = TcpListener::bind(cfg.grpc_addr)
             .await
             .map_err(setup(&format!("gRPC address {}", cfg.grpc_addr)))?;
@@ -378,7 +368,6 @@ impl Server {
             witnessing,
             auth,
             tls,
-            http_tls,
             vkey,
         })
     }
@@ -416,14 +405,15 @@ impl Server {
             .add_service(health)
             .add_service(reflection)
             .add_service(self.service.into_server());
-        let grpc = serve_grpc(router, self.grpc, self.tls, wait(stop_rx.clone()));
+        let (grpc_tls, http_tls) = self.tls.map(|t| (t.grpc, t.http)).unzip();
+        let grpc = serve_grpc(router, self.grpc, grpc_tls, wait(stop_rx.clone()));
         let router = crate::http::router(
             self.store.clone(),
             self.seq.clone(),
             self.witnessing.clone(),
             self.auth.clone(),
         );
-        let http = serve_http(self.http, self.http_tls, router, wait(stop_rx));
+        let http = serve_http(self.http, http_tls, router, wait(stop_rx));
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);

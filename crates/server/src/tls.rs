@@ -145,18 +145,38 @@ impl rustls::server::ResolvesServerCert for CertReloader {
     }
 }
 
-/// Which protocol a listener speaks (its ALPN identifier).
-#[derive(Clone, Copy, Debug)]
-pub enum Alpn {
-    /// HTTP/1.1 (tiles, `/checkpoint`, `/metrics`, `add-checkpoint`).
-    Http1,
-    /// HTTP/2 (gRPC).
-    H2,
+/// The rustls settings of a node's two listeners, sharing one reloading
+/// certificate and one client verifier: gRPC (ALPN `h2`) and HTTP (ALPN
+/// `http/1.1`).
+pub struct ServerConfigs {
+    /// For the gRPC listener.
+    pub grpc: Arc<ServerConfig>,
+    /// For the HTTP listener.
+    pub http: Arc<ServerConfig>,
 }
 
-/// The rustls server settings for `t`: a reloading certificate, and a
-/// client-certificate verifier when a client CA is set.
-pub fn server_config(t: &TlsFiles, alpn: Alpn) -> Result<Arc<ServerConfig>, ServeError> {
+impl ServerConfigs {
+    /// Both listeners' settings for `t` (`None`: no TLS).
+    pub fn new(t: Option<&TlsFiles>) -> Result<Option<ServerConfigs>, ServeError> {
+        let Some(t) = t else {
+            return Ok(None);
+        };
+        let cfg = server_config(t)?;
+        let with_alpn = |alpn: &[u8]| {
+            let mut c = cfg.clone();
+            c.alpn_protocols = vec![alpn.to_vec()];
+            Arc::new(c)
+        };
+        Ok(Some(ServerConfigs {
+            grpc: with_alpn(b"h2"),
+            http: with_alpn(b"http/1.1"),
+        }))
+    }
+}
+
+/// The rustls server settings for `t` without ALPN: a reloading
+/// certificate, and a client-certificate verifier when a client CA is set.
+fn server_config(t: &TlsFiles) -> Result<ServerConfig, ServeError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let resolver = Arc::new(CertReloader::new(&t.cert, &t.key, provider.clone())?);
     let builder = ServerConfig::builder_with_provider(provider.clone())
@@ -177,12 +197,7 @@ pub fn server_config(t: &TlsFiles, alpn: Alpn) -> Result<Arc<ServerConfig>, Serv
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let mut cfg = builder.with_cert_resolver(resolver);
-    cfg.alpn_protocols = vec![match alpn {
-        Alpn::Http1 => b"http/1.1".to_vec(),
-        Alpn::H2 => b"h2".to_vec(),
-    }];
-    Ok(Arc::new(cfg))
+    Ok(builder.with_cert_resolver(resolver))
 }
 
 /// Completed TLS connections from `tcp`, as the stream tonic serves (its

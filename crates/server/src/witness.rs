@@ -413,8 +413,7 @@ pub struct WitnessServer {
     peers: Vec<Peer>,
     http: TcpListener,
     grpc: TcpListener,
-    grpc_tls: Option<Arc<rustls::ServerConfig>>,
-    http_tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<crate::tls::ServerConfigs>,
     out: crate::outbound::Outbound,
     gossip_interval: Duration,
     /// The witness's cosignature verifier key.
@@ -451,16 +450,7 @@ impl WitnessServer {
                 e.detail
             ),
         }));
-        let grpc_tls = cfg
-            .tls
-            .as_ref()
-            .map(|t| crate::tls::server_config(t, crate::tls::Alpn::H2))
-            .transpose()?;
-        let http_tls = cfg
-            .tls
-            .as_ref()
-            .map(|t| crate::tls::server_config(t, crate::tls::Alpn::Http1))
-            .transpose()?;
+        let tls = crate::tls::ServerConfigs::new(cfg.tls.as_ref())?;
         let out = crate::outbound::Outbound::new(cfg.tls_ca.as_deref())?;
         for l in &cfg.logs {
             if let Some(u) = &l.url {
@@ -482,8 +472,7 @@ impl WitnessServer {
             peers: cfg.peers.clone(),
             http,
             grpc,
-            grpc_tls,
-            http_tls,
+            tls,
             out,
             gossip_interval: cfg.gossip_interval,
             vkey,
@@ -537,7 +526,8 @@ impl WitnessServer {
             .route("/metrics", get(http_metrics))
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(shared.clone());
-        let http = crate::run::serve_http(self.http, self.http_tls, router, wait(stop_rx.clone()));
+        let (grpc_tls, http_tls) = self.tls.map(|t| (t.grpc, t.http)).unzip();
+        let http = crate::run::serve_http(self.http, http_tls, router, wait(stop_rx.clone()));
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter
             .set_serving::<pb::witness_server::WitnessServer<WitnessService>>()
@@ -551,7 +541,7 @@ impl WitnessServer {
                 // A gossip message holds a few checkpoints: 1 MiB is ample.
                 .max_decoding_message_size(1 << 20),
             );
-        let grpc = crate::run::serve_grpc(router, self.grpc, self.grpc_tls, wait(stop_rx.clone()));
+        let grpc = crate::run::serve_grpc(router, self.grpc, grpc_tls, wait(stop_rx.clone()));
         let interval = self.gossip_interval;
         let mut gossip_stop = stop_rx.clone();
         let gossip = tokio::spawn(async move {

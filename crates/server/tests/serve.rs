@@ -44,6 +44,85 @@ async fn get(addr: SocketAddr, path: &str) -> (u16, String, Vec<u8>) {
     (status, head.to_ascii_lowercase(), buf[split + 4..].to_vec())
 }
 
+/// A self-signed test CA.
+fn test_ca(name: &str) -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(rcgen::DnType::CommonName, name);
+    CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
+}
+
+/// A certificate for the DNS name `name` signed by `issuer`, and its key
+/// (both PEM).
+fn test_leaf(issuer: &rcgen::CertifiedIssuer<'_, rcgen::KeyPair>, name: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
+        .unwrap()
+        .signed_by(&key, issuer)
+        .unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// Writes `text` to `dir/name` with mode 0600: beside, then renamed into
+/// place, so a running server never reads a half-written file.
+fn put_secret(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    let t = dir.join(format!("{name}.tmp"));
+    std::fs::write(&t, text).unwrap();
+    std::fs::set_permissions(&t, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::rename(&t, &p).unwrap();
+    p
+}
+
+/// `GET /checkpoint` over HTTPS to `addr` (as `localhost`), trusting
+/// `ca_pem`, with a client certificate and key when given: the raw
+/// response, or why the connection failed.
+async fn https_checkpoint(
+    addr: SocketAddr,
+    ca_pem: &str,
+    identity: Option<&(String, String)>,
+) -> Result<String, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let b = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let cfg = match identity {
+        Some((c, k)) => b
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_slice(c.as_bytes()).unwrap()],
+                PrivateKeyDer::from_pem_slice(k.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+        None => b.with_no_client_auth(),
+    };
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    tls.write_all(b"GET /checkpoint HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    // A refused client certificate surfaces here, as a read error with
+    // nothing read.
+    if let Err(e) = tls.read_to_end(&mut buf).await
+        && buf.is_empty()
+    {
+        return Err(e.to_string());
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
 fn event(i: u64) -> pb::AppendRequest {
     pb::AppendRequest {
         event: format!(r#"{{"seq":{i},"email":"u{i}@example.com"}}"#).into_bytes(),
@@ -412,34 +491,14 @@ async fn disk_full_then_space_freed() {
 /// world-readable TLS key is refused at start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_and_mtls() {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
     let tmp = tempfile::tempdir().unwrap();
-    let ca = |name: &str| {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(rcgen::DnType::CommonName, name);
-        CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
-    };
-    let leaf = |issuer: &CertifiedIssuer<'_, KeyPair>, names: Vec<String>| {
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, issuer)
-            .unwrap();
-        (cert.pem(), key.serialize_pem())
-    };
-    let ca1 = ca("cairn test CA");
-    let ca2 = ca("someone else's CA");
-    let (server_cert, server_key) = leaf(&ca1, vec!["localhost".into()]);
-    let (client_cert, client_key) = leaf(&ca1, vec!["client.example".into()]);
-    let (other_cert, other_key) = leaf(&ca2, vec!["intruder.example".into()]);
-    let write = |name: &str, text: &str| {
-        let p = tmp.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        p
-    };
+    let ca1 = test_ca("cairn test CA");
+    let ca2 = test_ca("someone else's CA");
+    let (server_cert, server_key) = test_leaf(&ca1, "localhost");
+    let (client_cert, client_key) = test_leaf(&ca1, "client.example");
+    let (other_cert, other_key) = test_leaf(&ca2, "intruder.example");
+    let write = |name: &str, text: &str| put_secret(tmp.path(), name, text);
     let tls = cairn_server::TlsFiles {
         cert: write("server.pem", &server_cert),
         key: write("server.key", &server_key),
@@ -456,44 +515,8 @@ async fn tls_and_mtls() {
     }));
     // HTTPS (tiles, /checkpoint) with the same certificate and client CA.
     let https_get = |identity: Option<(String, String)>| {
-        use rustls_pki_types::pem::PemObject;
         let ca = ca1.pem();
-        async move {
-            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-            let mut roots = rustls::RootCertStore::empty();
-            roots
-                .add(rustls_pki_types::CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
-                .unwrap();
-            let b = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots);
-            let cfg = match identity {
-                Some((c, k)) => b
-                    .with_client_auth_cert(
-                        vec![
-                            rustls_pki_types::CertificateDer::from_pem_slice(c.as_bytes()).unwrap(),
-                        ],
-                        rustls_pki_types::PrivateKeyDer::from_pem_slice(k.as_bytes()).unwrap(),
-                    )
-                    .unwrap(),
-                None => b.with_no_client_auth(),
-            };
-            let tcp = tokio::net::TcpStream::connect(https).await.unwrap();
-            let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-            let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
-                .connect(name, tcp)
-                .await
-                .map_err(|e| e.to_string())?;
-            tls.write_all(
-                b"GET /checkpoint HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            let mut buf = Vec::new();
-            tls.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
-            Ok::<String, String>(String::from_utf8_lossy(&buf).into_owned())
-        }
+        async move { https_checkpoint(https, &ca, identity.as_ref()).await }
     };
     let (cc, ck) = (client_cert.clone(), client_key.clone());
     let r = https_get(Some((cc, ck))).await.unwrap();
@@ -572,29 +595,11 @@ async fn tls_and_mtls() {
 /// works over the same mTLS connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_certificate_identities() {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    use rustls_pki_types::pem::PemObject;
     use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
     let tmp = tempfile::tempdir().unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name
-        .push(rcgen::DnType::CommonName, "cairn test CA");
-    let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
-    let leaf = |name: &str| {
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec![name.to_owned()])
-            .unwrap()
-            .signed_by(&key, &ca)
-            .unwrap();
-        (cert.pem(), key.serialize_pem())
-    };
-    let write = |name: &str, text: &str| {
-        let p = tmp.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        p
-    };
+    let ca = test_ca("cairn test CA");
+    let leaf = |name: &str| test_leaf(&ca, name);
+    let write = |name: &str, text: &str| put_secret(tmp.path(), name, text);
     let (server_cert, server_key) = leaf("localhost");
     let ingest = leaf("ingest.clients.test");
     let reader = leaf("reader.clients.test");
@@ -674,38 +679,7 @@ async fn client_certificate_identities() {
     // HTTPS: the same identities.
     let get = |id: (String, String)| {
         let ca = ca.pem();
-        async move {
-            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-            let mut roots = rustls::RootCertStore::empty();
-            roots
-                .add(rustls_pki_types::CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
-                .unwrap();
-            let cfg = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_client_auth_cert(
-                    vec![
-                        rustls_pki_types::CertificateDer::from_pem_slice(id.0.as_bytes()).unwrap(),
-                    ],
-                    rustls_pki_types::PrivateKeyDer::from_pem_slice(id.1.as_bytes()).unwrap(),
-                )
-                .unwrap();
-            let tcp = tokio::net::TcpStream::connect(https).await.unwrap();
-            let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-            let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
-                .connect(name, tcp)
-                .await
-                .unwrap();
-            tls.write_all(
-                b"GET /checkpoint HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-            )
-            .await
-            .unwrap();
-            let mut buf = Vec::new();
-            let _ = tls.read_to_end(&mut buf).await;
-            String::from_utf8_lossy(&buf).into_owned()
-        }
+        async move { https_checkpoint(https, &ca, Some(&id)).await.unwrap() }
     };
     let r = get(reader.clone()).await;
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
@@ -723,35 +697,13 @@ async fn client_certificate_identities() {
 /// kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_hot_reload() {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     use tonic::transport::{Certificate, Channel, ClientTlsConfig};
     let tmp = tempfile::tempdir().unwrap();
-    let ca = |name: &str| {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(rcgen::DnType::CommonName, name);
-        CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
-    };
-    let leaf = |issuer: &CertifiedIssuer<'_, KeyPair>| {
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec!["localhost".to_owned()])
-            .unwrap()
-            .signed_by(&key, issuer)
-            .unwrap();
-        (cert.pem(), key.serialize_pem())
-    };
-    let (old_ca, new_ca) = (ca("old CA"), ca("new CA"));
-    let (c1, k1) = leaf(&old_ca);
-    let (c2, k2) = leaf(&new_ca);
-    let put = |name: &str, text: &str| {
-        // Write beside, then rename into place: never a half-written file.
-        let p = tmp.path().join(name);
-        let t = tmp.path().join(format!("{name}.tmp"));
-        std::fs::write(&t, text).unwrap();
-        std::fs::set_permissions(&t, std::fs::Permissions::from_mode(0o600)).unwrap();
-        std::fs::rename(&t, &p).unwrap();
-        p
-    };
+    let (old_ca, new_ca) = (test_ca("old CA"), test_ca("new CA"));
+    let (c1, k1) = test_leaf(&old_ca, "localhost");
+    let (c2, k2) = test_leaf(&new_ca, "localhost");
+    // Written beside, then renamed into place: never a half-written file.
+    let put = |name: &str, text: &str| put_secret(tmp.path(), name, text);
     let tls = cairn_server::TlsFiles {
         key: put("server.key", &k1),
         cert: put("server.pem", &c1),

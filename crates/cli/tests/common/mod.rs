@@ -150,3 +150,17 @@ pub fn serve(data: &std::path::Path) -> Started {
 pub fn checkpoint_text(server: &str) -> String {
     String::from_utf8(succeed(cairn().args(["checkpoint", "--server", server])).stdout).unwrap()
 }
+
+/// `cairn append --server SERVER -` fed `input` on stdin: its output
+/// (receipts on stdout, one per line).
+pub fn append_stdin(server: &str, input: &[u8]) -> std::process::Output {
+    let mut append = cairn()
+        .args(["append", "--server", server, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    append.stdin.take().unwrap().write_all(input).unwrap();
+    append.wait_with_output().unwrap()
+}
