@@ -25,8 +25,15 @@ pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<B
 /// Trust roots for `https://` peers; cheap to clone.
 #[derive(Clone, Debug, Default)]
 pub struct Outbound {
-    /// The CA certificates (PEM), if configured.
-    ca_pem: Option<Arc<Vec<u8>>>,
+    /// The CA certificates, if configured: as read (PEM, for tonic) and
+    /// parsed once (for rustls).
+    ca: Option<Arc<Roots>>,
+}
+
+#[derive(Debug)]
+struct Roots {
+    pem: Vec<u8>,
+    certs: Vec<CertificateDer<'static>>,
 }
 
 impl Outbound {
@@ -37,25 +44,24 @@ impl Outbound {
         };
         let pem = std::fs::read(p)
             .map_err(|e| ServeError::Setup(format!("TLS CA file {}: {e}", p.display())))?;
-        let n = CertificateDer::pem_slice_iter(&pem)
+        let certs = CertificateDer::pem_slice_iter(&pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ServeError::Setup(format!("TLS CA file {}: {e}", p.display())))?
-            .len();
-        if n == 0 {
+            .map_err(|e| ServeError::Setup(format!("TLS CA file {}: {e}", p.display())))?;
+        if certs.is_empty() {
             return Err(ServeError::Setup(format!(
                 "TLS CA file {}: no certificates in it",
                 p.display()
             )));
         }
         Ok(Outbound {
-            ca_pem: Some(Arc::new(pem)),
+            ca: Some(Arc::new(Roots { pem, certs })),
         })
     }
 
     /// Checks that `url` can be reached with these settings.
     pub fn check_url(&self, url: &str, what: &str) -> Result<(), ServeError> {
         if url.starts_with("https://") {
-            if self.ca_pem.is_none() {
+            if self.ca.is_none() {
                 return Err(ServeError::Setup(format!(
                     "{what} {url} is https but no TLS CA file is configured to verify it"
                 )));
@@ -71,9 +77,9 @@ impl Outbound {
     /// A gRPC channel to `url` (TLS for `https://`).
     pub async fn channel(&self, url: &str) -> Result<Channel, String> {
         let ep = Endpoint::from_shared(url.to_owned()).map_err(|e| format!("{url}: {e}"))?;
-        let ep = match (&self.ca_pem, url.starts_with("https://")) {
+        let ep = match (&self.ca, url.starts_with("https://")) {
             (Some(ca), true) => ep
-                .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&**ca)))
+                .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&ca.pem)))
                 .map_err(|e| format!("{url}: {e}"))?,
             (None, true) => return Err(format!("{url}: https needs a TLS CA file")),
             (_, false) => ep,
@@ -87,11 +93,10 @@ impl Outbound {
     /// An HTTP client for `http://` and `https://` URLs.
     pub fn http_client(&self) -> Result<HttpClient, ServeError> {
         let mut roots = rustls::RootCertStore::empty();
-        if let Some(pem) = &self.ca_pem {
-            for c in CertificateDer::pem_slice_iter(pem) {
-                let c = c.map_err(|e| ServeError::Setup(format!("TLS CA: {e}")))?;
+        if let Some(ca) = &self.ca {
+            for c in &ca.certs {
                 roots
-                    .add(c)
+                    .add(c.clone())
                     .map_err(|e| ServeError::Setup(format!("TLS CA: {e}")))?;
             }
         }
