@@ -547,12 +547,15 @@ impl pb::log_server::Log for LogService {
         // leaf's level-0 tile) already cached, the answer is lookups and a
         // few hashes: no store read, and no hop to a blocking thread (whose
         // two context switches cost more than the proof).
+        // The plan of a by-index proof, made once for either path.
+        let mut index_plan = None;
         if let Some(pb::get_inclusion_proof_request::Leaf::Index(i)) = req.leaf
             && size.contains(LeafIndex(i))
         {
-            let plan = ProofPlan::inclusion(LeafIndex(i), size).map_err(ServerError::from)?;
+            let plan = index_plan
+                .insert(ProofPlan::inclusion(LeafIndex(i), size).map_err(ServerError::from)?);
             if let (Some(path), Some(leaf)) = (
-                self.inner.tiles.prove_cached(&plan),
+                self.inner.tiles.prove_cached(plan),
                 self.inner.tiles.leaf_cached(i, size.0),
             ) {
                 let path = path?;
@@ -591,9 +594,11 @@ impl pb::log_server::Log for LogService {
                 .read_entries(index, 1)?
                 .pop()
                 .ok_or_else(|| ServerError::Unavailable("stored entry missing".into()))?;
-            let path = me
-                .tiles
-                .prove(&*store, &ProofPlan::inclusion(index, size)?)?;
+            let plan = match index_plan {
+                Some(p) => p,
+                None => ProofPlan::inclusion(index, size)?,
+            };
+            let path = me.tiles.prove(&*store, &plan)?;
             Ok(pb::InclusionProof {
                 index: index.0,
                 tree_size: size.0,
