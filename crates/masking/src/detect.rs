@@ -286,25 +286,9 @@ pub(crate) struct Hit {
     trigger: Trigger,
 }
 
-impl Hit {
-    /// Where the trigger starts in the scanned text.
-    pub(crate) fn start(&self) -> usize {
-        self.start
-    }
-    /// Where it ends (exclusive).
-    pub(crate) fn end(&self) -> usize {
-        self.end
-    }
-}
 
-/// Runs the trigger automaton once over `text` (a whole event, or one
-/// string), appending every trigger in order.
-///
-/// Running it once over a whole JSON event finds exactly the triggers a
-/// per-string run would: no trigger contains a `"` and none can start in
-/// JSON's structural text (`{}[],:`, numbers, `true`/`false`/`null`), so
-/// the automaton is in its start state at every string's opening quote
-/// and every hit lies inside one string.
+/// Runs the trigger automaton over `text` (one string), appending every
+/// trigger in order.
 pub(crate) fn find_triggers(engine: &Engine, text: &[u8], out: &mut Vec<Hit>) {
     use regex_automata::dfa::Automaton;
     let first = out.len();
@@ -345,25 +329,24 @@ pub(crate) fn find_triggers(engine: &Engine, text: &[u8], out: &mut Vec<Hit>) {
 }
 
 /// Runs every built-in detector over `s`, appending matches (unsorted,
-/// possibly overlapping) to `out`.
-pub(crate) fn scan_builtin(engine: &Engine, s: &str, out: &mut Vec<Match>) {
+/// possibly overlapping) to `out`. `hits` is a scratch buffer.
+///
+/// The trigger pass runs per string, not once per event: keys, short
+/// strings and values under a field rule never need it, and they are
+/// about half of a typical event's bytes.
+pub(crate) fn scan_builtin(engine: &Engine, s: &str, hits: &mut Vec<Hit>, out: &mut Vec<Match>) {
+    // Nothing we detect is shorter than six bytes (`a@b.co`).
     if s.len() < 6 {
         return;
     }
-    let mut hits = Vec::new();
-    find_triggers(engine, s.as_bytes(), &mut hits);
-    scan_with_hits(s, &hits, 0, out);
+    hits.clear();
+    find_triggers(engine, s.as_bytes(), hits);
+    scan_with_hits(s, hits, out);
 }
 
-/// Runs every built-in detector over `s`, given the triggers found in it:
-/// `hits` hold positions relative to `base` (the offset of `s` in the text
-/// the trigger pass ran over), and every hit lies inside `s`.
-pub(crate) fn scan_with_hits(s: &str, hits: &[Hit], base: usize, out: &mut Vec<Match>) {
+/// Runs every built-in detector over `s`, given the triggers found in it.
+fn scan_with_hits(s: &str, hits: &[Hit], out: &mut Vec<Match>) {
     let b = s.as_bytes();
-    // Nothing we detect is shorter than six bytes (`a@b.co`).
-    if b.len() < 6 {
-        return;
-    }
     let mut flags = [false; 12];
     for h in hits {
         flags[h.trigger as usize] = true;
@@ -375,7 +358,7 @@ pub(crate) fn scan_with_hits(s: &str, hits: &[Hit], base: usize, out: &mut Vec<M
     let mut keywords = Vec::new();
     let mut auths = Vec::new();
     for h in hits {
-        let (start, end) = (h.start - base, h.end - base);
+        let (start, end) = (h.start, h.end);
         match h.trigger {
             Trigger::Keyword => keywords.push((start, end)),
             Trigger::Auth => {

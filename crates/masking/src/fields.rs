@@ -85,10 +85,41 @@ const MEMO_KEY_MAX: usize = 96;
 /// Memo entries per thread before it is cleared.
 const MEMO_ENTRIES: usize = 4096;
 
-type Memo = rustc_hash::FxHashMap<Box<[u8]>, Option<Detector>>;
+/// What is known about one key (under one parent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct KeyClass {
+    /// The detector the field name implies.
+    pub(crate) detector: Option<Detector>,
+    /// Whether the key itself could hold PII (see [`suspicious`]), so that
+    /// it must be scanned.
+    pub(crate) suspicious: bool,
+}
+
+/// Memoized answers of [`FieldRules::classify`], one per thread.
+#[derive(Default)]
+pub(crate) struct Memo(rustc_hash::FxHashMap<Box<[u8]>, KeyClass>);
 
 thread_local! {
     static MEMO: std::cell::RefCell<Memo> = std::cell::RefCell::new(Memo::default());
+}
+
+/// Runs `f` with this thread's memo, borrowed once (per event, not per
+/// key). Should the memo already be in use (a masker called from inside
+/// a masker: never today), `f` gets a fresh one.
+pub(crate) fn with_memo<R>(f: impl FnOnce(&mut Memo) -> R) -> R {
+    MEMO.with(|m| match m.try_borrow_mut() {
+        Ok(mut memo) => f(&mut memo),
+        Err(_) => f(&mut Memo::default()),
+    })
+}
+
+/// Whether a key could itself hold PII and must be scanned: only keys of
+/// six bytes or more with an `@`, a `:` or seven digits are.
+pub(crate) fn suspicious(key: &str) -> bool {
+    let b = key.as_bytes();
+    b.len() >= 6
+        && (memchr::memchr2(b'@', b':', b).is_some()
+            || b.iter().filter(|c| c.is_ascii_digit()).count() >= 7)
 }
 
 /// Longest key part considered (longer keys are truncated: a field name
@@ -162,7 +193,7 @@ impl FieldRules {
     /// masker). The memo is bounded: past [`MEMO_ENTRIES`] it is cleared, so
     /// a stream of ever-new keys costs one clear per few thousand keys and
     /// never more memory. Long keys skip it.
-    pub(crate) fn classify(&self, key: &str, parent: Option<&str>) -> Option<Detector> {
+    pub(crate) fn classify(&self, memo: &mut Memo, key: &str, parent: Option<&str>) -> KeyClass {
         let p = parent.unwrap_or("");
         if key.len() + p.len() > MEMO_KEY_MAX {
             return self.classify_uncached(key, parent);
@@ -173,21 +204,25 @@ impl FieldRules {
         k[key.len()] = if parent.is_some() { 0xFF } else { 0xFE };
         k[key.len() + 1..key.len() + 1 + p.len()].copy_from_slice(p.as_bytes());
         let k = &k[..key.len() + 1 + p.len()];
-        MEMO.with(|memo| {
-            let mut memo = memo.borrow_mut();
-            if let Some(&d) = memo.get(k) {
-                return d;
-            }
-            let d = self.classify_uncached(key, parent);
-            if memo.len() >= MEMO_ENTRIES {
-                memo.clear();
-            }
-            memo.insert(k.into(), d);
-            d
-        })
+        if let Some(&d) = memo.0.get(k) {
+            return d;
+        }
+        let d = self.classify_uncached(key, parent);
+        if memo.0.len() >= MEMO_ENTRIES {
+            memo.0.clear();
+        }
+        memo.0.insert(k.into(), d);
+        d
     }
 
-    fn classify_uncached(&self, key: &str, parent: Option<&str>) -> Option<Detector> {
+    fn classify_uncached(&self, key: &str, parent: Option<&str>) -> KeyClass {
+        KeyClass {
+            detector: self.detector(key, parent),
+            suspicious: suspicious(key),
+        }
+    }
+
+    fn detector(&self, key: &str, parent: Option<&str>) -> Option<Detector> {
         let mut buf = [0u8; MAX];
         buf[0] = b'_';
         let mut len = 1;
@@ -237,7 +272,8 @@ mod tests {
     fn c(k: &str, p: Option<&str>) -> Option<&'static str> {
         FieldRules::new()
             .unwrap()
-            .classify(k, p)
+            .classify(&mut Memo::default(), k, p)
+            .detector
             .map(Detector::name)
     }
 

@@ -282,7 +282,20 @@ impl Masker {
         let text = std::str::from_utf8(event).map_err(|e| MaskError::NotUtf8 {
             offset: e.valid_up_to(),
         })?;
+        fields::with_memo(|memo| self.mask_str(text, content_type, ts_ms, salts, memo))
+    }
+
+    fn mask_str(
+        &self,
+        text: &str,
+        content_type: ContentType,
+        ts_ms: u64,
+        salts: &mut dyn SaltSource,
+        memo: &mut fields::Memo,
+    ) -> Result<Masked, MaskError> {
+        let event = text.as_bytes();
         let mut w = Walk {
+            memo,
             m: self,
             // The body, then the decisions, the digest and the time: room
             // for a few decisions without regrowing.
@@ -296,11 +309,7 @@ impl Masker {
             pool: Vec::new(),
             scratch: Vec::new(),
             hits: Vec::with_capacity(16),
-            next_hit: 0,
         };
-        // One trigger pass over the whole event (see detect::find_triggers
-        // for why it equals one pass per string).
-        detect::find_triggers(&self.engine, event, &mut w.hits);
         w.out.extend_from_slice(b"{\"body\":");
         let body_start = w.out.len();
         match content_type {
@@ -365,10 +374,60 @@ impl Masker {
     }
 }
 
-type Member<'a> = (Cow<'a, str>, usize, usize);
+/// A member written into the output: its key, its first 8 bytes as a sort
+/// prefix, and where its bytes (`"key":value`) are.
+struct Member<'a> {
+    key: Cow<'a, str>,
+    prefix: SortPrefix,
+    start: usize,
+    end: usize,
+}
+
+/// The first 8 bytes of a key, big-endian and zero-padded, for ordering
+/// members without touching their strings. Only decisive when the two
+/// prefixes differ and `exact` holds for both: no byte ≥ 0xEE, where UTF-8
+/// byte order and UTF-16 order can disagree (see [`key_cmp`]).
+#[derive(Clone, Copy)]
+struct SortPrefix {
+    bytes: u64,
+    exact: bool,
+}
+
+impl SortPrefix {
+    fn of(key: &str) -> SortPrefix {
+        let b = key.as_bytes();
+        let n = b.len().min(8);
+        let mut p = [0u8; 8];
+        p[..n].copy_from_slice(&b[..n]);
+        SortPrefix {
+            bytes: u64::from_be_bytes(p),
+            exact: p.iter().all(|&c| c < 0xEE),
+        }
+    }
+}
+
+/// Canonical member order (RFC 8785 §3.2.3): UTF-16 code units of the keys.
+fn member_cmp(a: &Member<'_>, b: &Member<'_>) -> std::cmp::Ordering {
+    if a.prefix.bytes != b.prefix.bytes && a.prefix.exact && b.prefix.exact {
+        a.prefix.bytes.cmp(&b.prefix.bytes)
+    } else {
+        key_cmp(&a.key, &b.key)
+    }
+}
+
+/// `Cow::clone`, inlined: a borrowed key (nearly all of them) is two words.
+#[inline]
+fn dup<'a>(c: &Cow<'a, str>) -> Cow<'a, str> {
+    match c {
+        Cow::Borrowed(b) => Cow::Borrowed(b),
+        Cow::Owned(o) => Cow::Owned(o.clone()),
+    }
+}
 
 struct Walk<'a, 'm, 's> {
     m: &'m Masker,
+    /// This thread's field-name memo.
+    memo: &'s mut fields::Memo,
     out: Vec<u8>,
     /// Where the walk is: the JSON pointer's segments, built into a string
     /// only when a decision or opening needs it.
@@ -380,11 +439,8 @@ struct Walk<'a, 'm, 's> {
     matches: Vec<Match>,
     pool: Vec<Vec<Member<'a>>>,
     scratch: Vec<u8>,
-    /// Triggers found in the whole event, in order.
+    /// Triggers found in the string being scanned (reused buffer).
     hits: Vec<Hit>,
-    /// First hit not before the string being scanned (strings are visited
-    /// in source order).
-    next_hit: usize,
 }
 
 /// One step of a JSON pointer: an object key (as written, i.e. masked)
@@ -472,26 +528,6 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         out
     }
 
-    /// The triggers inside `at..at + len` of the event, or `None` when the
-    /// hits do not line up with that range (then the string is scanned on
-    /// its own).
-    fn hits_in(&mut self, at: usize, len: usize) -> Option<std::ops::Range<usize>> {
-        let hits = &self.hits;
-        let mut i = self.next_hit;
-        while i < hits.len() && hits[i].start() < at {
-            i += 1;
-        }
-        let first = i;
-        while i < hits.len() && hits[i].start() < at + len {
-            if hits[i].end() > at + len {
-                return None;
-            }
-            i += 1;
-        }
-        self.next_hit = i;
-        Some(first..i)
-    }
-
     /// Masks a string value per `treat`. Returns false if it is dropped.
     /// `at` is the string's offset in the event when it is borrowed from
     /// it (no escapes).
@@ -508,7 +544,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                     Some(v) => Some(v),
                 }
             }
-            Treat::Scan => self.scan(s, at),
+            Treat::Scan => self.scan(s),
         };
         match replaced {
             None if at.is_some() => write_plain_str(&mut self.out, s),
@@ -518,9 +554,8 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         true
     }
 
-    /// Runs the detectors over `s` (at offset `at` of the event when it is
-    /// a slice of it); `Some(masked)` if anything matched.
-    fn scan(&mut self, s: &str, at: Option<usize>) -> Option<String> {
+    /// Runs the detectors over `s`; `Some(masked)` if anything matched.
+    fn scan(&mut self, s: &str) -> Option<String> {
         let mut matches = std::mem::take(&mut self.matches);
         matches.clear();
         for (i, c) in self.m.policy.custom.iter().enumerate() {
@@ -533,12 +568,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 }
             }
         }
-        match at.and_then(|at| Some((at, self.hits_in(at, s.len())?))) {
-            Some((at, range)) => {
-                detect::scan_with_hits(s, &self.hits[range], at, &mut matches);
-            }
-            None => detect::scan_builtin(&self.m.engine, s, &mut matches),
-        }
+        detect::scan_builtin(&self.m.engine, s, &mut self.hits, &mut matches);
         if matches.is_empty() {
             self.matches = matches;
             return None;
@@ -620,7 +650,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                         // Long integers can be card numbers, SSNs or phones.
                         if integer
                             && text.len() >= 9
-                            && let Some(masked) = self.scan(text, Some(at))
+                            && let Some(masked) = self.scan(text)
                         {
                             write_str(&mut self.out, &masked);
                             return Ok(true);
@@ -684,27 +714,34 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         Ok(())
     }
 
-    /// How a member is treated. Called with the member's key already
-    /// pushed on `path`; its parent is the key before it.
-    fn member_treat<'p>(&self, parent_treat: Treat<'p>) -> Treat<'p>
+    /// How a member is treated, and whether its key must be scanned (in
+    /// scan mode, for a key that could itself hold PII). Called with the
+    /// member's key already pushed on `path`; its parent is the key before
+    /// it.
+    fn member_treat<'p>(&mut self, parent_treat: Treat<'p>) -> (Treat<'p>, bool)
     where
         'm: 'p,
     {
         let policy: &'m Policy = &self.m.policy;
+        let scan_key = || {
+            matches!(parent_treat, Treat::Scan)
+                && self.path.last().is_some_and(|k| fields::suspicious(k))
+        };
         if !policy.fields.is_empty()
             && let Some(rule) = policy.field_rule(&self.path)
         {
-            return match rule.action {
+            let t = match rule.action {
                 Action::Detect => Treat::Scan,
                 Action::Keep => Treat::Keep,
                 a => Treat::Whole(Who::Named(rule.detector.as_str()), a),
             };
+            return (t, scan_key());
         }
         match parent_treat {
-            Treat::Whole(..) | Treat::Keep | Treat::Unlisted => parent_treat,
+            Treat::Whole(..) | Treat::Keep | Treat::Unlisted => (parent_treat, false),
             Treat::Scan => {
                 if policy.mode == Mode::Allowlist && !self.inside_allowed() {
-                    return Treat::Unlisted;
+                    return (Treat::Unlisted, scan_key());
                 }
                 let n = self.path.len();
                 let key = self.path.get(n.wrapping_sub(1)).map_or("", |k| k.as_ref());
@@ -712,13 +749,15 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                     .checked_sub(2)
                     .and_then(|i| self.path.get(i))
                     .map(|p| p.as_ref());
-                match self.m.fields.classify(key, parent) {
+                let class = self.m.fields.classify(self.memo, key, parent);
+                let t = match class.detector {
                     Some(d) => match policy.action_for(d) {
                         Action::Keep => Treat::Keep,
                         a => Treat::Whole(Who::Builtin(d), a),
                     },
                     None => Treat::Scan,
-                }
+                };
+                (t, class.suspicious)
             }
         }
     }
@@ -751,13 +790,17 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 let (key, key_at) = r.string_at()?;
                 r.ws();
                 r.expect(b':', "expected ':'")?;
-                let (out_key, key_hit) = self.mask_key(key.clone(), treat);
-                self.segs.push(Seg::Key(out_key.clone()));
+                self.path.push(dup(&key));
+                let (mt, scan_key) = self.member_treat(treat);
+                let (out_key, key_hit) = if scan_key {
+                    self.mask_key(key)
+                } else {
+                    (key, None)
+                };
+                self.segs.push(Seg::Key(dup(&out_key)));
                 if let Some(name) = key_hit {
                     self.decide(name, Action::Redact);
                 }
-                self.path.push(key);
-                let mt = self.member_treat(treat);
                 // Members are written back to back with commas; a dropped
                 // member is cut off again, comma and all.
                 let mark = self.out.len();
@@ -773,7 +816,12 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 self.out.push(b':');
                 let keep = self.value(r, mt, depth)?;
                 if keep {
-                    members.push((out_key, seg, self.out.len()));
+                    members.push(Member {
+                        prefix: SortPrefix::of(&out_key),
+                        key: out_key,
+                        start: seg,
+                        end: self.out.len(),
+                    });
                 } else {
                     self.out.truncate(mark);
                 }
@@ -785,23 +833,21 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
             }
         }
         // Canonical order (RFC 8785 §3.2.3). Already sorted: nothing to do.
-        let sorted = members
-            .windows(2)
-            .all(|w| key_cmp(&w[0].0, &w[1].0).is_lt());
+        let sorted = members.windows(2).all(|w| member_cmp(&w[0], &w[1]).is_lt());
         if !sorted {
             // Equal keys are refused just below, so stability is moot.
-            members.sort_unstable_by(|a, b| key_cmp(&a.0, &b.0));
-            if members.windows(2).any(|w| w[0].0 == w[1].0) {
+            members.sort_unstable_by(member_cmp);
+            if members.windows(2).any(|w| w[0].key == w[1].key) {
                 return Err(MaskError::DuplicateKey { offset: obj_at });
             }
             self.scratch.clear();
             // The members and their commas: exactly the bytes written since `first`.
             self.scratch.reserve(self.out.len() - first);
-            for (i, (_, s, e)) in members.iter().enumerate() {
+            for (i, m) in members.iter().enumerate() {
                 if i > 0 {
                     self.scratch.push(b',');
                 }
-                self.scratch.extend_from_slice(&self.out[*s..*e]);
+                self.scratch.extend_from_slice(&self.out[m.start..m.end]);
             }
             self.out.truncate(first);
             self.out.extend_from_slice(&self.scratch);
@@ -814,23 +860,12 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
 
     /// Keys can carry PII too (`{"alice@example.com": …}`): in scan mode a
     /// key with a detection is redacted (never tokenized into something
-    /// that must stay unique). Cheap pre-check: only keys with an `@`, a
-    /// `:` or several digits are scanned.
-    fn mask_key(
-        &mut self,
-        key: Cow<'a, str>,
-        treat: Treat<'_>,
-    ) -> (Cow<'a, str>, Option<&'static str>) {
-        let b = key.as_bytes();
-        let suspicious = b.len() >= 6
-            && (memchr::memchr2(b'@', b':', b).is_some()
-                || b.iter().filter(|c| c.is_ascii_digit()).count() >= 7);
-        if !matches!(treat, Treat::Scan) || !suspicious {
-            return (key, None);
-        }
+    /// that must stay unique). Only keys [`fields::suspicious`] calls so are
+    /// scanned.
+    fn mask_key(&mut self, key: Cow<'a, str>) -> (Cow<'a, str>, Option<&'static str>) {
         let mut matches = std::mem::take(&mut self.matches);
         matches.clear();
-        detect::scan_builtin(&self.m.engine, &key, &mut matches);
+        detect::scan_builtin(&self.m.engine, &key, &mut self.hits, &mut matches);
         let out = match matches.iter().min_by_key(|m| m.range.start) {
             None => (key, None),
             Some(m) => {
