@@ -96,8 +96,27 @@ pub(crate) struct KeyClass {
 }
 
 /// Memoized answers of [`FieldRules::classify`], one per thread.
+///
+/// Two levels. Events of one stream mostly have one shape, so the n-th key
+/// of an event is usually the n-th key of the one before: `recent[n]`
+/// holds that key, its parent and its answer, checked with two compares.
+/// Behind it, a hash map of every key seen (bounded).
 #[derive(Default)]
-pub(crate) struct Memo(rustc_hash::FxHashMap<Box<[u8]>, KeyClass>);
+pub(crate) struct Memo {
+    recent: Vec<Recent>,
+    map: rustc_hash::FxHashMap<Box<[u8]>, KeyClass>,
+}
+
+/// One key remembered by its position in the event.
+struct Recent {
+    key: Box<str>,
+    parent: Option<Box<str>>,
+    class: KeyClass,
+}
+
+/// Keys remembered by position (events with more keys use the map alone
+/// past this many).
+const RECENT_MAX: usize = 256;
 
 thread_local! {
     static MEMO: std::cell::RefCell<Memo> = std::cell::RefCell::new(Memo::default());
@@ -193,7 +212,41 @@ impl FieldRules {
     /// masker). The memo is bounded: past [`MEMO_ENTRIES`] it is cleared, so
     /// a stream of ever-new keys costs one clear per few thousand keys and
     /// never more memory. Long keys skip it.
-    pub(crate) fn classify(&self, memo: &mut Memo, key: &str, parent: Option<&str>) -> KeyClass {
+    ///
+    /// `n` is the key's position in the event (0 for its first key).
+    pub(crate) fn classify(
+        &self,
+        memo: &mut Memo,
+        n: usize,
+        key: &str,
+        parent: Option<&str>,
+    ) -> KeyClass {
+        if let Some(r) = memo.recent.get(n)
+            && *r.key == *key
+            && r.parent.as_deref() == parent
+        {
+            return r.class;
+        }
+        let class = self.classify_hashed(memo, key, parent);
+        if n < RECENT_MAX {
+            let r = Recent {
+                key: key.into(),
+                parent: parent.map(Into::into),
+                class,
+            };
+            let len = memo.recent.len();
+            match memo.recent.get_mut(n) {
+                Some(slot) => *slot = r,
+                // Positions are visited in order, so `n` is at most one
+                // past the end (a longer event than any before).
+                None if n == len => memo.recent.push(r),
+                None => {}
+            }
+        }
+        class
+    }
+
+    fn classify_hashed(&self, memo: &mut Memo, key: &str, parent: Option<&str>) -> KeyClass {
         let p = parent.unwrap_or("");
         if key.len() + p.len() > MEMO_KEY_MAX {
             return self.classify_uncached(key, parent);
@@ -204,14 +257,14 @@ impl FieldRules {
         k[key.len()] = if parent.is_some() { 0xFF } else { 0xFE };
         k[key.len() + 1..key.len() + 1 + p.len()].copy_from_slice(p.as_bytes());
         let k = &k[..key.len() + 1 + p.len()];
-        if let Some(&d) = memo.0.get(k) {
+        if let Some(&d) = memo.map.get(k) {
             return d;
         }
         let d = self.classify_uncached(key, parent);
-        if memo.0.len() >= MEMO_ENTRIES {
-            memo.0.clear();
+        if memo.map.len() >= MEMO_ENTRIES {
+            memo.map.clear();
         }
-        memo.0.insert(k.into(), d);
+        memo.map.insert(k.into(), d);
         d
     }
 
@@ -272,7 +325,7 @@ mod tests {
     fn c(k: &str, p: Option<&str>) -> Option<&'static str> {
         FieldRules::new()
             .unwrap()
-            .classify(&mut Memo::default(), k, p)
+            .classify(&mut Memo::default(), 0, k, p)
             .detector
             .map(Detector::name)
     }

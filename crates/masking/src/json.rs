@@ -18,19 +18,42 @@ pub(crate) struct Reader<'a> {
     pub(crate) i: usize,
 }
 
-/// Bytes that end the plain part of a JSON string: `"`, `\\` and the
-/// control characters (which must be escaped, RFC 8259 §7).
-const STRING_STOP: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 0x20 {
-        t[i] = true;
-        i += 1;
+/// The first byte at or after `from` that ends the plain part of a JSON
+/// string: `"`, `\\` or a control character (which must be escaped,
+/// RFC 8259 §7).
+///
+/// Eight bytes at a time (SWAR): in each word, a byte equal to `"` or `\\`
+/// becomes zero after an XOR, and `(v - 0x01…) & !v & 0x80…` flags zero
+/// bytes; `(x - 0x20…) & !x & 0x80…` flags bytes below 0x20. A flag can
+/// spill into the bytes above a true one (the borrow), never below it, so
+/// the lowest flag is exact.
+pub(crate) fn find_stop(s: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let tail = s.get(from..)?;
+    let mut words = tail.chunks_exact(8);
+    let mut at = from;
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        let x = u64::from_le_bytes(b);
+        let q = x ^ (ONES * u64::from(b'"'));
+        let e = x ^ (ONES * u64::from(b'\\'));
+        let m = (q.wrapping_sub(ONES) & !q)
+            | (e.wrapping_sub(ONES) & !e)
+            | (x.wrapping_sub(ONES * 0x20) & !x);
+        let m = m & HIGH;
+        if m != 0 {
+            return Some(at + (m.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
     }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t
-};
+    words
+        .remainder()
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|k| at + k)
+}
 
 fn err(at: usize, what: &'static str) -> MaskError {
     MaskError::Json { offset: at, what }
@@ -100,11 +123,9 @@ impl<'a> Reader<'a> {
         let body = self.i;
         let s = self.s;
         // Fast path: one pass to the closing quote, the first escape or a
-        // control character (most strings in events are short, where a
-        // table lookup per byte beats setting up a SIMD search).
-        let j = match s[body..].iter().position(|&c| STRING_STOP[c as usize]) {
-            Some(k) => body + k,
-            None => return Err(err(start, "unterminated string")),
+        // control character.
+        let Some(j) = find_stop(s, body) else {
+            return Err(err(start, "unterminated string"));
         };
         if s[j] < 0x20 {
             return Err(err(j, "control character in string"));
@@ -254,7 +275,7 @@ pub(crate) fn write_plain_str(out: &mut Vec<u8>, s: &str) {
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let b = s.as_bytes();
-    if !b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\') {
+    if find_stop(b, 0).is_none() {
         out.extend_from_slice(b);
         out.push(b'"');
         return;
@@ -349,10 +370,25 @@ pub(crate) fn push_pointer(ptr: &mut String, seg: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::key_cmp;
+    use super::{find_stop, key_cmp};
     use proptest::prelude::*;
 
     proptest! {
+        /// The eight-at-a-time search finds exactly the first stop byte.
+        #[test]
+        fn find_stop_is_the_first_stop_byte(
+            s in prop::collection::vec(prop_oneof![
+                Just(b'"'), Just(b'\\'), 0u8..0x20, 0x20u8..=0xFF, b'a'..=b'z'
+            ], 0..40),
+            from in 0usize..45,
+        ) {
+            let want = s
+                .get(from..)
+                .and_then(|t| t.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20))
+                .map(|k| from + k);
+            prop_assert_eq!(find_stop(&s, from), want);
+        }
+
         /// The byte-wise fast path agrees with UTF-16 code unit order,
         /// including supplementary characters against U+E000–U+FFFF.
         #[test]

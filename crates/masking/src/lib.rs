@@ -296,6 +296,7 @@ impl Masker {
         let event = text.as_bytes();
         let mut w = Walk {
             memo,
+            keys_seen: 0,
             m: self,
             // The body, then the decisions, the digest and the time: room
             // for a few decisions without regrowing.
@@ -428,6 +429,8 @@ struct Walk<'a, 'm, 's> {
     m: &'m Masker,
     /// This thread's field-name memo.
     memo: &'s mut fields::Memo,
+    /// How many keys have been classified so far in this event.
+    keys_seen: usize,
     out: Vec<u8>,
     /// Where the walk is: the JSON pointer's segments, built into a string
     /// only when a decision or opening needs it.
@@ -749,7 +752,11 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                     .checked_sub(2)
                     .and_then(|i| self.path.get(i))
                     .map(|p| p.as_ref());
-                let class = self.m.fields.classify(self.memo, key, parent);
+                let class = self
+                    .m
+                    .fields
+                    .classify(self.memo, self.keys_seen, key, parent);
+                self.keys_seen += 1;
                 let t = match class.detector {
                     Some(d) => match policy.action_for(d) {
                         Action::Keep => Treat::Keep,
