@@ -286,7 +286,6 @@ pub(crate) struct Hit {
     trigger: Trigger,
 }
 
-
 /// Runs the trigger automaton over `text` (one string), appending every
 /// trigger in order.
 pub(crate) fn find_triggers(engine: &Engine, text: &[u8], out: &mut Vec<Hit>) {
@@ -339,9 +338,62 @@ pub(crate) fn scan_builtin(engine: &Engine, s: &str, hits: &mut Vec<Hit>, out: &
     if s.len() < 6 {
         return;
     }
+    if inert(s.as_bytes()) {
+        return;
+    }
     hits.clear();
     find_triggers(engine, s.as_bytes(), hits);
     scan_with_hits(s, hits, out);
+}
+
+/// Whether `b` is, as a whole, a shape no detector can match inside: an
+/// RFC 3339 timestamp (`2026-03-13T20:03:04.123Z`, `… 20:03:04+01:00`) or
+/// a UUID. These are in nearly every audit event, and recognizing them
+/// costs a few compares where the detectors would walk every digit. (The
+/// property test `inert_shapes_have_no_matches` holds this to the full
+/// scan.)
+pub(crate) fn inert(b: &[u8]) -> bool {
+    timestamp(b) || uuid(b)
+}
+
+/// Whether every byte of `b` fits its template byte: `d` a digit, `h` a
+/// hex digit, anything else itself.
+fn fits(b: &[u8], template: &[u8]) -> bool {
+    b.len() == template.len()
+        && b.iter().zip(template).all(|(&c, &t)| match t {
+            b'd' => c.is_ascii_digit(),
+            b'h' => c.is_ascii_hexdigit(),
+            t => c == t,
+        })
+}
+
+fn uuid(b: &[u8]) -> bool {
+    fits(b, b"hhhhhhhh-hhhh-hhhh-hhhh-hhhhhhhhhhhh")
+}
+
+fn timestamp(b: &[u8]) -> bool {
+    // Date and time, to the second.
+    let (Some(date), Some(time)) = (b.get(..10), b.get(11..19)) else {
+        return false;
+    };
+    if !fits(date, b"dddd-dd-dd")
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || !fits(time, b"dd:dd:dd")
+    {
+        return false;
+    }
+    let mut rest = &b[19..];
+    // Fraction.
+    if let Some(f) = rest.strip_prefix(b".") {
+        let n = f.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 || n > 9 {
+            return false;
+        }
+        rest = &f[n..];
+    }
+    // Zone.
+    matches!(rest, [] | [b'Z' | b'z'])
+        || (rest.len() == 6 && matches!(rest[0], b'+' | b'-') && fits(&rest[1..], b"dd:dd"))
 }
 
 /// Runs every built-in detector over `s`, given the triggers found in it.
@@ -449,7 +501,7 @@ fn scan_flags(
     }
     // An IPv6 address (or a truncated one) has "::" or three colons at
     // least (see `ipv6s`): times like 20:03:17 skip it.
-    if c.colons >= 3 || (c.colons == 2 && memchr::memmem::find(b, b"::").is_some()) {
+    if c.colons >= 3 || (c.colons == 2 && b.windows(2).any(|w| w == b"::")) {
         ipv6s(s, &mut |r| push(out, r, Detector::Ipv6));
     }
 }
@@ -1340,6 +1392,26 @@ mod tests {
         fn dfa_equals_aho_corasick_any_bytes(s in prop::collection::vec(any::<u8>(), 0..200)) {
             let e = engine();
             prop_assert_eq!(dfa_hits(e, &s), ac_hits(e, &s));
+        }
+
+        /// Timestamps and UUIDs skip the detectors: rightly, since the
+        /// detectors find nothing in them.
+        #[test]
+        fn inert_shapes_have_no_matches(
+            shape in prop_oneof![
+                "[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})?",
+                "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+                // Digit-heavy UUIDs, the likeliest to look like numbers.
+                "[0-9]{8}-[0-9]{4}-[0-9]{4}-[0-9]{4}-[0-9]{12}",
+            ]
+        ) {
+            prop_assert!(inert(shape.as_bytes()));
+            // The full scan, without the shortcut, finds nothing either.
+            let mut hits = Vec::new();
+            find_triggers(engine(), shape.as_bytes(), &mut hits);
+            let mut out = Vec::new();
+            scan_with_hits(&shape, &hits, &mut out);
+            prop_assert!(out.is_empty(), "{shape}: {out:?}");
         }
 
         /// The one-pass census counts what four separate counts do.

@@ -27,6 +27,7 @@ pub(crate) struct Reader<'a> {
 /// bytes; `(x - 0x20…) & !x & 0x80…` flags bytes below 0x20. A flag can
 /// spill into the bytes above a true one (the borrow), never below it, so
 /// the lowest flag is exact.
+#[inline]
 pub(crate) fn find_stop(s: &[u8], from: usize) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -117,6 +118,7 @@ impl<'a> Reader<'a> {
     /// first byte in the source when it is borrowed (no escapes): such a
     /// string is also known to need no escaping when written back
     /// ([`write_plain_str`]).
+    #[inline(always)]
     pub(crate) fn string_at(&mut self) -> Result<(Cow<'a, str>, Option<usize>), MaskError> {
         let start = self.i;
         self.expect(b'"', "expected a string")?;
@@ -127,16 +129,39 @@ impl<'a> Reader<'a> {
         let Some(j) = find_stop(s, body) else {
             return Err(err(start, "unterminated string"));
         };
+        if s[j] == b'"' {
+            self.i = j + 1;
+            return Ok((
+                Cow::Borrowed(
+                    self.slice(body, j)
+                        .ok_or_else(|| err(body, "invalid UTF-8"))?,
+                ),
+                Some(body),
+            ));
+        }
+        self.string_escaped(start, body, j)
+    }
+
+    /// The rest of [`Reader::string_at`] for a string with an escape (or a
+    /// control character, refused) at `j`: out of line, so that the common
+    /// case stays small enough to inline and its result stays in registers.
+    #[inline(never)]
+    fn string_escaped(
+        &mut self,
+        start: usize,
+        body: usize,
+        j: usize,
+    ) -> Result<(Cow<'a, str>, Option<usize>), MaskError> {
+        let s = self.s;
         if s[j] < 0x20 {
             return Err(err(j, "control character in string"));
         }
-        if s[j] == b'"' {
-            self.i = j + 1;
-            return Ok((Cow::Borrowed(self.slice(body, j)?), Some(body)));
-        }
-        // Slow path: decode escapes.
+        // Decode escapes.
         let mut out = String::with_capacity(j - body + 16);
-        out.push_str(self.slice(body, j)?);
+        out.push_str(
+            self.slice(body, j)
+                .ok_or_else(|| err(body, "invalid UTF-8"))?,
+        );
         let mut k = j;
         loop {
             let run = k;
@@ -146,7 +171,10 @@ impl<'a> Reader<'a> {
                 }
                 k += 1;
             }
-            out.push_str(self.slice(run, k)?);
+            out.push_str(
+                self.slice(run, k)
+                    .ok_or_else(|| err(run, "invalid UTF-8"))?,
+            );
             match s.get(k) {
                 None => return Err(err(start, "unterminated string")),
                 Some(b'"') => {
@@ -234,13 +262,20 @@ impl<'a> Reader<'a> {
             }
         }
         self.i = j;
-        Ok((self.slice(start, j)?, integer))
+        Ok((
+            self.slice(start, j)
+                .ok_or_else(|| err(start, "invalid UTF-8"))?,
+            integer,
+        ))
     }
 
     /// A slice of the (already validated) source. The bounds are always at
     /// ASCII bytes, hence char boundaries; `get` keeps it total anyway.
-    fn slice(&self, a: usize, b: usize) -> Result<&'a str, MaskError> {
-        self.src.get(a..b).ok_or_else(|| err(a, "invalid UTF-8"))
+    /// (An `Option`, small enough to come back in registers; callers turn
+    /// `None` into an error.)
+    #[inline(always)]
+    fn slice(&self, a: usize, b: usize) -> Option<&'a str> {
+        self.src.get(a..b)
     }
 }
 

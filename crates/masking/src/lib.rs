@@ -397,13 +397,20 @@ struct SortPrefix {
 impl SortPrefix {
     fn of(key: &str) -> SortPrefix {
         let b = key.as_bytes();
-        let n = b.len().min(8);
-        let mut p = [0u8; 8];
-        p[..n].copy_from_slice(&b[..n]);
-        SortPrefix {
-            bytes: u64::from_be_bytes(p),
-            exact: p.iter().all(|&c| c < 0xEE),
-        }
+        // One load for long keys; short ones are shifted in byte by byte
+        // (a small copy into an array, then a wide load, stalls on store
+        // forwarding).
+        let bytes = match b.first_chunk::<8>() {
+            Some(w) => u64::from_be_bytes(*w),
+            None => b
+                .iter()
+                .enumerate()
+                .fold(0u64, |v, (i, &c)| v | u64::from(c) << (56 - 8 * i)),
+        };
+        // No byte has its top bit set: plain ASCII, exact at once.
+        let exact =
+            bytes & 0x8080_8080_8080_8080 == 0 || bytes.to_be_bytes().iter().all(|&c| c < 0xEE);
+        SortPrefix { bytes, exact }
     }
 }
 
