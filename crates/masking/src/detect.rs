@@ -222,6 +222,9 @@ const TRIGGERS: &[(&str, Trigger)] = &[
 #[derive(Clone, Debug)]
 pub(crate) struct Engine {
     dfa: regex_automata::dfa::dense::DFA<Vec<u32>>,
+    /// The DFA's unanchored start state (the triggers have no look-around,
+    /// so it is one state whatever precedes the text).
+    start: regex_automata::util::primitives::StateID,
     ac: AhoCorasick,
 }
 
@@ -232,11 +235,13 @@ pub(crate) enum EngineError {
     Ac(#[from] aho_corasick::BuildError),
     #[error("dfa: {0}")]
     Dfa(#[from] Box<regex_automata::dfa::dense::BuildError>),
+    #[error("dfa start state: {0}")]
+    Start(String),
 }
 
 impl Engine {
     pub(crate) fn new() -> Result<Self, EngineError> {
-        use regex_automata::dfa::dense;
+        use regex_automata::dfa::{Automaton, dense};
         use regex_automata::util::syntax;
         let ac = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
@@ -259,7 +264,12 @@ impl Engine {
             )
             .build_many(&patterns)
             .map_err(Box::new)?;
-        Ok(Engine { dfa, ac })
+        let start = dfa
+            .start_state(
+                &regex_automata::util::start::Config::new().anchored(regex_automata::Anchored::No),
+            )
+            .map_err(|e| EngineError::Start(e.to_string()))?;
+        Ok(Engine { dfa, start, ac })
     }
 }
 
@@ -290,6 +300,22 @@ pub(crate) struct Hit {
 /// trigger in order.
 pub(crate) fn find_triggers(engine: &Engine, text: &[u8], out: &mut Vec<Hit>) {
     use regex_automata::dfa::Automaton;
+    // Most strings hold no trigger: step the DFA over the bytes, and only
+    // if it ever reaches a match (or quit) state run the search that
+    // reports positions. Saves the search's set-up on every string.
+    let dfa = &engine.dfa;
+    let mut sid = engine.start;
+    let mut maybe = false;
+    for &b in text {
+        sid = dfa.next_state(sid, b);
+        if dfa.is_special_state(sid) && (dfa.is_match_state(sid) || dfa.is_quit_state(sid)) {
+            maybe = true;
+            break;
+        }
+    }
+    if !maybe && !dfa.is_match_state(dfa.next_eoi_state(sid)) {
+        return;
+    }
     let first = out.len();
     let mut at = 0;
     while at < text.len() {
