@@ -514,12 +514,15 @@ fn scan_flags(
         });
     }
     let c = Census::of(b);
-    if c.digits >= 7 {
+    // The shortest number `digit_runs` classifies has eight digits (an
+    // international phone number; national ones have ten, SSNs nine,
+    // cards thirteen).
+    if c.digits >= 8 {
         digit_runs(b, out);
-        // An IBAN starts with two capital letters.
-        if c.upper >= 2 {
-            ibans(b, &mut |r| push(out, r, Detector::Iban));
-        }
+    }
+    // An IBAN starts with two capital letters.
+    if c.digits >= 7 && c.upper >= 2 {
+        ibans(b, &mut |r| push(out, r, Detector::Iban));
     }
     // An IPv4 address can have as few as four digits ("1.2.3.4").
     if c.digits >= 4 && c.dots >= 3 {
