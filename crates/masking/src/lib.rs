@@ -920,3 +920,36 @@ fn validate(v: policy::Validator, s: &str) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Member, SortPrefix, member_cmp};
+    use proptest::prelude::*;
+    use std::borrow::Cow;
+
+    fn member(key: &str) -> Member<'_> {
+        Member {
+            key: Cow::Borrowed(key),
+            prefix: SortPrefix::of(key),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    proptest! {
+        /// Ordering by the 8-byte prefix first gives UTF-16 code unit
+        /// order (RFC 8785 §3.2.3), for keys shorter and longer than the
+        /// prefix, with NULs, and with characters on both sides of U+E000
+        /// and U+10000.
+        #[test]
+        fn member_order_is_utf16_order(
+            a in "[ab\u{0}\u{7f}é\u{e000}\u{fffd}\u{10000}\u{1f600}]{0,10}",
+            b in "[ab\u{0}\u{7f}é\u{e000}\u{fffd}\u{10000}\u{1f600}]{0,10}",
+        ) {
+            prop_assert_eq!(
+                member_cmp(&member(&a), &member(&b)),
+                a.encode_utf16().cmp(b.encode_utf16())
+            );
+        }
+    }
+}
