@@ -105,6 +105,18 @@ pub(crate) struct KeyClass {
 pub(crate) struct Memo {
     recent: Vec<Recent>,
     map: rustc_hash::FxHashMap<Box<[u8]>, KeyClass>,
+    /// Scratch buffers the walk lends and gives back (empty between
+    /// events; kept for their capacity, so an event allocates only what it
+    /// returns).
+    pub(crate) bufs: Bufs,
+}
+
+/// See [`Memo::bufs`].
+#[derive(Default)]
+pub(crate) struct Bufs {
+    pub(crate) hits: Vec<crate::detect::Hit>,
+    pub(crate) matches: Vec<crate::detect::Match>,
+    pub(crate) scratch: Vec<u8>,
 }
 
 /// One key remembered by its position in the event.

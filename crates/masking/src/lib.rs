@@ -294,9 +294,10 @@ impl Masker {
         memo: &mut fields::Memo,
     ) -> Result<Masked, MaskError> {
         let event = text.as_bytes();
+        let bufs = std::mem::take(&mut memo.bufs);
         let mut w = Walk {
-            memo,
             keys_seen: 0,
+            memo,
             m: self,
             // The body, then the decisions, the digest and the time: room
             // for a few decisions without regrowing.
@@ -306,10 +307,10 @@ impl Masker {
             decisions: Vec::with_capacity(4),
             openings: Vec::new(),
             salts,
-            matches: Vec::new(),
+            matches: bufs.matches,
             pool: Vec::new(),
-            scratch: Vec::new(),
-            hits: Vec::with_capacity(16),
+            scratch: bufs.scratch,
+            hits: bufs.hits,
         };
         w.out.extend_from_slice(b"{\"body\":");
         let body_start = w.out.len();
@@ -338,8 +339,23 @@ impl Masker {
             mut out,
             mut decisions,
             openings,
+            memo,
+            mut hits,
+            mut matches,
+            mut scratch,
             ..
         } = w;
+        // Give the scratch buffers back, emptied, for the thread's next
+        // event. What their memory last held is never raw PII: `hits` and
+        // `matches` are offsets, `scratch` held masked output.
+        hits.clear();
+        matches.clear();
+        scratch.clear();
+        memo.bufs = fields::Bufs {
+            hits,
+            matches,
+            scratch,
+        };
         // One order whatever the input's key order: by pointer, then name.
         decisions.sort_unstable_by(|a, b| {
             (a.pointer.as_str(), a.detector.as_str(), a.action).cmp(&(
