@@ -95,7 +95,8 @@ pub(crate) struct KeyClass {
     pub(crate) suspicious: bool,
 }
 
-/// Memoized answers of [`FieldRules::classify`], one per thread.
+/// Memoized answers of [`FieldRules::classify`], one per thread (kept by
+/// the masker's per-thread state).
 ///
 /// Two levels. Events of one stream mostly have one shape, so the n-th key
 /// of an event is usually the n-th key of the one before: `recent[n]`
@@ -105,18 +106,6 @@ pub(crate) struct KeyClass {
 pub(crate) struct Memo {
     recent: Vec<Recent>,
     map: rustc_hash::FxHashMap<Box<[u8]>, KeyClass>,
-    /// Scratch buffers the walk lends and gives back (empty between
-    /// events; kept for their capacity, so an event allocates only what it
-    /// returns).
-    pub(crate) bufs: Bufs,
-}
-
-/// See [`Memo::bufs`].
-#[derive(Default)]
-pub(crate) struct Bufs {
-    pub(crate) hits: Vec<crate::detect::Hit>,
-    pub(crate) matches: Vec<crate::detect::Match>,
-    pub(crate) scratch: Vec<u8>,
 }
 
 /// One key remembered by its position in the event.
@@ -129,20 +118,6 @@ struct Recent {
 /// Keys remembered by position (events with more keys use the map alone
 /// past this many).
 const RECENT_MAX: usize = 256;
-
-thread_local! {
-    static MEMO: std::cell::RefCell<Memo> = std::cell::RefCell::new(Memo::default());
-}
-
-/// Runs `f` with this thread's memo, borrowed once (per event, not per
-/// key). Should the memo already be in use (a masker called from inside
-/// a masker: never today), `f` gets a fresh one.
-pub(crate) fn with_memo<R>(f: impl FnOnce(&mut Memo) -> R) -> R {
-    MEMO.with(|m| match m.try_borrow_mut() {
-        Ok(mut memo) => f(&mut memo),
-        Err(_) => f(&mut Memo::default()),
-    })
-}
 
 /// Whether a key could itself hold PII and must be scanned: only keys of
 /// six bytes or more with an `@`, a `:` or seven digits are.

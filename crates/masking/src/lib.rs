@@ -282,7 +282,7 @@ impl Masker {
         let text = std::str::from_utf8(event).map_err(|e| MaskError::NotUtf8 {
             offset: e.valid_up_to(),
         })?;
-        fields::with_memo(|memo| self.mask_str(text, content_type, ts_ms, salts, memo))
+        with_per_thread(|pt| self.mask_str(text, content_type, ts_ms, salts, pt))
     }
 
     fn mask_str(
@@ -291,13 +291,13 @@ impl Masker {
         content_type: ContentType,
         ts_ms: u64,
         salts: &mut dyn SaltSource,
-        memo: &mut fields::Memo,
+        pt: &mut PerThread,
     ) -> Result<Masked, MaskError> {
         let event = text.as_bytes();
-        let bufs = std::mem::take(&mut memo.bufs);
+        let bufs = std::mem::take(&mut pt.bufs);
         let mut w = Walk {
             keys_seen: 0,
-            memo,
+            memo: &mut pt.memo,
             m: self,
             // The body, then the decisions, the digest and the time: room
             // for a few decisions without regrowing.
@@ -339,7 +339,6 @@ impl Masker {
             mut out,
             mut decisions,
             openings,
-            memo,
             mut hits,
             mut matches,
             mut scratch,
@@ -351,7 +350,7 @@ impl Masker {
         hits.clear();
         matches.clear();
         scratch.clear();
-        memo.bufs = fields::Bufs {
+        pt.bufs = Bufs {
             hits,
             matches,
             scratch,
@@ -389,6 +388,37 @@ impl Masker {
             openings,
         })
     }
+}
+
+/// What a thread keeps between events: the field-name memo, and the
+/// walk's scratch buffers (empty between events; kept for their capacity,
+/// so an event allocates only what it returns).
+#[derive(Default)]
+struct PerThread {
+    memo: fields::Memo,
+    bufs: Bufs,
+}
+
+/// See [`PerThread`].
+#[derive(Default)]
+struct Bufs {
+    hits: Vec<Hit>,
+    matches: Vec<Match>,
+    scratch: Vec<u8>,
+}
+
+thread_local! {
+    static PER_THREAD: std::cell::RefCell<PerThread> = std::cell::RefCell::new(PerThread::default());
+}
+
+/// Runs `f` with this thread's state, borrowed once per event. Should it
+/// already be in use (a masker called from inside a masker: never today),
+/// `f` gets a fresh one.
+fn with_per_thread<R>(f: impl FnOnce(&mut PerThread) -> R) -> R {
+    PER_THREAD.with(|m| match m.try_borrow_mut() {
+        Ok(mut pt) => f(&mut pt),
+        Err(_) => f(&mut PerThread::default()),
+    })
 }
 
 /// A member written into the output: its key, its first 8 bytes as a sort
