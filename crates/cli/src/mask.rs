@@ -154,7 +154,7 @@ pub(crate) fn run(args: MaskArgs) -> Result<ExitCode> {
                     out.write_all(b"\n")?;
                     if args.stats {
                         for d in &m.decisions {
-                            *stats.entry(d.detector.clone()).or_default() += 1;
+                            *stats.entry(d.detector.to_string()).or_default() += 1;
                         }
                     }
                 }

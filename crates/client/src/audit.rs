@@ -347,7 +347,7 @@ pub fn scan_leaf(masker: &Masker, leaf: &[u8]) -> Result<Vec<(String, String)>, 
     Ok(scanned
         .decisions
         .into_iter()
-        .map(|d| (d.pointer, d.detector))
+        .map(|d| (d.pointer, d.detector.into_owned()))
         .filter(|k| !masked.contains(k))
         .collect())
 }

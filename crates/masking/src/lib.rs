@@ -115,8 +115,8 @@ impl<F: FnMut() -> [u8; 16]> SaltSource for F {
 pub struct Decision {
     /// RFC 6901 pointer into the masked body (`""` for a text event).
     pub pointer: String,
-    /// Detector or field rule name.
-    pub detector: String,
+    /// Detector or field rule name (borrowed for the built-in detectors).
+    pub detector: Cow<'static, str>,
     /// Action name.
     pub action: &'static str,
 }
@@ -295,6 +295,7 @@ impl Masker {
     ) -> Result<Masked, MaskError> {
         let event = text.as_bytes();
         let bufs = std::mem::take(&mut pt.bufs);
+        let stacks = std::mem::take(&mut pt.stacks);
         let mut w = Walk {
             keys_seen: 0,
             memo: &mut pt.memo,
@@ -302,14 +303,16 @@ impl Masker {
             // The body, then the decisions, the digest and the time: room
             // for a few decisions without regrowing.
             out: Vec::with_capacity(event.len() + event.len() / 4 + 320),
-            segs: Vec::with_capacity(8),
-            path: Vec::with_capacity(8),
-            decisions: Vec::with_capacity(4),
+            segs: recycle(stacks.segs),
+            path: recycle(stacks.path),
+            decisions: Vec::new(),
             openings: Vec::new(),
             salts,
             matches: bufs.matches,
-            pool: Vec::new(),
+            members: recycle(stacks.members),
+            order: bufs.order,
             scratch: bufs.scratch,
+            text: bufs.text,
             hits: bufs.hits,
         };
         w.out.extend_from_slice(b"{\"body\":");
@@ -342,24 +345,38 @@ impl Masker {
             mut hits,
             mut matches,
             mut scratch,
+            mut order,
+            mut text,
+            segs,
+            path,
+            members,
             ..
         } = w;
+        pt.stacks = Stacks {
+            segs: recycle(segs),
+            path: recycle(path),
+            members: recycle(members),
+        };
         // Give the scratch buffers back, emptied, for the thread's next
         // event. What their memory last held is never raw PII: `hits` and
-        // `matches` are offsets, `scratch` held masked output.
+        // `matches` are offsets, `scratch` and `text` held masked output.
         hits.clear();
         matches.clear();
         scratch.clear();
+        order.clear();
+        text.clear();
         pt.bufs = Bufs {
             hits,
             matches,
             scratch,
+            order,
+            text,
         };
         // One order whatever the input's key order: by pointer, then name.
         decisions.sort_unstable_by(|a, b| {
-            (a.pointer.as_str(), a.detector.as_str(), a.action).cmp(&(
+            (a.pointer.as_str(), &*a.detector, a.action).cmp(&(
                 b.pointer.as_str(),
-                b.detector.as_str(),
+                &*b.detector,
                 b.action,
             ))
         });
@@ -397,6 +414,28 @@ impl Masker {
 struct PerThread {
     memo: fields::Memo,
     bufs: Bufs,
+    stacks: Stacks<'static>,
+}
+
+/// The walk's stacks, kept empty between events. Their elements borrow
+/// from the event, so they are kept as `'static` and retyped each event by
+/// [`recycle`].
+#[derive(Default)]
+struct Stacks<'a> {
+    segs: Vec<Seg<'a>>,
+    path: Vec<Cow<'a, str>>,
+    members: Vec<Member<'a>>,
+}
+
+/// Empties `v` and hands its allocation on as a vector of `U`, a type of
+/// the same size and alignment (here: the same type under another
+/// lifetime). The standard library collects a vector's `into_iter` in
+/// place when the layouts match, so no allocation happens; were it ever
+/// to, this would cost one allocation, nothing more.
+fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    // The iterator is empty: the closure never runs.
+    v.into_iter().map(|_| unreachable!()).collect()
 }
 
 /// See [`PerThread`].
@@ -405,6 +444,8 @@ struct Bufs {
     hits: Vec<Hit>,
     matches: Vec<Match>,
     scratch: Vec<u8>,
+    order: Vec<u128>,
+    text: String,
 }
 
 thread_local! {
@@ -493,8 +534,14 @@ struct Walk<'a, 'm, 's> {
     openings: Vec<Opening>,
     salts: &'s mut dyn SaltSource,
     matches: Vec<Match>,
-    pool: Vec<Vec<Member<'a>>>,
+    /// Sort keys for the object being closed (see [`Walk::object`]).
+    order: Vec<u128>,
+    /// The members of every object being walked: an object's own are
+    /// those above the length it found on entry.
+    members: Vec<Member<'a>>,
     scratch: Vec<u8>,
+    /// A masked string being built (see [`Walk::string`]).
+    text: String,
     /// Triggers found in the string being scanned (reused buffer).
     hits: Vec<Hit>,
 }
@@ -522,96 +569,111 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         p
     }
 
-    fn decide(&mut self, who: &str, action: Action) {
+    fn decide(&mut self, who: Who<'_>, action: Action) {
         let action = action.name();
         let pointer = self.pointer();
+        let name = who.name();
         if !self
             .decisions
             .iter()
-            .any(|d| d.pointer == pointer && d.detector == who && d.action == action)
+            .any(|d| d.pointer == pointer && d.detector == name && d.action == action)
         {
             self.decisions.push(Decision {
                 pointer,
-                detector: who.to_owned(),
+                detector: match who {
+                    Who::Builtin(d) => Cow::Borrowed(d.name()),
+                    Who::Named(n) => Cow::Owned(n.to_owned()),
+                },
                 action,
             });
         }
     }
 
-    /// Applies a (non-scan) action to a whole value or a span. `None` drops it.
-    fn apply(&mut self, who: Who<'_>, action: Action, value: &str) -> Option<String> {
+    /// Applies a (non-scan) action to a whole value or a span, appending
+    /// what it becomes to `dst`. Returns false if it is dropped.
+    fn apply(&mut self, who: Who<'_>, action: Action, value: &str, dst: &mut String) -> bool {
         let name = who.name();
-        let out = match action {
-            Action::Keep | Action::Detect => return Some(value.to_owned()),
-            Action::Drop => None,
-            Action::Redact => Some(strategy::redact(name)),
+        match action {
+            Action::Keep | Action::Detect => {
+                dst.push_str(value);
+                return true;
+            }
+            Action::Drop => {}
+            Action::Redact => strategy::redact_into(dst, name),
             Action::Partial {
                 keep_first,
                 keep_last,
-            } => Some(strategy::partial(
+            } => dst.push_str(&strategy::partial(
                 who.builtin(),
                 value,
                 keep_first,
                 keep_last,
             )),
-            Action::Token => match &self.m.token {
-                Some((epoch, keys)) => keys
-                    .get(name)
-                    .map(|k| strategy::token(k, *epoch, value))
-                    .or_else(|| Some(strategy::redact(name))),
-                // Masker::new refuses token policies without keys.
-                None => Some(strategy::redact(name)),
+            Action::Token => match self
+                .m
+                .token
+                .as_ref()
+                .and_then(|(e, k)| Some((*e, k.get(name)?)))
+            {
+                Some((epoch, k)) => dst.push_str(&strategy::token(k, epoch, value)),
+                // No key for this name; and Masker::new refuses token
+                // policies without keys.
+                None => strategy::redact_into(dst, name),
             },
             Action::Commit => {
                 let salt = self.salts.salt();
                 let c = strategy::commitment(&salt, value);
+                dst.push_str(&c);
                 self.openings.push(Opening {
                     pointer: self.pointer(),
                     detector: name.to_owned(),
-                    commitment: c.clone(),
+                    commitment: c,
                     salt,
                     value: Zeroizing::new(value.to_owned()),
                 });
-                Some(c)
             }
-            Action::Generalize => Some(
-                who.builtin()
-                    .and_then(|d| strategy::generalize(d, value))
-                    .unwrap_or_else(|| strategy::redact(name)),
-            ),
-        };
-        self.decide(name, action);
-        out
+            Action::Generalize => {
+                match who.builtin().and_then(|d| strategy::generalize(d, value)) {
+                    Some(g) => dst.push_str(&g),
+                    None => strategy::redact_into(dst, name),
+                }
+            }
+        }
+        self.decide(who, action);
+        action != Action::Drop
     }
 
     /// Masks a string value per `treat`. Returns false if it is dropped.
     /// `at` is the string's offset in the event when it is borrowed from
     /// it (no escapes).
     fn string(&mut self, s: &str, treat: Treat<'_>, at: Option<usize>) -> bool {
-        let replaced = match treat {
-            Treat::Keep => None,
-            Treat::Whole(who, action) => match self.apply(who, action, s) {
-                None => return false,
-                Some(v) => Some(v),
-            },
+        // What the value becomes, when it changes, is built in the walk's
+        // text buffer (lent out here, given back below).
+        let mut text = std::mem::take(&mut self.text);
+        text.clear();
+        let (changed, kept) = match treat {
+            Treat::Keep => (false, true),
+            Treat::Whole(who, action) => (true, self.apply(who, action, s, &mut text)),
             Treat::Unlisted => {
-                match self.apply(Who::Named("unlisted"), self.m.policy.unlisted, s) {
-                    None => return false,
-                    Some(v) => Some(v),
-                }
+                let kept = self.apply(Who::Named("unlisted"), self.m.policy.unlisted, s, &mut text);
+                (true, kept)
             }
-            Treat::Scan => self.scan(s),
+            Treat::Scan => (self.scan(s, &mut text), true),
         };
-        match replaced {
-            None if at.is_some() => write_plain_str(&mut self.out, s),
-            None => write_str(&mut self.out, s),
-            Some(v) => write_str(&mut self.out, &v),
+        if kept {
+            match (changed, at) {
+                (true, _) => write_str(&mut self.out, &text),
+                (false, Some(_)) => write_plain_str(&mut self.out, s),
+                (false, None) => write_str(&mut self.out, s),
+            }
         }
-        true
+        self.text = text;
+        kept
     }
 
-    /// Runs the detectors over `s`; `Some(masked)` if anything matched.
-    fn scan(&mut self, s: &str) -> Option<String> {
+    /// Runs the detectors over `s`. If anything matched, appends the masked
+    /// string to `dst` and returns true.
+    fn scan(&mut self, s: &str, dst: &mut String) -> bool {
         let mut matches = std::mem::take(&mut self.matches);
         matches.clear();
         for (i, c) in self.m.policy.custom.iter().enumerate() {
@@ -627,7 +689,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         detect::scan_builtin(&self.m.engine, s, &mut self.hits, &mut matches);
         if matches.is_empty() {
             self.matches = matches;
-            return None;
+            return false;
         }
         // Earliest first; at one start, longest first; then customs, then
         // built-ins in declaration order (specific before generic).
@@ -642,7 +704,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 .then(b.range.end.cmp(&a.range.end))
                 .then(rank(&a.kind).cmp(&rank(&b.kind)))
         });
-        let mut out = String::with_capacity(s.len() + 16);
+        dst.reserve(s.len() + 16);
         let mut at = 0;
         for mm in &matches {
             if mm.range.start < at {
@@ -655,15 +717,14 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                     (Who::Named(c.name.as_str()), c.action)
                 }
             };
-            out.push_str(&s[at..mm.range.start]);
-            if let Some(r) = self.apply(who, action, &s[mm.range.clone()]) {
-                out.push_str(&r);
-            }
+            dst.push_str(&s[at..mm.range.start]);
+            // A dropped span leaves nothing behind.
+            self.apply(who, action, &s[mm.range.clone()], dst);
             at = mm.range.end;
         }
-        out.push_str(&s[at..]);
+        dst.push_str(&s[at..]);
         self.matches = matches;
-        Some(out)
+        true
     }
 
     /// Reads and writes one value. Returns false if it is dropped.
@@ -704,12 +765,17 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                     Treat::Whole(..) | Treat::Unlisted => Ok(self.string(text, treat, None)),
                     Treat::Scan => {
                         // Long integers can be card numbers, SSNs or phones.
-                        if integer
-                            && text.len() >= 9
-                            && let Some(masked) = self.scan(text)
-                        {
-                            write_str(&mut self.out, &masked);
-                            return Ok(true);
+                        if integer && text.len() >= 9 {
+                            let mut masked = std::mem::take(&mut self.text);
+                            masked.clear();
+                            let changed = self.scan(text, &mut masked);
+                            if changed {
+                                write_str(&mut self.out, &masked);
+                            }
+                            self.text = masked;
+                            if changed {
+                                return Ok(true);
+                            }
                         }
                         write_number(&mut self.out, text, integer, at).map(|()| true)
                     }
@@ -839,8 +905,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         r.expect(b'{', "expected an object")?;
         self.out.push(b'{');
         let first = self.out.len();
-        let mut members = self.pool.pop().unwrap_or_else(|| Vec::with_capacity(16));
-        members.clear();
+        let base = self.members.len();
         r.ws();
         if r.peek() == Some(b'}') {
             r.i += 1;
@@ -859,12 +924,12 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 };
                 self.segs.push(Seg::Key(dup(&out_key)));
                 if let Some(name) = key_hit {
-                    self.decide(name, Action::Redact);
+                    self.decide(Who::Builtin(name), Action::Redact);
                 }
                 // Members are written back to back with commas; a dropped
                 // member is cut off again, comma and all.
                 let mark = self.out.len();
-                if !members.is_empty() {
+                if self.members.len() > base {
                     self.out.push(b',');
                 }
                 let seg = self.out.len();
@@ -876,7 +941,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 self.out.push(b':');
                 let keep = self.value(r, mt, depth)?;
                 if keep {
-                    members.push(Member {
+                    self.members.push(Member {
                         prefix: SortPrefix::of(&out_key),
                         key: out_key,
                         start: seg,
@@ -892,29 +957,48 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 }
             }
         }
-        // Canonical order (RFC 8785 §3.2.3). Already sorted: nothing to do.
-        let sorted = members.windows(2).all(|w| member_cmp(&w[0], &w[1]).is_lt());
-        if !sorted {
-            // Equal keys are refused just below, so stability is moot.
-            members.sort_unstable_by(member_cmp);
-            if members.windows(2).any(|w| w[0].key == w[1].key) {
+        // Canonical order (RFC 8785 §3.2.3). Sort keys: each member's
+        // 8-byte prefix above its index, so that one integer compare
+        // orders two members. That is decisive when every prefix is exact
+        // and no two are equal (see `SortPrefix`); otherwise the full
+        // comparison orders the indices.
+        let members = &self.members[base..];
+        let order = &mut self.order;
+        order.clear();
+        let mut exact = true;
+        for (i, m) in members.iter().enumerate() {
+            exact &= m.prefix.exact;
+            order.push(u128::from(m.prefix.bytes) << 64 | i as u128);
+        }
+        order.sort_unstable();
+        let at = |o: &u128| (*o & u128::from(u64::MAX)) as usize;
+        if !exact || order.windows(2).any(|w| w[0] >> 64 == w[1] >> 64) {
+            order.sort_unstable_by(|a, b| member_cmp(&members[at(a)], &members[at(b)]));
+            if order
+                .windows(2)
+                .any(|w| members[at(&w[0])].key == members[at(&w[1])].key)
+            {
                 return Err(MaskError::DuplicateKey { offset: obj_at });
             }
+        }
+        // Already in order (the common case for canonical input): nothing
+        // to move.
+        if order.iter().enumerate().any(|(i, o)| at(o) != i) {
             self.scratch.clear();
             // The members and their commas: exactly the bytes written since `first`.
             self.scratch.reserve(self.out.len() - first);
-            for (i, m) in members.iter().enumerate() {
+            for (i, o) in order.iter().enumerate() {
                 if i > 0 {
                     self.scratch.push(b',');
                 }
+                let m = &members[at(o)];
                 self.scratch.extend_from_slice(&self.out[m.start..m.end]);
             }
             self.out.truncate(first);
             self.out.extend_from_slice(&self.scratch);
         }
         self.out.push(b'}');
-        members.clear();
-        self.pool.push(members);
+        self.members.truncate(base);
         Ok(())
     }
 
@@ -922,27 +1006,25 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
     /// key with a detection is redacted (never tokenized into something
     /// that must stay unique). Only keys [`fields::suspicious`] calls so are
     /// scanned.
-    fn mask_key(&mut self, key: Cow<'a, str>) -> (Cow<'a, str>, Option<&'static str>) {
+    fn mask_key(&mut self, key: Cow<'a, str>) -> (Cow<'a, str>, Option<Detector>) {
         let mut matches = std::mem::take(&mut self.matches);
         matches.clear();
         detect::scan_builtin(&self.m.engine, &key, &mut self.hits, &mut matches);
         let out = match matches.iter().min_by_key(|m| m.range.start) {
             None => (key, None),
-            Some(m) => {
-                let name = match m.kind {
-                    MatchKindId::Builtin(d) => d.name(),
-                    MatchKindId::Custom(_) => "custom",
-                };
+            // Only built-in detectors run over keys.
+            Some(Match {
+                kind: MatchKindId::Builtin(d),
+                ..
+            }) => {
                 // Distinct masked keys stay distinct: number them in order.
-                (
-                    Cow::Owned(format!(
-                        "{}#{}",
-                        strategy::redact(name),
-                        self.decisions.len() + 1
-                    )),
-                    Some(name),
-                )
+                let mut k = String::new();
+                strategy::redact_into(&mut k, d.name());
+                k.push('#');
+                k.push_str(itoa::Buffer::new().format(self.decisions.len() + 1));
+                (Cow::Owned(k), Some(*d))
             }
+            Some(_) => (key, None),
         };
         self.matches = matches;
         out

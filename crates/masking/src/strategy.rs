@@ -5,13 +5,11 @@ use sha2::{Digest, Sha256};
 
 use crate::detect::Detector;
 
-/// `[REDACTED:<detector>]`.
-pub(crate) fn redact(detector: &str) -> String {
-    let mut s = String::with_capacity(detector.len() + 11);
-    s.push_str("[REDACTED:");
-    s.push_str(detector);
-    s.push(']');
-    s
+/// `[REDACTED:<detector>]`, appended to `dst`.
+pub(crate) fn redact_into(dst: &mut String, detector: &str) {
+    dst.push_str("[REDACTED:");
+    dst.push_str(detector);
+    dst.push(']');
 }
 
 /// Keeps `first` leading and `last` trailing characters, `*` for the rest.

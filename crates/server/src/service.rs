@@ -216,7 +216,7 @@ impl Inner {
     /// Checks and masks a request (no content in any error).
     fn mask(&self, req: &pb::AppendRequest) -> Result<Masked, ServerError> {
         let masked = check_append(&self.masker, req, now_ms(), &mut os_salt)?;
-        crate::metrics::METRICS.masked(masked.decisions.iter().map(|d| d.detector.as_str()));
+        crate::metrics::METRICS.masked(masked.decisions.iter().map(|d| &*d.detector));
         Ok(masked)
     }
 
