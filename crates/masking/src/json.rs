@@ -121,8 +121,8 @@ impl<'a> Reader<'a> {
 
     /// Reads a string (the opening quote is next), with the offset of its
     /// first byte in the source when it is borrowed (no escapes): such a
-    /// string is also known to need no escaping when written back
-    /// ([`write_plain_str`]).
+    /// string is also known to need no escaping when written back: its
+    /// bytes in the source, quotes included, are its canonical form.
     #[inline(always)]
     pub(crate) fn string_at(&mut self) -> Result<(Cow<'a, str>, Option<usize>), MaskError> {
         let start = self.i;
@@ -299,15 +299,6 @@ fn hex4(s: &[u8], at: usize) -> Result<u32, MaskError> {
             };
     }
     Ok(v)
-}
-
-/// Writes a string known to hold no `"`, `\\` or control character (one
-/// the reader borrowed): its canonical form is the string in quotes.
-pub(crate) fn write_plain_str(out: &mut Vec<u8>, s: &str) {
-    out.reserve(s.len() + 2);
-    out.push(b'"');
-    out.extend_from_slice(s.as_bytes());
-    out.push(b'"');
 }
 
 /// Writes `s` as a canonical JSON string: only `"`, `\` and control

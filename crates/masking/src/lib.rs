@@ -42,7 +42,7 @@ pub use policy::{Action, Mode, Policy, PolicyError};
 pub use strategy::{commitment, verify_opening};
 
 use detect::{Engine, Hit, Match, MatchKindId};
-use json::{Reader, key_cmp, push_pointer, write_number, write_plain_str, write_str};
+use json::{Reader, key_cmp, push_pointer, write_number, write_str};
 
 /// Token keys derived per detector name.
 type DerivedKeys = HashMap<String, Zeroizing<[u8; 32]>>;
@@ -81,6 +81,12 @@ pub enum MaskError {
     #[error("JSON nesting deeper than the limit of {limit}")]
     TooDeep {
         /// The policy's `max_depth`.
+        limit: usize,
+    },
+    /// Larger than [`MAX_EVENT`].
+    #[error("event larger than {limit} bytes")]
+    TooLarge {
+        /// [`MAX_EVENT`].
         limit: usize,
     },
     /// A key appears twice in one object.
@@ -279,6 +285,10 @@ impl Masker {
         ts_ms: u64,
         salts: &mut dyn SaltSource,
     ) -> Result<Masked, MaskError> {
+        // Key spans are 31-bit (see `Key`).
+        if event.len() > MAX_EVENT {
+            return Err(MaskError::TooLarge { limit: MAX_EVENT });
+        }
         let text = std::str::from_utf8(event).map_err(|e| MaskError::NotUtf8 {
             offset: e.valid_up_to(),
         })?;
@@ -294,26 +304,18 @@ impl Masker {
         pt: &mut PerThread,
     ) -> Result<Masked, MaskError> {
         let event = text.as_bytes();
-        let bufs = std::mem::take(&mut pt.bufs);
-        let stacks = std::mem::take(&mut pt.stacks);
         let mut w = Walk {
+            src: text,
             keys_seen: 0,
             memo: &mut pt.memo,
             m: self,
             // The body, then the decisions, the digest and the time: room
             // for a few decisions without regrowing.
             out: Vec::with_capacity(event.len() + event.len() / 4 + 320),
-            segs: recycle(stacks.segs),
-            path: recycle(stacks.path),
             decisions: Vec::new(),
             openings: Vec::new(),
             salts,
-            matches: bufs.matches,
-            members: recycle(stacks.members),
-            order: bufs.order,
-            scratch: bufs.scratch,
-            text: bufs.text,
-            hits: bufs.hits,
+            b: std::mem::take(&mut pt.bufs),
         };
         w.out.extend_from_slice(b"{\"body\":");
         let body_start = w.out.len();
@@ -333,8 +335,9 @@ impl Masker {
                     });
                 }
             }
+            // Not borrowed from a JSON string: written escaped.
             ContentType::Text => {
-                w.string(text, Treat::Scan, Some(0));
+                w.string(text, Treat::Scan, None);
             }
         }
         let body = body_start..w.out.len();
@@ -342,36 +345,17 @@ impl Masker {
             mut out,
             mut decisions,
             openings,
-            mut hits,
-            mut matches,
-            mut scratch,
-            mut order,
-            mut text,
-            segs,
-            path,
-            members,
+            b: mut bufs,
             ..
         } = w;
-        pt.stacks = Stacks {
-            segs: recycle(segs),
-            path: recycle(path),
-            members: recycle(members),
-        };
         // Give the scratch buffers back, emptied, for the thread's next
-        // event. What their memory last held is never raw PII: `hits` and
-        // `matches` are offsets, `scratch` and `text` held masked output.
-        hits.clear();
-        matches.clear();
-        scratch.clear();
-        order.clear();
-        text.clear();
-        pt.bufs = Bufs {
-            hits,
-            matches,
-            scratch,
-            order,
-            text,
-        };
+        // event. What their memory last held is never raw PII: `hits`,
+        // `matches`, `order` and the stacks are offsets, `scratch` and
+        // `text` held masked output, `keys` masked keys and keys with
+        // escapes (keys are written out unmasked unless a detector flags
+        // them, and then only the masked form is kept).
+        bufs.clear();
+        pt.bufs = bufs;
         // One order whatever the input's key order: by pointer, then name.
         decisions.sort_unstable_by(|a, b| {
             (a.pointer.as_str(), &*a.detector, a.action).cmp(&(
@@ -414,38 +398,95 @@ impl Masker {
 struct PerThread {
     memo: fields::Memo,
     bufs: Bufs,
-    stacks: Stacks<'static>,
 }
 
-/// The walk's stacks, kept empty between events. Their elements borrow
-/// from the event, so they are kept as `'static` and retyped each event by
-/// [`recycle`].
-#[derive(Default)]
-struct Stacks<'a> {
-    segs: Vec<Seg<'a>>,
-    path: Vec<Cow<'a, str>>,
-    members: Vec<Member<'a>>,
-}
+/// The largest event, in bytes: key spans are 31-bit (see [`Key`]), and
+/// the key buffer can grow to a few times the event's size.
+pub const MAX_EVENT: usize = 1 << 28;
 
-/// Empties `v` and hands its allocation on as a vector of `U`, a type of
-/// the same size and alignment (here: the same type under another
-/// lifetime). The standard library collects a vector's `into_iter` in
-/// place when the layouts match, so no allocation happens; were it ever
-/// to, this would cost one allocation, nothing more.
-fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
-    v.clear();
-    // The iterator is empty: the closure never runs.
-    v.into_iter().map(|_| unreachable!()).collect()
-}
-
-/// See [`PerThread`].
+/// The walk's scratch buffers and stacks. See [`PerThread`].
 #[derive(Default)]
 struct Bufs {
+    /// Triggers found in the string being scanned.
     hits: Vec<Hit>,
+    /// Matches in the string being scanned.
     matches: Vec<Match>,
+    /// Reorder buffer for an object's members.
     scratch: Vec<u8>,
+    /// Sort keys for the object being closed (see [`Walk::object`]).
     order: Vec<u128>,
+    /// A masked string being built (see [`Walk::string`]).
     text: String,
+    /// The text of keys that are not spans of the event: keys with escapes
+    /// (decoded) and masked keys.
+    keys: String,
+    /// Where the walk is: the JSON pointer's segments, built into a string
+    /// only when a decision or opening needs it.
+    segs: Vec<Seg>,
+    /// The keys from the root to the current member (array levels left
+    /// out), as read: what field rules and the field-name memo see.
+    path: Vec<Key>,
+    /// The members of every object being walked: an object's own are
+    /// those above the length it found on entry.
+    members: Vec<Member>,
+}
+
+impl Bufs {
+    fn clear(&mut self) {
+        self.hits.clear();
+        self.matches.clear();
+        self.scratch.clear();
+        self.order.clear();
+        self.text.clear();
+        self.keys.clear();
+        self.segs.clear();
+        self.path.clear();
+        self.members.clear();
+    }
+}
+
+/// A key's text: a span of the event or, for a key with escapes or a
+/// masked key, of the key buffer ([`Bufs::keys`]). Start in bits 0–31,
+/// length in bits 32–62, bit 63 set for the key buffer. One word, so that
+/// it moves in a register: a `Cow<str>` spilled as two words and reloaded
+/// as one 16-byte move stalled on store forwarding, ~10% of the walk.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Key(u64);
+
+impl Key {
+    const IN_KEYS: u64 = 1 << 63;
+
+    /// Both below 2^31: events are at most [`MAX_EVENT`] bytes, and the
+    /// key buffer holds at most a few times that.
+    fn new(start: usize, len: usize, in_keys: bool) -> Key {
+        let flag = if in_keys { Key::IN_KEYS } else { 0 };
+        Key((start as u64 & 0xFFFF_FFFF) | (len as u64 & 0x7FFF_FFFF) << 32 | flag)
+    }
+
+    fn start(self) -> usize {
+        (self.0 & 0xFFFF_FFFF) as usize
+    }
+
+    fn len(self) -> usize {
+        ((self.0 >> 32) & 0x7FFF_FFFF) as usize
+    }
+
+    /// The span of the event, for a key read as is (no escapes).
+    fn in_event(self) -> Option<(usize, usize)> {
+        (self.0 & Key::IN_KEYS == 0).then(|| (self.start(), self.len()))
+    }
+
+    /// The key's text. Spans are made at character boundaries, so the
+    /// empty fallback is never taken.
+    fn text<'x>(self, event: &'x str, keys: &'x str) -> &'x str {
+        let src = if self.0 & Key::IN_KEYS == 0 {
+            event
+        } else {
+            keys
+        };
+        src.get(self.start()..self.start() + self.len())
+            .unwrap_or("")
+    }
 }
 
 thread_local! {
@@ -462,10 +503,25 @@ fn with_per_thread<R>(f: impl FnOnce(&mut PerThread) -> R) -> R {
     })
 }
 
+/// Canonical member order (RFC 8785 §3.2.3): UTF-16 code units of the
+/// keys, from their prefixes when those decide, else from `keys()`.
+fn member_cmp<'k>(
+    x: SortPrefix,
+    y: SortPrefix,
+    keys: impl FnOnce() -> (&'k str, &'k str),
+) -> std::cmp::Ordering {
+    if x.bytes != y.bytes && x.exact && y.exact {
+        x.bytes.cmp(&y.bytes)
+    } else {
+        let (a, b) = keys();
+        key_cmp(a, b)
+    }
+}
+
 /// A member written into the output: its key, its first 8 bytes as a sort
 /// prefix, and where its bytes (`"key":value`) are.
-struct Member<'a> {
-    key: Cow<'a, str>,
+struct Member {
+    key: Key,
     prefix: SortPrefix,
     start: usize,
     end: usize,
@@ -482,14 +538,19 @@ struct SortPrefix {
 }
 
 impl SortPrefix {
-    fn of(key: &str) -> SortPrefix {
-        let b = key.as_bytes();
-        // One load for long keys; short ones are shifted in byte by byte
-        // (a small copy into an array, then a wide load, stalls on store
-        // forwarding).
-        let bytes = match b.first_chunk::<8>() {
-            Some(w) => u64::from_be_bytes(*w),
-            None => b
+    /// The prefix of the key `buf[start..start + len]`. Where eight bytes
+    /// follow `start` in `buf`, one wide load and a mask (a small copy into
+    /// an array, then a wide load, stalls on store forwarding).
+    fn of(buf: &[u8], start: usize, len: usize) -> SortPrefix {
+        let bytes = match buf.get(start..).and_then(|b| b.first_chunk::<8>()) {
+            Some(w) => {
+                // Keep the key's first `len` bytes (all eight if longer).
+                let drop = u64::MAX.checked_shr(8 * len.min(8) as u32).unwrap_or(0);
+                u64::from_be_bytes(*w) & !drop
+            }
+            None => buf
+                .get(start..start + len)
+                .unwrap_or(&[])
                 .iter()
                 .enumerate()
                 .fold(0u64, |v, (i, &c)| v | u64::from(c) << (56 - 8 * i)),
@@ -501,68 +562,40 @@ impl SortPrefix {
     }
 }
 
-/// Canonical member order (RFC 8785 §3.2.3): UTF-16 code units of the keys.
-fn member_cmp(a: &Member<'_>, b: &Member<'_>) -> std::cmp::Ordering {
-    if a.prefix.bytes != b.prefix.bytes && a.prefix.exact && b.prefix.exact {
-        a.prefix.bytes.cmp(&b.prefix.bytes)
-    } else {
-        key_cmp(&a.key, &b.key)
-    }
-}
-
-/// `Cow::clone`, inlined: a borrowed key (nearly all of them) is two words.
-#[inline]
-fn dup<'a>(c: &Cow<'a, str>) -> Cow<'a, str> {
-    match c {
-        Cow::Borrowed(b) => Cow::Borrowed(b),
-        Cow::Owned(o) => Cow::Owned(o.clone()),
-    }
-}
-
 struct Walk<'a, 'm, 's> {
     m: &'m Masker,
+    /// The event's text.
+    src: &'a str,
     /// This thread's field-name memo.
     memo: &'s mut fields::Memo,
     /// How many keys have been classified so far in this event.
     keys_seen: usize,
     out: Vec<u8>,
-    /// Where the walk is: the JSON pointer's segments, built into a string
-    /// only when a decision or opening needs it.
-    segs: Vec<Seg<'a>>,
-    path: Vec<Cow<'a, str>>,
     decisions: Vec<Decision>,
     openings: Vec<Opening>,
     salts: &'s mut dyn SaltSource,
-    matches: Vec<Match>,
-    /// Sort keys for the object being closed (see [`Walk::object`]).
-    order: Vec<u128>,
-    /// The members of every object being walked: an object's own are
-    /// those above the length it found on entry.
-    members: Vec<Member<'a>>,
-    scratch: Vec<u8>,
-    /// A masked string being built (see [`Walk::string`]).
-    text: String,
-    /// Triggers found in the string being scanned (reused buffer).
-    hits: Vec<Hit>,
+    /// Scratch buffers and stacks, lent by the thread.
+    b: Bufs,
 }
 
 /// One step of a JSON pointer: an object key (as written, i.e. masked)
 /// or an array index.
-enum Seg<'a> {
-    Key(Cow<'a, str>),
+#[derive(Clone, Copy)]
+enum Seg {
+    Key(Key),
     Index(usize),
 }
 
 impl<'a, 'm> Walk<'a, 'm, '_> {
     /// The RFC 6901 pointer to the current value.
     fn pointer(&self) -> String {
-        let mut p = String::with_capacity(self.segs.len() * 12);
-        for s in &self.segs {
-            match s {
-                Seg::Key(k) => push_pointer(&mut p, k),
+        let mut p = String::with_capacity(self.b.segs.len() * 12);
+        for s in &self.b.segs {
+            match *s {
+                Seg::Key(k) => push_pointer(&mut p, k.text(self.src, &self.b.keys)),
                 Seg::Index(i) => {
                     p.push('/');
-                    p.push_str(itoa::Buffer::new().format(*i));
+                    p.push_str(itoa::Buffer::new().format(i));
                 }
             }
         }
@@ -649,7 +682,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
     fn string(&mut self, s: &str, treat: Treat<'_>, at: Option<usize>) -> bool {
         // What the value becomes, when it changes, is built in the walk's
         // text buffer (lent out here, given back below).
-        let mut text = std::mem::take(&mut self.text);
+        let mut text = std::mem::take(&mut self.b.text);
         text.clear();
         let (changed, kept) = match treat {
             Treat::Keep => (false, true),
@@ -661,20 +694,26 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
             Treat::Scan => (self.scan(s, &mut text), true),
         };
         if kept {
-            match (changed, at) {
-                (true, _) => write_str(&mut self.out, &text),
-                (false, Some(_)) => write_plain_str(&mut self.out, s),
-                (false, None) => write_str(&mut self.out, s),
+            // Unchanged and borrowed: its bytes in the event, quotes
+            // included, are its canonical form.
+            let raw = at.filter(|_| !changed).and_then(|at| {
+                self.src
+                    .as_bytes()
+                    .get(at.checked_sub(1)?..at + s.len() + 1)
+            });
+            match raw {
+                Some(raw) => self.out.extend_from_slice(raw),
+                None => write_str(&mut self.out, if changed { &text } else { s }),
             }
         }
-        self.text = text;
+        self.b.text = text;
         kept
     }
 
     /// Runs the detectors over `s`. If anything matched, appends the masked
     /// string to `dst` and returns true.
     fn scan(&mut self, s: &str, dst: &mut String) -> bool {
-        let mut matches = std::mem::take(&mut self.matches);
+        let mut matches = std::mem::take(&mut self.b.matches);
         matches.clear();
         for (i, c) in self.m.policy.custom.iter().enumerate() {
             for mm in c.regex.find_iter(s) {
@@ -686,9 +725,9 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 }
             }
         }
-        detect::scan_builtin(&self.m.engine, s, &mut self.hits, &mut matches);
+        detect::scan_builtin(&self.m.engine, s, &mut self.b.hits, &mut matches);
         if matches.is_empty() {
-            self.matches = matches;
+            self.b.matches = matches;
             return false;
         }
         // Earliest first; at one start, longest first; then customs, then
@@ -723,7 +762,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
             at = mm.range.end;
         }
         dst.push_str(&s[at..]);
-        self.matches = matches;
+        self.b.matches = matches;
         true
     }
 
@@ -766,13 +805,13 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                     Treat::Scan => {
                         // Long integers can be card numbers, SSNs or phones.
                         if integer && text.len() >= 9 {
-                            let mut masked = std::mem::take(&mut self.text);
+                            let mut masked = std::mem::take(&mut self.b.text);
                             masked.clear();
                             let changed = self.scan(text, &mut masked);
                             if changed {
                                 write_str(&mut self.out, &masked);
                             }
-                            self.text = masked;
+                            self.b.text = masked;
                             if changed {
                                 return Ok(true);
                             }
@@ -816,7 +855,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         let mut index = 0usize;
         let mut written = 0usize;
         loop {
-            self.segs.push(Seg::Index(index));
+            self.b.segs.push(Seg::Index(index));
             let mark = self.out.len();
             if written > 0 {
                 self.out.push(b',');
@@ -826,7 +865,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
             } else {
                 self.out.truncate(mark);
             }
-            self.segs.pop();
+            self.b.segs.pop();
             index += 1;
             if !r.more(b']', "expected ',' or ']'")? {
                 break;
@@ -845,12 +884,14 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         'm: 'p,
     {
         let policy: &'m Policy = &self.m.policy;
-        let scan_key = || {
-            matches!(parent_treat, Treat::Scan)
-                && self.path.last().is_some_and(|k| fields::suspicious(k))
-        };
+        let (src, keys) = (self.src, self.b.keys.as_str());
+        let name = |k: &Key| k.text(src, keys);
+        let path = &self.b.path;
+        let n = path.len();
+        let key = path.last().map_or("", name);
+        let scan_key = || matches!(parent_treat, Treat::Scan) && fields::suspicious(key);
         if !policy.fields.is_empty()
-            && let Some(rule) = policy.field_rule(&self.path)
+            && let Some(rule) = policy.field_rule(path, &name)
         {
             let t = match rule.action {
                 Action::Detect => Treat::Scan,
@@ -862,15 +903,14 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         match parent_treat {
             Treat::Whole(..) | Treat::Keep | Treat::Unlisted => (parent_treat, false),
             Treat::Scan => {
-                if policy.mode == Mode::Allowlist && !self.inside_allowed() {
+                if policy.mode == Mode::Allowlist
+                    && !(1..n).any(|k| policy.field_rule(&path[..k], &name).is_some())
+                {
+                    // Not inside an allowed path (whose descendants are
+                    // scanned): unlisted.
                     return (Treat::Unlisted, scan_key());
                 }
-                let n = self.path.len();
-                let key = self.path.get(n.wrapping_sub(1)).map_or("", |k| k.as_ref());
-                let parent = n
-                    .checked_sub(2)
-                    .and_then(|i| self.path.get(i))
-                    .map(|p| p.as_ref());
+                let parent = n.checked_sub(2).and_then(|i| path.get(i)).map(name);
                 let class = self
                     .m
                     .fields
@@ -888,10 +928,42 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         }
     }
 
-    /// Allowlist mode: whether some ancestor path was allowed by a rule
-    /// (then its descendants are scanned rather than unlisted).
-    fn inside_allowed(&self) -> bool {
-        (1..self.path.len()).any(|k| self.m.policy.field_rule(&self.path[..k]).is_some())
+    /// Reads an object key: a span of the event, or (with escapes) decoded
+    /// into the key buffer.
+    fn read_key(&mut self, r: &mut Reader<'a>) -> Result<Key, MaskError> {
+        Ok(match r.string_at()? {
+            (Cow::Borrowed(k), Some(at)) => Key::new(at, k.len(), false),
+            (k, _) => self.keep_key(&k),
+        })
+    }
+
+    /// Copies a key's text into the key buffer.
+    fn keep_key(&mut self, k: &str) -> Key {
+        let start = self.b.keys.len();
+        self.b.keys.push_str(k);
+        Key::new(start, k.len(), true)
+    }
+
+    /// Writes `"key":`. `colon_follows`: the event has the colon right
+    /// after the key's closing quote.
+    fn write_key(&mut self, k: Key, colon_follows: bool) {
+        // A span of the event holds no escapes: its bytes there, quotes
+        // (and colon) included, are its canonical form.
+        if let Some((start, len)) = k.in_event()
+            && let Some(raw) = start.checked_sub(1).and_then(|s| {
+                self.src
+                    .as_bytes()
+                    .get(s..start + len + 1 + usize::from(colon_follows))
+            })
+        {
+            self.out.extend_from_slice(raw);
+            if !colon_follows {
+                self.out.push(b':');
+            }
+            return;
+        }
+        write_str(&mut self.out, k.text(self.src, &self.b.keys));
+        self.out.push(b':');
     }
 
     fn object(
@@ -905,53 +977,48 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         r.expect(b'{', "expected an object")?;
         self.out.push(b'{');
         let first = self.out.len();
-        let base = self.members.len();
+        let base = self.b.members.len();
         r.ws();
         if r.peek() == Some(b'}') {
             r.i += 1;
         } else {
             loop {
                 r.ws();
-                let (key, key_at) = r.string_at()?;
+                let key = self.read_key(r)?;
+                let key_end = r.i;
                 r.ws();
                 r.expect(b':', "expected ':'")?;
-                self.path.push(dup(&key));
+                self.b.path.push(key);
                 let (mt, scan_key) = self.member_treat(treat);
-                let (out_key, key_hit) = if scan_key {
-                    self.mask_key(key)
-                } else {
-                    (key, None)
-                };
-                self.segs.push(Seg::Key(dup(&out_key)));
-                if let Some(name) = key_hit {
-                    self.decide(Who::Builtin(name), Action::Redact);
-                }
+                let out_key = if scan_key { self.mask_key(key) } else { key };
+                self.b.segs.push(Seg::Key(out_key));
                 // Members are written back to back with commas; a dropped
                 // member is cut off again, comma and all.
                 let mark = self.out.len();
-                if self.members.len() > base {
+                if self.b.members.len() > base {
                     self.out.push(b',');
                 }
                 let seg = self.out.len();
-                match (&out_key, key_at) {
-                    // Borrowed and unchanged: nothing to escape.
-                    (Cow::Borrowed(_), Some(_)) => write_plain_str(&mut self.out, &out_key),
-                    _ => write_str(&mut self.out, &out_key),
-                }
-                self.out.push(b':');
+                self.write_key(out_key, r.i == key_end + 1);
                 let keep = self.value(r, mt, depth)?;
                 if keep {
-                    self.members.push(Member {
-                        prefix: SortPrefix::of(&out_key),
+                    let prefix = match out_key.in_event() {
+                        Some((start, len)) => SortPrefix::of(self.src.as_bytes(), start, len),
+                        None => {
+                            SortPrefix::of(self.b.keys.as_bytes(), out_key.start(), out_key.len())
+                        }
+                    };
+                    self.b.members.push(Member {
                         key: out_key,
+                        prefix,
                         start: seg,
                         end: self.out.len(),
                     });
                 } else {
                     self.out.truncate(mark);
                 }
-                self.path.pop();
-                self.segs.pop();
+                self.b.path.pop();
+                self.b.segs.pop();
                 if !r.more(b'}', "expected ',' or '}'")? {
                     break;
                 }
@@ -962,8 +1029,9 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         // orders two members. That is decisive when every prefix is exact
         // and no two are equal (see `SortPrefix`); otherwise the full
         // comparison orders the indices.
-        let members = &self.members[base..];
-        let order = &mut self.order;
+        let members = &self.b.members[base..];
+        let (src, keys) = (self.src, self.b.keys.as_str());
+        let order = &mut self.b.order;
         order.clear();
         let mut exact = true;
         for (i, m) in members.iter().enumerate() {
@@ -973,61 +1041,65 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         order.sort_unstable();
         let at = |o: &u128| (*o & u128::from(u64::MAX)) as usize;
         if !exact || order.windows(2).any(|w| w[0] >> 64 == w[1] >> 64) {
-            order.sort_unstable_by(|a, b| member_cmp(&members[at(a)], &members[at(b)]));
-            if order
-                .windows(2)
-                .any(|w| members[at(&w[0])].key == members[at(&w[1])].key)
-            {
+            let name = |o: &u128| members[at(o)].key.text(src, keys);
+            order.sort_unstable_by(|a, b| {
+                let (x, y) = (members[at(a)].prefix, members[at(b)].prefix);
+                member_cmp(x, y, || (name(a), name(b)))
+            });
+            if order.windows(2).any(|w| name(&w[0]) == name(&w[1])) {
                 return Err(MaskError::DuplicateKey { offset: obj_at });
             }
         }
         // Already in order (the common case for canonical input): nothing
         // to move.
         if order.iter().enumerate().any(|(i, o)| at(o) != i) {
-            self.scratch.clear();
+            let scratch = &mut self.b.scratch;
+            scratch.clear();
             // The members and their commas: exactly the bytes written since `first`.
-            self.scratch.reserve(self.out.len() - first);
+            scratch.reserve(self.out.len() - first);
             for (i, o) in order.iter().enumerate() {
                 if i > 0 {
-                    self.scratch.push(b',');
+                    scratch.push(b',');
                 }
                 let m = &members[at(o)];
-                self.scratch.extend_from_slice(&self.out[m.start..m.end]);
+                scratch.extend_from_slice(&self.out[m.start..m.end]);
             }
             self.out.truncate(first);
-            self.out.extend_from_slice(&self.scratch);
+            self.out.extend_from_slice(scratch);
         }
         self.out.push(b'}');
-        self.members.truncate(base);
+        self.b.members.truncate(base);
         Ok(())
     }
 
     /// Keys can carry PII too (`{"alice@example.com": …}`): in scan mode a
     /// key with a detection is redacted (never tokenized into something
-    /// that must stay unique). Only keys [`fields::suspicious`] calls so are
-    /// scanned.
-    fn mask_key(&mut self, key: Cow<'a, str>) -> (Cow<'a, str>, Option<Detector>) {
-        let mut matches = std::mem::take(&mut self.matches);
+    /// that must stay unique), numbered so that distinct keys stay
+    /// distinct, and the decision recorded. Only keys
+    /// [`fields::suspicious`] calls so are scanned.
+    fn mask_key(&mut self, key: Key) -> Key {
+        let mut matches = std::mem::take(&mut self.b.matches);
         matches.clear();
-        detect::scan_builtin(&self.m.engine, &key, &mut self.hits, &mut matches);
-        let out = match matches.iter().min_by_key(|m| m.range.start) {
-            None => (key, None),
-            // Only built-in detectors run over keys.
-            Some(Match {
-                kind: MatchKindId::Builtin(d),
-                ..
-            }) => {
-                // Distinct masked keys stay distinct: number them in order.
-                let mut k = String::new();
-                strategy::redact_into(&mut k, d.name());
-                k.push('#');
-                k.push_str(itoa::Buffer::new().format(self.decisions.len() + 1));
-                (Cow::Owned(k), Some(*d))
-            }
-            Some(_) => (key, None),
+        let text = key.text(self.src, &self.b.keys);
+        detect::scan_builtin(&self.m.engine, text, &mut self.b.hits, &mut matches);
+        let first = matches.iter().min_by_key(|m| m.range.start).map(|m| m.kind);
+        self.b.matches = matches;
+        // Only built-in detectors run over keys.
+        let Some(MatchKindId::Builtin(d)) = first else {
+            return key;
         };
-        self.matches = matches;
-        out
+        let start = self.b.keys.len();
+        strategy::redact_into(&mut self.b.keys, d.name());
+        self.b.keys.push('#');
+        self.b
+            .keys
+            .push_str(itoa::Buffer::new().format(self.decisions.len() + 1));
+        let masked = Key::new(start, self.b.keys.len() - start, true);
+        // The decision's pointer ends in the masked key.
+        self.b.segs.push(Seg::Key(masked));
+        self.decide(Who::Builtin(d), Action::Redact);
+        self.b.segs.pop();
+        masked
     }
 }
 
@@ -1051,31 +1123,34 @@ fn validate(v: policy::Validator, s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{Member, SortPrefix, member_cmp};
+    use super::{SortPrefix, member_cmp};
     use proptest::prelude::*;
-    use std::borrow::Cow;
 
-    fn member(key: &str) -> Member<'_> {
-        Member {
-            key: Cow::Borrowed(key),
-            prefix: SortPrefix::of(key),
-            start: 0,
-            end: 0,
-        }
+    /// The prefix of `key` read both ways: from a buffer where more bytes
+    /// follow (one wide load and a mask) and from one where it ends.
+    fn prefixes(key: &str) -> [SortPrefix; 2] {
+        let followed = format!("\"{key}\":1,\"zzzzzzzz\"");
+        [
+            SortPrefix::of(followed.as_bytes(), 1, key.len()),
+            SortPrefix::of(key.as_bytes(), 0, key.len()),
+        ]
     }
 
     proptest! {
         /// Ordering by the 8-byte prefix first gives UTF-16 code unit
         /// order (RFC 8785 §3.2.3), for keys shorter and longer than the
         /// prefix, with NULs, and with characters on both sides of U+E000
-        /// and U+10000.
+        /// and U+10000; and the prefix is the same however it is read.
         #[test]
         fn member_order_is_utf16_order(
             a in "[ab\u{0}\u{7f}é\u{e000}\u{fffd}\u{10000}\u{1f600}]{0,10}",
             b in "[ab\u{0}\u{7f}é\u{e000}\u{fffd}\u{10000}\u{1f600}]{0,10}",
         ) {
+            let (pa, pb) = (prefixes(&a), prefixes(&b));
+            prop_assert_eq!(pa[0].bytes, pa[1].bytes);
+            prop_assert_eq!(pb[0].bytes, pb[1].bytes);
             prop_assert_eq!(
-                member_cmp(&member(&a), &member(&b)),
+                member_cmp(pa[0], pb[0], || (a.as_str(), b.as_str())),
                 a.encode_utf16().cmp(b.encode_utf16())
             );
         }

@@ -56,6 +56,39 @@ fn text_leaf_known_answer() {
     assert_eq!(String::from_utf8(out.leaf).unwrap(), want);
 }
 
+/// A text event with nothing to mask is still written as an escaped JSON
+/// string: quotes, backslashes and control characters included.
+#[test]
+fn text_leaf_without_detections_is_escaped() {
+    let m = default_masker();
+    let out = m
+        .mask(
+            b"say \"hi\"\tto C:\\temp",
+            ContentType::Text,
+            5,
+            &mut || [0u8; 16],
+        )
+        .unwrap();
+    assert_eq!(out.body(), br#""say \"hi\"\tto C:\\temp""#);
+    let v: serde_json::Value = serde_json::from_slice(&out.leaf).unwrap();
+    assert_eq!(v["body"], "say \"hi\"\tto C:\\temp");
+}
+
+/// Events over `MAX_EVENT` bytes are refused before any work.
+#[test]
+fn oversized_event_is_refused() {
+    let big = vec![b' '; cairn_masking::MAX_EVENT + 1];
+    let e = default_masker()
+        .mask(&big, ContentType::Json, 0, &mut || [0u8; 16])
+        .unwrap_err();
+    assert_eq!(
+        e,
+        MaskError::TooLarge {
+            limit: cairn_masking::MAX_EVENT
+        }
+    );
+}
+
 #[test]
 fn token_and_commit_known_answers() {
     let policy = Policy::from_toml(
