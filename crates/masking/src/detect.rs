@@ -297,24 +297,48 @@ pub(crate) struct Hit {
 }
 
 /// Runs the trigger automaton over `text` (one string), appending every
-/// trigger in order.
-pub(crate) fn find_triggers(engine: &Engine, text: &[u8], out: &mut Vec<Hit>) {
+/// trigger in order, and returns the string's [`Census`], counted in the
+/// same pass.
+pub(crate) fn find_triggers(engine: &Engine, text: &[u8], out: &mut Vec<Hit>) -> Census {
     use regex_automata::dfa::Automaton;
     // Most strings hold no trigger: step the DFA over the bytes, and only
     // if it ever reaches a match (or quit) state run the search that
-    // reports positions. Saves the search's set-up on every string.
+    // reports positions. Saves the search's set-up on every string. The
+    // DFA's steps depend on each other (one load, then the next), so the
+    // census's independent adds in the same loop come nearly free.
     let dfa = &engine.dfa;
     let mut sid = engine.start;
     let mut maybe = false;
-    for &b in text {
-        sid = dfa.next_state(sid, b);
-        if dfa.is_special_state(sid) && (dfa.is_match_state(sid) || dfa.is_quit_state(sid)) {
-            maybe = true;
-            break;
+    let mut census = Census::default();
+    if text.len() > usize::from(u16::MAX) {
+        // Long enough for a census lane to wrap: counted apart, in chunks.
+        census = Census::of(text);
+        for &b in text {
+            sid = dfa.next_state(sid, b);
+            if dfa.is_special_state(sid) && (dfa.is_match_state(sid) || dfa.is_quit_state(sid)) {
+                maybe = true;
+                break;
+            }
+        }
+    } else {
+        let mut lanes = 0u64;
+        let mut seen = text.len();
+        for (i, &b) in text.iter().enumerate() {
+            lanes += CENSUS_LANES[usize::from(b)];
+            sid = dfa.next_state(sid, b);
+            if dfa.is_special_state(sid) && (dfa.is_match_state(sid) || dfa.is_quit_state(sid)) {
+                maybe = true;
+                seen = i + 1;
+                break;
+            }
+        }
+        census.add_lanes(lanes);
+        if let Some(rest) = text.get(seen..) {
+            census.add(&Census::of(rest));
         }
     }
     if !maybe && !dfa.is_match_state(dfa.next_eoi_state(sid)) {
-        return;
+        return census;
     }
     let first = out.len();
     let mut at = 0;
@@ -334,12 +358,12 @@ pub(crate) fn find_triggers(engine: &Engine, text: &[u8], out: &mut Vec<Hit>) {
                 });
                 at = end.max(at + 1);
             }
-            Ok(None) => return,
+            Ok(None) => return census,
             Err(_) => break,
         }
     }
     if at >= text.len() {
-        return;
+        return census;
     }
     // The DFA gave up (it cannot with these patterns): redo it all with
     // Aho-Corasick rather than miss a trigger.
@@ -351,6 +375,7 @@ pub(crate) fn find_triggers(engine: &Engine, text: &[u8], out: &mut Vec<Hit>) {
             trigger: TRIGGERS[m.pattern().as_usize()].1,
         });
     }
+    census
 }
 
 /// Runs every built-in detector over `s`, appending matches (unsorted,
@@ -368,8 +393,8 @@ pub(crate) fn scan_builtin(engine: &Engine, s: &str, hits: &mut Vec<Hit>, out: &
         return;
     }
     hits.clear();
-    find_triggers(engine, s.as_bytes(), hits);
-    scan_with_hits(s, hits, out);
+    let census = find_triggers(engine, s.as_bytes(), hits);
+    scan_with_hits(s, hits, &census, out);
 }
 
 /// Whether `b` is, as a whole, a shape no detector can match inside: an
@@ -423,14 +448,14 @@ fn timestamp(b: &[u8]) -> bool {
 }
 
 /// Runs every built-in detector over `s`, given the triggers found in it.
-fn scan_with_hits(s: &str, hits: &[Hit], out: &mut Vec<Match>) {
+fn scan_with_hits(s: &str, hits: &[Hit], census: &Census, out: &mut Vec<Match>) {
     let b = s.as_bytes();
     let mut flags = [false; 12];
     for h in hits {
         flags[h.trigger as usize] = true;
     }
     if !flags[Trigger::Keyword as usize] && !flags[Trigger::Auth as usize] {
-        return scan_flags(s, &flags, &[], &[], out);
+        return scan_flags(s, &flags, &[], &[], census, out);
     }
     // Start/end of keyword and authorization triggers, for their detectors.
     let mut keywords = Vec::new();
@@ -450,7 +475,7 @@ fn scan_with_hits(s: &str, hits: &[Hit], out: &mut Vec<Match>) {
             _ => {}
         }
     }
-    scan_flags(s, &flags, &keywords, &auths, out)
+    scan_flags(s, &flags, &keywords, &auths, census, out)
 }
 
 fn scan_flags(
@@ -458,6 +483,7 @@ fn scan_flags(
     flags: &[bool; 12],
     keywords: &[(usize, usize)],
     auths: &[(usize, usize)],
+    c: &Census,
     out: &mut Vec<Match>,
 ) {
     let b = s.as_bytes();
@@ -513,7 +539,6 @@ fn scan_flags(
             )
         });
     }
-    let c = Census::of(b);
     // The shortest number `digit_runs` classifies has eight digits (an
     // international phone number; national ones have ten, SSNs nine,
     // cards thirteen).
@@ -536,8 +561,8 @@ fn scan_flags(
 }
 
 /// Counts of the bytes that gate the numeric detectors, taken in one pass.
-#[derive(Default)]
-struct Census {
+#[derive(Default, Debug, PartialEq, Eq)]
+pub(crate) struct Census {
     digits: usize,
     dots: usize,
     colons: usize,
@@ -572,13 +597,24 @@ impl Census {
         let mut c = Census::default();
         // A lane holds up to 65,535: count in chunks that cannot overflow.
         for chunk in b.chunks(u16::MAX as usize) {
-            let sum: u64 = chunk.iter().map(|&x| CENSUS_LANES[usize::from(x)]).sum();
-            c.digits += (sum & 0xFFFF) as usize;
-            c.dots += ((sum >> 16) & 0xFFFF) as usize;
-            c.colons += ((sum >> 32) & 0xFFFF) as usize;
-            c.upper += (sum >> 48) as usize;
+            c.add_lanes(chunk.iter().map(|&x| CENSUS_LANES[usize::from(x)]).sum());
         }
         c
+    }
+
+    /// Adds a sum of [`CENSUS_LANES`] over at most 65,535 bytes.
+    fn add_lanes(&mut self, sum: u64) {
+        self.digits += (sum & 0xFFFF) as usize;
+        self.dots += ((sum >> 16) & 0xFFFF) as usize;
+        self.colons += ((sum >> 32) & 0xFFFF) as usize;
+        self.upper += (sum >> 48) as usize;
+    }
+
+    fn add(&mut self, o: &Census) {
+        self.digits += o.digits;
+        self.dots += o.dots;
+        self.colons += o.colons;
+        self.upper += o.upper;
     }
 }
 
@@ -967,7 +1003,8 @@ fn digit_runs(b: &[u8], out: &mut Vec<Match>) {
     // Stack buffers: no allocation per string. Runs longer than these are
     // longer than anything we classify (cards stop at 19 digits).
     let mut digits = Buf::<u8, 24>::new();
-    let mut groups = Buf::<(usize, u8), 12>::new();
+    // (digits, separator before) per group; a group's length saturates.
+    let mut groups = Buf::<(u8, u8), 12>::new();
     while i < b.len() {
         let c = b[i];
         let starts = c.is_ascii_digit()
@@ -981,14 +1018,14 @@ fn digit_runs(b: &[u8], out: &mut Vec<Match>) {
         digits.clear();
         groups.clear();
         let mut j = i;
-        let mut group_len = 0usize;
+        let mut group_len = 0u8;
         let mut last_sep = 0u8;
         let mut end = i;
         while j < b.len() {
             let c = b[j];
             if c.is_ascii_digit() {
                 digits.push(c);
-                group_len += 1;
+                group_len = group_len.saturating_add(1);
                 end = j + 1;
                 j += 1;
             } else if matches!(c, b' ' | b'-' | b'.' | b'(' | b')' | b'+') && digits.len() < 20 {
@@ -1066,14 +1103,13 @@ fn digit_runs(b: &[u8], out: &mut Vec<Match>) {
     }
 }
 
-fn is_phone(text: &[u8], digits: &[u8], groups: &[(usize, u8)]) -> bool {
+fn is_phone(text: &[u8], digits: &[u8], groups: &[(u8, u8)]) -> bool {
     let n = digits.len();
     if text.contains(&b'.') && (text.contains(&b' ') || text.contains(&b'-')) {
         return false;
     }
-    let lens = |want: &[usize]| {
-        groups.len() == want.len() && groups.iter().zip(want).all(|(g, w)| g.0 == *w)
-    };
+    let lens =
+        |want: &[u8]| groups.len() == want.len() && groups.iter().zip(want).all(|(g, w)| g.0 == *w);
     if text[0] == b'+' {
         // International: + country code, 8–15 digits in all, in groups.
         return (8..=15).contains(&n)
@@ -1437,9 +1473,9 @@ mod tests {
             prop_assert!(inert(shape.as_bytes()));
             // The full scan, without the shortcut, finds nothing either.
             let mut hits = Vec::new();
-            find_triggers(engine(), shape.as_bytes(), &mut hits);
+            let census = find_triggers(engine(), shape.as_bytes(), &mut hits);
             let mut out = Vec::new();
-            scan_with_hits(&shape, &hits, &mut out);
+            scan_with_hits(&shape, &hits, &census, &mut out);
             prop_assert!(out.is_empty(), "{shape}: {out:?}");
         }
 
@@ -1451,6 +1487,10 @@ mod tests {
             prop_assert_eq!(c.dots, s.iter().filter(|&&c| c == b'.').count());
             prop_assert_eq!(c.colons, s.iter().filter(|&&c| c == b':').count());
             prop_assert_eq!(c.upper, s.iter().filter(|c| c.is_ascii_uppercase()).count());
+            // The trigger pass counts the same, whether or not it stops
+            // early at a trigger.
+            let mut hits = Vec::new();
+            prop_assert_eq!(find_triggers(engine(), &s, &mut hits), c);
         }
     }
 
@@ -1458,5 +1498,7 @@ mod tests {
     fn census_of_long_input_does_not_wrap() {
         let s = vec![b'7'; 200_000];
         assert_eq!(Census::of(&s).digits, 200_000);
+        let mut hits = Vec::new();
+        assert_eq!(find_triggers(engine(), &s, &mut hits).digits, 200_000);
     }
 }

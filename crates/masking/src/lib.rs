@@ -1000,7 +1000,15 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 }
                 let seg = self.out.len();
                 self.write_key(out_key, r.i == key_end + 1);
-                let keep = self.value(r, mt, depth)?;
+                // Strings, the commonest values, without a trip through
+                // `value`.
+                r.ws();
+                let keep = if r.peek() == Some(b'"') {
+                    let (s, at) = r.string_at()?;
+                    self.string(&s, mt, at)
+                } else {
+                    self.value(r, mt, depth)?
+                };
                 if keep {
                     let prefix = match out_key.in_event() {
                         Some((start, len)) => SortPrefix::of(self.src.as_bytes(), start, len),
