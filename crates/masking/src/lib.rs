@@ -23,6 +23,7 @@
 //! # }
 //! ```
 
+mod clean;
 pub mod detect;
 mod fields;
 mod json;
@@ -175,6 +176,9 @@ impl Masked {
 /// A compiled policy with its keys: masks events. Cheap to share across
 /// threads (`&Masker` is all `mask` needs).
 pub struct Masker {
+    /// Unique per masker in the process: names the owner of a thread's
+    /// clean-string cache.
+    id: u64,
     policy: Policy,
     engine: Engine,
     fields: fields::FieldRules,
@@ -257,7 +261,9 @@ impl Masker {
         if token.is_none() && policy.uses(|a| a == Action::Token) {
             return Err(MaskError::MissingTokenKey);
         }
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Masker {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             digest: policy.digest_hex(),
             policy,
             engine,
@@ -304,10 +310,12 @@ impl Masker {
         pt: &mut PerThread,
     ) -> Result<Masked, MaskError> {
         let event = text.as_bytes();
+        pt.clean.own(self.id);
         let mut w = Walk {
             src: text,
             keys_seen: 0,
             memo: &mut pt.memo,
+            clean: &mut pt.clean,
             m: self,
             // The body, then the decisions, the digest and the time: room
             // for a few decisions without regrowing.
@@ -391,12 +399,14 @@ impl Masker {
     }
 }
 
-/// What a thread keeps between events: the field-name memo, and the
-/// walk's scratch buffers (empty between events; kept for their capacity,
-/// so an event allocates only what it returns).
+/// What a thread keeps between events: the field-name memo, the strings
+/// known to hold nothing to mask (see [`clean`]), and the walk's scratch
+/// buffers (empty between events; kept for their capacity, so an event
+/// allocates only what it returns).
 #[derive(Default)]
 struct PerThread {
     memo: fields::Memo,
+    clean: clean::Clean,
     bufs: Bufs,
 }
 
@@ -568,6 +578,8 @@ struct Walk<'a, 'm, 's> {
     src: &'a str,
     /// This thread's field-name memo.
     memo: &'s mut fields::Memo,
+    /// This thread's strings known to hold nothing to mask.
+    clean: &'s mut clean::Clean,
     /// How many keys have been classified so far in this event.
     keys_seen: usize,
     out: Vec<u8>,
@@ -713,6 +725,9 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
     /// Runs the detectors over `s`. If anything matched, appends the masked
     /// string to `dst` and returns true.
     fn scan(&mut self, s: &str, dst: &mut String) -> bool {
+        if self.clean.contains(s.as_bytes()) {
+            return false;
+        }
         let mut matches = std::mem::take(&mut self.b.matches);
         matches.clear();
         for (i, c) in self.m.policy.custom.iter().enumerate() {
@@ -728,6 +743,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         detect::scan_builtin(&self.m.engine, s, &mut self.b.hits, &mut matches);
         if matches.is_empty() {
             self.b.matches = matches;
+            self.clean.insert(s.as_bytes());
             return false;
         }
         // Earliest first; at one start, longest first; then customs, then
