@@ -190,4 +190,73 @@ fn main() {
             );
         }
     }
+    interleaved();
+}
+
+/// Rounds of Cairn then the naive masker over the same events, back to
+/// back, 30 times: this machine's speed changes by up to 2x within seconds
+/// (a shared host), and criterion times the two groups minutes apart.
+/// Reports the median and best round of each, and the median of the
+/// per-round ratios.
+fn interleaved() {
+    const ROUNDS: usize = 30;
+    let masker = Masker::new(
+        Policy::default_policy().unwrap(),
+        &TokenKeys::new(),
+        "bench.example/log",
+    )
+    .unwrap();
+    let naive = Naive::new();
+    println!("\n== interleaved rounds ({ROUNDS} x (cairn, naive)), per core ==");
+    for (name, events) in [
+        ("corpus_270B", corpus()),
+        ("three_pii_300B", three_pii()),
+        ("small_200B", small()),
+    ] {
+        let bytes: f64 = events.iter().map(Vec::len).sum::<usize>() as f64;
+        let n = events.len() as f64;
+        let time = |f: &dyn Fn()| {
+            let t = std::time::Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        };
+        let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            let a = time(&|| {
+                for e in &events {
+                    black_box(
+                        masker
+                            .mask(e, ContentType::Json, 1, &mut || [0u8; 16])
+                            .unwrap(),
+                    );
+                }
+            });
+            let b = time(&|| {
+                for e in &events {
+                    black_box(naive.mask(e));
+                }
+            });
+            ours.push(a);
+            theirs.push(b);
+            ratios.push(b / a);
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+        let (bo, bt) = (best(&ours), best(&theirs));
+        let (mo, mt, mr) = (median(&mut ours), median(&mut theirs), median(&mut ratios));
+        println!(
+            "{name}: cairn median {:.0} MB/s {:.0} events/s, best {:.0} MB/s {:.0} events/s | \
+             naive median {:.1} MB/s, best {:.1} MB/s | median ratio {:.1} x",
+            bytes / mo / 1e6,
+            n / mo,
+            bytes / bo / 1e6,
+            n / bo,
+            bytes / mt / 1e6,
+            bytes / bt / 1e6,
+            mr
+        );
+    }
 }
