@@ -528,13 +528,16 @@ fn member_cmp<'k>(
     }
 }
 
-/// A member written into the output: its key, its first 8 bytes as a sort
-/// prefix, and where its bytes (`"key":value`) are.
+/// A member of an object being walked: its key, its first 8 bytes as a
+/// sort prefix, and where its canonical bytes (`"key":value`) are: in the
+/// event (`in_event`: a member that passes unchanged, written compactly
+/// there) or in the output.
 struct Member {
     key: Key,
     prefix: SortPrefix,
     start: usize,
     end: usize,
+    in_event: bool,
 }
 
 /// The first 8 bytes of a key, big-endian and zero-padded, for ordering
@@ -588,6 +591,15 @@ struct Walk<'a, 'm, 's> {
     salts: &'s mut dyn SaltSource,
     /// Scratch buffers and stacks, lent by the thread.
     b: Bufs,
+}
+
+/// What a string value becomes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Dropped,
+    Unchanged,
+    /// Masked: the new text is in the walk's text buffer.
+    Changed,
 }
 
 /// One step of a JSON pointer: an object key (as written, i.e. masked)
@@ -688,38 +700,59 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         action != Action::Drop
     }
 
-    /// Masks a string value per `treat`. Returns false if it is dropped.
-    /// `at` is the string's offset in the event when it is borrowed from
-    /// it (no escapes).
-    fn string(&mut self, s: &str, treat: Treat<'_>, at: Option<usize>) -> bool {
-        // What the value becomes, when it changes, is built in the walk's
-        // text buffer (lent out here, given back below).
+    /// Masks a string value per `treat`; when it changes, what it
+    /// becomes is left in the text buffer (`self.b.text`).
+    fn mask_string(&mut self, s: &str, treat: Treat<'_>) -> Outcome {
         let mut text = std::mem::take(&mut self.b.text);
         text.clear();
-        let (changed, kept) = match treat {
-            Treat::Keep => (false, true),
-            Treat::Whole(who, action) => (true, self.apply(who, action, s, &mut text)),
+        let outcome = match treat {
+            Treat::Keep => Outcome::Unchanged,
+            Treat::Whole(who, action) => match self.apply(who, action, s, &mut text) {
+                true => Outcome::Changed,
+                false => Outcome::Dropped,
+            },
             Treat::Unlisted => {
-                let kept = self.apply(Who::Named("unlisted"), self.m.policy.unlisted, s, &mut text);
-                (true, kept)
+                match self.apply(Who::Named("unlisted"), self.m.policy.unlisted, s, &mut text) {
+                    true => Outcome::Changed,
+                    false => Outcome::Dropped,
+                }
             }
-            Treat::Scan => (self.scan(s, &mut text), true),
+            Treat::Scan => match self.scan(s, &mut text) {
+                true => Outcome::Changed,
+                false => Outcome::Unchanged,
+            },
         };
-        if kept {
-            // Unchanged and borrowed: its bytes in the event, quotes
-            // included, are its canonical form.
-            let raw = at.filter(|_| !changed).and_then(|at| {
-                self.src
-                    .as_bytes()
-                    .get(at.checked_sub(1)?..at + s.len() + 1)
-            });
-            match raw {
-                Some(raw) => self.out.extend_from_slice(raw),
-                None => write_str(&mut self.out, if changed { &text } else { s }),
+        self.b.text = text;
+        outcome
+    }
+
+    /// Writes a string value as [`Walk::mask_string`] left it.
+    /// `at` is the string's offset in the event when it is borrowed from
+    /// it (no escapes).
+    fn write_string(&mut self, s: &str, outcome: Outcome, at: Option<usize>) {
+        match outcome {
+            Outcome::Dropped => {}
+            Outcome::Changed => write_str(&mut self.out, &self.b.text),
+            Outcome::Unchanged => {
+                // Borrowed: its bytes in the event, quotes included, are
+                // its canonical form.
+                match at.and_then(|at| {
+                    self.src
+                        .as_bytes()
+                        .get(at.checked_sub(1)?..at + s.len() + 1)
+                }) {
+                    Some(raw) => self.out.extend_from_slice(raw),
+                    None => write_str(&mut self.out, s),
+                }
             }
         }
-        self.b.text = text;
-        kept
+    }
+
+    /// Masks and writes a string value. Returns false if it is dropped.
+    fn string(&mut self, s: &str, treat: Treat<'_>, at: Option<usize>) -> bool {
+        let outcome = self.mask_string(s, treat);
+        self.write_string(s, outcome, at);
+        outcome != Outcome::Dropped
     }
 
     /// Runs the detectors over `s`. If anything matched, appends the masked
@@ -994,6 +1027,8 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         self.out.push(b'{');
         let first = self.out.len();
         let base = self.b.members.len();
+        // Members written to the output (not copied from the event).
+        let mut outs = 0usize;
         r.ws();
         if r.peek() == Some(b'}') {
             r.i += 1;
@@ -1008,38 +1043,68 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 let (mt, scan_key) = self.member_treat(treat);
                 let out_key = if scan_key { self.mask_key(key) } else { key };
                 self.b.segs.push(Seg::Key(out_key));
-                // Members are written back to back with commas; a dropped
-                // member is cut off again, comma and all.
+                let colon_follows = r.i == key_end + 1;
+                let prefix = match out_key.in_event() {
+                    Some((start, len)) => SortPrefix::of(self.src.as_bytes(), start, len),
+                    None => SortPrefix::of(self.b.keys.as_bytes(), out_key.start(), out_key.len()),
+                };
+                r.ws();
+                let val_at = r.i;
+                // Members written to the output go back to back with
+                // commas; a dropped one is cut off again, comma and all.
                 let mark = self.out.len();
-                if self.b.members.len() > base {
+                if outs > 0 {
                     self.out.push(b',');
                 }
                 let seg = self.out.len();
-                self.write_key(out_key, r.i == key_end + 1);
-                // Strings, the commonest values, without a trip through
-                // `value`.
-                r.ws();
-                let keep = if r.peek() == Some(b'"') {
+                let member = if r.peek() == Some(b'"') {
+                    // Strings, the commonest values, without a trip
+                    // through `value`.
                     let (s, at) = r.string_at()?;
-                    self.string(&s, mt, at)
-                } else {
-                    self.value(r, mt, depth)?
-                };
-                if keep {
-                    let prefix = match out_key.in_event() {
-                        Some((start, len)) => SortPrefix::of(self.src.as_bytes(), start, len),
-                        None => {
-                            SortPrefix::of(self.b.keys.as_bytes(), out_key.start(), out_key.len())
+                    match self.mask_string(&s, mt) {
+                        Outcome::Dropped => None,
+                        // Unchanged, and written compactly in the event
+                        // (`"key":"value"`, key and value borrowed, nothing
+                        // between them but the colon): the event's bytes
+                        // are the member's canonical form, copied once
+                        // when the object closes.
+                        Outcome::Unchanged
+                            if out_key == key
+                                && key.in_event().is_some()
+                                && colon_follows
+                                && val_at == key_end + 1
+                                && at == Some(val_at + 1) =>
+                        {
+                            // From the key's opening quote.
+                            Some((key.start().saturating_sub(1), r.i, true))
                         }
-                    };
-                    self.b.members.push(Member {
-                        key: out_key,
-                        prefix,
-                        start: seg,
-                        end: self.out.len(),
-                    });
+                        outcome => {
+                            self.write_key(out_key, colon_follows);
+                            self.write_string(&s, outcome, at);
+                            Some((seg, self.out.len(), false))
+                        }
+                    }
                 } else {
-                    self.out.truncate(mark);
+                    self.write_key(out_key, colon_follows);
+                    self.value(r, mt, depth)?
+                        .then_some((seg, self.out.len(), false))
+                };
+                match member {
+                    Some((start, end, in_event)) => {
+                        outs += usize::from(!in_event);
+                        if in_event {
+                            // Nothing written for it: no comma either.
+                            self.out.truncate(mark);
+                        }
+                        self.b.members.push(Member {
+                            key: out_key,
+                            prefix,
+                            start,
+                            end,
+                            in_event,
+                        });
+                    }
+                    None => self.out.truncate(mark),
                 }
                 self.b.path.pop();
                 self.b.segs.pop();
@@ -1074,22 +1139,47 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 return Err(MaskError::DuplicateKey { offset: obj_at });
             }
         }
-        // Already in order (the common case for canonical input): nothing
-        // to move.
-        if order.iter().enumerate().any(|(i, o)| at(o) != i) {
+        let in_order = order.iter().enumerate().all(|(i, o)| at(o) == i);
+        let src = src.as_bytes();
+        if in_order && outs == members.len() {
+            // All in the output already, in order, with their commas.
+        } else if in_order && outs == 0 && members.windows(2).all(|w| w[1].start == w[0].end + 1) {
+            // All in the event, in order, one comma apart: the event's
+            // bytes are the object's canonical body (a canonical event
+            // is copied, not rebuilt).
+            if let (Some(f), Some(l)) = (members.first(), members.last()) {
+                self.out
+                    .extend_from_slice(src.get(f.start..l.end).unwrap_or_default());
+            }
+        } else {
+            // The members written to the output move aside; then every
+            // member is copied in order from there or from the event.
             let scratch = &mut self.b.scratch;
             scratch.clear();
-            // The members and their commas: exactly the bytes written since `first`.
-            scratch.reserve(self.out.len() - first);
+            scratch.extend_from_slice(&self.out[first..]);
+            self.out.truncate(first);
+            let mut need = members.len();
+            for m in members {
+                need += m.end - m.start;
+            }
+            self.out.reserve(need);
             for (i, o) in order.iter().enumerate() {
                 if i > 0 {
-                    scratch.push(b',');
+                    self.out.push(b',');
                 }
                 let m = &members[at(o)];
-                scratch.extend_from_slice(&self.out[m.start..m.end]);
+                // Spans are made in range (output spans start at or
+                // after `first`): the empty fallbacks are never taken.
+                let bytes = if m.in_event {
+                    src.get(m.start..m.end)
+                } else {
+                    m.start
+                        .checked_sub(first)
+                        .zip(m.end.checked_sub(first))
+                        .and_then(|(a, b)| scratch.get(a..b))
+                };
+                self.out.extend_from_slice(bytes.unwrap_or_default());
             }
-            self.out.truncate(first);
-            self.out.extend_from_slice(scratch);
         }
         self.out.push(b'}');
         self.b.members.truncate(base);
