@@ -703,6 +703,9 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
     /// Masks a string value per `treat`; when it changes, what it
     /// becomes is left in the text buffer (`self.b.text`).
     fn mask_string(&mut self, s: &str, treat: Treat<'_>) -> Outcome {
+        if matches!(treat, Treat::Scan) && self.clean.contains(s.as_bytes()) {
+            return Outcome::Unchanged;
+        }
         let mut text = std::mem::take(&mut self.b.text);
         text.clear();
         let outcome = match treat {
@@ -757,10 +760,8 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
 
     /// Runs the detectors over `s`. If anything matched, appends the masked
     /// string to `dst` and returns true.
+    /// Callers check the clean-string cache first.
     fn scan(&mut self, s: &str, dst: &mut String) -> bool {
-        if self.clean.contains(s.as_bytes()) {
-            return false;
-        }
         let mut matches = std::mem::take(&mut self.b.matches);
         matches.clear();
         for (i, c) in self.m.policy.custom.iter().enumerate() {
@@ -853,7 +854,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                     Treat::Whole(..) | Treat::Unlisted => Ok(self.string(text, treat, None)),
                     Treat::Scan => {
                         // Long integers can be card numbers, SSNs or phones.
-                        if integer && text.len() >= 9 {
+                        if integer && text.len() >= 9 && !self.clean.contains(text.as_bytes()) {
                             let mut masked = std::mem::take(&mut self.b.text);
                             masked.clear();
                             let changed = self.scan(text, &mut masked);
