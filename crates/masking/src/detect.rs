@@ -667,7 +667,7 @@ fn emails(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
 // ------------------------------------------------------ URL credentials
 
 fn url_credentials(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
-    for m in memchr::memmem::find_iter(b, b"://") {
+    for m in occurrences(b, b"://") {
         let start = m + 3;
         // userinfo = everything up to '@' with no '/', whitespace or '@' before it.
         let mut j = start;
@@ -730,7 +730,7 @@ const GOOGLE: &TokenShape = &TokenShape {
 
 fn prefixed_tokens(b: &[u8], shape: &TokenShape, f: &mut dyn FnMut(Range<usize>)) {
     for p in shape.prefixes {
-        for start in memchr::memmem::find_iter(b, p.as_bytes()) {
+        for start in occurrences(b, p.as_bytes()) {
             // Tokens may follow '_' ("ci_ghp_…" is rare) but not a letter or digit.
             if start > 0 && b[start - 1].is_ascii_alphanumeric() {
                 continue;
@@ -805,7 +805,7 @@ fn is_b64url(c: u8) -> bool {
 }
 
 fn jwts(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
-    for start in memchr::memmem::find_iter(b, b"eyJ") {
+    for start in occurrences(b, b"eyJ") {
         if start > 0 && is_b64url(b[start - 1]) {
             continue;
         }
@@ -878,8 +878,8 @@ fn keyword_secrets(b: &[u8], at: &[(usize, usize)], f: &mut dyn FnMut(Range<usiz
             i += 1;
         }
         let ident = b[s..i].to_ascii_lowercase();
-        let aws = memchr::memmem::find(&ident, b"aws").is_some()
-            && memchr::memmem::find(&ident, b"secret").is_some();
+        let aws = occurrences(&ident, b"aws").next().is_some()
+            && occurrences(&ident, b"secret").next().is_some();
         // Optional closing quote, spaces, then ':' or '='.
         if i < b.len() && matches!(b[i], b'"' | b'\'') {
             i += 1;
@@ -998,6 +998,26 @@ impl<T: Copy + Default, const N: usize> Buf<T, N> {
 
 /// Scans runs of digits joined by single separators (space, dash, dot,
 /// parentheses, leading `+`) and classifies them as card, SSN or phone.
+/// Non-overlapping occurrences of a short `needle` in a short `hay`, from
+/// the left (as `memchr::memmem::find_iter`, without building a searcher:
+/// its set-up cost more than the search on a string value).
+fn occurrences<'h>(hay: &'h [u8], needle: &'h [u8]) -> impl Iterator<Item = usize> + 'h {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let (&first, _) = needle.split_first()?;
+        while let Some(k) = hay.get(at..).and_then(|h| memchr::memchr(first, h)) {
+            let i = at + k;
+            if hay.get(i..).is_some_and(|h| h.starts_with(needle)) {
+                at = i + needle.len();
+                return Some(i);
+            }
+            at = i + 1;
+        }
+        at = hay.len();
+        None
+    })
+}
+
 /// Whether `c` can be part of a number [`digit_runs`] classifies: a digit
 /// or a separator it extends a number over.
 fn in_chain(c: u8) -> bool {
@@ -1535,6 +1555,15 @@ mod tests {
             prop_assert_eq!(
                 chains.iter().map(key).collect::<Vec<_>>(),
                 all.iter().map(key).collect::<Vec<_>>()
+            );
+        }
+
+        /// `occurrences` finds what `memchr::memmem::find_iter` does.
+        #[test]
+        fn occurrences_match_memmem(hay in "[ab:/]{0,40}", needle in "[ab:/]{1,4}") {
+            prop_assert_eq!(
+                occurrences(hay.as_bytes(), needle.as_bytes()).collect::<Vec<_>>(),
+                memchr::memmem::find_iter(hay.as_bytes(), needle.as_bytes()).collect::<Vec<_>>()
             );
         }
 

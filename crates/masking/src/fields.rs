@@ -86,7 +86,7 @@ const MEMO_KEY_MAX: usize = 96;
 const MEMO_ENTRIES: usize = 4096;
 
 /// What is known about one key (under one parent).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct KeyClass {
     /// The detector the field name implies.
     pub(crate) detector: Option<Detector>,
@@ -106,13 +106,37 @@ pub(crate) struct KeyClass {
 pub(crate) struct Memo {
     recent: Vec<Recent>,
     map: rustc_hash::FxHashMap<Box<[u8]>, KeyClass>,
+    /// The map key being looked up (reused: key, a marker byte, parent).
+    probe: Vec<u8>,
 }
 
-/// One key remembered by its position in the event.
+/// One key remembered by its position in the event. Overwritten in place
+/// when the position's key changes, so its strings keep their capacity.
+#[derive(Default)]
 struct Recent {
-    key: Box<str>,
-    parent: Option<Box<str>>,
+    key: String,
+    parent: String,
+    has_parent: bool,
     class: KeyClass,
+}
+
+impl Recent {
+    fn is(&self, key: &str, parent: Option<&str>) -> bool {
+        self.key == key
+            && match parent {
+                Some(p) => self.has_parent && self.parent == p,
+                None => !self.has_parent,
+            }
+    }
+
+    fn set(&mut self, key: &str, parent: Option<&str>, class: KeyClass) {
+        self.key.clear();
+        self.key.push_str(key);
+        self.parent.clear();
+        self.parent.push_str(parent.unwrap_or(""));
+        self.has_parent = parent.is_some();
+        self.class = class;
+    }
 }
 
 /// Keys remembered by position (events with more keys use the map alone
@@ -209,25 +233,19 @@ impl FieldRules {
         parent: Option<&str>,
     ) -> KeyClass {
         if let Some(r) = memo.recent.get(n)
-            && *r.key == *key
-            && r.parent.as_deref() == parent
+            && r.is(key, parent)
         {
             return r.class;
         }
         let class = self.classify_hashed(memo, key, parent);
         if n < RECENT_MAX {
-            let r = Recent {
-                key: key.into(),
-                parent: parent.map(Into::into),
-                class,
-            };
-            let len = memo.recent.len();
-            match memo.recent.get_mut(n) {
-                Some(slot) => *slot = r,
-                // Positions are visited in order, so `n` is at most one
-                // past the end (a longer event than any before).
-                None if n == len => memo.recent.push(r),
-                None => {}
+            // Positions are visited in order, so `n` is at most one past
+            // the end (a longer event than any before).
+            if n == memo.recent.len() {
+                memo.recent.push(Recent::default());
+            }
+            if let Some(slot) = memo.recent.get_mut(n) {
+                slot.set(key, parent, class);
             }
         }
         class
@@ -238,20 +256,20 @@ impl FieldRules {
         if key.len() + p.len() > MEMO_KEY_MAX {
             return self.classify_uncached(key, parent);
         }
-        let mut k = [0u8; MEMO_KEY_MAX + 2];
-        k[..key.len()].copy_from_slice(key.as_bytes());
+        let k = &mut memo.probe;
+        k.clear();
+        k.extend_from_slice(key.as_bytes());
         // 0xFF never occurs in UTF-8; 0xFE marks "no parent" apart from "".
-        k[key.len()] = if parent.is_some() { 0xFF } else { 0xFE };
-        k[key.len() + 1..key.len() + 1 + p.len()].copy_from_slice(p.as_bytes());
-        let k = &k[..key.len() + 1 + p.len()];
-        if let Some(&d) = memo.map.get(k) {
+        k.push(if parent.is_some() { 0xFF } else { 0xFE });
+        k.extend_from_slice(p.as_bytes());
+        if let Some(&d) = memo.map.get(k.as_slice()) {
             return d;
         }
         let d = self.classify_uncached(key, parent);
         if memo.map.len() >= MEMO_ENTRIES {
             memo.map.clear();
         }
-        memo.map.insert(k.into(), d);
+        memo.map.insert(k.as_slice().into(), d);
         d
     }
 

@@ -135,6 +135,8 @@ pub struct Policy {
     /// Deepest nesting accepted.
     pub max_depth: usize,
     pub(crate) builtin: BTreeMap<Detector, Action>,
+    /// `builtin` as a table indexed by detector, for the walk.
+    actions: [Action; Detector::ALL.len()],
     pub(crate) fields: Vec<FieldRule>,
     pub(crate) custom: Vec<CustomDetector>,
     digest: [u8; 32],
@@ -493,11 +495,18 @@ impl Policy {
                 detector: f.detector.clone().unwrap_or_else(|| "field".to_owned()),
             });
         }
+        let mut actions = [Action::Redact; Detector::ALL.len()];
+        for (d, a) in &builtin {
+            if let Some(slot) = actions.get_mut(*d as usize) {
+                *slot = *a;
+            }
+        }
         let mut p = Policy {
             mode,
             unlisted,
             max_depth,
             builtin,
+            actions,
             fields,
             custom,
             digest: [0; 32],
@@ -508,7 +517,10 @@ impl Policy {
 
     /// The action for a built-in detector.
     pub fn action_for(&self, d: Detector) -> Action {
-        self.builtin.get(&d).copied().unwrap_or(Action::Redact)
+        self.actions
+            .get(d as usize)
+            .copied()
+            .unwrap_or(Action::Redact)
     }
 
     /// Whether any rule or detector uses `action` (to check keys at start-up).
