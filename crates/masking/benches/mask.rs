@@ -194,10 +194,10 @@ fn main() {
 }
 
 /// Rounds of Cairn then the naive masker over the same events, back to
-/// back, 150 times (a few seconds): this machine's speed changes by up to 2x within seconds
-/// (a shared host), and criterion times the two groups minutes apart.
-/// Reports the median and best round of each, and the median of the
-/// per-round ratios.
+/// back, 150 times (a few seconds): this machine's speed changes by up to
+/// 2x within seconds (a shared host), and criterion times the two groups
+/// apart. Reports the median and best round of each, and the median of
+/// the per-round ratios.
 fn interleaved() {
     const ROUNDS: usize = 150;
     let masker = Masker::new(
