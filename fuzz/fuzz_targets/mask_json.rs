@@ -13,6 +13,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     for ct in [ContentType::Json, ContentType::Text] {
         if let Ok(m) = MASKER.mask(data, ct, 0, &mut || [0u8; 16]) {
             assert!(m.leaf.starts_with(b"{\"body\":"));
+            assert!(serde_json::from_slice::<serde_json::Value>(&m.leaf).is_ok());
         }
     }
 });

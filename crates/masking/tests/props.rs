@@ -135,12 +135,20 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
-        let _ = masker().mask(&bytes, ContentType::Json, 0, &mut || [0u8; 16]);
-        let _ = masker().mask(&bytes, ContentType::Text, 0, &mut || [0u8; 16]);
         let mut obj = b"{\"k\":\"".to_vec();
         obj.extend_from_slice(&bytes);
         obj.extend_from_slice(b"\"}");
-        let _ = masker().mask(&obj, ContentType::Json, 0, &mut || [0u8; 16]);
+        // And whatever is accepted makes a leaf that is JSON (a text event
+        // with quotes or control characters once did not).
+        for (input, ct) in [
+            (&bytes, ContentType::Json),
+            (&bytes, ContentType::Text),
+            (&obj, ContentType::Json),
+        ] {
+            if let Ok(m) = masker().mask(input, ct, 0, &mut || [0u8; 16]) {
+                prop_assert!(serde_json::from_slice::<serde_json::Value>(&m.leaf).is_ok());
+            }
+        }
     }
 
     #[test]
