@@ -114,6 +114,9 @@ pub(crate) struct Memo {
 /// when the position's key changes, so its strings keep their capacity.
 #[derive(Default)]
 struct Recent {
+    /// The key's first 8 bytes (see `SortPrefix`): equal prefixes and
+    /// lengths decide for keys of 8 bytes or fewer, most of them.
+    prefix: u64,
     key: String,
     parent: String,
     has_parent: bool,
@@ -121,15 +124,18 @@ struct Recent {
 }
 
 impl Recent {
-    fn is(&self, key: &str, parent: Option<&str>) -> bool {
-        self.key == key
+    fn is(&self, key: &str, prefix: u64, parent: Option<&str>) -> bool {
+        self.prefix == prefix
+            && self.key.len() == key.len()
+            && (key.len() <= 8 || self.key == key)
             && match parent {
                 Some(p) => self.has_parent && self.parent == p,
                 None => !self.has_parent,
             }
     }
 
-    fn set(&mut self, key: &str, parent: Option<&str>, class: KeyClass) {
+    fn set(&mut self, key: &str, prefix: u64, parent: Option<&str>, class: KeyClass) {
+        self.prefix = prefix;
         self.key.clear();
         self.key.push_str(key);
         self.parent.clear();
@@ -224,16 +230,18 @@ impl FieldRules {
     /// a stream of ever-new keys costs one clear per few thousand keys and
     /// never more memory. Long keys skip it.
     ///
-    /// `n` is the key's position in the event (0 for its first key).
+    /// `n` is the key's position in the event (0 for its first key);
+    /// `prefix` its first 8 bytes, big-endian, zero-padded.
     pub(crate) fn classify(
         &self,
         memo: &mut Memo,
         n: usize,
         key: &str,
+        prefix: u64,
         parent: Option<&str>,
     ) -> KeyClass {
         if let Some(r) = memo.recent.get(n)
-            && r.is(key, parent)
+            && r.is(key, prefix, parent)
         {
             return r.class;
         }
@@ -245,7 +253,7 @@ impl FieldRules {
                 memo.recent.push(Recent::default());
             }
             if let Some(slot) = memo.recent.get_mut(n) {
-                slot.set(key, parent, class);
+                slot.set(key, prefix, parent, class);
             }
         }
         class
@@ -327,12 +335,43 @@ impl FieldRules {
 mod tests {
     use super::*;
 
+    /// First 8 bytes, big-endian, zero-padded (as the walk passes them).
+    fn prefix(k: &str) -> u64 {
+        k.bytes()
+            .take(8)
+            .enumerate()
+            .fold(0, |v, (i, c)| v | u64::from(c) << (56 - 8 * i))
+    }
+
     fn c(k: &str, p: Option<&str>) -> Option<&'static str> {
         FieldRules::new()
             .unwrap()
-            .classify(&mut Memo::default(), 0, k, p)
+            .classify(&mut Memo::default(), 0, k, prefix(k), p)
             .detector
             .map(Detector::name)
+    }
+
+    /// One memo, one position, keys that differ only past their first 8
+    /// bytes, only in length, or only in parent: each gets its own answer.
+    #[test]
+    fn positional_memo_tells_keys_apart() {
+        let rules = FieldRules::new().unwrap();
+        let mut memo = Memo::default();
+        let mut at0 = |k: &str, p: Option<&str>| {
+            rules
+                .classify(&mut memo, 0, k, prefix(k), p)
+                .detector
+                .map(Detector::name)
+        };
+        for _ in 0..2 {
+            assert_eq!(at0("date_of_birth", None), Some("dob"));
+            assert_eq!(at0("date_of_entry", None), None);
+            assert_eq!(at0("email", None), Some("email"));
+            assert_eq!(at0("emai", None), None);
+            assert_eq!(at0("number", Some("card")), Some("credit_card"));
+            assert_eq!(at0("number", Some("order")), None);
+            assert_eq!(at0("number", None), None);
+        }
     }
 
     #[test]

@@ -929,7 +929,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
     /// scan mode, for a key that could itself hold PII). Called with the
     /// member's key already pushed on `path`; its parent is the key before
     /// it.
-    fn member_treat<'p>(&mut self, parent_treat: Treat<'p>) -> (Treat<'p>, bool)
+    fn member_treat<'p>(&mut self, parent_treat: Treat<'p>, prefix: u64) -> (Treat<'p>, bool)
     where
         'm: 'p,
     {
@@ -964,7 +964,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 let class = self
                     .m
                     .fields
-                    .classify(self.memo, self.keys_seen, key, parent);
+                    .classify(self.memo, self.keys_seen, key, prefix, parent);
                 self.keys_seen += 1;
                 let t = match class.detector {
                     Some(d) => match policy.action_for(d) {
@@ -975,6 +975,14 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 };
                 (t, class.suspicious)
             }
+        }
+    }
+
+    /// The sort prefix of a key, read where its text is.
+    fn prefix_of(&self, k: Key) -> SortPrefix {
+        match k.in_event() {
+            Some((start, len)) => SortPrefix::of(self.src.as_bytes(), start, len),
+            None => SortPrefix::of(self.b.keys.as_bytes(), k.start(), k.len()),
         }
     }
 
@@ -1041,13 +1049,15 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 r.ws();
                 r.expect(b':', "expected ':'")?;
                 self.b.path.push(key);
-                let (mt, scan_key) = self.member_treat(treat);
+                let read_prefix = self.prefix_of(key);
+                let (mt, scan_key) = self.member_treat(treat, read_prefix.bytes);
                 let out_key = if scan_key { self.mask_key(key) } else { key };
                 self.b.segs.push(Seg::Key(out_key));
                 let colon_follows = r.i == key_end + 1;
-                let prefix = match out_key.in_event() {
-                    Some((start, len)) => SortPrefix::of(self.src.as_bytes(), start, len),
-                    None => SortPrefix::of(self.b.keys.as_bytes(), out_key.start(), out_key.len()),
+                let prefix = if out_key == key {
+                    read_prefix
+                } else {
+                    self.prefix_of(out_key)
                 };
                 r.ws();
                 let val_at = r.i;
