@@ -311,6 +311,8 @@ impl Masker {
     ) -> Result<Masked, MaskError> {
         let event = text.as_bytes();
         pt.clean.own(self.id);
+        // Emptied first: an event that failed left them as they were.
+        pt.bufs.clear();
         let mut w = Walk {
             src: text,
             keys_seen: 0,
@@ -323,7 +325,7 @@ impl Masker {
             decisions: Vec::new(),
             openings: Vec::new(),
             salts,
-            b: std::mem::take(&mut pt.bufs),
+            b: &mut pt.bufs,
         };
         w.out.extend_from_slice(b"{\"body\":");
         let body_start = w.out.len();
@@ -353,17 +355,12 @@ impl Masker {
             mut out,
             mut decisions,
             openings,
-            b: mut bufs,
             ..
         } = w;
-        // Give the scratch buffers back, emptied, for the thread's next
-        // event. What their memory last held is never raw PII: `hits`,
-        // `matches`, `order` and the stacks are offsets, `scratch` and
-        // `text` held masked output, `keys` masked keys and keys with
-        // escapes (keys are written out unmasked unless a detector flags
-        // them, and then only the masked form is kept).
-        bufs.clear();
-        pt.bufs = bufs;
+        // The thread's buffers keep their capacity, and their contents until
+        // the next event empties them: offsets (`hits`, `matches`, `order`,
+        // the stacks), output (`scratch`, `text`), and keys as read or
+        // masked (`keys`), nothing the caller's event does not hold.
         // One order whatever the input's key order: by pointer, then name.
         decisions.sort_unstable_by(|a, b| {
             (a.pointer.as_str(), &*a.detector, a.action).cmp(&(
@@ -401,8 +398,8 @@ impl Masker {
 
 /// What a thread keeps between events: the field-name memo, the strings
 /// known to hold nothing to mask (see [`clean`]), and the walk's scratch
-/// buffers (empty between events; kept for their capacity, so an event
-/// allocates only what it returns).
+/// buffers (emptied as each event starts; kept for their capacity, so an
+/// event allocates only what it returns).
 #[derive(Default)]
 struct PerThread {
     memo: fields::Memo,
@@ -590,7 +587,7 @@ struct Walk<'a, 'm, 's> {
     openings: Vec<Opening>,
     salts: &'s mut dyn SaltSource,
     /// Scratch buffers and stacks, lent by the thread.
-    b: Bufs,
+    b: &'s mut Bufs,
 }
 
 /// What a string value becomes.
