@@ -221,10 +221,9 @@ const TRIGGERS: &[(&str, Trigger)] = &[
 /// bytes, no Unicode word boundaries).
 #[derive(Clone, Debug)]
 pub(crate) struct Engine {
+    /// The trigger DFA's transitions, flattened for the per-string pass.
+    steps: Steps,
     dfa: regex_automata::dfa::dense::DFA<Vec<u32>>,
-    /// The DFA's unanchored start state (the triggers have no look-around,
-    /// so it is one state whatever precedes the text).
-    start: regex_automata::util::primitives::StateID,
     ac: AhoCorasick,
 }
 
@@ -237,6 +236,106 @@ pub(crate) enum EngineError {
     Dfa(#[from] Box<regex_automata::dfa::dense::BuildError>),
     #[error("dfa start state: {0}")]
     Start(String),
+    #[error("the trigger DFA has too many states to flatten ({0})")]
+    TooBig(usize),
+}
+
+/// The trigger DFA's transitions in one flat table, for the pass over
+/// every scanned string: `next = table[state + class[byte]]`, with state
+/// ids premultiplied by the row length, and the states where a search
+/// must look closer (match or quit states) numbered first, so that one
+/// compare tells them apart. About half the instructions a byte of
+/// `Automaton::next_state` plus the special-state tests. It only decides
+/// whether a string may hold a trigger; the positions come from the DFA
+/// itself, and a property test holds the two to the same answer.
+#[derive(Clone, Debug)]
+struct Steps {
+    classes: [u8; 256],
+    /// `CELLS` long, so that an index masked with `CELLS - 1` needs no
+    /// bounds check (the states fill the first part).
+    table: Box<[u16; Steps::CELLS]>,
+    /// Premultiplied ids below this are match or quit states.
+    special_below: u16,
+    start: u16,
+    /// log2 of the row length (a power of two).
+    shift: u32,
+    /// Per state (by index): whether the end of input leads to a match.
+    eoi_match: Vec<bool>,
+}
+
+impl Steps {
+    /// States × row length the table may have (the built-in triggers
+    /// make 229 states of 128 cells).
+    const CELLS: usize = 1 << 15;
+
+    fn new(
+        dfa: &regex_automata::dfa::dense::DFA<Vec<u32>>,
+        start: regex_automata::util::primitives::StateID,
+    ) -> Result<Steps, EngineError> {
+        use regex_automata::dfa::Automaton;
+        use regex_automata::util::primitives::StateID;
+        // One representative byte per class.
+        let bc = dfa.byte_classes();
+        let mut classes = [0u8; 256];
+        let mut reps: Vec<u8> = Vec::new();
+        for b in 0..=255u8 {
+            let c = bc.get(b);
+            classes[usize::from(b)] = c;
+            if usize::from(c) == reps.len() {
+                reps.push(b);
+            }
+        }
+        let width = reps.len().next_power_of_two();
+        let shift = width.trailing_zeros();
+        // Every state reachable from the start.
+        let mut order: Vec<StateID> = vec![start];
+        let mut seen = std::collections::HashMap::from([(start, ())]);
+        let mut k = 0;
+        while let Some(&sid) = order.get(k) {
+            k += 1;
+            for &b in &reps {
+                let next = dfa.next_state(sid, b);
+                if seen.insert(next, ()).is_none() {
+                    order.push(next);
+                }
+            }
+            if order.len() * width > Steps::CELLS {
+                return Err(EngineError::TooBig(order.len()));
+            }
+        }
+        let special = |sid: StateID| {
+            dfa.is_special_state(sid) && (dfa.is_match_state(sid) || dfa.is_quit_state(sid))
+        };
+        // Special states first.
+        order.sort_by_key(|&sid| !special(sid));
+        // Premultiplied ids fit in 16 bits: CELLS is 2^15.
+        let index: std::collections::HashMap<StateID, u16> = order
+            .iter()
+            .enumerate()
+            .map(|(i, &sid)| (sid, (i << shift) as u16))
+            .collect();
+        let id = |sid: StateID| index.get(&sid).copied().unwrap_or(0);
+        let mut table = Box::new([0u16; Steps::CELLS]);
+        for (i, &sid) in order.iter().enumerate() {
+            for (c, &b) in reps.iter().enumerate() {
+                if let Some(cell) = table.get_mut((i << shift) + c) {
+                    *cell = id(dfa.next_state(sid, b));
+                }
+            }
+        }
+        let nspecial = order.iter().filter(|&&sid| special(sid)).count();
+        Ok(Steps {
+            classes,
+            table,
+            special_below: (nspecial << shift) as u16,
+            start: id(start),
+            shift,
+            eoi_match: order
+                .iter()
+                .map(|&sid| dfa.is_match_state(dfa.next_eoi_state(sid)))
+                .collect(),
+        })
+    }
 }
 
 impl Engine {
@@ -264,12 +363,15 @@ impl Engine {
             )
             .build_many(&patterns)
             .map_err(Box::new)?;
+        // The unanchored start state (the triggers have no look-around, so
+        // it is one state whatever precedes the text).
         let start = dfa
             .start_state(
                 &regex_automata::util::start::Config::new().anchored(regex_automata::Anchored::No),
             )
             .map_err(|e| EngineError::Start(e.to_string()))?;
-        Ok(Engine { dfa, start, ac })
+        let steps = Steps::new(&dfa, start)?;
+        Ok(Engine { steps, dfa, ac })
     }
 }
 
@@ -306,38 +408,40 @@ pub(crate) fn find_triggers(engine: &Engine, text: &[u8], out: &mut Vec<Hit>) ->
     // reports positions. Saves the search's set-up on every string. The
     // DFA's steps depend on each other (one load, then the next), so the
     // census's independent adds in the same loop come nearly free.
-    let dfa = &engine.dfa;
-    let mut sid = engine.start;
-    let mut maybe = false;
+    let st = &engine.steps;
+    let table: &[u16; Steps::CELLS] = &st.table;
+    let step = |s: u16, b: u8| {
+        table[(usize::from(s) + usize::from(st.classes[usize::from(b)])) & (Steps::CELLS - 1)]
+    };
+    let mut s = st.start;
     let mut census = Census::default();
-    if text.len() > usize::from(u16::MAX) {
+    let hit = if text.len() > usize::from(u16::MAX) {
         // Long enough for a census lane to wrap: counted apart, in chunks.
         census = Census::of(text);
-        for &b in text {
-            sid = dfa.next_state(sid, b);
-            if dfa.is_special_state(sid) && (dfa.is_match_state(sid) || dfa.is_quit_state(sid)) {
-                maybe = true;
-                break;
-            }
-        }
+        text.iter().position(|&b| {
+            s = step(s, b);
+            s < st.special_below
+        })
     } else {
         let mut lanes = 0u64;
-        let mut seen = text.len();
-        for (i, &b) in text.iter().enumerate() {
+        let hit = text.iter().position(|&b| {
             lanes += CENSUS_LANES[usize::from(b)];
-            sid = dfa.next_state(sid, b);
-            if dfa.is_special_state(sid) && (dfa.is_match_state(sid) || dfa.is_quit_state(sid)) {
-                maybe = true;
-                seen = i + 1;
-                break;
-            }
-        }
+            s = step(s, b);
+            s < st.special_below
+        });
         census.add_lanes(lanes);
-        if let Some(rest) = text.get(seen..) {
+        if let Some(rest) = hit.and_then(|i| text.get(i + 1..)) {
             census.add(&Census::of(rest));
         }
-    }
-    if !maybe && !dfa.is_match_state(dfa.next_eoi_state(sid)) {
+        hit
+    };
+    let maybe = hit.is_some();
+    let eoi_match = st
+        .eoi_match
+        .get((s >> st.shift) as usize)
+        .copied()
+        .unwrap_or(true);
+    if !maybe && !eoi_match {
         return census;
     }
     let first = out.len();
