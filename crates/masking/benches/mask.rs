@@ -194,10 +194,12 @@ fn main() {
 }
 
 /// Rounds of Cairn then the naive masker over the same events, back to
-/// back, 150 times (a few seconds): this machine's speed changes by up to
-/// 2x within seconds (a shared host), and criterion times the two groups
-/// apart. Reports the median and best round of each, and the median of
-/// the per-round ratios.
+/// back, for each event set in turn, 150 times (about 8 s): this
+/// machine's speed changes by up to 2x within seconds (a shared host), and
+/// criterion times the two groups apart. Every round visits every set, so
+/// the sets share the machine's good and bad moments. Reports, per set,
+/// the median and best round of each masker, and the median of the
+/// per-round ratios.
 fn interleaved() {
     const ROUNDS: usize = 150;
     let masker = Masker::new(
@@ -207,23 +209,22 @@ fn interleaved() {
     )
     .unwrap();
     let naive = Naive::new();
-    println!("\n== interleaved rounds ({ROUNDS} x (cairn, naive)), per core ==");
-    for (name, events) in [
+    let sets = [
         ("corpus_270B", corpus()),
         ("three_pii_300B", three_pii()),
         ("small_200B", small()),
-    ] {
-        let bytes: f64 = events.iter().map(Vec::len).sum::<usize>() as f64;
-        let n = events.len() as f64;
-        let time = |f: &dyn Fn()| {
-            let t = std::time::Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        };
-        let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..ROUNDS {
+    ];
+    let time = |f: &dyn Fn()| {
+        let t = std::time::Instant::now();
+        f();
+        t.elapsed().as_secs_f64()
+    };
+    // Per set: Cairn's round times, the naive masker's, their ratios.
+    let mut times = vec![(Vec::new(), Vec::new(), Vec::new()); sets.len()];
+    for _ in 0..ROUNDS {
+        for ((_, events), (ours, theirs, ratios)) in sets.iter().zip(&mut times) {
             let a = time(&|| {
-                for e in &events {
+                for e in events {
                     black_box(
                         masker
                             .mask(e, ContentType::Json, 1, &mut || [0u8; 16])
@@ -232,7 +233,7 @@ fn interleaved() {
                 }
             });
             let b = time(&|| {
-                for e in &events {
+                for e in events {
                     black_box(naive.mask(e));
                 }
             });
@@ -240,13 +241,18 @@ fn interleaved() {
             theirs.push(b);
             ratios.push(b / a);
         }
-        let median = |v: &mut Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
-        let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
-        let (bo, bt) = (best(&ours), best(&theirs));
-        let (mo, mt, mr) = (median(&mut ours), median(&mut theirs), median(&mut ratios));
+    }
+    println!("\n== interleaved rounds ({ROUNDS} x every set x (cairn, naive)), per core ==");
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    for ((name, events), (ours, theirs, ratios)) in sets.iter().zip(&mut times) {
+        let bytes: f64 = events.iter().map(Vec::len).sum::<usize>() as f64;
+        let n = events.len() as f64;
+        let (bo, bt) = (best(ours), best(theirs));
+        let (mo, mt, mr) = (median(ours), median(theirs), median(ratios));
         println!(
             "{name}: cairn median {:.0} MB/s {:.0} events/s, best {:.0} MB/s {:.0} events/s | \
              naive median {:.1} MB/s, best {:.1} MB/s | median ratio {:.1} x",
