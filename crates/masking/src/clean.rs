@@ -22,11 +22,24 @@ const SLOTS: usize = 512;
 /// The longest string remembered, in bytes.
 pub(crate) const MAX_LEN: usize = 64;
 
-#[derive(Default)]
+/// The strings are kept inline, one fixed-size slot each, so that a
+/// lookup is a hash, a length check and a compare in one place (a vector
+/// per slot cost a pointer chase and a cache miss per lookup).
 pub(crate) struct Clean {
-    /// The masker whose answers the slots hold.
+    /// The masker whose answers the slots hold (0: none yet).
     owner: u64,
-    slots: Vec<Vec<u8>>,
+    lens: Box<[u8; SLOTS]>,
+    bytes: Box<[[u8; MAX_LEN]; SLOTS]>,
+}
+
+impl Default for Clean {
+    fn default() -> Self {
+        Clean {
+            owner: 0,
+            lens: Box::new([0; SLOTS]),
+            bytes: Box::new([[0; MAX_LEN]; SLOTS]),
+        }
+    }
 }
 
 impl Clean {
@@ -41,30 +54,32 @@ impl Clean {
     /// Readies the cache for `owner`'s answers, emptying it if it held
     /// another masker's.
     pub(crate) fn own(&mut self, owner: u64) {
-        if self.owner != owner || self.slots.len() != SLOTS {
+        if self.owner != owner {
             self.owner = owner;
-            self.slots.clear();
-            self.slots.resize_with(SLOTS, Vec::new);
+            self.lens.fill(0);
         }
     }
 
     /// Whether `s` was scanned clean (by the owner). An empty slot
     /// answers only for the empty string, which is clean.
     pub(crate) fn contains(&self, s: &[u8]) -> bool {
-        s.len() <= MAX_LEN
-            && self
-                .slots
-                .get(Clean::slot(s))
-                .is_some_and(|v| v.as_slice() == s)
+        if s.len() > MAX_LEN {
+            return false;
+        }
+        let i = Clean::slot(s);
+        // `i < SLOTS`, and `s` is no longer than a slot.
+        usize::from(self.lens[i]) == s.len() && self.bytes[i].get(..s.len()) == Some(s)
     }
 
     /// Remembers that `s` was scanned clean.
     pub(crate) fn insert(&mut self, s: &[u8]) {
-        if s.len() <= MAX_LEN
-            && let Some(v) = self.slots.get_mut(Clean::slot(s))
-        {
-            v.clear();
-            v.extend_from_slice(s);
+        if s.len() <= MAX_LEN {
+            let i = Clean::slot(s);
+            if let Some(dst) = self.bytes[i].get_mut(..s.len()) {
+                dst.copy_from_slice(s);
+                // At most MAX_LEN (64).
+                self.lens[i] = s.len() as u8;
+            }
         }
     }
 }
