@@ -318,6 +318,8 @@ impl Masker {
             keys_seen: 0,
             memo: &mut pt.memo,
             clean: &mut pt.clean,
+            orders: &mut pt.orders,
+            objects_closed: 0,
             m: self,
             // The body, then the decisions, the digest and the time: room
             // for a few decisions without regrowing.
@@ -404,8 +406,21 @@ impl Masker {
 struct PerThread {
     memo: fields::Memo,
     clean: clean::Clean,
+    orders: Vec<LastOrder>,
     bufs: Bufs,
 }
+
+/// The member order of the n-th object to close in the previous event,
+/// kept when key prefixes alone decided it: the prefixes, in the order
+/// read, and the sort keys they gave.
+#[derive(Default)]
+struct LastOrder {
+    prefixes: Vec<u64>,
+    order: Vec<u128>,
+}
+
+/// Objects per event whose order is remembered.
+const ORDERS_MAX: usize = 64;
 
 /// The largest event, in bytes: key spans are 31-bit (see [`Key`]), and
 /// the key buffer can grow to a few times the event's size.
@@ -580,6 +595,10 @@ struct Walk<'a, 'm, 's> {
     memo: &'s mut fields::Memo,
     /// This thread's strings known to hold nothing to mask.
     clean: &'s mut clean::Clean,
+    /// This thread's member orders of the previous event's objects.
+    orders: &'s mut Vec<LastOrder>,
+    /// How many objects have closed so far in this event.
+    objects_closed: usize,
     /// How many keys have been classified so far in this event.
     keys_seen: usize,
     out: Vec<u8>,
@@ -1130,14 +1149,42 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         let (src, keys) = (self.src, self.b.keys.as_str());
         let order = &mut self.b.order;
         order.clear();
+        // Streams repeat one shape: the n-th object to close usually has
+        // the prefixes, so the order, of the n-th one of the event before.
+        let nth = self.objects_closed;
+        self.objects_closed += 1;
+        let last = self.orders.get(nth).filter(|l| {
+            l.prefixes.len() == members.len()
+                && l.prefixes
+                    .iter()
+                    .zip(members)
+                    .all(|(p, m)| *p == m.prefix.bytes)
+        });
         let mut exact = true;
-        for (i, m) in members.iter().enumerate() {
-            exact &= m.prefix.exact;
-            order.push(u128::from(m.prefix.bytes) << 64 | i as u128);
+        if let Some(l) = last {
+            order.extend_from_slice(&l.order);
+        } else {
+            for (i, m) in members.iter().enumerate() {
+                exact &= m.prefix.exact;
+                order.push(u128::from(m.prefix.bytes) << 64 | i as u128);
+            }
+            order.sort_unstable();
         }
-        order.sort_unstable();
         let at = |o: &u128| (*o & u128::from(u64::MAX)) as usize;
-        if !exact || order.windows(2).any(|w| w[0] >> 64 == w[1] >> 64) {
+        let decided = exact && order.windows(2).all(|w| w[0] >> 64 != w[1] >> 64);
+        if last.is_none() && decided && nth < ORDERS_MAX {
+            // Prefixes alone decided it: the same prefixes will again.
+            if nth == self.orders.len() {
+                self.orders.push(LastOrder::default());
+            }
+            if let Some(l) = self.orders.get_mut(nth) {
+                l.prefixes.clear();
+                l.prefixes.extend(members.iter().map(|m| m.prefix.bytes));
+                l.order.clear();
+                l.order.extend_from_slice(order);
+            }
+        }
+        if !decided {
             let name = |o: &u128| members[at(o)].key.text(src, keys);
             order.sort_unstable_by(|a, b| {
                 let (x, y) = (members[at(a)].prefix, members[at(b)].prefix);
