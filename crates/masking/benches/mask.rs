@@ -119,19 +119,40 @@ impl Naive {
     }
 }
 
-fn bench(c: &mut Criterion) {
-    let masker = Masker::new(
+/// The masker under test: the default policy, no token keys.
+fn default_masker() -> Masker {
+    Masker::new(
         Policy::default_policy().unwrap(),
         &TokenKeys::new(),
         "bench.example/log",
     )
-    .unwrap();
-    let naive = Naive::new();
-    for (name, events) in [
+    .unwrap()
+}
+
+/// The event sets, by name.
+fn sets() -> [(&'static str, Vec<Vec<u8>>); 3] {
+    [
         ("corpus_270B", corpus()),
         ("three_pii_300B", three_pii()),
         ("small_200B", small()),
-    ] {
+    ]
+}
+
+/// Masks every event of a set with Cairn.
+fn mask_all(masker: &Masker, events: &[Vec<u8>]) {
+    for e in events {
+        black_box(
+            masker
+                .mask(e, ContentType::Json, 1, &mut || [0u8; 16])
+                .unwrap(),
+        );
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let masker = default_masker();
+    let naive = Naive::new();
+    for (name, events) in sets() {
         let bytes: usize = events.iter().map(Vec::len).sum();
         let mut g = c.benchmark_group(format!("mask_{name}"));
         g.throughput(Throughput::Bytes(bytes as u64));
@@ -139,13 +160,7 @@ fn bench(c: &mut Criterion) {
         g.sample_size(20);
         g.bench_function("cairn", |b| {
             b.iter(|| {
-                for e in &events {
-                    black_box(
-                        masker
-                            .mask(e, ContentType::Json, 1, &mut || [0u8; 16])
-                            .unwrap(),
-                    );
-                }
+                mask_all(&masker, &events);
             })
         });
         g.bench_function("naive_regex", |b| {
@@ -169,11 +184,7 @@ fn main() {
     bench(&mut c);
     c.final_summary();
     println!("\n== throughput per core (this run) ==");
-    for (name, events) in [
-        ("corpus_270B", corpus()),
-        ("three_pii_300B", three_pii()),
-        ("small_200B", small()),
-    ] {
+    for (name, events) in sets() {
         let bytes: f64 = events.iter().map(Vec::len).sum::<usize>() as f64;
         let n = events.len() as f64;
         let group = format!("mask_{name}");
@@ -202,18 +213,9 @@ fn main() {
 /// per-round ratios.
 fn interleaved() {
     const ROUNDS: usize = 150;
-    let masker = Masker::new(
-        Policy::default_policy().unwrap(),
-        &TokenKeys::new(),
-        "bench.example/log",
-    )
-    .unwrap();
+    let masker = default_masker();
     let naive = Naive::new();
-    let sets = [
-        ("corpus_270B", corpus()),
-        ("three_pii_300B", three_pii()),
-        ("small_200B", small()),
-    ];
+    let sets = sets();
     let time = |f: &dyn Fn()| {
         let t = std::time::Instant::now();
         f();
@@ -224,13 +226,7 @@ fn interleaved() {
     for _ in 0..ROUNDS {
         for ((_, events), (ours, theirs, ratios)) in sets.iter().zip(&mut times) {
             let a = time(&|| {
-                for e in events {
-                    black_box(
-                        masker
-                            .mask(e, ContentType::Json, 1, &mut || [0u8; 16])
-                            .unwrap(),
-                    );
-                }
+                mask_all(&masker, events);
             });
             let b = time(&|| {
                 for e in events {
