@@ -419,6 +419,11 @@ struct LastOrder {
     order: Vec<u128>,
 }
 
+/// The member index in a sort key (see `Walk::order_members`).
+fn order_index(o: &u128) -> usize {
+    (*o & u128::from(u64::MAX)) as usize
+}
+
 /// Objects per event whose order is remembered.
 const ORDERS_MAX: usize = 64;
 
@@ -752,18 +757,10 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         match outcome {
             Outcome::Dropped => {}
             Outcome::Changed => write_str(&mut self.out, &self.b.text),
-            Outcome::Unchanged => {
-                // Borrowed: its bytes in the event, quotes included, are
-                // its canonical form.
-                match at.and_then(|at| {
-                    self.src
-                        .as_bytes()
-                        .get(at.checked_sub(1)?..at + s.len() + 1)
-                }) {
-                    Some(raw) => self.out.extend_from_slice(raw),
-                    None => write_str(&mut self.out, s),
-                }
-            }
+            Outcome::Unchanged => match at.and_then(|at| self.quoted(at, s.len(), 0)) {
+                Some(raw) => self.out.extend_from_slice(raw),
+                None => write_str(&mut self.out, s),
+            },
         }
     }
 
@@ -1018,17 +1015,21 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         Key::new(start, k.len(), true)
     }
 
+    /// The event's bytes of a string read from it without escapes (its
+    /// text at `at`, `len` bytes), quotes included, and `extra` bytes
+    /// after the closing quote. A string with no escapes holds nothing to
+    /// escape, so these bytes are its canonical form.
+    fn quoted(&self, at: usize, len: usize, extra: usize) -> Option<&'a [u8]> {
+        self.src
+            .as_bytes()
+            .get(at.checked_sub(1)?..at + len + 1 + extra)
+    }
+
     /// Writes `"key":`. `colon_follows`: the event has the colon right
     /// after the key's closing quote.
     fn write_key(&mut self, k: Key, colon_follows: bool) {
-        // A span of the event holds no escapes: its bytes there, quotes
-        // (and colon) included, are its canonical form.
         if let Some((start, len)) = k.in_event()
-            && let Some(raw) = start.checked_sub(1).and_then(|s| {
-                self.src
-                    .as_bytes()
-                    .get(s..start + len + 1 + usize::from(colon_follows))
-            })
+            && let Some(raw) = self.quoted(start, len, usize::from(colon_follows))
         {
             self.out.extend_from_slice(raw);
             if !colon_follows {
@@ -1080,10 +1081,6 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 // Members written to the output go back to back with
                 // commas; a dropped one is cut off again, comma and all.
                 let mark = self.out.len();
-                if outs > 0 {
-                    self.out.push(b',');
-                }
-                let seg = self.out.len();
                 let member = if r.peek() == Some(b'"') {
                     // Strings, the commonest values, without a trip
                     // through `value`.
@@ -1094,7 +1091,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                         // (`"key":"value"`, key and value borrowed, nothing
                         // between them but the colon): the event's bytes
                         // are the member's canonical form, copied once
-                        // when the object closes.
+                        // when the object closes. Nothing is written now.
                         Outcome::Unchanged
                             if out_key == key
                                 && key.in_event().is_some()
@@ -1106,23 +1103,19 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                             Some((key.start().saturating_sub(1), r.i, true))
                         }
                         outcome => {
-                            self.write_key(out_key, colon_follows);
+                            let seg = self.start_member(outs, out_key, colon_follows);
                             self.write_string(&s, outcome, at);
                             Some((seg, self.out.len(), false))
                         }
                     }
                 } else {
-                    self.write_key(out_key, colon_follows);
+                    let seg = self.start_member(outs, out_key, colon_follows);
                     self.value(r, mt, depth)?
                         .then_some((seg, self.out.len(), false))
                 };
                 match member {
                     Some((start, end, in_event)) => {
                         outs += usize::from(!in_event);
-                        if in_event {
-                            // Nothing written for it: no comma either.
-                            self.out.truncate(mark);
-                        }
                         self.b.members.push(Member {
                             key: out_key,
                             prefix,
@@ -1140,11 +1133,32 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 }
             }
         }
-        // Canonical order (RFC 8785 §3.2.3). Sort keys: each member's
-        // 8-byte prefix above its index, so that one integer compare
-        // orders two members. That is decisive when every prefix is exact
-        // and no two are equal (see `SortPrefix`); otherwise the full
-        // comparison orders the indices.
+        self.order_members(base, obj_at)?;
+        self.emit_members(first, base, outs);
+        self.out.push(b'}');
+        self.b.members.truncate(base);
+        Ok(())
+    }
+
+    /// Writes the comma before a member written to the output (`outs`:
+    /// how many of its object's members were, before it), then its key.
+    /// Returns where the member starts.
+    fn start_member(&mut self, outs: usize, key: Key, colon_follows: bool) -> usize {
+        if outs > 0 {
+            self.out.push(b',');
+        }
+        let seg = self.out.len();
+        self.write_key(key, colon_follows);
+        seg
+    }
+
+    /// Puts the sort keys of the members above `base` in canonical order
+    /// (RFC 8785 §3.2.3) in `self.b.order`. Sort keys: each member's
+    /// 8-byte prefix above its index, so that one integer compare orders
+    /// two members. That is decisive when every prefix is exact and no two
+    /// are equal (see `SortPrefix`); otherwise the full comparison orders
+    /// the indices, and finds duplicate keys.
+    fn order_members(&mut self, base: usize, obj_at: usize) -> Result<(), MaskError> {
         let members = &self.b.members[base..];
         let (src, keys) = (self.src, self.b.keys.as_str());
         let order = &mut self.b.order;
@@ -1170,7 +1184,6 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
             }
             order.sort_unstable();
         }
-        let at = |o: &u128| (*o & u128::from(u64::MAX)) as usize;
         let decided = exact && order.windows(2).all(|w| w[0] >> 64 != w[1] >> 64);
         if last.is_none() && decided && nth < ORDERS_MAX {
             // Prefixes alone decided it: the same prefixes will again.
@@ -1185,17 +1198,29 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
             }
         }
         if !decided {
-            let name = |o: &u128| members[at(o)].key.text(src, keys);
+            let name = |o: &u128| members[order_index(o)].key.text(src, keys);
             order.sort_unstable_by(|a, b| {
-                let (x, y) = (members[at(a)].prefix, members[at(b)].prefix);
+                let (x, y) = (
+                    members[order_index(a)].prefix,
+                    members[order_index(b)].prefix,
+                );
                 member_cmp(x, y, || (name(a), name(b)))
             });
             if order.windows(2).any(|w| name(&w[0]) == name(&w[1])) {
                 return Err(MaskError::DuplicateKey { offset: obj_at });
             }
         }
-        let in_order = order.iter().enumerate().all(|(i, o)| at(o) == i);
-        let src = src.as_bytes();
+        Ok(())
+    }
+
+    /// Writes the members above `base`, in the order `order_members`
+    /// left, after `first` in the output (where those written during the
+    /// walk are, back to back with commas; `outs` of them).
+    fn emit_members(&mut self, first: usize, base: usize, outs: usize) {
+        let members = &self.b.members[base..];
+        let order = &self.b.order;
+        let src = self.src.as_bytes();
+        let in_order = order.iter().enumerate().all(|(i, o)| order_index(o) == i);
         if in_order && outs == members.len() {
             // All in the output already, in order, with their commas.
         } else if in_order && outs == 0 && members.windows(2).all(|w| w[1].start == w[0].end + 1) {
@@ -1222,7 +1247,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 if i > 0 {
                     self.out.push(b',');
                 }
-                let m = &members[at(o)];
+                let m = &members[order_index(o)];
                 // Spans are made in range (output spans start at or
                 // after `first`): the empty fallbacks are never taken.
                 let bytes = if m.in_event {
@@ -1236,9 +1261,6 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 self.out.extend_from_slice(bytes.unwrap_or_default());
             }
         }
-        self.out.push(b'}');
-        self.b.members.truncate(base);
-        Ok(())
     }
 
     /// Keys can carry PII too (`{"alice@example.com": …}`): in scan mode a
