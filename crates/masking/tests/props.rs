@@ -18,15 +18,19 @@ fn masker() -> &'static Masker {
     })
 }
 
+/// A masker for a policy given as TOML.
+fn from_toml(file: &str, toml: &str) -> Masker {
+    let p = Policy::from_toml(file, toml).unwrap();
+    Masker::new(p, &TokenKeys::new(), "p.example/log").unwrap()
+}
+
 fn keep_all() -> &'static Masker {
     static M: std::sync::OnceLock<Masker> = std::sync::OnceLock::new();
     M.get_or_init(|| {
-        let p = Policy::from_toml(
+        from_toml(
             "keep.toml",
             "version = 1\nmode = \"allowlist\"\n[[fields]]\npath = \"**\"\naction = \"keep\"\n",
         )
-        .unwrap();
-        Masker::new(p, &TokenKeys::new(), "p.example/log").unwrap()
     })
 }
 
@@ -35,12 +39,10 @@ fn keep_all() -> &'static Masker {
 fn custom() -> &'static Masker {
     static M: std::sync::OnceLock<Masker> = std::sync::OnceLock::new();
     M.get_or_init(|| {
-        let p = Policy::from_toml(
+        from_toml(
             "custom.toml",
             "version = 1\n[[custom]]\nname = \"acme\"\npattern = 'ACME-[0-9]{6}'\naction = \"redact\"\n",
         )
-        .unwrap();
-        Masker::new(p, &TokenKeys::new(), "p.example/log").unwrap()
     })
 }
 
