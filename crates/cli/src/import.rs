@@ -181,7 +181,7 @@ pub(crate) fn import(args: ImportArgs) -> Result<ExitCode> {
             .map(|(l, h)| NewEntry {
                 data: l,
                 leaf_hash: *h,
-                idempotency_key: None,
+                idempotency: None,
             })
             .collect();
         store

@@ -77,6 +77,80 @@ pub(crate) struct ServeArgs {
     /// CA certificates (PEM) that verify `https://` witness URLs.
     #[arg(long, env = "CAIRN_WITNESS_CA")]
     witness_ca: Option<PathBuf>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// Timeouts and caps of the listeners (`cairn serve` and `cairn witness`):
+/// flags, `CAIRN_*` variables, or a `[limits]` table in the config file.
+#[derive(Args, serde::Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LimitArgs {
+    /// Open connections per listener; beyond it new connections wait.
+    /// [default: 1024]
+    #[arg(long, env = "CAIRN_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// HTTP: milliseconds a client may take to send a request's headers
+    /// (and an idle keep-alive connection stays open). [default: 10000]
+    #[arg(long, env = "CAIRN_HEADER_TIMEOUT_MS")]
+    header_timeout_ms: Option<u64>,
+    /// gRPC: milliseconds a call may run before its response starts.
+    /// [default: 60000]
+    #[arg(long, env = "CAIRN_REQUEST_TIMEOUT_MS")]
+    request_timeout_ms: Option<u64>,
+    /// gRPC: concurrent streams per connection. [default: 256]
+    #[arg(long, env = "CAIRN_MAX_CONCURRENT_STREAMS")]
+    max_concurrent_streams: Option<u32>,
+    /// gRPC: HTTP/2 keep-alive ping interval, ms. [default: 30000]
+    #[arg(long, env = "CAIRN_KEEPALIVE_MS")]
+    keepalive_ms: Option<u64>,
+}
+
+impl LimitArgs {
+    /// Flags (and environment) over the file's `[limits]` over the defaults.
+    pub(crate) fn resolve(self, file: Option<LimitArgs>) -> Result<cairn_server::listen::Limits> {
+        let f = file.unwrap_or_default();
+        let d = cairn_server::listen::Limits::default();
+        let ms = |a: Option<u64>, b: Option<u64>, d: Duration, what: &str| -> Result<Duration> {
+            match a.or(b) {
+                None => Ok(d),
+                Some(0) => bail!("{what} must be at least 1 ms"),
+                Some(v) => Ok(Duration::from_millis(v)),
+            }
+        };
+        let l = cairn_server::listen::Limits {
+            max_connections: self
+                .max_connections
+                .or(f.max_connections)
+                .unwrap_or(d.max_connections),
+            header_timeout: ms(
+                self.header_timeout_ms,
+                f.header_timeout_ms,
+                d.header_timeout,
+                "header_timeout_ms",
+            )?,
+            request_timeout: ms(
+                self.request_timeout_ms,
+                f.request_timeout_ms,
+                d.request_timeout,
+                "request_timeout_ms",
+            )?,
+            max_concurrent_streams: self
+                .max_concurrent_streams
+                .or(f.max_concurrent_streams)
+                .unwrap_or(d.max_concurrent_streams),
+            keepalive: ms(
+                self.keepalive_ms,
+                f.keepalive_ms,
+                d.keepalive,
+                "keepalive_ms",
+            )?,
+        };
+        if l.max_connections == 0 || l.max_concurrent_streams == 0 {
+            bail!("max_connections and max_concurrent_streams must be at least 1");
+        }
+        Ok(l)
+    }
 }
 
 /// A `[[witness]]` entry of the config file.
@@ -119,6 +193,7 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
+    limits: Option<LimitArgs>,
 }
 
 /// Reads a TOML config file; errors name the file and line.
@@ -182,7 +257,31 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
         ca: args.witness_ca.clone().or(file.witness_ca.clone()),
     });
     let auth = match args.token_file.clone().or(file.token_file.clone()) {
-        None => None,
+        None => {
+            // Quotas and private reads belong to identities: without a
+            // token file there are none, and the settings would do nothing.
+            let set = [
+                (
+                    "private_reads",
+                    args.private_reads || file.private_reads == Some(true),
+                ),
+                (
+                    "append_rate",
+                    args.append_rate.or(file.append_rate).is_some(),
+                ),
+                ("append_burst", file.append_burst.is_some()),
+                (
+                    "max_streams",
+                    args.max_streams.or(file.max_streams).is_some(),
+                ),
+            ];
+            if let Some((name, _)) = set.iter().find(|(_, on)| *on) {
+                bail!(
+                    "{name} needs a token file (token_file, --token-file or CAIRN_TOKEN_FILE): without one there are no identities to apply it to"
+                );
+            }
+            None
+        }
         Some(p) => {
             let text =
                 std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
@@ -207,6 +306,7 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
     )?;
     let d = ServeConfig::default();
     let cfg = ServeConfig {
+        limits: args.limits.resolve(file.limits)?,
         tls,
         auth,
         witnessing,

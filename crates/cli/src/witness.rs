@@ -55,6 +55,8 @@ pub(crate) struct WitnessArgs {
     /// CA certificates (PEM) that verify `https://` peer and log URLs.
     #[arg(long, env = "CAIRN_WITNESS_TLS_CA")]
     tls_ca: Option<PathBuf>,
+    #[command(flatten)]
+    limits: crate::serve::LimitArgs,
 }
 
 #[derive(serde::Deserialize)]
@@ -84,6 +86,7 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
     tls_ca: Option<PathBuf>,
+    limits: Option<crate::serve::LimitArgs>,
     #[serde(default)]
     log: Vec<FileLog>,
     #[serde(default)]
@@ -125,6 +128,7 @@ pub(crate) fn witness_config(path: &std::path::Path) -> Result<WitnessConfig> {
         tls_key: None,
         tls_client_ca: None,
         tls_ca: None,
+        limits: Default::default(),
     })
 }
 
@@ -195,6 +199,7 @@ fn build(args: WitnessArgs) -> Result<WitnessConfig> {
         peers,
         tls,
         tls_ca: args.tls_ca.or(file.tls_ca),
+        limits: args.limits.resolve(file.limits)?,
         gossip_interval: Duration::from_millis(
             args.gossip_interval_ms
                 .or(file.gossip_interval_ms)

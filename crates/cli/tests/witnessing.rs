@@ -230,6 +230,7 @@ async fn bind_witness(
         gossip_interval: GOSSIP,
         tls: None,
         tls_ca: None,
+        limits: Default::default(),
     };
     let s = WitnessServer::bind(&cfg).await.unwrap();
     let w = Wit {
@@ -771,6 +772,7 @@ async fn witnessing_over_tls() {
         gossip_interval: GOSSIP,
         tls: Some(tls),
         tls_ca: None,
+        limits: Default::default(),
     };
     let s = WitnessServer::bind(&cfg).await.unwrap();
     let wvkey = cairn_core::NoteVerifier::parse(&s.vkey).unwrap();

@@ -388,6 +388,23 @@ impl NoteSigner {
         self.0.verifier()
     }
 
+    /// A 32-byte secret derived from the private key for one purpose:
+    /// HMAC-SHA-256 (RFC 2104) keyed with the Ed25519 seed, over `context`
+    /// (a fixed label naming the purpose, e.g. `cairn-idempotency/v1`).
+    /// Distinct contexts give independent secrets, none of which reveals
+    /// the key; the secret lives exactly as long as the log's key does.
+    #[allow(clippy::expect_used)]
+    pub fn derive_secret(&self, context: &[u8]) -> [u8; 32] {
+        use hmac::{Hmac, KeyInit, Mac};
+        let seed = zeroize::Zeroizing::new(self.0.sk.to_bytes());
+        // HMAC takes keys of any length (RFC 2104 §2): `new_from_slice`
+        // only fails for fixed-length MACs, so this expect cannot fire.
+        let mut m =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(&*seed).expect("HMAC accepts any key length");
+        m.update(context);
+        m.finalize().into_bytes().into()
+    }
+
     /// Key name.
     pub fn name(&self) -> &str {
         &self.0.name

@@ -90,9 +90,6 @@ const MEMO_ENTRIES: usize = 4096;
 pub(crate) struct KeyClass {
     /// The detector the field name implies.
     pub(crate) detector: Option<Detector>,
-    /// Whether the key itself could hold PII (see [`suspicious`]), so that
-    /// it must be scanned.
-    pub(crate) suspicious: bool,
 }
 
 /// Memoized answers of [`FieldRules::classify`], one per thread (kept by
@@ -148,15 +145,6 @@ impl Recent {
 /// Keys remembered by position (events with more keys use the map alone
 /// past this many).
 const RECENT_MAX: usize = 256;
-
-/// Whether a key could itself hold PII and must be scanned: only keys of
-/// six bytes or more with an `@`, a `:` or seven digits are.
-pub(crate) fn suspicious(key: &str) -> bool {
-    let b = key.as_bytes();
-    b.len() >= 6
-        && (memchr::memchr2(b'@', b':', b).is_some()
-            || b.iter().filter(|c| c.is_ascii_digit()).count() >= 7)
-}
 
 /// Longest key part considered (longer keys are truncated: a field name
 /// that long is not a name anyone matches on).
@@ -284,7 +272,6 @@ impl FieldRules {
     fn classify_uncached(&self, key: &str, parent: Option<&str>) -> KeyClass {
         KeyClass {
             detector: self.detector(key, parent),
-            suspicious: suspicious(key),
         }
     }
 

@@ -431,6 +431,27 @@ const ORDERS_MAX: usize = 64;
 /// the key buffer can grow to a few times the event's size.
 pub const MAX_EVENT: usize = 1 << 28;
 
+/// Stack that must remain before the walk enters one more level of
+/// nesting; below it, [`nested`] continues on a new heap-allocated stack
+/// segment of [`STACK_SEGMENT`] bytes. One level costs well under 4 KiB
+/// even unoptimised, so this is many levels of margin.
+const STACK_RED_ZONE: usize = 128 * 1024;
+/// Size of each extra stack segment.
+const STACK_SEGMENT: usize = 2 * 1024 * 1024;
+
+/// Runs one level of the (recursive) JSON walk with enough stack for it.
+///
+/// The walk recurses once per object or array level, and a policy may
+/// allow up to 10,000 levels (`max_depth`). A Tokio worker or a rayon
+/// thread has 2 MiB of stack, not enough for that many frames; running
+/// out aborts the whole process. `stacker` checks the stack left (a
+/// compare against a thread-local limit: nanoseconds) and, when it is
+/// low, moves the rest of the walk onto a new segment, so every depth the
+/// policy accepts is safe on every thread, whatever its stack size.
+fn nested<R>(f: impl FnOnce() -> R) -> R {
+    stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, f)
+}
+
 /// The walk's scratch buffers and stacks. See [`PerThread`].
 #[derive(Default)]
 struct Bufs {
@@ -776,36 +797,12 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
     /// Callers check the clean-string cache first.
     fn scan(&mut self, s: &str, dst: &mut String) -> bool {
         let mut matches = std::mem::take(&mut self.b.matches);
-        matches.clear();
-        for (i, c) in self.m.policy.custom.iter().enumerate() {
-            for mm in c.regex.find_iter(s) {
-                if validate(c.validator, mm.as_str()) && !mm.range().is_empty() {
-                    matches.push(Match {
-                        range: mm.range(),
-                        kind: MatchKindId::Custom(i),
-                    });
-                }
-            }
-        }
-        detect::scan_builtin(&self.m.engine, s, &mut self.b.hits, &mut matches);
+        find_matches(self.m, s, &mut self.b.hits, &mut matches);
         if matches.is_empty() {
             self.b.matches = matches;
             self.clean.insert(s.as_bytes());
             return false;
         }
-        // Earliest first; at one start, longest first; then customs, then
-        // built-ins in declaration order (specific before generic).
-        let rank = |k: &MatchKindId| match k {
-            MatchKindId::Custom(i) => *i,
-            MatchKindId::Builtin(d) => 1000 + *d as usize,
-        };
-        matches.sort_by(|a, b| {
-            a.range
-                .start
-                .cmp(&b.range.start)
-                .then(b.range.end.cmp(&a.range.end))
-                .then(rank(&a.kind).cmp(&rank(&b.kind)))
-        });
         dst.reserve(s.len() + 16);
         let mut at = 0;
         for mm in &matches {
@@ -838,8 +835,10 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
     ) -> Result<bool, MaskError> {
         r.ws();
         match r.peek() {
-            Some(b'{') => self.object(r, treat, depth + 1).map(|()| true),
-            Some(b'[') => self.array(r, treat, depth + 1).map(|()| true),
+            // Nesting recurses: `nested` keeps the thread's stack from
+            // running out at any depth the policy accepts.
+            Some(b'{') => nested(|| self.object(r, treat, depth + 1)).map(|()| true),
+            Some(b'[') => nested(|| self.array(r, treat, depth + 1)).map(|()| true),
             Some(b'"') => {
                 let (s, at) = r.string_at()?;
                 Ok(self.string(&s, treat, at))
@@ -938,10 +937,10 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         Ok(())
     }
 
-    /// How a member is treated, and whether its key must be scanned (in
-    /// scan mode, for a key that could itself hold PII). Called with the
-    /// member's key already pushed on `path`; its parent is the key before
-    /// it.
+    /// How a member is treated, and whether its key must be scanned (every
+    /// key is, except inside a value kept whole: a key can hold PII as
+    /// well as a value). Called with the member's key already pushed on
+    /// `path`; its parent is the key before it.
     fn member_treat<'p>(&mut self, parent_treat: Treat<'p>, prefix: u64) -> (Treat<'p>, bool)
     where
         'm: 'p,
@@ -952,7 +951,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         let path = &self.b.path;
         let n = path.len();
         let key = path.last().map_or("", name);
-        let scan_key = || matches!(parent_treat, Treat::Scan) && fields::suspicious(key);
+        let scan_key = !matches!(parent_treat, Treat::Keep);
         if !policy.fields.is_empty()
             && let Some(rule) = policy.field_rule(path, &name)
         {
@@ -961,17 +960,17 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 Action::Keep => Treat::Keep,
                 a => Treat::Whole(Who::Named(rule.detector.as_str()), a),
             };
-            return (t, scan_key());
+            return (t, scan_key);
         }
         match parent_treat {
-            Treat::Whole(..) | Treat::Keep | Treat::Unlisted => (parent_treat, false),
+            Treat::Whole(..) | Treat::Keep | Treat::Unlisted => (parent_treat, scan_key),
             Treat::Scan => {
                 if policy.mode == Mode::Allowlist
                     && !(1..n).any(|k| policy.field_rule(&path[..k], &name).is_some())
                 {
                     // Not inside an allowed path (whose descendants are
                     // scanned): unlisted.
-                    return (Treat::Unlisted, scan_key());
+                    return (Treat::Unlisted, scan_key);
                 }
                 let parent = n.checked_sub(2).and_then(|i| path.get(i)).map(name);
                 let class = self
@@ -986,7 +985,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                     },
                     None => Treat::Scan,
                 };
-                (t, class.suspicious)
+                (t, scan_key)
             }
         }
     }
@@ -1263,24 +1262,36 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         }
     }
 
-    /// Keys can carry PII too (`{"alice@example.com": …}`): in scan mode a
-    /// key with a detection is redacted (never tokenized into something
-    /// that must stay unique), numbered so that distinct keys stay
-    /// distinct, and the decision recorded. Only keys
-    /// [`fields::suspicious`] calls so are scanned.
+    /// Keys can carry PII too (`{"alice@example.com": …}`,
+    /// `{"AKIAIOSFODNN7EXAMPLE": 1}`): every key not under a `keep` rule
+    /// goes through the same detectors as a value (custom ones included,
+    /// and the clean-string cache, so a stream's repeated keys cost one
+    /// lookup each). A key with a detection is redacted whole (never
+    /// tokenized into something that must stay unique), numbered so that
+    /// distinct keys stay distinct, and the decision recorded.
     fn mask_key(&mut self, key: Key) -> Key {
-        let mut matches = std::mem::take(&mut self.b.matches);
-        matches.clear();
         let text = key.text(self.src, &self.b.keys);
-        detect::scan_builtin(&self.m.engine, text, &mut self.b.hits, &mut matches);
-        let first = matches.iter().min_by_key(|m| m.range.start).map(|m| m.kind);
-        self.b.matches = matches;
-        // Only built-in detectors run over keys.
-        let Some(MatchKindId::Builtin(d)) = first else {
+        if self.clean.contains(text.as_bytes()) {
             return key;
+        }
+        let mut matches = std::mem::take(&mut self.b.matches);
+        find_matches(self.m, text, &mut self.b.hits, &mut matches);
+        let first = matches.first().map(|m| m.kind);
+        if first.is_none() {
+            self.clean.insert(text.as_bytes());
+        }
+        self.b.matches = matches;
+        let policy: &'m Policy = &self.m.policy;
+        let who = match first {
+            None => return key,
+            Some(MatchKindId::Builtin(d)) => Who::Builtin(d),
+            Some(MatchKindId::Custom(i)) => match policy.custom.get(i) {
+                Some(c) => Who::Named(c.name.as_str()),
+                None => Who::Named("custom"),
+            },
         };
         let start = self.b.keys.len();
-        strategy::redact_into(&mut self.b.keys, d.name());
+        strategy::redact_into(&mut self.b.keys, who.name());
         self.b.keys.push('#');
         self.b
             .keys
@@ -1288,9 +1299,40 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
         let masked = Key::new(start, self.b.keys.len() - start, true);
         // The decision's pointer ends in the masked key.
         self.b.segs.push(Seg::Key(masked));
-        self.decide(Who::Builtin(d), Action::Redact);
+        self.decide(who, Action::Redact);
         self.b.segs.pop();
         masked
+    }
+}
+
+/// Every detector match in `s`, custom detectors and built-ins, in `out`
+/// (cleared first): earliest first; at one start, longest first; then
+/// customs, then built-ins in declaration order (specific before generic).
+fn find_matches(m: &Masker, s: &str, hits: &mut Vec<Hit>, out: &mut Vec<Match>) {
+    out.clear();
+    for (i, c) in m.policy.custom.iter().enumerate() {
+        for mm in c.regex.find_iter(s) {
+            if validate(c.validator, mm.as_str()) && !mm.range().is_empty() {
+                out.push(Match {
+                    range: mm.range(),
+                    kind: MatchKindId::Custom(i),
+                });
+            }
+        }
+    }
+    detect::scan_builtin(&m.engine, s, hits, out);
+    if out.len() > 1 {
+        let rank = |k: &MatchKindId| match k {
+            MatchKindId::Custom(i) => *i,
+            MatchKindId::Builtin(d) => 1000 + *d as usize,
+        };
+        out.sort_by(|a, b| {
+            a.range
+                .start
+                .cmp(&b.range.start)
+                .then(b.range.end.cmp(&a.range.end))
+                .then(rank(&a.kind).cmp(&rank(&b.kind)))
+        });
     }
 }
 

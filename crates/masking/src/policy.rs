@@ -125,6 +125,10 @@ pub enum Validator {
     Mod97,
 }
 
+/// The largest `max_depth` a policy may set. The walk is safe at this
+/// depth on any thread (it grows its stack on demand).
+pub const MAX_DEPTH_LIMIT: usize = 10_000;
+
 /// A validated policy.
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -375,8 +379,14 @@ impl Policy {
         };
         let max_depth = match &raw.max_depth {
             None => 128,
-            Some(d) if (1..=10_000).contains(d.get_ref()) => *d.get_ref(),
-            Some(d) => return Err(cx.at(d.span(), "max_depth", "must be between 1 and 10000")),
+            Some(d) if (1..=MAX_DEPTH_LIMIT).contains(d.get_ref()) => *d.get_ref(),
+            Some(d) => {
+                return Err(cx.at(
+                    d.span(),
+                    "max_depth",
+                    format!("must be between 1 and {MAX_DEPTH_LIMIT}"),
+                ));
+            }
         };
         let mut custom = Vec::new();
         for (i, c) in raw.custom.iter().enumerate() {

@@ -36,6 +36,10 @@ pub enum ServerError {
     /// A wait the client asked for ran out (the work itself is done).
     #[error("{0}")]
     DeadlineExceeded(String),
+    /// The request conflicts with an earlier one (an idempotency key used
+    /// for a different event).
+    #[error("{0}")]
+    AlreadyExists(String),
     /// Authentication, authorization or quota: the status as decided by
     /// [`crate::auth::Authorizer`].
     #[error("{}", .0.message())]
@@ -50,15 +54,22 @@ impl From<AppendError> for ServerError {
             AppendError::ShuttingDown => {
                 ServerError::Unavailable("the log is shutting down".into())
             }
+            e @ AppendError::KeyReused { .. } => ServerError::AlreadyExists(e.to_string()),
+            e @ AppendError::Halted(_) => ServerError::FailedPrecondition(e.to_string()),
         }
     }
 }
 
 impl From<StoreError> for ServerError {
+    /// Clients get [`StoreError::summary`] (no file paths, no OS error
+    /// text); the full error goes to the server's log.
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::OutOfRange { .. } => ServerError::OutOfRange(e.to_string()),
-            other => ServerError::Unavailable(other.to_string()),
+            other => {
+                tracing::warn!(error = %other, "storage error, answered UNAVAILABLE");
+                ServerError::Unavailable(other.summary())
+            }
         }
     }
 }
@@ -95,6 +106,7 @@ impl From<ServerError> for Status {
             ServerError::Unavailable(_) => "unavailable",
             ServerError::FailedPrecondition(_) => "failed_precondition",
             ServerError::DeadlineExceeded(_) => "deadline_exceeded",
+            ServerError::AlreadyExists(_) => "already_exists",
             ServerError::Auth(s) => match s.code() {
                 tonic::Code::Unauthenticated => "unauthenticated",
                 tonic::Code::PermissionDenied => "permission_denied",
@@ -110,6 +122,7 @@ impl From<ServerError> for Status {
             ServerError::Unavailable(_) => Status::unavailable(msg),
             ServerError::FailedPrecondition(_) => Status::failed_precondition(msg),
             ServerError::DeadlineExceeded(_) => Status::deadline_exceeded(msg),
+            ServerError::AlreadyExists(_) => Status::already_exists(msg),
             ServerError::Auth(s) => *s,
         }
     }

@@ -58,9 +58,11 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Creds {
 
 impl Http {
     /// `None` if allowed; otherwise the 401/403 answer.
+    /// Public reads open `Read` only: `/metrics` (admin) stays closed.
+    /// Refusals are counted in `cairn_errors_total`.
     fn deny(&self, creds: &Creds, need: Scope) -> Option<Response> {
         let a = self.auth.as_ref()?;
-        if a.public_reads() {
+        if need == Scope::Read && a.public_reads() {
             return None;
         }
         match a.check_credentials(
@@ -70,11 +72,12 @@ impl Http {
         ) {
             Ok(_) => None,
             Err(s) => {
-                let code = if s.code() == tonic::Code::Unauthenticated {
-                    StatusCode::UNAUTHORIZED
+                let (code, category) = if s.code() == tonic::Code::Unauthenticated {
+                    (StatusCode::UNAUTHORIZED, "unauthenticated")
                 } else {
-                    StatusCode::FORBIDDEN
+                    (StatusCode::FORBIDDEN, "permission_denied")
                 };
+                crate::metrics::METRICS.error(category);
                 Some(text(code, format!("{}\n", s.message())))
             }
         }
@@ -92,7 +95,7 @@ pub fn router(
     Router::new()
         .route("/checkpoint", get(checkpoint))
         .route("/tile/{*path}", get(tile))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(Http {
             store,
@@ -134,6 +137,21 @@ async fn checkpoint(State(h): State<Http>, creds: Creds) -> Response {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
+}
+
+/// `200 ok` while the log can write; `503` with the reason once it has
+/// stopped writing (a fatal store error: reads go on, appends are refused).
+/// Open to everyone, like the gRPC health service: it says only whether
+/// the log is writing (the reason is the client-safe summary).
+async fn healthz(State(h): State<Http>) -> Response {
+    let halted = h.seq.halted().borrow().clone();
+    match halted {
+        None => text(StatusCode::OK, "ok\n".into()),
+        Some(why) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the log has stopped writing: {why}\n"),
+        ),
+    }
 }
 
 async fn metrics(State(h): State<Http>, creds: Creds) -> Response {

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cache;
 pub mod error;
 pub mod http;
+pub mod listen;
 pub mod metrics;
 pub mod outbound;
 pub mod run;
@@ -26,6 +27,10 @@ pub mod pb {
         include_bytes!(concat!(env!("OUT_DIR"), "/cairn_v1_descriptor.bin"));
 }
 
-pub use run::{ServeConfig, ServeError, Server, TlsFiles, build_masker, load_or_create_key};
-pub use sequencer::{AppendError, AppendRequest, Appended, Sequencer, SequencerConfig, SignedHead};
+pub use run::{
+    ServeConfig, ServeError, Server, TlsFiles, build_masker, exposure_warnings, load_or_create_key,
+};
+pub use sequencer::{
+    AppendError, AppendRequest, Appended, IdempotencyHasher, Sequencer, SequencerConfig, SignedHead,
+};
 pub use service::LogService;

@@ -71,6 +71,12 @@ pub struct Metrics {
     witness: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// Size of the newest checkpoint that met the witness quorum.
     pub cosigned_size: AtomicU64,
+    /// 1 once the log has stopped writing (a fatal store error).
+    pub halted: AtomicU64,
+    /// Appends answered with an earlier entry (a repeated idempotency key).
+    pub duplicates: AtomicU64,
+    /// Fork-guard writes that failed after a durable checkpoint.
+    pub guard_failures: AtomicU64,
 }
 
 /// The process's metrics.
@@ -84,6 +90,9 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     errors: Mutex::new(BTreeMap::new()),
     witness: Mutex::new(BTreeMap::new()),
     cosigned_size: AtomicU64::new(0),
+    halted: AtomicU64::new(0),
+    duplicates: AtomicU64::new(0),
+    guard_failures: AtomicU64::new(0),
 });
 
 fn bump<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K) {
@@ -134,8 +143,23 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP cairn_appended_total Entries appended (durable and checkpointed).\n# TYPE cairn_appended_total counter\ncairn_appended_total {}",
+            "# HELP cairn_appended_total New entries appended (durable and checkpointed; repeats of an idempotency key are not counted).\n# TYPE cairn_appended_total counter\ncairn_appended_total {}",
             self.appended.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP cairn_duplicates_total Appends answered with an earlier entry (a repeated idempotency key).\n# TYPE cairn_duplicates_total counter\ncairn_duplicates_total {}",
+            self.duplicates.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP cairn_log_halted 1 when the log has stopped writing after a fatal store error (see the error log).\n# TYPE cairn_log_halted gauge\ncairn_log_halted {}",
+            self.halted.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP cairn_guard_write_failures_total Fork-guard writes that failed after a durable checkpoint.\n# TYPE cairn_guard_write_failures_total counter\ncairn_guard_write_failures_total {}",
+            self.guard_failures.load(Ordering::Relaxed)
         );
         self.batch_size
             .render(&mut out, "cairn_batch_entries", "Entries per batch.");

@@ -19,6 +19,15 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::run::ServeError;
 
+/// Longest a TCP (and TLS) connection to a peer, witness or log may take
+/// to open.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Longest one outgoing gRPC call (gossip, a consistency proof) may take,
+/// start to finish. A silent peer costs at most this much, and a gossip
+/// round asks its peers concurrently, so one silent peer never delays the
+/// others.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The HTTP(S) client used for witness submissions.
 pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -85,6 +94,8 @@ impl Outbound {
             (_, false) => ep,
         };
         ep.tcp_nodelay(true)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
             .connect()
             .await
             .map_err(|e| format!("{url}: {e}"))
@@ -109,6 +120,8 @@ impl Outbound {
         .with_no_client_auth();
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
+        // Each request is bounded by its caller (the witness timeout).
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
         http.enforce_http(false);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)

@@ -46,6 +46,8 @@ pub struct ServeConfig {
     pub auth: Option<AuthConfig>,
     /// TLS for the gRPC and HTTP listeners (and mTLS with a client CA).
     pub tls: Option<TlsFiles>,
+    /// Timeouts and caps of both listeners.
+    pub limits: crate::listen::Limits,
 }
 
 impl Default for ServeConfig {
@@ -66,6 +68,7 @@ impl Default for ServeConfig {
             tile_cache_mb: crate::service::DEFAULT_TILE_CACHE_MB,
             auth: None,
             tls: None,
+            limits: crate::listen::Limits::default(),
         }
     }
 }
@@ -82,31 +85,35 @@ pub struct TlsFiles {
     pub client_ca: Option<PathBuf>,
 }
 
-/// Serves a gRPC router on `tcp`, over TLS when `tls` is set (with the
-/// same acceptor, reloading certificate and client verification as the
-/// HTTP listeners), until `shutdown` resolves.
+/// Serves a gRPC router (built with [`crate::listen::grpc_builder`]) on
+/// `tcp`, over TLS when `tls` is set (with the same acceptor, reloading
+/// certificate and client verification as the HTTP listeners), with the
+/// connection cap, until `shutdown` resolves.
 pub(crate) async fn serve_grpc(
     router: tonic::transport::server::Router,
     tcp: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
+    limits: &crate::listen::Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    use tokio_stream::StreamExt;
+    let max = limits.max_connections;
     match tls {
         Some(cfg) => {
-            let incoming = crate::tls::grpc_incoming(tcp, cfg)
-                .map_err(|e| ServeError::Setup(format!("gRPC TLS listener: {e}")))?;
+            let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+            let conns = crate::listen::accept(tcp, max, move |s| acceptor.accept(s));
+            let incoming = tokio_stream::wrappers::ReceiverStream::new(conns)
+                .map(|(c, _)| Ok::<_, std::io::Error>(c));
             router
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await
         }
         None => {
+            let conns = crate::listen::accept(tcp, max, |s| async { Ok(s) });
+            let incoming = tokio_stream::wrappers::ReceiverStream::new(conns)
+                .map(|(c, _)| Ok::<_, std::io::Error>(c));
             router
-                .serve_with_incoming_shutdown(
-                    // TCP_NODELAY: without it, small unary answers wait
-                    // ~40 ms on Nagle and delayed ACKs.
-                    tonic::transport::server::TcpIncoming::from(tcp).with_nodelay(Some(true)),
-                    shutdown,
-                )
+                .serve_with_incoming_shutdown(incoming, shutdown)
                 .await
         }
     }
@@ -252,34 +259,50 @@ pub fn build_masker(
     Masker::new(policy, &keys, origin).map_err(|e| ServeError::Setup(e.to_string()))
 }
 
-/// Serves `router` on `tcp` (with TLS when `tls` is set) until
-/// `shutdown` resolves.
+/// Serves `router` on `tcp` (with TLS when `tls` is set), with the
+/// listener limits, until `shutdown` resolves.
 pub(crate) async fn serve_http(
     tcp: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     router: axum::Router,
+    limits: &crate::listen::Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) {
+    let max = limits.max_connections;
     match tls {
         Some(cfg) => {
-            axum::serve(
-                crate::tls::TlsListener::new(tcp, cfg)?,
-                router.into_make_service_with_connect_info::<crate::tls::PeerCerts>(),
-            )
-            .with_graceful_shutdown(shutdown)
-            .await
+            let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+            let conns = crate::listen::accept(tcp, max, move |s| acceptor.accept(s));
+            crate::listen::serve_http(conns, router, limits, shutdown).await;
         }
         None => {
-            axum::serve(
-                axum::serve::ListenerExt::tap_io(tcp, |t| {
-                    let _ = t.set_nodelay(true);
-                }),
-                router,
-            )
-            .with_graceful_shutdown(shutdown)
-            .await
+            let conns = crate::listen::accept(tcp, max, |s| async { Ok(s) });
+            crate::listen::serve_http(conns, router, limits, shutdown).await;
         }
     }
+}
+
+/// What is unsafe about where `cfg` listens: a listener beyond loopback
+/// with no token file lets anyone who reaches it append permanent entries
+/// (and read every one); one with tokens but no TLS sends them in the
+/// clear. Said loudly at start-up; the shipped configs do neither.
+pub fn exposure_warnings(cfg: &ServeConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    for (what, addr) in [("gRPC", cfg.grpc_addr), ("HTTP", cfg.http_addr)] {
+        if addr.ip().is_loopback() {
+            continue;
+        }
+        if cfg.auth.is_none() {
+            out.push(format!(
+                "SECURITY: the {what} listener {addr} is reachable beyond this machine and no token file is configured: anyone who can reach it can append permanent entries and read every entry (set token_file; see docs/security.md)"
+            ));
+        } else if cfg.tls.is_none() {
+            out.push(format!(
+                "SECURITY: the {what} listener {addr} is reachable beyond this machine without TLS: bearer tokens and entries cross the network in the clear (set tls_cert and tls_key; see docs/security.md)"
+            ));
+        }
+    }
+    out
 }
 
 /// A bound, ready-to-run log server.
@@ -293,6 +316,7 @@ pub struct Server {
     witnessing: Option<Witnessing>,
     auth: Option<Arc<Authorizer>>,
     tls: Option<crate::tls::ServerConfigs>,
+    limits: crate::listen::Limits,
     /// The verifier key of the log.
     pub vkey: String,
 }
@@ -300,6 +324,12 @@ pub struct Server {
 impl Server {
     /// Opens everything and binds both listeners (port 0 picks a free port).
     pub async fn bind(cfg: &ServeConfig) -> Result<Server, ServeError> {
+        if cfg.witnessing.is_some() && cfg.cosign_wait >= cfg.limits.request_timeout {
+            return Err(ServeError::Setup(format!(
+                "the cosigned-append wait ({:?}) must be shorter than the gRPC request timeout ({:?})",
+                cfg.cosign_wait, cfg.limits.request_timeout
+            )));
+        }
         let mut so = StoreOptions::new(&cfg.data_dir);
         so.guard_path = None;
         let store: Arc<dyn LogStore> =
@@ -352,6 +382,9 @@ impl Server {
             },
         );
         let tls = crate::tls::ServerConfigs::new(cfg.tls.as_ref())?;
+        for warning in exposure_warnings(cfg) {
+            tracing::warn!("{warning}");
+        }
         let grpc = TcpListener::bind(cfg.grpc_addr)
             .await
             .map_err(setup(&format!("gRPC address {}", cfg.grpc_addr)))?;
@@ -368,6 +401,7 @@ impl Server {
             witnessing,
             auth,
             tls,
+            limits: cfg.limits.clone(),
             vkey,
         })
     }
@@ -397,30 +431,40 @@ impl Server {
         health_reporter
             .set_serving::<crate::pb::log_server::LogServer<LogService>>()
             .await;
+        // A log that stops writing (a fatal store error) reports
+        // NOT_SERVING for the log service; reads go on.
+        let mut halted = self.seq.halted();
+        tokio::spawn(async move {
+            if halted.wait_for(Option::is_some).await.is_ok() {
+                health_reporter
+                    .set_not_serving::<crate::pb::log_server::LogServer<LogService>>()
+                    .await;
+            }
+        });
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
             .build_v1()
             .map_err(|e| ServeError::Setup(format!("gRPC reflection: {e}")))?;
-        let router = tonic::transport::Server::builder()
+        let router = crate::listen::grpc_builder(&self.limits)
             .add_service(health)
             .add_service(reflection)
             .add_service(self.service.into_server());
         let (grpc_tls, http_tls) = self.tls.map(|t| (t.grpc, t.http)).unzip();
-        let grpc = serve_grpc(router, self.grpc, grpc_tls, wait(stop_rx.clone()));
+        let limits = self.limits;
+        let grpc = serve_grpc(router, self.grpc, grpc_tls, &limits, wait(stop_rx.clone()));
         let router = crate::http::router(
             self.store.clone(),
             self.seq.clone(),
             self.witnessing.clone(),
             self.auth.clone(),
         );
-        let http = serve_http(self.http, http_tls, router, wait(stop_rx));
+        let http = serve_http(self.http, http_tls, router, &limits, wait(stop_rx));
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
-        let (g, h) = tokio::join!(grpc, http);
+        let (g, ()) = tokio::join!(grpc, http);
         g?;
-        h.map_err(|e| ServeError::Setup(format!("HTTP server: {e}")))?;
         // Both servers are down; the service's handle went with gRPC. Drop
         // ours: the sequencer drains its queue, answers, and ends.
         drop(self.seq);

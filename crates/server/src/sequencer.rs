@@ -40,7 +40,7 @@ use cairn_core::checkpoint::Checkpoint;
 use cairn_core::hash::{Hash, LeafIndex, TreeSize};
 use cairn_core::note::NoteSigner;
 use cairn_core::tree::TreeState;
-use cairn_storage::{CommitBatch, LogStore, NewEntry, StoreError};
+use cairn_storage::{CommitBatch, Idempotency, IdempotencyKey, LogStore, NewEntry, StoreError};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// A batch slower than this end to end is logged at warn level.
@@ -74,8 +74,71 @@ pub struct AppendRequest {
     pub leaf: Vec<u8>,
     /// `leaf_hash(leaf)`, computed off the sequencer's thread.
     pub leaf_hash: Hash,
-    /// Caller-scoped idempotency key.
-    pub idempotency_key: Option<Vec<u8>>,
+    /// The scoped, hashed idempotency key and request digest
+    /// ([`IdempotencyHasher`]), if the append had a key.
+    pub idempotency: Option<Idempotency>,
+}
+
+/// Turns a caller's idempotency key into what the store keeps.
+///
+/// Keys are scoped by the caller's identity (one anonymous scope on an open
+/// log), so no caller can claim, or learn the entries of, another's keys;
+/// and they are stored as HMAC-SHA-256 under a per-log secret derived from
+/// the log's signing key (`NoteSigner::derive_secret`), so no byte a client
+/// chose reaches disk, and a key such as an email address cannot be
+/// recovered from the store by guessing without the log's key. The request
+/// digest (same construction, another label) lets a repeat of a key with a
+/// different event be told from a retry.
+#[derive(Clone)]
+pub struct IdempotencyHasher {
+    secret: Arc<zeroize::Zeroizing<[u8; 32]>>,
+}
+
+impl std::fmt::Debug for IdempotencyHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdempotencyHasher(secret hidden)")
+    }
+}
+
+impl IdempotencyHasher {
+    /// The hasher of the log signed by `signer`.
+    pub fn new(signer: &NoteSigner) -> Self {
+        IdempotencyHasher {
+            secret: Arc::new(zeroize::Zeroizing::new(
+                signer.derive_secret(b"cairn-idempotency/v1"),
+            )),
+        }
+    }
+
+    #[allow(clippy::expect_used)]
+    fn mac(&self, label: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+        use hmac::{Hmac, KeyInit, Mac};
+        // HMAC takes keys of any length (RFC 2104 §2): `new_from_slice`
+        // only fails for fixed-length MACs, so this expect cannot fire.
+        let mut m = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&**self.secret)
+            .expect("HMAC accepts any key length");
+        m.update(label);
+        for p in parts {
+            // Length-prefixed, so that no two part lists collide.
+            m.update(&(p.len() as u64).to_be_bytes());
+            m.update(p);
+        }
+        m.finalize().into_bytes().into()
+    }
+
+    /// The record for `key` sent by `scope` (the caller's identity; `None`
+    /// for an open log's anonymous callers) with a request described by
+    /// `request` (every field that makes two appends the same append).
+    pub fn record(&self, scope: Option<&str>, key: &[u8], request: &[&[u8]]) -> Idempotency {
+        let scope = match scope {
+            Some(name) => [b"id:".as_slice(), name.as_bytes()].concat(),
+            None => b"anonymous".to_vec(),
+        };
+        Idempotency {
+            key: IdempotencyKey(self.mac(b"key\0", &[&scope, key])),
+            request: self.mac(b"request\0", request),
+        }
+    }
 }
 
 /// The latest signed tree head.
@@ -112,6 +175,38 @@ pub enum AppendError {
     /// The sequencer has stopped.
     #[error("the log is shutting down")]
     ShuttingDown,
+    /// The caller's idempotency key was first used with a different
+    /// request (`ALREADY_EXISTS`): nothing was appended.
+    #[error(
+        "this idempotency key was already used for a different event (entry {index}); use a new key for a new event"
+    )]
+    KeyReused {
+        /// The entry the key was first used for.
+        index: LeafIndex,
+    },
+    /// The log has stopped writing until an operator acts
+    /// (`FAILED_PRECONDITION`): the store refused something that must never
+    /// happen to a healthy single writer (another writer, a second
+    /// checkpoint for one size, corruption). Reads go on.
+    #[error("the log has stopped writing: {0}")]
+    Halted(Arc<str>),
+}
+
+/// Whether a store error means this log must stop writing: it can only
+/// come from another writer, a damaged store, or a refusal to sign a
+/// second view of history. Retrying would not help, and carrying on could
+/// make things worse; an operator must look. Everything else (I/O errors,
+/// a full disk) is transient and retried by the client.
+pub fn is_fatal(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Conflict { .. }
+            | StoreError::CheckpointConflict { .. }
+            | StoreError::Corrupt(_)
+            | StoreError::UnknownFormat { .. }
+            | StoreError::Locked { .. }
+            | StoreError::ForkGuard(_)
+    )
 }
 
 struct Job {
@@ -125,6 +220,8 @@ struct Job {
 pub struct Sequencer {
     tx: mpsc::Sender<Job>,
     head: watch::Receiver<Arc<SignedHead>>,
+    halted: watch::Receiver<Option<Arc<str>>>,
+    idempotency: IdempotencyHasher,
 }
 
 fn sign(signer: &NoteSigner, origin: &str, tree: &TreeState) -> Result<SignedHead, StoreError> {
@@ -162,8 +259,44 @@ impl Sequencer {
         }
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let (head_tx, head_rx) = watch::channel(Arc::new(head));
-        let task = tokio::spawn(run(store, signer, origin, config, state.tree, rx, head_tx));
-        Ok((Sequencer { tx, head: head_rx }, task))
+        let (halt_tx, halted) = watch::channel(None);
+        let idempotency = IdempotencyHasher::new(&signer);
+        let task = tokio::spawn(run(
+            store,
+            signer,
+            origin,
+            config,
+            state.tree,
+            rx,
+            (head_tx, halt_tx),
+        ));
+        Ok((
+            Sequencer {
+                tx,
+                head: head_rx,
+                halted,
+                idempotency,
+            },
+            task,
+        ))
+    }
+
+    /// How this log hashes idempotency keys for its store.
+    pub fn idempotency(&self) -> &IdempotencyHasher {
+        &self.idempotency
+    }
+
+    /// Why the log stopped writing, once it has (see
+    /// [`AppendError::Halted`]); `changed()` wakes when it does.
+    pub fn halted(&self) -> watch::Receiver<Option<Arc<str>>> {
+        self.halted.clone()
+    }
+
+    fn check_halted(&self) -> Result<(), AppendError> {
+        match &*self.halted.borrow() {
+            Some(why) => Err(AppendError::Halted(why.clone())),
+            None => Ok(()),
+        }
     }
 
     /// Queues an append; `Busy` at once if the queue is full. The receiver
@@ -172,6 +305,7 @@ impl Sequencer {
         &self,
         req: AppendRequest,
     ) -> Result<oneshot::Receiver<Result<Appended, AppendError>>, AppendError> {
+        self.check_halted()?;
         let (reply, rx) = oneshot::channel();
         match self.tx.try_send(Job { req, reply }) {
             Ok(()) => Ok(rx),
@@ -186,6 +320,7 @@ impl Sequencer {
         &self,
         req: AppendRequest,
     ) -> Result<oneshot::Receiver<Result<Appended, AppendError>>, AppendError> {
+        self.check_halted()?;
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job { req, reply })
@@ -214,7 +349,10 @@ async fn run(
     config: SequencerConfig,
     mut tree: TreeState,
     mut rx: mpsc::Receiver<Job>,
-    head_tx: watch::Sender<Arc<SignedHead>>,
+    (head_tx, halt_tx): (
+        watch::Sender<Arc<SignedHead>>,
+        watch::Sender<Option<Arc<str>>>,
+    ),
 ) {
     let signer = Arc::new(signer);
     loop {
@@ -231,6 +369,14 @@ async fn run(
                     _ => break,
                 },
             }
+        }
+        let halted = halt_tx.borrow().clone();
+        if let Some(why) = halted {
+            // Stopped: appends queued before the stop hear why.
+            for j in batch {
+                let _ = j.reply.send(Err(AppendError::Halted(why.clone())));
+            }
+            continue;
         }
         let (store2, signer2, origin2) = (store.clone(), signer.clone(), origin.clone());
         let current = tree.clone();
@@ -249,10 +395,8 @@ async fn run(
             let m = &crate::metrics::METRICS;
             m.batch_size.observe(n as f64);
             m.batch_seconds.observe(total.as_secs_f64());
-            if r.1.is_some() {
-                m.appended
-                    .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-            }
+            m.appended
+                .fetch_add(r.appended as u64, std::sync::atomic::Ordering::Relaxed);
             if total > SLOW_BATCH {
                 tracing::warn!(
                     entries = n,
@@ -264,12 +408,25 @@ async fn run(
             r
         });
         match outcome {
-            Ok((new_tree, new_head, answers)) => {
-                tree = new_tree;
-                if let Some(h) = new_head {
+            Ok(done) => {
+                tree = done.tree;
+                if let Some(e) = &done.fatal {
+                    // Before the answers: an append arriving after them
+                    // is refused at once.
+                    halt(&halt_tx, e);
+                }
+                let duplicates = done
+                    .answers
+                    .iter()
+                    .filter(|(_, r)| matches!(r, Ok(a) if a.duplicate))
+                    .count();
+                crate::metrics::METRICS
+                    .duplicates
+                    .fetch_add(duplicates as u64, std::sync::atomic::Ordering::Relaxed);
+                if let Some(h) = done.head {
                     head_tx.send_replace(h);
                 }
-                for (reply, result) in answers {
+                for (reply, result) in done.answers {
                     let _ = reply.send(result);
                 }
             }
@@ -278,12 +435,30 @@ async fn run(
                 // dropped with it, so they see `ShuttingDown`. Reload to stay
                 // consistent with the store.
                 tracing::error!(error = %e, "batch processing failed");
-                if let Ok(st) = store.load_state() {
-                    tree = st.tree;
+                match store.load_state() {
+                    Ok(st) => tree = st.tree,
+                    Err(e) if is_fatal(&e) => halt(&halt_tx, &e),
+                    Err(_) => {}
                 }
             }
         }
     }
+}
+
+/// Stops the log writing, loudly: an error log line (the full error), the
+/// `cairn_log_halted` gauge, and (through [`Sequencer::halted`]) the
+/// health checks and every later append (the error's client-safe summary).
+/// Only a restart, after an operator has looked, clears it.
+fn halt(tx: &watch::Sender<Option<Arc<str>>>, e: &StoreError) {
+    let why = e.summary();
+    tracing::error!(
+        error = %e,
+        "the log has stopped writing; appends are refused until an operator acts (docs/operations.md, \"When the log stops writing\")"
+    );
+    crate::metrics::METRICS
+        .halted
+        .store(1, std::sync::atomic::Ordering::Relaxed);
+    tx.send_replace(Some(why.into()));
 }
 
 type Answers = Vec<(
@@ -291,8 +466,32 @@ type Answers = Vec<(
     Result<Appended, AppendError>,
 )>;
 
-/// One batch, start to finish. Returns the durable tree, the new head (if
-/// one was signed) and the answer for every waiter.
+/// What one batch did.
+struct Outcome {
+    /// The durable tree after it.
+    tree: TreeState,
+    /// The new signed head, if one was signed.
+    head: Option<Arc<SignedHead>>,
+    /// An answer for every waiter.
+    answers: Answers,
+    /// New entries appended (duplicates not counted).
+    appended: usize,
+    /// The error that stops the log writing, if one did.
+    fatal: Option<StoreError>,
+}
+
+/// The answer for a store error (its client-safe summary; the full error
+/// is logged), and the error again if it stops the log.
+fn store_failure(e: &StoreError) -> (AppendError, Option<StoreError>) {
+    if is_fatal(e) {
+        (AppendError::Halted(e.summary().into()), Some(e.clone()))
+    } else {
+        tracing::warn!(error = %e, "store error; the batch's appends are answered UNAVAILABLE");
+        (AppendError::Unavailable(e.summary()), None)
+    }
+}
+
+/// One batch, start to finish.
 fn process(
     store: &dyn LogStore,
     signer: &NoteSigner,
@@ -300,7 +499,7 @@ fn process(
     tree: TreeState,
     head: Arc<SignedHead>,
     batch: Vec<Job>,
-) -> (TreeState, Option<Arc<SignedHead>>, Answers) {
+) -> Outcome {
     // One span per batch (exported with CAIRN_OTLP_ENDPOINT): counts only.
     let _span = tracing::debug_span!(
         "cairn.sequencer.batch",
@@ -311,37 +510,74 @@ fn process(
     // 1. Sequence: resolve idempotency keys against the store and the batch.
     let mut answers: Answers = Vec::with_capacity(batch.len());
     let mut fresh: Vec<Job> = Vec::with_capacity(batch.len());
-    let mut seen: HashMap<Vec<u8>, u64> = HashMap::new();
+    let mut seen: HashMap<IdempotencyKey, (u64, [u8; 32])> = HashMap::new();
     let mut repeats: Vec<(Job, u64)> = Vec::new();
+    let mut fatal = None;
     let start = tree.size().0;
     for job in batch {
-        if let Some(k) = &job.req.idempotency_key {
-            if let Some(&i) = seen.get(k) {
-                repeats.push((job, i));
+        if let Some(k) = job.req.idempotency {
+            if let Some(&(i, request)) = seen.get(&k.key) {
+                if request == k.request {
+                    repeats.push((job, i));
+                } else {
+                    let e = AppendError::KeyReused {
+                        index: LeafIndex(i),
+                    };
+                    answers.push((job.reply, Err(e)));
+                }
                 continue;
             }
-            match store.find_idempotency_key(k) {
-                Ok(Some(i)) => {
-                    answers.push((
-                        job.reply,
+            match store.find_idempotency_key(&k.key) {
+                Ok(Some(rec)) => {
+                    // A record from before request digests were kept
+                    // (`None`) answers as a duplicate, as it did then.
+                    let result = if rec.request.is_some_and(|r| r != k.request) {
+                        Err(AppendError::KeyReused { index: rec.index })
+                    } else {
                         Ok(Appended {
-                            index: i,
+                            index: rec.index,
                             head: head.clone(),
                             duplicate: true,
-                        }),
-                    ));
+                        })
+                    };
+                    answers.push((job.reply, result));
                     continue;
                 }
                 Ok(None) => {
-                    seen.insert(k.clone(), start + fresh.len() as u64);
+                    seen.insert(k.key, (start + fresh.len() as u64, k.request));
                 }
                 Err(e) => {
-                    answers.push((job.reply, Err(AppendError::Unavailable(e.to_string()))));
+                    let (answer, stop) = store_failure(&e);
+                    fatal = fatal.or(stop);
+                    answers.push((job.reply, Err(answer)));
                     continue;
                 }
             }
         }
         fresh.push(job);
+    }
+    let done = |tree, head, answers, appended, fatal| Outcome {
+        tree,
+        head,
+        answers,
+        appended,
+        fatal,
+    };
+    // Every waiter of the batch (new entries and in-batch repeats) hears
+    // the same error.
+    let fail_all =
+        |fresh: Vec<Job>, repeats: Vec<(Job, u64)>, mut answers: Answers, why: AppendError| {
+            for j in fresh {
+                answers.push((j.reply, Err(why.clone())));
+            }
+            for (j, _) in repeats {
+                answers.push((j.reply, Err(why.clone())));
+            }
+            answers
+        };
+    if let Some(e) = &fatal {
+        let why = AppendError::Halted(e.summary().into());
+        return done(tree, None, fail_all(fresh, repeats, answers, why), 0, fatal);
     }
     if fresh.is_empty() {
         for (job, i) in repeats {
@@ -354,23 +590,16 @@ fn process(
                 }),
             ));
         }
-        return (tree, None, answers);
+        return done(tree, None, answers, 0, None);
     }
     // 2. Integrate.
     let hashes: Vec<Hash> = fresh.iter().map(|j| j.req.leaf_hash).collect();
-    let fail_all =
-        |fresh: Vec<Job>, repeats: Vec<(Job, u64)>, mut answers: Answers, why: String| {
-            for j in fresh {
-                answers.push((j.reply, Err(AppendError::Unavailable(why.clone()))));
-            }
-            for (j, _) in repeats {
-                answers.push((j.reply, Err(AppendError::Unavailable(why.clone()))));
-            }
-            answers
-        };
     let integ = match tree.integrate(&hashes) {
         Ok(i) => i,
-        Err(e) => return (tree, None, fail_all(fresh, repeats, answers, e.to_string())),
+        Err(e) => {
+            let why = AppendError::Unavailable(e.to_string());
+            return done(tree, None, fail_all(fresh, repeats, answers, why), 0, None);
+        }
     };
     // 3. Commit durably (no checkpoint yet: nothing is signed before its
     //    batch is on disk).
@@ -379,7 +608,7 @@ fn process(
         .map(|j| NewEntry {
             data: &j.req.leaf,
             leaf_hash: j.req.leaf_hash,
-            idempotency_key: j.req.idempotency_key.as_deref(),
+            idempotency: j.req.idempotency,
         })
         .collect();
     let t_commit = std::time::Instant::now();
@@ -400,36 +629,41 @@ fn process(
         );
     }
     if let Err(e) = committed {
+        if is_fatal(&e) {
+            // Another writer, or a damaged store: never "carry on".
+            let (why, stop) = store_failure(&e);
+            return done(tree, None, fail_all(fresh, repeats, answers, why), 0, stop);
+        }
         // The write may have landed anyway: the store decides.
         match store.load_state() {
             Ok(st) if st.tree == integ.state => {
                 tracing::warn!(error = %e, "commit reported an error but the batch is durable");
             }
             Ok(st) => {
-                return (
+                let (why, _) = store_failure(&e);
+                return done(
                     st.tree,
                     None,
-                    fail_all(fresh, repeats, answers, e.to_string()),
+                    fail_all(fresh, repeats, answers, why),
+                    0,
+                    None,
                 );
             }
             Err(e2) => {
-                return (
-                    tree,
-                    None,
-                    fail_all(fresh, repeats, answers, format!("{e}; {e2}")),
-                );
+                tracing::warn!(error = %e, "commit failed");
+                let (why, stop) = store_failure(&e2);
+                return done(tree, None, fail_all(fresh, repeats, answers, why), 0, stop);
             }
         }
     }
+    let appended = fresh.len();
     // 4. Sign, now that the batch is durable, and store the checkpoint.
     let new_head = match sign(signer, origin, &integ.state) {
         Ok(h) => Arc::new(h),
         Err(e) => {
-            return (
-                integ.state,
-                None,
-                fail_all(fresh, repeats, answers, e.to_string()),
-            );
+            let why = AppendError::Unavailable(e.to_string());
+            let answers = fail_all(fresh, repeats, answers, why);
+            return done(integ.state, None, answers, appended, None);
         }
     };
     let t_cp = std::time::Instant::now();
@@ -441,18 +675,19 @@ fn process(
         );
     }
     if let Err(e) = put {
-        let landed = matches!(
-            store.checkpoint(Some(new_head.size)),
-            Ok(Some(c)) if c.note == new_head.note.as_bytes()
-        );
+        let landed = !is_fatal(&e)
+            && matches!(
+                store.checkpoint(Some(new_head.size)),
+                Ok(Some(c)) if c.note == new_head.note.as_bytes()
+            );
         if !landed {
             // Entries are durable but uncovered; the next batch's checkpoint
-            // (or the next start) covers them. These waiters hear the error.
-            return (
-                integ.state,
-                None,
-                fail_all(fresh, repeats, answers, e.to_string()),
-            );
+            // (or the next start) covers them. These waiters hear the
+            // error. A refused checkpoint (another view of this size is
+            // stored) stops the log.
+            let (why, stop) = store_failure(&e);
+            let answers = fail_all(fresh, repeats, answers, why);
+            return done(integ.state, None, answers, appended, stop);
         }
     }
     // 5. Answer.
@@ -476,5 +711,5 @@ fn process(
             }),
         ));
     }
-    (integ.state, Some(new_head), answers)
+    done(integ.state, Some(new_head), answers, appended, None)
 }

@@ -197,11 +197,14 @@ impl LogService {
 
 impl Inner {
     /// Checks the caller's credentials for `need` (nothing to check on an
-    /// open log).
+    /// open log). A refusal goes through [`ServerError`], so that it is
+    /// counted in `cairn_errors_total` like every other.
     fn authorize<T>(&self, req: &Request<T>, need: Scope) -> Result<Option<Identity>, Status> {
         match &self.auth {
             None => Ok(None),
-            Some(a) => a.check(req, need),
+            Some(a) => a
+                .check(req, need)
+                .map_err(|s| Status::from(ServerError::Auth(Box::new(s)))),
         }
     }
 
@@ -220,11 +223,38 @@ impl Inner {
         Ok(masked)
     }
 
-    fn request(masked: &Masked, req: &pb::AppendRequest) -> AppendRequest {
+    /// The sequencer's request. An idempotency key is scoped to the
+    /// caller and hashed here (no client byte goes further); the request
+    /// digest covers what makes two appends the same: the event, its
+    /// content type and the policy name.
+    fn request(
+        &self,
+        masked: &Masked,
+        req: &pb::AppendRequest,
+        id: Option<&Identity>,
+    ) -> AppendRequest {
+        let idempotency = (!req.idempotency_key.is_empty()).then(|| {
+            // Defaults spelled out, so that "" and "default" (or no
+            // content type and JSON) are the same request.
+            let policy = if req.policy.is_empty() {
+                "default"
+            } else {
+                &req.policy
+            };
+            let content_type = match req.content_type {
+                0 => pb::ContentType::Json as i32,
+                c => c,
+            };
+            self.seq.idempotency().record(
+                id.map(|i| &*i.0),
+                &req.idempotency_key,
+                &[&req.event, &content_type.to_be_bytes(), policy.as_bytes()],
+            )
+        });
         AppendRequest {
             leaf_hash: leaf_hash(&masked.leaf),
             leaf: masked.leaf.clone(),
-            idempotency_key: (!req.idempotency_key.is_empty()).then(|| req.idempotency_key.clone()),
+            idempotency,
         }
     }
 
@@ -412,7 +442,7 @@ impl pb::log_server::Log for LogService {
         self.inner.take(id.as_ref())?;
         let req = request.into_inner();
         let masked = self.inner.mask(&req)?;
-        let append = Inner::request(&masked, &req);
+        let append = self.inner.request(&masked, &req, id.as_ref());
         let hash = append.leaf_hash;
         let rx = self
             .inner
@@ -470,7 +500,7 @@ impl pb::log_server::Log for LogService {
                 }
                 let pending = match inner.mask(&req) {
                     Ok(m) => {
-                        let r = Inner::request(&m, &req);
+                        let r = inner.request(&m, &req, id.as_ref());
                         let hash = r.leaf_hash;
                         match inner.seq.queue_wait(r).await {
                             Ok(rx) => {

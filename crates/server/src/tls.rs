@@ -2,8 +2,9 @@
 //! `add-checkpoint`): rustls with the ring provider, mTLS when a client CA
 //! is configured, one accept loop for all of them.
 //!
-//! Handshakes run in their own tasks (10 s limit), so a slow or silent
-//! client never holds up the accept loop.
+//! Connections are accepted by [`crate::listen`]: handshakes run in their
+//! own tasks (10 s limit), so a slow or silent client never holds up the
+//! accept loop.
 //!
 //! **Certificate hot reload.** The certificate and key are served by
 //! [`CertReloader`]: at most once a second, on a handshake, it looks at
@@ -14,7 +15,6 @@
 //! place, key first) is all an operator does. The client CA is read at
 //! start only.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,10 +23,6 @@ use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
 use crate::run::{ServeError, TlsFiles};
 
@@ -200,97 +196,8 @@ fn server_config(t: &TlsFiles) -> Result<ServerConfig, ServeError> {
     Ok(builder.with_cert_resolver(resolver))
 }
 
-/// Completed TLS connections from `tcp`, as the stream tonic serves (its
-/// `Connected` impl for rustls streams makes `Request::peer_certs` work).
-pub fn grpc_incoming(
-    tcp: TcpListener,
-    cfg: Arc<ServerConfig>,
-) -> std::io::Result<impl tokio_stream::Stream<Item = std::io::Result<TlsStream<TcpStream>>>> {
-    let l = TlsListener::new(tcp, cfg)?;
-    Ok(tokio_stream::StreamExt::map(
-        tokio_stream::wrappers::ReceiverStream::new(l.rx),
-        |(s, _)| Ok(s),
-    ))
-}
-
-/// An axum listener that hands out completed TLS connections.
-pub struct TlsListener {
-    local: SocketAddr,
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-}
-
-impl TlsListener {
-    /// Accepts on `tcp` and completes handshakes in the background.
-    pub fn new(tcp: TcpListener, cfg: Arc<ServerConfig>) -> std::io::Result<Self> {
-        let local = tcp.local_addr()?;
-        let (tx, rx) = mpsc::channel(64);
-        let acceptor = TlsAcceptor::from(cfg);
-        tokio::spawn(async move {
-            loop {
-                let (stream, addr) = match tcp.accept().await {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!("HTTPS accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                if tx.is_closed() {
-                    return;
-                }
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
-                        .await
-                    {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, addr)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%addr, "TLS handshake failed: {e}"),
-                        Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(TlsListener { local, rx })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(x) => x,
-            // The accept task only ends when this listener is dropped.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
-}
-
 /// The client's certificate chain on an HTTPS connection (end-entity
 /// first), verified by rustls against the client CA: the connect info of
 /// every TLS connection, read by the authorizer for certificate identities.
 #[derive(Clone, Debug, Default)]
 pub struct PeerCerts(pub Option<Arc<Vec<CertificateDer<'static>>>>);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
-    for PeerCerts
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        PeerCerts(
-            stream
-                .io()
-                .get_ref()
-                .1
-                .peer_certificates()
-                .map(|c| Arc::new(c.iter().map(|d| d.clone().into_owned()).collect())),
-        )
-    }
-}

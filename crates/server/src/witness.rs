@@ -76,6 +76,8 @@ pub struct WitnessConfig {
     pub tls: Option<crate::run::TlsFiles>,
     /// Trust roots (PEM) for `https://` peer and log URLs.
     pub tls_ca: Option<PathBuf>,
+    /// Timeouts and caps of both listeners.
+    pub limits: crate::listen::Limits,
 }
 
 fn now() -> u64 {
@@ -179,20 +181,35 @@ impl Shared {
             .collect()
     }
 
-    /// One gossip round with every peer.
+    /// One gossip round with every peer, all at once: each exchange is
+    /// bounded by [`REQUEST_TIMEOUT`](crate::outbound::REQUEST_TIMEOUT)
+    /// (and its connection by the connect timeout), so one silent peer
+    /// never stalls the round or the others.
     async fn gossip_round(&self) {
-        for peer in &self.peers {
-            let resp = async {
-                let mut c =
-                    pb::witness_client::WitnessClient::new(self.out.channel(&peer.url).await?);
-                c.gossip(pb::GossipRequest {
-                    checkpoints: self.our_notes(),
-                    witness_vkey: self.witness.verifier().to_string(),
+        let notes = self.our_notes();
+        let vkey = self.witness.verifier().to_string();
+        let exchanges = self.peers.iter().map(|peer| {
+            let req = pb::GossipRequest {
+                checkpoints: notes.clone(),
+                witness_vkey: vkey.clone(),
+            };
+            async move {
+                let resp = tokio::time::timeout(crate::outbound::REQUEST_TIMEOUT, async {
+                    let mut c =
+                        pb::witness_client::WitnessClient::new(self.out.channel(&peer.url).await?);
+                    c.gossip(req).await.map_err(|e| e.message().to_owned())
                 })
                 .await
-                .map_err(|e| e.message().to_owned())
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "no answer within {:?}",
+                        crate::outbound::REQUEST_TIMEOUT
+                    ))
+                });
+                (peer, resp)
             }
-            .await;
+        });
+        for (peer, resp) in futures_util::future::join_all(exchanges).await {
             match resp {
                 Ok(r) => self.absorb(peer, &r.into_inner().checkpoints).await,
                 Err(e) => tracing::warn!(peer = %peer.name, "gossip failed: {e}"),
@@ -416,6 +433,7 @@ pub struct WitnessServer {
     tls: Option<crate::tls::ServerConfigs>,
     out: crate::outbound::Outbound,
     gossip_interval: Duration,
+    limits: crate::listen::Limits,
     /// The witness's cosignature verifier key.
     pub vkey: String,
 }
@@ -475,6 +493,7 @@ impl WitnessServer {
             tls,
             out,
             gossip_interval: cfg.gossip_interval,
+            limits: cfg.limits.clone(),
             vkey,
         })
     }
@@ -527,12 +546,14 @@ impl WitnessServer {
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(shared.clone());
         let (grpc_tls, http_tls) = self.tls.map(|t| (t.grpc, t.http)).unzip();
-        let http = crate::run::serve_http(self.http, http_tls, router, wait(stop_rx.clone()));
+        let limits = self.limits;
+        let http =
+            crate::run::serve_http(self.http, http_tls, router, &limits, wait(stop_rx.clone()));
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter
             .set_serving::<pb::witness_server::WitnessServer<WitnessService>>()
             .await;
-        let router = tonic::transport::Server::builder()
+        let router = crate::listen::grpc_builder(&limits)
             .add_service(health)
             .add_service(
                 pb::witness_server::WitnessServer::new(WitnessService {
@@ -541,7 +562,8 @@ impl WitnessServer {
                 // A gossip message holds a few checkpoints: 1 MiB is ample.
                 .max_decoding_message_size(1 << 20),
             );
-        let grpc = crate::run::serve_grpc(router, self.grpc, grpc_tls, wait(stop_rx.clone()));
+        let grpc =
+            crate::run::serve_grpc(router, self.grpc, grpc_tls, &limits, wait(stop_rx.clone()));
         let interval = self.gossip_interval;
         let mut gossip_stop = stop_rx.clone();
         let gossip = tokio::spawn(async move {
@@ -559,10 +581,9 @@ impl WitnessServer {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
-        let (g, h) = tokio::join!(grpc, http);
+        let (g, ()) = tokio::join!(grpc, http);
         let _ = gossip.await;
         g?;
-        h.map_err(|e| ServeError::Setup(format!("HTTP server: {e}")))?;
         Ok(())
     }
 }

@@ -10,10 +10,11 @@ use cairn_core::checkpoint::{WitnessPolicy, verify_checkpoint};
 use cairn_core::hash::{LeafIndex, TreeSize, leaf_hash};
 use cairn_core::note::NoteSigner;
 use cairn_core::proof::{inclusion_proof, verify_inclusion};
-use cairn_server::{AppendError, AppendRequest, Sequencer, SequencerConfig};
+use cairn_server::{AppendError, AppendRequest, IdempotencyHasher, Sequencer, SequencerConfig};
 use cairn_storage::conformance::Harness;
 use cairn_storage::{
-    Fault, FaultPoint, FaultyStore, LogStore, MemoryStore, RocksStore, StoreOptions, StoreTiles,
+    Fault, FaultPoint, FaultyStore, LogStore, MemoryStore, RocksStore, StoreError, StoreOptions,
+    StoreTiles,
 };
 
 const ORIGIN: &str = "seq.cairn.test/log";
@@ -22,12 +23,14 @@ fn signer() -> NoteSigner {
     NoteSigner::from_seed(ORIGIN, &[5; 32]).unwrap()
 }
 
+/// Append `i` (the event is its number), with an anonymous caller's key.
 fn req(i: u64, key: Option<&str>) -> AppendRequest {
     let leaf = format!(r#"{{"v":1,"n":{i}}}"#).into_bytes();
+    let hasher = IdempotencyHasher::new(&signer());
     AppendRequest {
         leaf_hash: leaf_hash(&leaf),
+        idempotency: key.map(|k| hasher.record(None, k.as_bytes(), &[&i.to_be_bytes()])),
         leaf,
-        idempotency_key: key.map(|k| k.as_bytes().to_vec()),
     }
 }
 
@@ -92,7 +95,7 @@ async fn idempotency_keys_return_the_original_index() {
     let store = Arc::new(MemoryStore::new());
     let seq = start(store.clone(), SequencerConfig::default());
     let a = seq.append(req(1, Some("k1"))).await.unwrap();
-    let b = seq.append(req(2, Some("k1"))).await.unwrap();
+    let b = seq.append(req(1, Some("k1"))).await.unwrap();
     assert_eq!(a.index, b.index);
     assert!(b.duplicate);
     // Twice within one batch, too.
@@ -106,59 +109,110 @@ async fn idempotency_keys_return_the_original_index() {
     assert_eq!(store.load_state().unwrap().tree.size(), TreeSize(2));
 }
 
-/// A store whose commits take a while, so the queue fills.
-struct SlowStore(MemoryStore);
+/// Issue 15, item 1: a key repeated with a different event is refused,
+/// never answered as a duplicate (the second event would be silently
+/// dropped); across batches and within one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_key_with_another_event_is_refused() {
+    let store = Arc::new(MemoryStore::new());
+    let seq = start(store.clone(), SequencerConfig::default());
+    let a = seq.append(req(1, Some("k1"))).await.unwrap();
+    let r = seq.append(req(2, Some("k1"))).await;
+    assert!(
+        matches!(r, Err(AppendError::KeyReused { index }) if index == a.index),
+        "{r:?}"
+    );
+    let (x, y) = tokio::join!(
+        seq.append(req(3, Some("k2"))),
+        seq.append(req(4, Some("k2")))
+    );
+    assert!(
+        x.is_ok() ^ y.is_ok(),
+        "one of two different events under one key is appended: {x:?} {y:?}"
+    );
+    assert!(matches!(
+        x.err().or(y.err()),
+        Some(AppendError::KeyReused { .. })
+    ));
+    assert_eq!(store.load_state().unwrap().tree.size(), TreeSize(2));
+}
 
-impl LogStore for SlowStore {
+/// A memory store whose commits take `delay` (so the queue fills), and
+/// whose next commit or checkpoint write can be made to fail with a given
+/// error, without persisting.
+#[derive(Default)]
+struct TestStore {
+    inner: MemoryStore,
+    delay: Duration,
+    fail_commit: std::sync::Mutex<Option<StoreError>>,
+    fail_checkpoint: std::sync::Mutex<Option<StoreError>>,
+}
+
+impl TestStore {
+    fn slow(delay: Duration) -> Self {
+        TestStore {
+            delay,
+            ..TestStore::default()
+        }
+    }
+}
+
+impl LogStore for TestStore {
     fn load_state(&self) -> Result<cairn_storage::LoadedState, cairn_storage::StoreError> {
-        self.0.load_state()
+        self.inner.load_state()
     }
     fn commit_batch(
         &self,
         b: cairn_storage::CommitBatch<'_>,
     ) -> Result<(), cairn_storage::StoreError> {
-        std::thread::sleep(Duration::from_millis(200));
-        self.0.commit_batch(b)
+        std::thread::sleep(self.delay);
+        if let Some(e) = self.fail_commit.lock().unwrap().take() {
+            return Err(e);
+        }
+        self.inner.commit_batch(b)
     }
     fn put_checkpoint(&self, s: TreeSize, n: &[u8]) -> Result<(), cairn_storage::StoreError> {
-        self.0.put_checkpoint(s, n)
+        if let Some(e) = self.fail_checkpoint.lock().unwrap().take() {
+            return Err(e);
+        }
+        self.inner.put_checkpoint(s, n)
     }
     fn read_entries(
         &self,
         s: LeafIndex,
         l: usize,
     ) -> Result<Vec<Vec<u8>>, cairn_storage::StoreError> {
-        self.0.read_entries(s, l)
+        self.inner.read_entries(s, l)
     }
     fn read_tiles(
         &self,
         t: &[cairn_core::Tile],
     ) -> Result<Vec<Vec<cairn_core::Hash>>, cairn_storage::StoreError> {
-        self.0.read_tiles(t)
+        self.inner.read_tiles(t)
     }
     fn checkpoint(
         &self,
         s: Option<TreeSize>,
     ) -> Result<Option<cairn_storage::StoredCheckpoint>, cairn_storage::StoreError> {
-        self.0.checkpoint(s)
+        self.inner.checkpoint(s)
     }
     fn find_leaf(
         &self,
         h: &cairn_core::Hash,
     ) -> Result<Option<LeafIndex>, cairn_storage::StoreError> {
-        self.0.find_leaf(h)
+        self.inner.find_leaf(h)
     }
     fn find_idempotency_key(
         &self,
-        k: &[u8],
-    ) -> Result<Option<LeafIndex>, cairn_storage::StoreError> {
-        self.0.find_idempotency_key(k)
+        k: &cairn_storage::IdempotencyKey,
+    ) -> Result<Option<cairn_storage::IdempotencyRecord>, cairn_storage::StoreError> {
+        self.inner.find_idempotency_key(k)
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_queue_answers_busy() {
-    let store = Arc::new(SlowStore(MemoryStore::new()));
+    let store = Arc::new(TestStore::slow(Duration::from_millis(200)));
     let cfg = SequencerConfig {
         queue: 4,
         max_batch: 2,
@@ -212,6 +266,57 @@ async fn store_faults_never_lose_or_fork() {
         };
         assert_eq!(next.index, LeafIndex(expect), "{point:?} {fault:?}");
     }
+}
+
+/// Issue 15, item 11: errors that mean "another writer, a damaged store,
+/// or a second view of one size" stop the log writing (FAILED_PRECONDITION
+/// for every later append, the halted state set), while an I/O error is
+/// retried and the log goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fatal_store_errors_stop_writing_and_transient_ones_do_not() {
+    let fatal = [
+        (true, StoreError::CheckpointConflict { size: 2 }),
+        (false, StoreError::Conflict { actual_size: 9 }),
+        (false, StoreError::Corrupt("tile 0/000 disagrees".into())),
+    ];
+    for (at_checkpoint, err) in fatal {
+        let store = Arc::new(TestStore::default());
+        let seq = start(store.clone(), SequencerConfig::default());
+        seq.append(req(0, None)).await.unwrap();
+        let slot = if at_checkpoint {
+            &store.fail_checkpoint
+        } else {
+            &store.fail_commit
+        };
+        *slot.lock().unwrap() = Some(err.clone());
+        let r = seq.append(req(1, None)).await;
+        assert!(matches!(r, Err(AppendError::Halted(_))), "{err}: {r:?}");
+        assert!(seq.halted().borrow().is_some(), "{err}");
+        // Every later append is refused, at once and from the queue.
+        for i in 2..5 {
+            let r = seq.append(req(i, None)).await;
+            assert!(matches!(r, Err(AppendError::Halted(_))), "{err}: {r:?}");
+        }
+        // Nothing more was signed.
+        assert_eq!(seq.head().borrow().size, TreeSize(1), "{err}");
+    }
+    // An I/O error: this batch fails, the next succeeds.
+    let store = Arc::new(TestStore::default());
+    let seq = start(store.clone(), SequencerConfig::default());
+    *store.fail_commit.lock().unwrap() =
+        Some(StoreError::Io("disk on fire: /srv/cairn/000012.log".into()));
+    let r = seq.append(req(0, None)).await;
+    match &r {
+        Err(AppendError::Unavailable(m)) => {
+            assert!(
+                !m.contains("/srv/cairn"),
+                "a server path reached the client: {m}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(seq.halted().borrow().is_none());
+    seq.append(req(1, None)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

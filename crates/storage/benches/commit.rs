@@ -102,7 +102,7 @@ fn bench(c: &mut Criterion) {
                         .map(|(d, h)| NewEntry {
                             data: d,
                             leaf_hash: *h,
-                            idempotency_key: None,
+                            idempotency: None,
                         })
                         .collect();
                     let t = Instant::now();

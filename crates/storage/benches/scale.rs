@@ -70,7 +70,7 @@ fn build(store: &RocksStore, n: u64) {
             .map(|(d, h)| NewEntry {
                 data: d,
                 leaf_hash: *h,
-                idempotency_key: None,
+                idempotency: None,
             })
             .collect();
         let note = h.sign(&integ.state);

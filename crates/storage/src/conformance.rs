@@ -23,7 +23,10 @@ use cairn_core::proof::{
 };
 use cairn_core::tree::{Integration, TileUpdate, TreeState};
 
-use crate::{CommitBatch, LogStore, NewEntry, StoreError, StoreTiles};
+use crate::{
+    CommitBatch, Idempotency, IdempotencyKey, IdempotencyRecord, LogStore, NewEntry, StoreError,
+    StoreTiles,
+};
 
 /// A failed conformance check.
 pub type Check = Result<(), String>;
@@ -60,13 +63,26 @@ pub struct Prepared {
     /// Their leaf hashes.
     pub hashes: Vec<Hash>,
     /// Idempotency keys, one per entry.
-    pub keys: Vec<Option<Vec<u8>>>,
+    pub keys: Vec<Option<Idempotency>>,
     /// The integration of the batch.
     pub integ: Integration,
     /// The signed checkpoint for the new size.
     pub note: Vec<u8>,
     /// The size the batch starts at.
     pub expected: TreeSize,
+}
+
+/// The idempotency record the harness gives entry `i`: distinct keys and
+/// request digests per index (opaque bytes, as storage sees them).
+pub fn test_idempotency(i: u64) -> Idempotency {
+    let mut key = [0x6b; 32];
+    key[..8].copy_from_slice(&i.to_be_bytes());
+    let mut request = [0x72; 32];
+    request[24..].copy_from_slice(&i.to_le_bytes());
+    Idempotency {
+        key: IdempotencyKey(key),
+        request,
+    }
 }
 
 impl Prepared {
@@ -79,7 +95,7 @@ impl Prepared {
             .map(|((d, h), k)| NewEntry {
                 data: d,
                 leaf_hash: *h,
-                idempotency_key: k.as_deref(),
+                idempotency: *k,
             })
             .collect()
     }
@@ -161,7 +177,7 @@ impl Harness {
         let note = self.sign(&integ.state);
         Prepared {
             keys: (start..start + n)
-                .map(|i| keys.then(|| format!("key-{i}").into_bytes()))
+                .map(|i| keys.then(|| test_idempotency(i)))
                 .collect(),
             data,
             hashes,
@@ -260,7 +276,11 @@ pub fn empty_store(store: &dyn LogStore) -> Check {
         "leaf found in empty store"
     );
     ensure!(
-        ok(store.find_idempotency_key(b"k"), "find_key")?.is_none(),
+        ok(
+            store.find_idempotency_key(&test_idempotency(0).key),
+            "find_key"
+        )?
+        .is_none(),
         "key found in empty store"
     );
     let t = cairn_core::Tile {
@@ -318,9 +338,13 @@ pub fn commit_and_read_back(store: &dyn LogStore) -> Check {
             ok(store.find_leaf(&lh), "find_leaf")? == Some(LeafIndex(i)),
             "find_leaf({i})"
         );
-        let key = format!("key-{i}");
+        let k = test_idempotency(i);
         ensure!(
-            ok(store.find_idempotency_key(key.as_bytes()), "find_key")? == Some(LeafIndex(i)),
+            ok(store.find_idempotency_key(&k.key), "find_key")?
+                == Some(IdempotencyRecord {
+                    index: LeafIndex(i),
+                    request: Some(k.request),
+                }),
             "find_idempotency_key({i})"
         );
     }
@@ -445,10 +469,10 @@ pub fn invalid_batches_are_not_saved(store: &dyn LogStore) -> Check {
             p.data[0] = vec![b'a'; 65_536]
         }),
         ("idempotency key repeated within the batch", |p| {
-            p.keys[1] = p.keys[0].clone()
+            p.keys[1] = p.keys[0]
         }),
         ("idempotency key already stored", |p| {
-            p.keys[0] = Some(b"key-7".to_vec())
+            p.keys[0] = Some(test_idempotency(7))
         }),
     ];
     for (what, mutate) in rows {

@@ -71,6 +71,33 @@ pub enum StoreError {
     Injected(&'static str),
 }
 
+impl StoreError {
+    /// A description safe to send to a client: no file paths, no OS or
+    /// RocksDB error text (those go to the server's log). The same words as
+    /// the full message where it holds neither.
+    pub fn summary(&self) -> String {
+        match self {
+            StoreError::Corrupt(_) => "the store is corrupt (details in the server log)".into(),
+            StoreError::UnknownFormat { found, .. } => {
+                format!("the store has an unknown format version {found}")
+            }
+            StoreError::Locked { .. } => {
+                "the data folder is in use by another Cairn process".into()
+            }
+            StoreError::ForkGuard(_) => {
+                "the fork guard refuses this store (details in the server log)".into()
+            }
+            StoreError::Io(_) => "storage I/O error (details in the server log)".into(),
+            StoreError::Conflict { .. }
+            | StoreError::InvalidBatch(_)
+            | StoreError::CheckpointConflict { .. }
+            | StoreError::OutOfRange { .. }
+            | StoreError::MissingTile { .. }
+            | StoreError::Injected(_) => self.to_string(),
+        }
+    }
+}
+
 impl From<rocksdb::Error> for StoreError {
     fn from(e: rocksdb::Error) -> Self {
         StoreError::Io(e.into_string())

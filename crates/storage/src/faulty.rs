@@ -9,7 +9,10 @@ use std::sync::Mutex;
 use cairn_core::hash::{Hash, LeafIndex, TreeSize};
 use cairn_core::tile::Tile;
 
-use crate::{CommitBatch, LoadedState, LogStore, StoreError, StoredCheckpoint};
+use crate::{
+    CommitBatch, IdempotencyKey, IdempotencyRecord, LoadedState, LogStore, StoreError,
+    StoredCheckpoint,
+};
 
 /// Which operation a fault hits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,7 +148,10 @@ impl<S: LogStore> LogStore for FaultyStore<S> {
         self.inner.find_leaf(leaf_hash)
     }
 
-    fn find_idempotency_key(&self, key: &[u8]) -> Result<Option<LeafIndex>, StoreError> {
+    fn find_idempotency_key(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
         self.inner.find_idempotency_key(key)
     }
 }

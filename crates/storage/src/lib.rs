@@ -60,8 +60,38 @@ pub struct NewEntry<'a> {
     pub data: &'a [u8],
     /// Its RFC 6962 leaf hash, computed by the caller.
     pub leaf_hash: Hash,
-    /// The client's idempotency key, already scoped by the caller.
-    pub idempotency_key: Option<&'a [u8]>,
+    /// The append's idempotency record, if it had a key.
+    pub idempotency: Option<Idempotency>,
+}
+
+/// An idempotency key as stored: 32 opaque bytes chosen by the caller.
+///
+/// Storage never sees what a client sent: Cairn's server stores a keyed
+/// hash (HMAC-SHA-256 under a per-log secret) of the caller's identity and
+/// key, so keys are scoped to their caller and no client byte reaches disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(pub [u8; 32]);
+
+/// What [`NewEntry::idempotency`] stores with a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Idempotency {
+    /// The scoped, hashed key.
+    pub key: IdempotencyKey,
+    /// A digest of the request first made with the key (again opaque to
+    /// storage), so that a repeat with a different event can be told
+    /// from a retry.
+    pub request: [u8; 32],
+}
+
+/// What [`LogStore::find_idempotency_key`] finds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// The entry appended with the key.
+    pub index: LeafIndex,
+    /// The request digest stored with it; `None` for a record written
+    /// before request digests were kept (those keys were stored raw, and
+    /// no hashed key ever finds them).
+    pub request: Option<[u8; 32]>,
 }
 
 /// Everything one sequencer batch persists, in one atomic write.
@@ -165,6 +195,9 @@ pub trait LogStore: Send + Sync {
     /// The lowest index whose leaf hash is `leaf_hash`, if any.
     fn find_leaf(&self, leaf_hash: &Hash) -> Result<Option<LeafIndex>, StoreError>;
 
-    /// The index stored with an idempotency key, if any.
-    fn find_idempotency_key(&self, key: &[u8]) -> Result<Option<LeafIndex>, StoreError>;
+    /// The record stored with an idempotency key, if any.
+    fn find_idempotency_key(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
 }

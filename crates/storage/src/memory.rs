@@ -9,7 +9,10 @@ use cairn_core::tile::Tile;
 use cairn_core::tree::TreeState;
 
 use crate::verify::{check_checkpoint_request, validate_batch, verify_state};
-use crate::{CommitBatch, LoadedState, LogStore, StoreError, StoredCheckpoint};
+use crate::{
+    CommitBatch, IdempotencyKey, IdempotencyRecord, LoadedState, LogStore, StoreError,
+    StoredCheckpoint,
+};
 
 #[derive(Default)]
 struct Mem {
@@ -17,7 +20,7 @@ struct Mem {
     entries: Vec<Vec<u8>>,
     tiles: HashMap<(u8, u64), Vec<Hash>>,
     leaf_index: HashMap<Hash, u64>,
-    idempotency: HashMap<Vec<u8>, u64>,
+    idempotency: HashMap<IdempotencyKey, (u64, [u8; 32])>,
     checkpoints: BTreeMap<u64, Vec<u8>>,
 }
 
@@ -92,8 +95,8 @@ impl LogStore for MemoryStore {
             let idx = start + i as u64;
             m.entries.push(e.data.to_vec());
             m.leaf_index.entry(e.leaf_hash).or_insert(idx);
-            if let Some(k) = e.idempotency_key {
-                m.idempotency.insert(k.to_vec(), idx);
+            if let Some(k) = e.idempotency {
+                m.idempotency.insert(k.key, (idx, k.request));
             }
         }
         for u in batch.tiles {
@@ -167,7 +170,17 @@ impl LogStore for MemoryStore {
             .map(LeafIndex))
     }
 
-    fn find_idempotency_key(&self, key: &[u8]) -> Result<Option<LeafIndex>, StoreError> {
-        Ok(self.read().idempotency.get(key).copied().map(LeafIndex))
+    fn find_idempotency_key(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        Ok(self
+            .read()
+            .idempotency
+            .get(key)
+            .map(|&(i, request)| IdempotencyRecord {
+                index: LeafIndex(i),
+                request: Some(request),
+            }))
     }
 }

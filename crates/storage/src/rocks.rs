@@ -46,7 +46,10 @@ use rocksdb::{
 
 use crate::guard::ForkGuard;
 use crate::verify::{check_checkpoint_request, validate_batch, verify_state};
-use crate::{CommitBatch, FORMAT_VERSION, LoadedState, LogStore, StoreError, StoredCheckpoint};
+use crate::{
+    CommitBatch, FORMAT_VERSION, IdempotencyKey, IdempotencyRecord, LoadedState, LogStore,
+    StoreError, StoredCheckpoint,
+};
 
 const CF_ENTRIES: &str = "entries";
 const CF_TILES: &str = "tiles";
@@ -630,7 +633,7 @@ impl LogStore for RocksStore {
             &batch,
             w.tree.size(),
             &|l, i| Ok(existing.get(&(l, i)).map_or(0, |b| b.len() / HASH_LEN)),
-            &|k| Ok(db.get_pinned_cf(idem, k)?.is_some()),
+            &|k| Ok(db.get_pinned_cf(idem, k.0)?.is_some()),
         )?;
         if let Some(note) = batch.checkpoint {
             checkpoint_slot_free(db, batch.state.size().0, note)?;
@@ -643,8 +646,12 @@ impl LogStore for RocksStore {
             let idx = start + i as u64;
             wb.put_cf(entries, entry_key(idx), e.data);
             wb.put_cf(leaves, leaf_key(&e.leaf_hash, idx), []);
-            if let Some(k) = e.idempotency_key {
-                wb.put_cf(idem, k, idx.to_be_bytes());
+            if let Some(k) = e.idempotency {
+                // Value: the index, then the request digest.
+                let mut v = [0u8; 40];
+                v[..8].copy_from_slice(&idx.to_be_bytes());
+                v[8..].copy_from_slice(&k.request);
+                wb.put_cf(idem, k.key.0, v);
             }
         }
         for u in batch.tiles {
@@ -804,12 +811,28 @@ impl LogStore for RocksStore {
         Ok(None)
     }
 
-    fn find_idempotency_key(&self, key: &[u8]) -> Result<Option<LeafIndex>, StoreError> {
+    fn find_idempotency_key(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let guard = self.read_db();
         let db = live(&guard)?;
-        match db.get_pinned_cf(cf(db, CF_IDEMPOTENCY)?, key)? {
-            None => Ok(None),
-            Some(v) => Ok(Some(LeafIndex(decode_u64(&v, "idempotency record")?))),
-        }
+        let Some(v) = db.get_pinned_cf(cf(db, CF_IDEMPOTENCY)?, key.0)? else {
+            return Ok(None);
+        };
+        let (index, request) = match v.len() {
+            // Written before request digests were kept.
+            8 => (&v[..], None),
+            40 => (&v[..8], <[u8; 32]>::try_from(&v[8..]).ok()),
+            n => {
+                return Err(StoreError::Corrupt(format!(
+                    "idempotency record of {n} bytes (expected 40)"
+                )));
+            }
+        };
+        Ok(Some(IdempotencyRecord {
+            index: LeafIndex(decode_u64(index, "idempotency record")?),
+            request,
+        }))
     }
 }

@@ -11,7 +11,7 @@ use cairn_core::proof::{TileReader, tree_root};
 use cairn_core::tile::{MAX_ENTRY_LEN, Tile};
 use cairn_core::tree::TreeState;
 
-use crate::{CommitBatch, LogStore, StoreError, StoredCheckpoint};
+use crate::{CommitBatch, IdempotencyKey, LogStore, StoreError, StoredCheckpoint};
 
 /// A [`TileReader`] over any [`LogStore`].
 pub struct StoreTiles<'a, S: ?Sized>(pub &'a S);
@@ -65,7 +65,7 @@ pub fn validate_batch(
     batch: &CommitBatch<'_>,
     stored_size: TreeSize,
     tile_width: &dyn Fn(u8, u64) -> Result<usize, StoreError>,
-    key_used: &dyn Fn(&[u8]) -> Result<bool, StoreError>,
+    key_used: &dyn Fn(&IdempotencyKey) -> Result<bool, StoreError>,
 ) -> Result<(), StoreError> {
     if batch.expected_size != stored_size {
         return Err(StoreError::Conflict {
@@ -132,8 +132,8 @@ pub fn validate_batch(
     }
     let mut keys = HashSet::new();
     for e in batch.entries {
-        if let Some(k) = e.idempotency_key
-            && (!keys.insert(k) || key_used(k)?)
+        if let Some(k) = &e.idempotency
+            && (!keys.insert(k.key) || key_used(&k.key)?)
         {
             return bad("idempotency key already used".into());
         }
