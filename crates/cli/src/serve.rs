@@ -272,7 +272,7 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
                 ("append_burst", file.append_burst.is_some()),
                 (
                     "max_streams",
-                    args.max_streams.or(file.max_streams).is_some(),
+                    args.max_streams.or(file.max_streams).is_some_and(|n| n > 0),
                 ),
             ];
             if let Some((name, _)) = set.iter().find(|(_, on)| *on) {
