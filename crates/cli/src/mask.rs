@@ -57,8 +57,7 @@ fn load_masker(args: &MaskArgs) -> Result<Masker> {
     let keys = match &args.key_file {
         None => TokenKeys::new(),
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("reading key file {}", p.display()))?;
+            let text = cairn_server::read_secret(p, "masking key file")?;
             TokenKeys::from_toml(&p.display().to_string(), &text)?
         }
     };

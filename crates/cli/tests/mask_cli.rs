@@ -116,6 +116,41 @@ fn policy_errors_name_file_line_and_key() {
             .unwrap()
             .contains("--key-file")
     );
+    // A masking key file others can read is refused (issue 15, item 9),
+    // like the log's key; mode 0600 is accepted.
+    let keys = dir.path().join("keys.toml");
+    std::fs::write(
+        &keys,
+        "[[token_key]]\nepoch = 1\nkey = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = cairn()
+        .args(["mask", "--policy"])
+        .arg(&policy)
+        .arg("--key-file")
+        .arg(&keys)
+        .arg("/dev/null")
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("readable by group or others"), "{err}");
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = cairn()
+        .args(["mask", "--policy"])
+        .arg(&policy)
+        .arg("--key-file")
+        .arg(&keys)
+        .arg("/dev/null")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Usage errors exit 2; --help exits 0.
     assert_eq!(
         cairn()

@@ -29,6 +29,7 @@ pub mod pb {
 
 pub use run::{
     ServeConfig, ServeError, Server, TlsFiles, build_masker, exposure_warnings, load_or_create_key,
+    read_secret,
 };
 pub use sequencer::{
     AppendError, AppendRequest, Appended, IdempotencyHasher, Sequencer, SequencerConfig, SignedHead,

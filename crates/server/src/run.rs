@@ -175,6 +175,28 @@ macro_rules! key_file {
 key_file!(NoteSigner, "log signing key");
 key_file!(Cosigner, "witness cosigning key");
 
+/// Reads a file that holds secrets (a signing key, masking keys),
+/// refusing one that group or others can read: such a key may already be
+/// in other hands.
+pub fn read_secret(path: &Path, what: &str) -> Result<String, ServeError> {
+    check_secret_mode(path, what)?;
+    std::fs::read_to_string(path).map_err(setup(&path.display().to_string()))
+}
+
+/// Refuses a secret file that group or others can read.
+pub(crate) fn check_secret_mode(path: &Path, what: &str) -> Result<(), ServeError> {
+    let meta = std::fs::metadata(path).map_err(setup(&path.display().to_string()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(ServeError::Setup(format!(
+            "refusing to start: the {what} {} is readable by group or others (mode {:o}); run `chmod 600 {}`",
+            path.display(),
+            meta.permissions().mode() & 0o777,
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Loads `<dir>/log.key`, or creates it (mode 0600) with `<dir>/log.vkey`.
 /// Refuses a key file readable by group or others, or one for another origin.
 pub fn load_or_create_key(dir: &Path, origin: &str) -> Result<NoteSigner, ServeError> {
@@ -187,18 +209,7 @@ pub fn load_or_create_key(dir: &Path, origin: &str) -> Result<NoteSigner, ServeE
 pub fn load_or_create<K: KeyFile>(dir: &Path, stem: &str, name: &str) -> Result<K, ServeError> {
     let key_path = dir.join(format!("{stem}.key"));
     if key_path.exists() {
-        let meta = std::fs::metadata(&key_path).map_err(setup(&key_path.display().to_string()))?;
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Err(ServeError::Setup(format!(
-                "refusing to start: the {} {} is readable by group or others (mode {:o}); run `chmod 600 {}`",
-                K::WHAT,
-                key_path.display(),
-                meta.permissions().mode() & 0o777,
-                key_path.display()
-            )));
-        }
-        let text =
-            std::fs::read_to_string(&key_path).map_err(setup(&key_path.display().to_string()))?;
+        let text = read_secret(&key_path, K::WHAT)?;
         let key = K::parse_private(text.trim())
             .map_err(|e| ServeError::Setup(format!("{}: {e}", key_path.display())))?;
         if key.key_name() != name {
@@ -251,7 +262,7 @@ pub fn build_masker(
     let keys = match key_file {
         None => TokenKeys::new(),
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(setup(&p.display().to_string()))?;
+            let text = read_secret(p, "masking key file")?;
             TokenKeys::from_toml(&p.display().to_string(), &text)
                 .map_err(|e| ServeError::Setup(e.to_string()))?
         }

@@ -34,17 +34,7 @@ fn certs(p: &Path) -> Result<Vec<CertificateDer<'static>>, ServeError> {
 
 /// Refuses a private key readable by group or others.
 pub(crate) fn check_key_mode(key: &Path) -> Result<(), ServeError> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta =
-        std::fs::metadata(key).map_err(|e| ServeError::Setup(format!("{}: {e}", key.display())))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        return Err(ServeError::Setup(format!(
-            "refusing to start: the TLS key {} is readable by group or others; run `chmod 600 {}`",
-            key.display(),
-            key.display()
-        )));
-    }
-    Ok(())
+    crate::run::check_secret_mode(key, "TLS key")
 }
 
 fn load_pair(

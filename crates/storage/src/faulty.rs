@@ -37,6 +37,12 @@ pub enum Fault {
     /// Call the inner store, then return an error even if it succeeded:
     /// the data is saved but the caller is told it failed.
     AfterPersist,
+    /// Refuse without calling the inner store, as a store does when it
+    /// finds another writer or a damaged history: [`StoreError::Conflict`]
+    /// at `commit_batch`, [`StoreError::CheckpointConflict`] at
+    /// `put_checkpoint`, [`StoreError::Corrupt`] elsewhere. Errors a
+    /// healthy single writer never sees, which must stop it writing.
+    Refuse,
 }
 
 #[derive(Debug)]
@@ -51,6 +57,7 @@ struct Armed {
 pub struct FaultyStore<S> {
     inner: S,
     armed: Mutex<Vec<Armed>>,
+    fired: std::sync::atomic::AtomicU64,
 }
 
 impl<S: LogStore> FaultyStore<S> {
@@ -59,6 +66,7 @@ impl<S: LogStore> FaultyStore<S> {
         FaultyStore {
             inner,
             armed: Mutex::new(Vec::new()),
+            fired: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -75,6 +83,13 @@ impl<S: LogStore> FaultyStore<S> {
     /// Disarms every fault.
     pub fn disarm(&self) {
         self.lock().clear();
+    }
+
+    /// How many armed faults have fired so far: a test that arms one
+    /// checks it fired, so that a read served from a cache (or a path that
+    /// never reaches the store) cannot pass for a handled fault.
+    pub fn fired(&self) -> u64 {
+        self.fired.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The wrapped store.
@@ -96,6 +111,7 @@ impl<S: LogStore> FaultyStore<S> {
             armed[pos].skip -= 1;
             return None;
         }
+        self.fired.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Some(armed.remove(pos).fault)
     }
 
@@ -111,6 +127,11 @@ impl<S: LogStore> FaultyStore<S> {
                 op()?;
                 Err(StoreError::Injected("failed after persisting"))
             }
+            Some(Fault::Refuse) => Err(match point {
+                FaultPoint::CommitBatch => StoreError::Conflict { actual_size: 0 },
+                FaultPoint::PutCheckpoint => StoreError::CheckpointConflict { size: 0 },
+                _ => StoreError::Corrupt("injected: the store contradicts itself".into()),
+            }),
         }
     }
 }

@@ -1,0 +1,321 @@
+//! What an outside review and hostile clients found (issue 15), against a
+//! real gRPC server on 127.0.0.1:0 and real RocksDB: idempotency keys
+//! scoped to their caller, hashed before they reach disk, and refused with
+//! another event; a store that must stop writing does, loudly; listeners
+//! cut off slow clients and cap their connections.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_core::note::NoteSigner;
+use cairn_masking::{Masker, Policy, TokenKeys};
+use cairn_server::auth::{AuthConfig, Authorizer, token_hash_hex};
+use cairn_server::pb::log_client::LogClient;
+use cairn_server::service::ServiceOptions;
+use cairn_server::{LogService, Sequencer, SequencerConfig, ServeConfig, Server, pb};
+use cairn_storage::{
+    Compression, Fault, FaultPoint, FaultyStore, LogStore, RocksStore, StoreOptions,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::Code;
+
+const ORIGIN: &str = "hostile.cairn.test/log";
+
+fn signer() -> NoteSigner {
+    NoteSigner::from_seed(ORIGIN, &[21; 32]).unwrap()
+}
+
+fn rocks(dir: &std::path::Path) -> RocksStore {
+    let mut o = StoreOptions::new(dir.join("data"));
+    o.block_cache_bytes = 8 << 20;
+    // Uncompressed, so a leak of raw bytes onto disk would be visible.
+    o.compression = Compression::None;
+    RocksStore::open(o).unwrap()
+}
+
+/// The log service (and the HTTP router, for health) over `store`, with
+/// `auth`; returns the gRPC and HTTP addresses.
+async fn serve(store: Arc<dyn LogStore>, auth: Option<AuthConfig>) -> (SocketAddr, SocketAddr) {
+    let (seq, _task) = Sequencer::start(
+        store.clone(),
+        signer(),
+        ORIGIN.into(),
+        SequencerConfig::default(),
+    )
+    .unwrap();
+    let masker = Arc::new(
+        Masker::new(Policy::default_policy().unwrap(), &TokenKeys::new(), ORIGIN).unwrap(),
+    );
+    let auth = auth.map(|a| Arc::new(Authorizer::new(a)));
+    let svc = LogService::with_options(
+        seq.clone(),
+        store.clone(),
+        masker,
+        ServiceOptions {
+            auth: auth.clone(),
+            ..ServiceOptions::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(svc.into_server())
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let router = cairn_server::http::router(store, seq, None, auth);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (grpc, http)
+}
+
+fn with_token<T>(msg: T, token: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+fn event(text: &str, key: &str) -> pb::AppendRequest {
+    pb::AppendRequest {
+        event: format!(r#"{{"action":"{text}"}}"#).into_bytes(),
+        idempotency_key: key.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
+/// Every byte under `dir`, RocksDB's WAL and SST files included.
+fn all_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(all_bytes(&p));
+        } else {
+            out.extend(std::fs::read(&p).unwrap());
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Item 1: keys are scoped by the caller's identity, a repeat with another
+/// event is ALREADY_EXISTS, and no key byte reaches disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keys_are_scoped_hashed_and_never_rebound() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Arc::new(rocks(tmp.path()));
+    let tokens = format!(
+        "[[token]]\nname = \"alice\"\nsha256 = \"{}\"\nscopes = [\"append\", \"read\"]\n\n[[token]]\nname = \"mallory\"\nsha256 = \"{}\"\nscopes = [\"append\"]\n",
+        token_hash_hex("tok-alice"),
+        token_hash_hex("tok-mallory")
+    );
+    let mut auth = AuthConfig::from_toml("tokens.toml", &tokens).unwrap();
+    auth.public_reads = false;
+    let (grpc, _) = serve(store.clone(), Some(auth)).await;
+    let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
+    // A key that is itself PII, of a valid length.
+    let key = "key.canary.7431@example.com";
+    // Mallory claims the key first, with her own event.
+    let m = c
+        .append(with_token(event("mallory-first", key), "tok-mallory"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!m.duplicate);
+    // Alice's event under the same key is hers: appended, not dropped,
+    // and not answered with Mallory's leaf.
+    let a = c
+        .append(with_token(event("alice-payment", key), "tok-alice"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!a.duplicate, "the key was claimed across callers");
+    assert_ne!(a.index, m.index);
+    assert!(String::from_utf8_lossy(&a.leaf).contains("alice-payment"));
+    // Alice's retry is answered with her original entry.
+    let again = c
+        .append(with_token(event("alice-payment", key), "tok-alice"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.duplicate);
+    assert_eq!(again.index, a.index);
+    assert_eq!(again.leaf, a.leaf);
+    // The same key with a different event is refused, not dropped.
+    let s = c
+        .append(with_token(event("alice-other", key), "tok-alice"))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::AlreadyExists, "{s:?}");
+    assert!(!s.message().contains(key), "{}", s.message());
+    // Two appended entries only.
+    let cp = c
+        .get_checkpoint(with_token(pb::GetCheckpointRequest::default(), "tok-alice"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(cp.size, 2);
+    // The key never reached disk: WAL and SST files, memtables flushed.
+    drop(c);
+    let bytes = all_bytes(tmp.path());
+    assert!(
+        contains(&bytes, b"mallory-first"),
+        "the scan reads the data files"
+    );
+    assert!(!contains(&bytes, key.as_bytes()), "the raw key is on disk");
+    assert!(
+        !contains(&bytes, b"canary.7431"),
+        "part of the raw key is on disk"
+    );
+}
+
+/// Item 11 over the wire: a store refusal that only another writer or a
+/// damaged history explains stops the log writing: FAILED_PRECONDITION
+/// now and for every later append, /healthz 503, reads go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fatal_store_error_stops_writing_loudly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Arc::new(FaultyStore::new(rocks(tmp.path())));
+    let (grpc, http) = serve(store.clone(), None).await;
+    let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
+    c.append(event("one", "")).await.unwrap();
+    assert!(get(http, "/healthz").await.starts_with("HTTP/1.1 200"));
+    store.arm(FaultPoint::PutCheckpoint, Fault::Refuse);
+    let s = c.append(event("two", "")).await.unwrap_err();
+    assert_eq!(s.code(), Code::FailedPrecondition, "{s:?}");
+    assert!(s.message().contains("stopped writing"), "{}", s.message());
+    assert_eq!(store.fired(), 1);
+    let s = c.append(event("three", "")).await.unwrap_err();
+    assert_eq!(s.code(), Code::FailedPrecondition, "{s:?}");
+    let health = get(http, "/healthz").await;
+    assert!(health.starts_with("HTTP/1.1 503"), "{health}");
+    assert!(health.contains("stopped writing"), "{health}");
+    // Reads go on: the last checkpoint is still served, at size 1.
+    let cp = c
+        .get_checkpoint(pb::GetCheckpointRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(cp.size, 1);
+}
+
+/// A GET with `Connection: close`; the whole answer as text.
+async fn get(addr: SocketAddr, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Item 4: the HTTP listener cuts off a client that sends its headers too
+/// slowly (slowloris) and keeps at most `max_connections` open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_and_connections_capped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = ServeConfig {
+        data_dir: tmp.path().join("d"),
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        tile_cache_mb: 1,
+        ..ServeConfig::default()
+    };
+    cfg.limits.header_timeout = Duration::from_millis(500);
+    cfg.limits.max_connections = 2;
+    let server = Server::bind(&cfg).await.unwrap();
+    let http = server.http_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    // Slowloris: half a request line's headers, then nothing.
+    let mut slow = tokio::net::TcpStream::connect(http).await.unwrap();
+    slow.write_all(b"GET /checkpoint HTTP/1.1\r\nHost: t\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let cut = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buf))
+        .await
+        .expect("a slow client must be cut off within the header timeout");
+    // Closed: EOF, a reset, or a 408 just before the close.
+    match cut {
+        Ok(0) | Err(_) => {}
+        Ok(n) => assert!(
+            String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"),
+            "{}",
+            String::from_utf8_lossy(&buf[..n])
+        ),
+    }
+    // An idle connection that sent nothing is closed too.
+    let mut idle = tokio::net::TcpStream::connect(http).await.unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf)).await;
+    assert!(r.is_ok(), "an idle connection was kept open");
+
+    // The cap: two connections open (each sent a partial request, so each
+    // holds its slot until the header timeout), a third waits.
+    let mut cfg2 = cfg.clone();
+    cfg2.data_dir = tmp.path().join("d2");
+    cfg2.limits.header_timeout = Duration::from_secs(3);
+    let server = Server::bind(&cfg2).await.unwrap();
+    let http2 = server.http_addr().unwrap();
+    let (stop2, stopped2) = tokio::sync::oneshot::channel::<()>();
+    let running2 = tokio::spawn(server.run(async {
+        let _ = stopped2.await;
+    }));
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut h = tokio::net::TcpStream::connect(http2).await.unwrap();
+        h.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+        held.push(h);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let third = tokio::spawn(get(http2, "/healthz"));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !third.is_finished(),
+        "a third connection was served past a cap of 2"
+    );
+    drop(held);
+    let answer = tokio::time::timeout(Duration::from_secs(5), third)
+        .await
+        .expect("the third connection is served once a slot frees")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let _ = stop.send(());
+    let _ = stop2.send(());
+    running.await.unwrap().unwrap();
+    running2.await.unwrap().unwrap();
+}
+
+/// Item 7: listening beyond loopback without a token file, or with tokens
+/// but without TLS, is said loudly at start-up.
+#[test]
+fn exposure_beyond_loopback_is_warned() {
+    let open = ServeConfig {
+        grpc_addr: "0.0.0.0:7400".parse().unwrap(),
+        ..ServeConfig::default()
+    };
+    let w = cairn_server::exposure_warnings(&open);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("no token file") && w[0].contains("0.0.0.0:7400"),
+        "{w:?}"
+    );
+    let tokens = ServeConfig {
+        auth: Some(AuthConfig::default()),
+        ..open.clone()
+    };
+    let w = cairn_server::exposure_warnings(&tokens);
+    assert!(w[0].contains("without TLS"), "{w:?}");
+    assert!(cairn_server::exposure_warnings(&ServeConfig::default()).is_empty());
+}
