@@ -2,8 +2,8 @@
 # Installs what the build needs on a fresh Debian machine with only Rust,
 # when it is missing. Sourced by scripts/run.sh and scripts/test.sh.
 #
-# Today cairn-core needs nothing beyond Rust. When the RocksDB storage crate
-# lands, bindgen needs libclang: this script installs it then.
+# The build needs libclang (RocksDB's bindgen); the tests need the tools
+# listed below (with CAIRN_TEST_DEPS=1, as scripts/test.sh sets).
 set -euo pipefail
 
 need_libclang() {
@@ -28,15 +28,27 @@ if need_libclang; then
     $SUDO apt-get install -y --no-install-recommends libclang1-14 libclang-common-14-dev
 fi
 
-# Tests only: Go and golang.org/x/mod, for the interoperability test against
-# Go's sumdb/note and sumdb/tlog. Best effort: without them that one test
-# reports that it was skipped.
-if [ "${CAIRN_TEST_DEPS:-}" = 1 ] && { ! command -v go >/dev/null 2>&1 || [ ! -d /usr/share/gocode/src/golang.org/x/mod ]; }; then
-    if command -v apt-get >/dev/null 2>&1; then
-        echo "==> installing Go and golang.org/x/mod for the interop test" >&2
+# Tests only: Go and golang.org/x/mod (the interoperability test against
+# Go's sumdb/note and sumdb/tlog), PyYAML (the deployment-file checks).
+# A failed install is an error under CI (CI=true: the tests that need them
+# would fail anyway, and say less); elsewhere a warning, and those tests
+# say they did not run.
+if [ "${CAIRN_TEST_DEPS:-}" = 1 ]; then
+    missing=()
+    command -v go >/dev/null 2>&1 || missing+=(golang-go)
+    [ -d /usr/share/gocode/src/golang.org/x/mod ] || missing+=(golang-golang-x-mod-dev)
+    python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "==> installing test tools: ${missing[*]}" >&2
         SUDO=""
         [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-        { $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-go golang-golang-x-mod-dev; } >/dev/null 2>&1 \
-            || echo "warning: could not install Go; the Go interop test will be skipped" >&2
+        if ! { $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >/tmp/cairn-deps.log 2>&1; then
+            cat /tmp/cairn-deps.log >&2
+            if [ -n "${CI:-}" ] && [ "${CI}" != false ]; then
+                echo "error: could not install ${missing[*]} (needed by the tests)" >&2
+                exit 1
+            fi
+            echo "warning: could not install ${missing[*]}; the tests that need them will say they did not run" >&2
+        fi
     fi
 fi

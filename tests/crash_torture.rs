@@ -213,6 +213,7 @@ fn kill_9_at_random_moments() {
     let mut acked: Vec<Acked> = Vec::new();
     let mut seen = Seen::default();
     let mut verifier: Option<LogVerifier> = None;
+    let mut rounds_with_receipts = 0usize;
     let started = Instant::now();
     for round in 0..=kills {
         let common::Started {
@@ -237,6 +238,17 @@ fn kill_9_at_random_moments() {
         });
         let size = rt.block_on(check(&server, v, &acked, &mut seen));
         if round == kills {
+            // The checks above are only as good as what was acknowledged:
+            // a run in which nothing (or almost nothing) was acknowledged
+            // proves nothing, so it fails.
+            assert!(
+                rounds_with_receipts * 2 >= kills,
+                "only {rounds_with_receipts} of {kills} rounds acknowledged anything"
+            );
+            assert!(
+                !acked.is_empty(),
+                "no append was acknowledged in {kills} rounds"
+            );
             eprintln!(
                 "crash torture: {kills} kills in {:?}; final tree {size}, {} acknowledged appends checked, {} checkpoints consistent",
                 started.elapsed(),
@@ -266,6 +278,7 @@ fn kill_9_at_random_moments() {
             seen.add(&cp, &a.checkpoint);
         }
         eprintln!("round {round}: {} receipts before the kill", got.len());
+        rounds_with_receipts += usize::from(!got.is_empty());
         acked.extend(got);
     }
 }

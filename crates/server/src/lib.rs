@@ -27,6 +27,27 @@ pub mod pb {
         include_bytes!(concat!(env!("OUT_DIR"), "/cairn_v1_descriptor.bin"));
 }
 
+/// Helpers for this workspace's tests (not part of the API).
+#[doc(hidden)]
+pub mod testing {
+    /// Whether a test may go on: `present` says whether the tool or
+    /// facility it needs (`what`) is here. Missing under CI (`CI` set, as
+    /// `.ci/run` runs) is a failure, never a pass: the scripts install
+    /// every tool, so a missing one is a broken install. Elsewhere the
+    /// test says loudly that it did not run, and returns `false`.
+    #[allow(clippy::panic)]
+    pub fn require(present: bool, what: &str) -> bool {
+        if present {
+            return true;
+        }
+        if std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false") {
+            panic!("{what} is missing under CI: the test cannot run (scripts/deps.sh installs it)");
+        }
+        eprintln!("NOT RUN: {what} is missing (CI fails here; scripts/deps.sh installs it)");
+        false
+    }
+}
+
 pub use run::{
     ServeConfig, ServeError, Server, TlsFiles, build_masker, exposure_warnings, load_or_create_key,
     read_secret,

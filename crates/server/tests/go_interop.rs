@@ -45,12 +45,10 @@ fn have_go() -> bool {
         && Path::new(GOPATH)
             .join("src/golang.org/x/mod/sumdb/tlog")
             .exists();
-    if !ok {
-        eprintln!(
-            "skipping: Go and golang.org/x/mod sources are not installed (apt-get install golang-go golang-golang-x-mod-dev)"
-        );
-    }
-    ok
+    cairn_server::testing::require(
+        ok,
+        "Go and golang.org/x/mod sources (apt-get install golang-go golang-golang-x-mod-dev)",
+    )
 }
 
 /// `go run PROGRAM ARGS… < stdin` with the Debian GOPATH, in GOPATH mode.

@@ -308,7 +308,7 @@ async fn serve_tiles_shutdown_restart() {
 /// Disk full under a running server: appends fail with `UNAVAILABLE` and a
 /// message that says so, reads keep working, nothing acknowledged is lost,
 /// and appends resume once space is freed. Uses a 64 MiB tmpfs (needs
-/// root, as in CI; skipped with a message otherwise).
+/// root, as in CI, where a failed mount fails the test).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_full_then_space_freed() {
     let tmp = tempfile::tempdir().unwrap();
@@ -319,8 +319,7 @@ async fn disk_full_then_space_freed() {
         .arg(&mnt)
         .status()
         .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("skipping disk_full_then_space_freed: needs root to mount a tmpfs");
+    if !cairn_server::testing::require(mounted, "a 64 MiB tmpfs mount (needs root)") {
         return;
     }
     struct Unmount(std::path::PathBuf);
