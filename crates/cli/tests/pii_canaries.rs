@@ -1,8 +1,10 @@
 //! PII canaries: unique, unmistakable PII values are sent to a real
-//! `cairn serve` process (logging at trace level, JSON), in good events and
-//! in events that fail (malformed JSON around the value, an oversized
-//! entry, an unknown policy). None of them may appear, raw, anywhere the
-//! server writes or answers:
+//! `cairn serve` process (logging at trace level, JSON), in good events
+//! (as values, as JSON keys, as idempotency keys of a valid length, in
+//! gRPC metadata headers) and in requests that fail (malformed JSON around
+//! the value, an oversized entry, an unknown policy name, a reused
+//! idempotency key, HTTP paths and headers). None of them may appear, raw,
+//! anywhere the server writes or answers:
 //!
 //! - any file under the data folder (the RocksDB write-ahead log holds
 //!   every record uncompressed, so a leaked value would show there);
@@ -91,6 +93,37 @@ fn no_canary_reaches_disk_logs_metrics_or_errors() {
                 .into_inner();
             answers.push(String::from_utf8_lossy(&ok.leaf).into_owned());
             answers.push(ok.tlog_proof.clone());
+            // The value as a JSON key, its idempotency key, and a metadata
+            // header; then the same key again (a duplicate) and with
+            // another event (ALREADY_EXISTS).
+            let keyed = |event: String| {
+                let mut r = tonic::Request::new(pb::AppendRequest {
+                    event: event.into_bytes(),
+                    idempotency_key: v.as_bytes().to_vec(),
+                    ..Default::default()
+                });
+                r.metadata_mut().insert("x-canary", v.parse().unwrap());
+                r
+            };
+            let first = c
+                .append(keyed(format!(r#"{{"{v}":{{"role":"admin"}}}}"#)))
+                .await
+                .unwrap()
+                .into_inner();
+            answers.push(String::from_utf8_lossy(&first.leaf).into_owned());
+            let again = c
+                .append(keyed(format!(r#"{{"{v}":{{"role":"admin"}}}}"#)))
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(again.duplicate);
+            answers.push(String::from_utf8_lossy(&again.leaf).into_owned());
+            let e = c
+                .append(keyed(format!(r#"{{"other":"{v}"}}"#)))
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), tonic::Code::AlreadyExists);
+            answers.push(e.message().to_owned());
             // Text events.
             let ok = c
                 .append(pb::AppendRequest {
@@ -155,6 +188,18 @@ fn no_canary_reaches_disk_logs_metrics_or_errors() {
         assert_eq!(code, 200, "{path}");
         answers.push(body);
     }
+    // HTTP error paths: a canary in the path (answered 400 or 404).
+    for v in CANARIES.iter().filter(|v| !v.contains(' ')) {
+        for path in [
+            format!("/tile/{v}"),
+            format!("/tile/0/{v}"),
+            format!("/{v}"),
+        ] {
+            let (code, _, body) = http(http_addr, "GET", &path, "").unwrap();
+            assert!((400..500).contains(&code), "{path}: {code}");
+            answers.push(body);
+        }
+    }
     // Stop the server (SIGKILL is enough: everything acknowledged is durable).
     drop(serving);
     let logs = log.join().unwrap();
@@ -177,7 +222,7 @@ fn no_canary_reaches_disk_logs_metrics_or_errors() {
     }
     scan_dir(&data, &mut found);
     assert!(found.is_empty(), "raw PII leaked:\n{}", found.join("\n"));
-    // The events did land (masked): 2 per canary.
+    // The events did land (masked): 3 per canary.
     assert!(
         answers.iter().any(|a| a.contains("[REDACTED:email]")),
         "masked leaves expected"

@@ -10,68 +10,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_core::note::NoteSigner;
-use cairn_masking::{Masker, Policy, TokenKeys};
-use cairn_server::auth::{AuthConfig, Authorizer, token_hash_hex};
+use cairn_server::auth::{AuthConfig, token_hash_hex};
 use cairn_server::pb::log_client::LogClient;
-use cairn_server::service::ServiceOptions;
-use cairn_server::{LogService, Sequencer, SequencerConfig, ServeConfig, Server, pb};
-use cairn_storage::{
-    Compression, Fault, FaultPoint, FaultyStore, LogStore, RocksStore, StoreOptions,
-};
+use cairn_server::{ServeConfig, Server, pb};
+use cairn_storage::{Fault, FaultPoint, FaultyStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 
-const ORIGIN: &str = "hostile.cairn.test/log";
+mod common;
 
-fn signer() -> NoteSigner {
-    NoteSigner::from_seed(ORIGIN, &[21; 32]).unwrap()
-}
-
-fn rocks(dir: &std::path::Path) -> RocksStore {
-    let mut o = StoreOptions::new(dir.join("data"));
-    o.block_cache_bytes = 8 << 20;
-    // Uncompressed, so a leak of raw bytes onto disk would be visible.
-    o.compression = Compression::None;
-    RocksStore::open(o).unwrap()
-}
-
-/// The log service (and the HTTP router, for health) over `store`, with
-/// `auth`; returns the gRPC and HTTP addresses.
-async fn serve(store: Arc<dyn LogStore>, auth: Option<AuthConfig>) -> (SocketAddr, SocketAddr) {
-    let (seq, _task) = Sequencer::start(
-        store.clone(),
-        signer(),
-        ORIGIN.into(),
-        SequencerConfig::default(),
-    )
-    .unwrap();
-    let masker = Arc::new(
-        Masker::new(Policy::default_policy().unwrap(), &TokenKeys::new(), ORIGIN).unwrap(),
-    );
-    let auth = auth.map(|a| Arc::new(Authorizer::new(a)));
-    let svc = LogService::with_options(
-        seq.clone(),
-        store.clone(),
-        masker,
-        ServiceOptions {
-            auth: auth.clone(),
-            ..ServiceOptions::default()
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let grpc = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(svc.into_server())
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    let router = cairn_server::http::router(store, seq, None, auth);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let http = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    (grpc, http)
-}
+use common::{rocks, serve};
 
 fn with_token<T>(msg: T, token: &str) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);

@@ -1,0 +1,65 @@
+//! Shared by the server's test binaries: a log service over a given store
+//! on 127.0.0.1:0 (gRPC, and the HTTP router for health and metrics).
+
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use cairn_core::note::NoteSigner;
+use cairn_masking::{Masker, Policy, TokenKeys};
+use cairn_server::auth::{AuthConfig, Authorizer};
+use cairn_server::service::ServiceOptions;
+use cairn_server::{LogService, Sequencer, SequencerConfig};
+use cairn_storage::{Compression, LogStore, RocksStore, StoreOptions};
+
+const ORIGIN: &str = "hostile.cairn.test/log";
+
+pub fn signer() -> NoteSigner {
+    NoteSigner::from_seed(ORIGIN, &[21; 32]).unwrap()
+}
+
+pub fn rocks(dir: &std::path::Path) -> RocksStore {
+    let mut o = StoreOptions::new(dir.join("data"));
+    o.block_cache_bytes = 8 << 20;
+    // Uncompressed, so a leak of raw bytes onto disk would be visible.
+    o.compression = Compression::None;
+    RocksStore::open(o).unwrap()
+}
+
+/// The log service (and the HTTP router, for health) over `store`, with
+/// `auth`; returns the gRPC and HTTP addresses.
+pub async fn serve(store: Arc<dyn LogStore>, auth: Option<AuthConfig>) -> (SocketAddr, SocketAddr) {
+    let (seq, _task) = Sequencer::start(
+        store.clone(),
+        signer(),
+        ORIGIN.into(),
+        SequencerConfig::default(),
+    )
+    .unwrap();
+    let masker = Arc::new(
+        Masker::new(Policy::default_policy().unwrap(), &TokenKeys::new(), ORIGIN).unwrap(),
+    );
+    let auth = auth.map(|a| Arc::new(Authorizer::new(a)));
+    let svc = LogService::with_options(
+        seq.clone(),
+        store.clone(),
+        masker,
+        ServiceOptions {
+            auth: auth.clone(),
+            ..ServiceOptions::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(svc.into_server())
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let router = cairn_server::http::router(store, seq, None, auth);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (grpc, http)
+}
