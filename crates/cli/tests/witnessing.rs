@@ -338,9 +338,26 @@ async fn cosigned_growth_then_a_fork_is_caught() {
         2,
     )
     .await;
+    // A silent peer (it accepts connections and never answers), listed
+    // first at W1: it must not stall W1's gossip with the others.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = silent.accept().await {
+            held.push(sock);
+        }
+    });
     let mut witness_runs = Vec::new();
     for (i, mut s) in servers.into_iter().enumerate() {
         s.set_log_url(ORIGIN, &format!("http://{l1}"));
+        if i == 0 {
+            s.add_peer(Peer {
+                name: "silent".into(),
+                vkey: wits[1].vkey.clone(),
+                url: silent_url.clone(),
+            });
+        }
         for (j, w) in wits.iter().enumerate() {
             if i != j {
                 s.add_peer(Peer {

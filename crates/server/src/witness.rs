@@ -5,7 +5,8 @@
 //! is the transport: HTTP and gRPC handlers, the gossip loop, and the
 //! consistency-proof fetches from logs that gossip needs.
 //!
-//! Gossip round (every `gossip_interval`): for each configured peer, send
+//! Gossip (every `gossip_interval`, one loop per peer, each exchange
+//! bounded by the outbound timeouts): for each configured peer, send
 //! our latest cosigned checkpoints (`Gossip`) and take theirs back. Both
 //! sides check what they receive (see [`cairn_client::gossip`]). Evidence
 //! is persisted (`evidence.jsonl` in the data folder) before anything else
@@ -181,39 +182,30 @@ impl Shared {
             .collect()
     }
 
-    /// One gossip round with every peer, all at once: each exchange is
-    /// bounded by [`REQUEST_TIMEOUT`](crate::outbound::REQUEST_TIMEOUT)
-    /// (and its connection by the connect timeout), so one silent peer
-    /// never stalls the round or the others.
-    async fn gossip_round(&self) {
-        let notes = self.our_notes();
-        let vkey = self.witness.verifier().to_string();
-        let exchanges = self.peers.iter().map(|peer| {
-            let req = pb::GossipRequest {
-                checkpoints: notes.clone(),
-                witness_vkey: vkey.clone(),
-            };
-            async move {
-                let resp = tokio::time::timeout(crate::outbound::REQUEST_TIMEOUT, async {
-                    let mut c =
-                        pb::witness_client::WitnessClient::new(self.out.channel(&peer.url).await?);
-                    c.gossip(req).await.map_err(|e| e.message().to_owned())
-                })
-                .await
-                .unwrap_or_else(|_| {
-                    Err(format!(
-                        "no answer within {:?}",
-                        crate::outbound::REQUEST_TIMEOUT
-                    ))
-                });
-                (peer, resp)
-            }
+    /// One gossip exchange with `peer`, bounded by
+    /// [`REQUEST_TIMEOUT`](crate::outbound::REQUEST_TIMEOUT) (and its
+    /// connection by the connect timeout). Each peer has its own loop (see
+    /// [`WitnessServer::run`]), so a silent peer only delays its own
+    /// exchanges, never the others'.
+    async fn gossip_with(&self, peer: &Peer) {
+        let req = pb::GossipRequest {
+            checkpoints: self.our_notes(),
+            witness_vkey: self.witness.verifier().to_string(),
+        };
+        let resp = tokio::time::timeout(crate::outbound::REQUEST_TIMEOUT, async {
+            let mut c = pb::witness_client::WitnessClient::new(self.out.channel(&peer.url).await?);
+            c.gossip(req).await.map_err(|e| e.message().to_owned())
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "no answer within {:?}",
+                crate::outbound::REQUEST_TIMEOUT
+            ))
         });
-        for (peer, resp) in futures_util::future::join_all(exchanges).await {
-            match resp {
-                Ok(r) => self.absorb(peer, &r.into_inner().checkpoints).await,
-                Err(e) => tracing::warn!(peer = %peer.name, "gossip failed: {e}"),
-            }
+        match resp {
+            Ok(r) => self.absorb(peer, &r.into_inner().checkpoints).await,
+            Err(e) => tracing::warn!(peer = %peer.name, "gossip failed: {e}"),
         }
     }
 }
@@ -564,25 +556,33 @@ impl WitnessServer {
             );
         let grpc =
             crate::run::serve_grpc(router, self.grpc, grpc_tls, &limits, wait(stop_rx.clone()));
+        // One gossip loop per peer: a silent or slow peer holds up only its
+        // own exchanges.
         let interval = self.gossip_interval;
-        let mut gossip_stop = stop_rx.clone();
-        let gossip = tokio::spawn(async move {
-            if shared.peers.is_empty() {
-                return;
-            }
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(interval) => shared.gossip_round().await,
-                    () = async { let _ = gossip_stop.wait_for(|v| *v).await; } => return,
-                }
-            }
-        });
+        let gossip: Vec<_> = (0..shared.peers.len())
+            .map(|i| {
+                let (shared, mut stop) = (shared.clone(), stop_rx.clone());
+                tokio::spawn(async move {
+                    let Some(peer) = shared.peers.get(i) else {
+                        return;
+                    };
+                    loop {
+                        tokio::select! {
+                            _ = tokio::time::sleep(interval) => shared.gossip_with(peer).await,
+                            () = async { let _ = stop.wait_for(|v| *v).await; } => return,
+                        }
+                    }
+                })
+            })
+            .collect();
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
         let (g, ()) = tokio::join!(grpc, http);
-        let _ = gossip.await;
+        for t in gossip {
+            let _ = t.await;
+        }
         g?;
         Ok(())
     }
