@@ -185,14 +185,15 @@ fn kill_9_never_loses_a_returned_cosignature() {
         );
         assert!(latest <= log.size().0);
         if latest > 0 {
-            // And it refuses another root for the size it holds.
+            // And it refuses another root for the size it holds (422 since
+            // C2SP/C2SP#280, c2sp.org/tlog-witness).
             let mut fork = MemoryLog::new(NoteSigner::from_seed(ORIGIN, &[1; 32]).unwrap());
             let forked = grow(&mut fork, latest, "fork");
             assert_eq!(
                 post_add_checkpoint(addr, &request(latest, &[], &forked))
                     .unwrap()
                     .0,
-                409
+                422
             );
         }
         // Stream growth at it from another thread; kill -9 at a random moment.

@@ -162,6 +162,21 @@ impl WitnessError {
     }
 }
 
+/// `note` with only the log's own signature lines: what the log signed,
+/// and nothing a submitter added.
+fn log_signed(log: &LogVerifier, note: &Note) -> Result<String, WitnessError> {
+    let log_key = log.log_key();
+    let mut out =
+        Note::new(note.text().to_owned()).map_err(|e| WitnessError::Malformed(e.to_string()))?;
+    for s in note.signatures() {
+        if s.name == log_key.name() && s.key_id == log_key.key_id() {
+            out.push_signature(s.clone())
+                .map_err(|e| WitnessError::Malformed(e.to_string()))?;
+        }
+    }
+    Ok(out.to_string())
+}
+
 /// The latest checkpoint cosigned for one log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -189,8 +204,9 @@ struct StateFile {
 const STATE_VERSION: u32 = 1;
 
 /// Told of every piece of evidence recorded (or that failed to record):
-/// `Ok(true)` new, `Ok(false)` already on file, `Err` not saved.
-pub type EvidenceReporter = Box<dyn Fn(&Evidence, &std::io::Result<bool>) + Send + Sync>;
+/// what the evidence file did with it, or `Err` when it could not be saved.
+pub type EvidenceReporter =
+    Box<dyn Fn(&Evidence, &std::io::Result<crate::evidence::Recorded>) + Send + Sync>;
 
 /// A witness: its key, the logs it serves, and its persisted state.
 pub struct Witness {
@@ -372,34 +388,39 @@ impl Witness {
                         ));
                     }
                     Ok(()) => {}
+                    // C2SP tlog-witness (c2sp.org/tlog-witness, "If the old
+                    // size matches the checkpoint size, the witness MUST
+                    // check that the root hashes are also identical. If they
+                    // don't match, the witness MUST respond with a "422
+                    // Unprocessable Entity""): two checkpoints the log signed
+                    // for one size with different roots. That is evidence:
+                    // both carry the log's signature (and only the log's
+                    // signature lines are kept, so padding a submission with
+                    // other lines does not make it new).
                     Err(VerifyError::SplitView { .. }) => {
                         self.note_evidence(Evidence {
                             kind: EvidenceKind::SplitView,
                             origin: cp.origin.clone(),
                             observed_at: now,
                             source: "add-checkpoint".into(),
-                            checkpoints: vec![prev.note.clone(), req.note.clone()],
+                            checkpoints: vec![prev.note.clone(), log_signed(log, &note)?],
                             proof: vec![],
                             detail: format!(
                                 "two signed checkpoints for size {} with different roots",
                                 cp.size
                             ),
                         });
-                        return Err(WitnessError::Conflict { latest });
+                        return Err(WitnessError::BadProof(format!(
+                            "a different checkpoint of size {} was already cosigned",
+                            cp.size
+                        )));
                     }
+                    // A proof that fails is the submitter's, not the log's
+                    // (the log signs checkpoints, never proofs): anyone can
+                    // send a real checkpoint with a garbage proof. Refused,
+                    // and not recorded as evidence (the spec's "MAY log" is
+                    // left to debug logging, so it cannot flood anything).
                     Err(e) => {
-                        self.note_evidence(Evidence {
-                            kind: EvidenceKind::BadProof,
-                            origin: cp.origin.clone(),
-                            observed_at: now,
-                            source: "add-checkpoint".into(),
-                            checkpoints: vec![prev.note.clone(), req.note.clone()],
-                            proof: req.proof.iter().map(Hash::to_base64).collect(),
-                            detail: format!(
-                                "consistency proof {} -> {} submitted with the checkpoint fails: {e}",
-                                prev_cp.size, cp.size
-                            ),
-                        });
                         return Err(WitnessError::BadProof(e.to_string()));
                     }
                 }
@@ -408,16 +429,8 @@ impl Witness {
         // Cosign, then commit the new record, then answer.
         let sig = self.cosigner.cosign(note.text(), now);
         // The stored note keeps only the log's own signature lines plus ours.
-        let log_key = log.log_key();
-        let mut cosigned = Note::new(note.text().to_owned())
+        let mut cosigned = Note::parse(log_signed(log, &note)?.as_bytes())
             .map_err(|e| WitnessError::Malformed(e.to_string()))?;
-        for s in note.signatures() {
-            if s.name == log_key.name() && s.key_id == log_key.key_id() {
-                cosigned
-                    .push_signature(s.clone())
-                    .map_err(|e| WitnessError::Malformed(e.to_string()))?;
-            }
-        }
         cosigned
             .push_signature(sig.clone())
             .map_err(|e| WitnessError::Malformed(e.to_string()))?;

@@ -155,21 +155,31 @@ fn every_status_code() {
         WitnessError::Conflict { latest } => assert_eq!(latest, 10),
         e => panic!("{e}"),
     }
-    // 422: a bad proof (and weak evidence).
+    // 422: a bad proof. Not evidence: the log never signed the proof, and
+    // anyone can send a real checkpoint with a garbage one.
     let mut p = log.proof(10, 20);
     p[0].0[0] ^= 1;
     assert_eq!(add(10, p, &cp20).unwrap_err().http_status(), 422);
+    assert!(w.evidence().list().unwrap().is_empty());
     // 200 with the right proof.
     add(10, log.proof(10, 20), &cp20).unwrap();
-    // 409: same size, another root: split-view evidence.
+    // 422 (c2sp.org/tlog-witness, since C2SP/C2SP#280): same size, another
+    // root. Split-view evidence: both checkpoints carry the log's signature.
     let mut fork = Log::new("example.com/log", 1);
     let fork20 = fork.grow(20, "b");
-    assert_eq!(add(20, vec![], &fork20).unwrap_err().http_status(), 409);
+    assert_eq!(add(20, vec![], &fork20).unwrap_err().http_status(), 422);
+    // The same conflict padded with ignorable signature lines is the same
+    // evidence: one record, holding only the log's signature lines.
+    for i in 0..20 {
+        let padded = format!(
+            "{fork20}— junk{i}.example AAAAAQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
+        );
+        assert_eq!(add(20, vec![], &padded).unwrap_err().http_status(), 422);
+    }
     let ev = w.evidence().list().unwrap();
-    assert_eq!(ev.len(), 2);
-    assert_eq!(ev[0].kind, EvidenceKind::BadProof);
-    assert_eq!(ev[1].kind, EvidenceKind::SplitView);
-    assert_eq!(ev[1].checkpoints[1], fork20);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0].kind, EvidenceKind::SplitView);
+    assert_eq!(ev[0].checkpoints[1], fork20);
     // The state survives a restart; a second process is locked out meanwhile.
     assert!(Witness::open(dir.path(), cosigner.clone(), vec![]).is_err());
     drop(w);

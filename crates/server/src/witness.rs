@@ -24,6 +24,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use cairn_client::evidence::Recorded;
 use cairn_client::gossip::{Relation, check_proof, relate, verify_peer_checkpoint};
 use cairn_client::witness::{AddCheckpoint, MAX_BODY, SIZE_CONTENT_TYPE, Witness, WitnessError};
 use cairn_core::Hash;
@@ -116,8 +117,12 @@ impl Shared {
         Ok(sigs?.iter().map(|s| s.line()).collect())
     }
 
-    /// Checks a peer's checkpoints against ours (see the module docs).
+    /// Checks a peer's checkpoints against ours (see the module docs): at
+    /// most one per witnessed log (a peer has one latest checkpoint per
+    /// log; repeats and extras are ignored), so the work a peer's answer
+    /// can cause is bounded by the number of logs.
     async fn absorb(&self, peer: &Peer, notes: &[String]) {
+        let mut done = std::collections::HashSet::new();
         for note in notes {
             let Ok(n) = cairn_core::Note::parse(note.as_bytes()) else {
                 continue;
@@ -128,6 +133,9 @@ impl Shared {
             let Some(log) = self.witness.log(&cp.origin) else {
                 continue;
             };
+            if !done.insert(cp.origin.clone()) {
+                continue;
+            }
             let verified = match verify_peer_checkpoint(log, &peer.vkey, note.as_bytes()) {
                 Ok(v) => v,
                 Err(e) => {
@@ -312,15 +320,13 @@ impl pb::witness_server::Witness for WitnessService {
                 "at most 1024 checkpoints per gossip",
             ));
         }
-        // Only configured peers' checkpoints are checked; anyone may read ours.
-        if let Some(peer) = self
-            .shared
-            .peers
-            .iter()
-            .find(|p| p.vkey.to_string() == r.witness_vkey)
-        {
-            self.shared.absorb(peer, &r.checkpoints).await;
-        }
+        // What a caller sends is not checked here: its claimed
+        // `witness_vkey` proves nothing about who is calling, and checking
+        // replayed notes would let anyone make us fetch proofs from logs.
+        // Each witness checks only what it fetches itself, from the peer
+        // URLs it is configured with (verified by TLS for https), in its
+        // own gossip loops. Anyone may read our notes.
+        let _ = r;
         Ok(GrpcResponse::new(pb::GossipResponse {
             checkpoints: self.shared.our_notes(),
             witness_vkey: self.shared.witness.verifier().to_string(),
@@ -446,14 +452,20 @@ impl WitnessServer {
         // failure to save it too: never silently dropped.
         let path = witness.evidence().path().display().to_string();
         witness.set_reporter(Box::new(move |e, saved| match saved {
-            Ok(true) => tracing::error!(
+            Ok(Recorded::Stored) => tracing::error!(
                 origin = %e.origin,
                 kind = ?e.kind,
                 source = %e.source,
                 "LOG MISBEHAVIOUR: {}; evidence saved to {path}",
                 e.detail
             ),
-            Ok(false) => {}
+            Ok(Recorded::Duplicate) => {}
+            Ok(Recorded::RateLimited) => tracing::warn!(
+                origin = %e.origin,
+                kind = ?e.kind,
+                "more evidence for this log than the evidence file takes in an hour; not stored: {}",
+                e.detail
+            ),
             Err(err) => tracing::error!(
                 origin = %e.origin,
                 "LOG MISBEHAVIOUR: {}; the evidence could NOT be saved: {err}",
