@@ -46,6 +46,11 @@ pub(crate) struct ServeArgs {
     /// Longest a batch stays open, in milliseconds. [default: 2]
     #[arg(long, env = "CAIRN_MAX_BATCH_AGE_MS")]
     max_batch_age_ms: Option<u64>,
+    /// Appends waiting to be written, in MiB of masked entries; beyond
+    /// it unary appends get RESOURCE_EXHAUSTED and streams wait.
+    /// [default: 128]
+    #[arg(long, env = "CAIRN_QUEUE_MB")]
+    queue_mb: Option<usize>,
     /// Proof tile cache in MiB (~16 KiB per expanded tile; random proofs
     /// over n entries touch n/256 level-0 tiles). [default: 128]
     #[arg(long, env = "CAIRN_TILE_CACHE_MB")]
@@ -184,6 +189,7 @@ struct FileConfig {
     key_file: Option<PathBuf>,
     max_batch: Option<usize>,
     max_batch_age_ms: Option<u64>,
+    queue_mb: Option<usize>,
     tile_cache_mb: Option<usize>,
     token_file: Option<PathBuf>,
     private_reads: Option<bool>,
@@ -329,6 +335,11 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
                 .max_batch_age_ms
                 .or(file.max_batch_age_ms)
                 .map_or(d.sequencer.max_age, Duration::from_millis),
+            queue_bytes: match args.queue_mb.or(file.queue_mb) {
+                None => d.sequencer.queue_bytes,
+                Some(0) => bail!("queue_mb must be at least 1"),
+                Some(mb) => mb.saturating_mul(1 << 20),
+            },
             ..d.sequencer
         },
     };

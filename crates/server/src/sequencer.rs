@@ -30,7 +30,8 @@
 //! Defaults: batches of up to 4,096 entries or 2 ms, whichever comes first
 //! (a lone append waits at most 2 ms plus one synced write, ~0.3 ms here;
 //! under load, batches fill long before 2 ms and the fsync is shared by
-//! thousands of entries). Queue: 65,536 appends.
+//! thousands of entries). Queue: 65,536 appends and 128 MiB of leaves
+//! (whichever fills first), counted until each batch is written.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,6 +47,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// A batch slower than this end to end is logged at warn level.
 const SLOW_BATCH: Duration = Duration::from_millis(20);
 
+/// The default [`SequencerConfig::queue_bytes`]: 128 MiB of leaves (with
+/// the receipt side's copy, about twice that at most).
+pub const DEFAULT_QUEUE_BYTES: usize = 128 << 20;
+
 /// Batching and queue limits.
 #[derive(Clone, Debug)]
 pub struct SequencerConfig {
@@ -55,6 +60,10 @@ pub struct SequencerConfig {
     pub max_age: Duration,
     /// Appends that may wait in the queue before `Busy`.
     pub queue: usize,
+    /// Bytes of leaves that may wait in the queue, or be in the batch
+    /// being written, before `Busy` (unary appends) or a wait (streams):
+    /// what bounds the queue's memory, whatever the entries' sizes.
+    pub queue_bytes: usize,
 }
 
 impl Default for SequencerConfig {
@@ -63,6 +72,7 @@ impl Default for SequencerConfig {
             max_batch: 4096,
             max_age: Duration::from_millis(2),
             queue: 65_536,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
         }
     }
 }
@@ -212,6 +222,9 @@ pub fn is_fatal(e: &StoreError) -> bool {
 struct Job {
     req: AppendRequest,
     reply: oneshot::Sender<Result<Appended, AppendError>>,
+    /// The job's share of the queue's byte budget, returned when the job
+    /// is dropped (its batch written, or refused).
+    _bytes: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// Handle to the running sequencer. Dropping every handle lets the task
@@ -222,6 +235,10 @@ pub struct Sequencer {
     head: watch::Receiver<Arc<SignedHead>>,
     halted: watch::Receiver<Option<Arc<str>>>,
     idempotency: IdempotencyHasher,
+    /// Bytes of leaves queued or being written ([`SequencerConfig::queue_bytes`]).
+    bytes: Arc<tokio::sync::Semaphore>,
+    /// The semaphore's size.
+    budget: usize,
 }
 
 fn sign(signer: &NoteSigner, origin: &str, tree: &TreeState) -> Result<SignedHead, StoreError> {
@@ -261,6 +278,10 @@ impl Sequencer {
         let (head_tx, head_rx) = watch::channel(Arc::new(head));
         let (halt_tx, halted) = watch::channel(None);
         let idempotency = IdempotencyHasher::new(&signer);
+        let budget = config
+            .queue_bytes
+            .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        let bytes = Arc::new(tokio::sync::Semaphore::new(budget));
         let task = tokio::spawn(run(
             store,
             signer,
@@ -270,12 +291,15 @@ impl Sequencer {
             rx,
             (head_tx, halt_tx),
         ));
+
         Ok((
             Sequencer {
                 tx,
                 head: head_rx,
                 halted,
                 idempotency,
+                bytes,
+                budget,
             },
             task,
         ))
@@ -299,31 +323,61 @@ impl Sequencer {
         }
     }
 
-    /// Queues an append; `Busy` at once if the queue is full. The receiver
-    /// resolves when the entry is durable and checkpointed.
+    /// A leaf's share of the byte budget: its length, at least 1, and at
+    /// most the whole budget (so one large leaf can always go alone).
+    fn cost(&self, req: &AppendRequest) -> u32 {
+        let budget = u32::try_from(self.budget).unwrap_or(u32::MAX);
+        u32::try_from(req.leaf.len().max(1))
+            .unwrap_or(u32::MAX)
+            .min(budget)
+    }
+
+    /// Queues an append; `Busy` at once if the queue is full (in entries
+    /// or in bytes). The receiver resolves when the entry is durable and
+    /// checkpointed.
     pub fn try_append(
         &self,
         req: AppendRequest,
     ) -> Result<oneshot::Receiver<Result<Appended, AppendError>>, AppendError> {
         self.check_halted()?;
+        let bytes = self
+            .bytes
+            .clone()
+            .try_acquire_many_owned(self.cost(&req))
+            .map_err(|_| AppendError::Busy)?;
         let (reply, rx) = oneshot::channel();
-        match self.tx.try_send(Job { req, reply }) {
+        match self.tx.try_send(Job {
+            req,
+            reply,
+            _bytes: bytes,
+        }) {
             Ok(()) => Ok(rx),
             Err(mpsc::error::TrySendError::Full(_)) => Err(AppendError::Busy),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(AppendError::ShuttingDown),
         }
     }
 
-    /// Queues an append, waiting for room in the queue (backpressure for
-    /// streams: the caller stops reading its input until there is room).
+    /// Queues an append, waiting for room in the queue, in entries and in
+    /// bytes (backpressure for streams: the caller stops reading its input
+    /// until there is room).
     pub async fn queue_wait(
         &self,
         req: AppendRequest,
     ) -> Result<oneshot::Receiver<Result<Appended, AppendError>>, AppendError> {
         self.check_halted()?;
+        let bytes = self
+            .bytes
+            .clone()
+            .acquire_many_owned(self.cost(&req))
+            .await
+            .map_err(|_| AppendError::ShuttingDown)?;
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job { req, reply })
+            .send(Job {
+                req,
+                reply,
+                _bytes: bytes,
+            })
             .await
             .map_err(|_| AppendError::ShuttingDown)?;
         Ok(rx)

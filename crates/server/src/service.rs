@@ -35,6 +35,15 @@ pub const MAX_IDEMPOTENCY_KEY: usize = 128;
 /// with `OUT_OF_RANGE`, before any of it is masked. Four times the entry
 /// limit, since masking can shrink an event (dropped fields).
 pub const MAX_REQUEST_BYTES: usize = 4 * cairn_core::tile::MAX_ENTRY_LEN;
+/// Bytes one `AppendStream` may hold in flight (events being masked and
+/// appended, receipts not yet handed to the transport): 8 MiB. What a
+/// client that stops reading its receipts can cost the server.
+pub const STREAM_INFLIGHT_BYTES: usize = 8 << 20;
+/// Receipts handed to the transport but not yet sent, per stream.
+const RECEIPTS_BUFFERED: usize = 32;
+/// A receipt's size beyond its leaf: checkpoint, inclusion proof twice
+/// (hashes and tlog-proof text), openings. An estimate for the budget.
+const RECEIPT_OVERHEAD: usize = 4096;
 /// Entries sent per store read in `GetEntries`.
 const ENTRIES_CHUNK: usize = 256;
 
@@ -469,14 +478,26 @@ impl pb::log_server::Log for LogService {
             None => None,
         };
         let mut inbound = request.into_inner();
-        let (out_tx, out_rx) = mpsc::channel::<Result<pb::Receipt, Status>>(256);
+        // Memory per stream is bounded in bytes, not entries: each append
+        // holds its share of STREAM_INFLIGHT_BYTES (its event, its masked
+        // leaf and its receipt) from masking until its receipt is handed
+        // to the transport. A client that stops reading its receipts
+        // fills the budget; the reader then stops reading requests, and
+        // HTTP/2 flow control stops the client. The server's memory for
+        // the stream stays at the budget plus RECEIPTS_BUFFERED receipts.
+        let (out_tx, out_rx) = mpsc::channel::<Result<pb::Receipt, Status>>(RECEIPTS_BUFFERED);
+        let budget = Arc::new(tokio::sync::Semaphore::new(STREAM_INFLIGHT_BYTES));
         // In-flight appends, in request order: reading and waiting overlap,
         // so one stream fills whole batches.
         // Each receipt is built by its own task as soon as its append is
         // queued (proofs for many receipts run in parallel); the writer
         // awaits them in request order.
         type Building = tokio::task::JoinHandle<Result<pb::Receipt, ServerError>>;
-        let (p_tx, mut p_rx) = mpsc::channel::<Result<Building, ServerError>>(4096);
+        type InFlight = (
+            Result<Building, ServerError>,
+            Option<tokio::sync::OwnedSemaphorePermit>,
+        );
+        let (p_tx, mut p_rx) = mpsc::channel::<InFlight>(4096);
         let inner = self.inner.clone();
         tokio::spawn(async move {
             // The stream's slot is held until the stream ends.
@@ -487,42 +508,62 @@ impl pb::log_server::Log for LogService {
                     Some(Ok(r)) => r,
                     Some(Err(status)) => {
                         let _ = p_tx
-                            .send(Err(ServerError::InvalidArgument(
-                                status.message().to_owned(),
-                            )))
+                            .send((
+                                Err(ServerError::InvalidArgument(status.message().to_owned())),
+                                None,
+                            ))
                             .await;
                         break;
                     }
                 };
                 if let Err(e) = inner.take(id.as_ref()) {
-                    let _ = p_tx.send(Err(e)).await;
+                    let _ = p_tx.send((Err(e), None)).await;
                     break;
                 }
                 let pending = match inner.mask(&req) {
                     Ok(m) => {
+                        // Event, leaf (twice: the sequencer's copy and the
+                        // receipt's), proof and checkpoint: a generous
+                        // estimate, capped at the budget so that one large
+                        // event can always go alone.
+                        let cost = (req.event.len() + 2 * m.leaf.len() + RECEIPT_OVERHEAD)
+                            .min(STREAM_INFLIGHT_BYTES);
+                        let permit = match budget
+                            .clone()
+                            .acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
+                            .await
+                        {
+                            Ok(p) => p,
+                            Err(_) => break,
+                        };
                         let r = inner.request(&m, &req, id.as_ref());
+                        let wait = req.wait_cosigned;
+                        // The event is masked: only the leaf goes on.
+                        drop(req);
                         let hash = r.leaf_hash;
                         match inner.seq.queue_wait(r).await {
                             Ok(rx) => {
                                 let me = inner.clone();
-                                let wait = req.wait_cosigned;
-                                Ok(tokio::spawn(
-                                    async move { me.finish((m, hash, rx), wait).await },
-                                ))
+                                (
+                                    Ok(tokio::spawn(async move {
+                                        me.finish((m, hash, rx), wait).await
+                                    })),
+                                    Some(permit),
+                                )
                             }
-                            Err(e) => Err(ServerError::from(e)),
+                            Err(e) => (Err(ServerError::from(e)), None),
                         }
                     }
-                    Err(e) => Err(e),
+                    Err(e) => (Err(e), None),
                 };
-                let stop = pending.is_err();
+                let stop = pending.0.is_err();
                 if p_tx.send(pending).await.is_err() || stop {
                     break;
                 }
             }
         });
         tokio::spawn(async move {
-            while let Some(p) = p_rx.recv().await {
+            while let Some((p, permit)) = p_rx.recv().await {
                 let r = match p {
                     Ok(building) => building.await.unwrap_or_else(|e| {
                         Err(ServerError::Unavailable(format!(
@@ -532,7 +573,10 @@ impl pb::log_server::Log for LogService {
                     Err(e) => Err(e),
                 };
                 let stop = r.is_err();
-                if out_tx.send(r.map_err(Status::from)).await.is_err() || stop {
+                let sent = out_tx.send(r.map_err(Status::from)).await;
+                // The receipt is the transport's now: its share returns.
+                drop(permit);
+                if sent.is_err() || stop {
                     break;
                 }
             }

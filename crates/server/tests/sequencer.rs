@@ -235,6 +235,42 @@ async fn full_queue_answers_busy() {
     }
 }
 
+/// Issue 15, item 5: the queue is bounded in bytes as well as entries: with
+/// room for 1,000 entries but only ~3 leaves' worth of bytes, a burst is
+/// answered Busy, and everything accepted completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_is_bounded_in_bytes() {
+    let store = Arc::new(TestStore::slow(Duration::from_millis(100)));
+    let leaf_len = req(0, None).leaf.len();
+    let cfg = SequencerConfig {
+        queue: 1000,
+        queue_bytes: 3 * leaf_len + 1,
+        max_batch: 1,
+        ..SequencerConfig::default()
+    };
+    let seq = start(store, cfg);
+    let mut pending = Vec::new();
+    let mut busy = 0;
+    for i in 0..50 {
+        match seq.try_append(req(i, None)) {
+            Ok(rx) => pending.push(rx),
+            Err(AppendError::Busy) => busy += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(
+        pending.len() <= 3,
+        "{} queued past a 3-leaf budget",
+        pending.len()
+    );
+    assert!(busy >= 47, "{busy}");
+    for rx in pending {
+        rx.await.unwrap().unwrap();
+    }
+    // The budget comes back once batches are written.
+    seq.append(req(99, None)).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_faults_never_lose_or_fork() {
     // (point, fault, do the waiters succeed?)
