@@ -42,6 +42,10 @@ pub(crate) struct ImportArgs {
     /// The log's data folder (the server must be stopped).
     #[arg(long, env = "CAIRN_DATA_DIR", default_value = "./cairn-data")]
     data_dir: PathBuf,
+    /// The log's fork-guard file, as `cairn serve` has it.
+    /// [default: <data-dir>.guard]
+    #[arg(long, env = "CAIRN_GUARD_FILE")]
+    guard_file: Option<PathBuf>,
     /// The log's origin.
     #[arg(long, env = "CAIRN_ORIGIN", default_value = "localhost/cairn")]
     origin: String,
@@ -80,7 +84,9 @@ pub(crate) fn import(args: ImportArgs) -> Result<ExitCode> {
         )
         .map_err(|e| anyhow!("{e}"))?,
     );
-    let store = RocksStore::open(StoreOptions::new(&args.data_dir)).map_err(|e| anyhow!("{e}"))?;
+    let mut so = StoreOptions::new(&args.data_dir);
+    so.guard_path = args.guard_file.clone();
+    let store = RocksStore::open(so).map_err(|e| anyhow!("{e}"))?;
     let signer = cairn_server::load_or_create_key(&args.data_dir, &args.origin)
         .map_err(|e| anyhow!("{e}"))?;
     let mut state = store.load_state().map_err(|e| anyhow!("{e}"))?;

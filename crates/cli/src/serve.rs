@@ -46,6 +46,15 @@ pub(crate) struct ServeArgs {
     /// Longest a batch stays open, in milliseconds. [default: 2]
     #[arg(long, env = "CAIRN_MAX_BATCH_AGE_MS")]
     max_batch_age_ms: Option<u64>,
+    /// The fork-guard file: keep it on storage that a restore of the data
+    /// folder does not roll back. [default: <data-dir>.guard]
+    #[arg(long, env = "CAIRN_GUARD_FILE")]
+    guard_file: Option<PathBuf>,
+    /// Recreate a missing fork guard from the store's latest checkpoint.
+    /// Only once, and only after checking that the store is the log's
+    /// latest state: a restored backup without its guard looks the same.
+    #[arg(long, env = "CAIRN_REBUILD_GUARD")]
+    rebuild_guard: bool,
     /// Appends waiting to be written, in MiB of masked entries; beyond
     /// it unary appends get RESOURCE_EXHAUSTED and streams wait.
     /// [default: 128]
@@ -189,6 +198,7 @@ struct FileConfig {
     key_file: Option<PathBuf>,
     max_batch: Option<usize>,
     max_batch_age_ms: Option<u64>,
+    guard_file: Option<PathBuf>,
     queue_mb: Option<usize>,
     tile_cache_mb: Option<usize>,
     token_file: Option<PathBuf>,
@@ -313,6 +323,8 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
     let d = ServeConfig::default();
     let cfg = ServeConfig {
         limits: args.limits.resolve(file.limits)?,
+        guard_file: args.guard_file.or(file.guard_file),
+        rebuild_guard: args.rebuild_guard,
         tls,
         auth,
         witnessing,

@@ -494,7 +494,28 @@ async fn cosigned_growth_then_a_fork_is_caught() {
     let (code, out, err) = audit(l1, &vkey_s, &plain_state, &[]);
     assert_eq!(code, 0, "{out}{err}");
 
-    // Phase 3: the fork.
+    // Phase 3: the fork. The fork guard stays with L1's folder, so the
+    // restored copy is refused at start...
+    let refused = Server::bind(&ServeConfig {
+        data_dir: backup.clone(),
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        origin: ORIGIN.into(),
+        ..ServeConfig::default()
+    })
+    .await
+    .err()
+    .expect("a restored copy without its guard must be refused");
+    assert!(refused.to_string().contains("fork guard"), "{refused}");
+    // ...so the operator forces it (recreating the guard from the copy),
+    // and the witnesses and auditors are what catch the fork.
+    drop(
+        cairn_storage::RocksStore::open(cairn_storage::StoreOptions {
+            rebuild_missing_guard: true,
+            ..cairn_storage::StoreOptions::new(&backup)
+        })
+        .unwrap(),
+    );
     let (l2, fork) = start_log(
         &backup,
         "127.0.0.1:0".parse().unwrap(),

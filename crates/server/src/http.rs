@@ -140,17 +140,24 @@ async fn checkpoint(State(h): State<Http>, creds: Creds) -> Response {
 }
 
 /// `200 ok` while the log can write; `503` with the reason once it has
-/// stopped writing (a fatal store error: reads go on, appends are refused).
+/// stopped writing (a fatal store error: reads go on, appends are refused),
+/// or while its fork guard lags the store (a guard write failed; the log
+/// writes on, and the next checkpoint tries the guard again).
 /// Open to everyone, like the gRPC health service: it says only whether
 /// the log is writing (the reason is the client-safe summary).
 async fn healthz(State(h): State<Http>) -> Response {
     let halted = h.seq.halted().borrow().clone();
-    match halted {
-        None => text(StatusCode::OK, "ok\n".into()),
-        Some(why) => text(
+    let guard = h.seq.guard_lag().borrow().clone();
+    match (halted, guard) {
+        (Some(why), _) => text(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("the log has stopped writing: {why}\n"),
         ),
+        (None, Some(why)) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the log is writing, but its fork guard lags: {why}\n"),
+        ),
+        (None, None) => text(StatusCode::OK, "ok\n".into()),
     }
 }
 

@@ -48,6 +48,13 @@ pub struct ServeConfig {
     pub tls: Option<TlsFiles>,
     /// Timeouts and caps of both listeners.
     pub limits: crate::listen::Limits,
+    /// The fork-guard file; `None`: `<data_dir>.guard` beside the folder.
+    /// Keep it where a restore of the data does not bring it back (another
+    /// volume: docs/operations.md).
+    pub guard_file: Option<PathBuf>,
+    /// Recreate a missing fork guard from the store (one start, after an
+    /// operator checked the store is the log's latest state).
+    pub rebuild_guard: bool,
 }
 
 impl Default for ServeConfig {
@@ -69,6 +76,8 @@ impl Default for ServeConfig {
             auth: None,
             tls: None,
             limits: crate::listen::Limits::default(),
+            guard_file: None,
+            rebuild_guard: false,
         }
     }
 }
@@ -342,7 +351,8 @@ impl Server {
             )));
         }
         let mut so = StoreOptions::new(&cfg.data_dir);
-        so.guard_path = None;
+        so.guard_path = cfg.guard_file.clone();
+        so.rebuild_missing_guard = cfg.rebuild_guard;
         let store: Arc<dyn LogStore> =
             Arc::new(RocksStore::open(so).map_err(|e| ServeError::Setup(e.to_string()))?);
         let signer = load_or_create_key(&cfg.data_dir, &cfg.origin)?;

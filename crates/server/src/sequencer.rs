@@ -234,6 +234,7 @@ pub struct Sequencer {
     tx: mpsc::Sender<Job>,
     head: watch::Receiver<Arc<SignedHead>>,
     halted: watch::Receiver<Option<Arc<str>>>,
+    guard: watch::Receiver<Option<Arc<str>>>,
     idempotency: IdempotencyHasher,
     /// Bytes of leaves queued or being written ([`SequencerConfig::queue_bytes`]).
     bytes: Arc<tokio::sync::Semaphore>,
@@ -270,9 +271,13 @@ impl Sequencer {
     ) -> Result<(Sequencer, tokio::task::JoinHandle<()>), StoreError> {
         let state = store.load_state()?;
         let head = sign(&signer, &origin, &state.tree)?;
+        let (guard_tx, guard) = watch::channel(None);
         if state.checkpoint.as_ref().map(|c| c.size) != Some(state.tree.size()) {
             // Recovery: durable entries not yet covered by a checkpoint.
-            store.put_checkpoint(head.size, head.note.as_bytes())?;
+            match store.put_checkpoint(head.size, head.note.as_bytes()) {
+                Err(e @ StoreError::GuardWrite(_)) => guard_lags(&guard_tx, &e),
+                other => other?,
+            }
         }
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let (head_tx, head_rx) = watch::channel(Arc::new(head));
@@ -289,7 +294,7 @@ impl Sequencer {
             config,
             state.tree,
             rx,
-            (head_tx, halt_tx),
+            (head_tx, halt_tx, guard_tx),
         ));
 
         Ok((
@@ -297,6 +302,7 @@ impl Sequencer {
                 tx,
                 head: head_rx,
                 halted,
+                guard,
                 idempotency,
                 bytes,
                 budget,
@@ -314,6 +320,13 @@ impl Sequencer {
     /// [`AppendError::Halted`]); `changed()` wakes when it does.
     pub fn halted(&self) -> watch::Receiver<Option<Arc<str>>> {
         self.halted.clone()
+    }
+
+    /// Why the fork guard lags the store, while it does: a guard write
+    /// failed after a durable checkpoint (see `StoreError::GuardWrite`).
+    /// Cleared when a later checkpoint advances the guard.
+    pub fn guard_lag(&self) -> watch::Receiver<Option<Arc<str>>> {
+        self.guard.clone()
     }
 
     fn check_halted(&self) -> Result<(), AppendError> {
@@ -396,6 +409,14 @@ impl Sequencer {
     }
 }
 
+/// What the sequencer publishes: the signed head, why it stopped writing
+/// (once it has), why the fork guard lags (while it does).
+type Watches = (
+    watch::Sender<Arc<SignedHead>>,
+    watch::Sender<Option<Arc<str>>>,
+    watch::Sender<Option<Arc<str>>>,
+);
+
 async fn run(
     store: Arc<dyn LogStore>,
     signer: NoteSigner,
@@ -403,10 +424,7 @@ async fn run(
     config: SequencerConfig,
     mut tree: TreeState,
     mut rx: mpsc::Receiver<Job>,
-    (head_tx, halt_tx): (
-        watch::Sender<Arc<SignedHead>>,
-        watch::Sender<Option<Arc<str>>>,
-    ),
+    (head_tx, halt_tx, guard_tx): Watches,
 ) {
     let signer = Arc::new(signer);
     loop {
@@ -469,6 +487,13 @@ async fn run(
                     // is refused at once.
                     halt(&halt_tx, e);
                 }
+                match &done.guard {
+                    Some(Err(e)) => guard_lags(&guard_tx, e),
+                    Some(Ok(())) => {
+                        guard_tx.send_if_modified(|g| g.take().is_some());
+                    }
+                    None => {}
+                }
                 let duplicates = done
                     .answers
                     .iter()
@@ -497,6 +522,21 @@ async fn run(
             }
         }
     }
+}
+
+/// A guard write failed after a durable checkpoint: the log goes on (the
+/// next checkpoint tries again), but said loudly: an error log line, the
+/// `cairn_guard_write_failures_total` counter, and `/healthz` (503) until
+/// the guard catches up.
+fn guard_lags(tx: &watch::Sender<Option<Arc<str>>>, e: &StoreError) {
+    tracing::error!(
+        error = %e,
+        "the fork guard lags the store: a restored backup would not be caught until it catches up"
+    );
+    crate::metrics::METRICS
+        .guard_failures
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tx.send_replace(Some(e.summary().into()));
 }
 
 /// Stops the log writing, loudly: an error log line (the full error), the
@@ -532,6 +572,9 @@ struct Outcome {
     appended: usize,
     /// The error that stops the log writing, if one did.
     fatal: Option<StoreError>,
+    /// How the fork guard fared, if a checkpoint was stored: `Err` when
+    /// the checkpoint is durable but the guard could not follow.
+    guard: Option<Result<(), StoreError>>,
 }
 
 /// The answer for a store error (its client-safe summary; the full error
@@ -616,6 +659,7 @@ fn process(
         answers,
         appended,
         fatal,
+        guard: None,
     };
     // Every waiter of the batch (new entries and in-batch repeats) hears
     // the same error.
@@ -728,13 +772,19 @@ fn process(
             "slow checkpoint write"
         );
     }
+    let mut guard = Some(Ok(()));
     if let Err(e) = put {
-        let landed = !is_fatal(&e)
+        if let StoreError::GuardWrite(_) = e {
+            // The checkpoint is durable; only the guard lags.
+            guard = Some(Err(e));
+        } else if !is_fatal(&e)
             && matches!(
                 store.checkpoint(Some(new_head.size)),
                 Ok(Some(c)) if c.note == new_head.note.as_bytes()
-            );
-        if !landed {
+            )
+        {
+            tracing::warn!(error = %e, "storing the checkpoint reported an error, but it is durable");
+        } else {
             // Entries are durable but uncovered; the next batch's checkpoint
             // (or the next start) covers them. These waiters hear the
             // error. A refused checkpoint (another view of this size is
@@ -765,5 +815,8 @@ fn process(
             }),
         ));
     }
-    done(integ.state, Some(new_head), answers, appended, None)
+    Outcome {
+        guard,
+        ..done(integ.state, Some(new_head), answers, appended, None)
+    }
 }

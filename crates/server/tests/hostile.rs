@@ -320,3 +320,78 @@ async fn a_stream_whose_receipts_are_not_read_is_held_by_flow_control() {
     }
     assert_eq!(n as usize, N);
 }
+
+/// Item 8: the guard lives where the operator puts it; a guard write that
+/// fails after a durable checkpoint is said (503 on /healthz, the error
+/// counter) and the log writes on; the next checkpoint repairs it. A
+/// missing guard on a store with checkpoints is refused at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guard_failures_are_surfaced_and_a_missing_guard_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let guard = tmp.path().join("guard-volume").join("log.guard");
+    std::fs::create_dir_all(guard.parent().unwrap()).unwrap();
+    let cfg = ServeConfig {
+        data_dir: tmp.path().join("data-volume").join("data"),
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        tile_cache_mb: 1,
+        guard_file: Some(guard.clone()),
+        ..ServeConfig::default()
+    };
+    let run = |cfg: ServeConfig| async move {
+        let server = Server::bind(&cfg).await?;
+        let (grpc, http) = (server.grpc_addr().unwrap(), server.http_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        Ok::<_, cairn_server::ServeError>((grpc, http, stop, task))
+    };
+    let (grpc, http, stop, task) = run(cfg.clone()).await.unwrap();
+    let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
+    c.append(event("one", "")).await.unwrap();
+    assert!(guard.exists(), "the guard is where it was configured");
+    assert!(get(http, "/healthz").await.starts_with("HTTP/1.1 200"));
+    // The guard cannot be written (a directory where the file was).
+    std::fs::remove_file(&guard).unwrap();
+    std::fs::create_dir(&guard).unwrap();
+    let before = cairn_server::metrics::METRICS
+        .guard_failures
+        .load(std::sync::atomic::Ordering::SeqCst);
+    let r = c.append(event("two", "")).await.unwrap().into_inner();
+    assert_eq!(r.index, 1, "the log writes on");
+    let health = get(http, "/healthz").await;
+    assert!(
+        health.starts_with("HTTP/1.1 503") && health.contains("fork guard"),
+        "{health}"
+    );
+    assert!(
+        cairn_server::metrics::METRICS
+            .guard_failures
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > before
+    );
+    // Repaired: the next checkpoint writes the guard again.
+    std::fs::remove_dir(&guard).unwrap();
+    c.append(event("three", "")).await.unwrap();
+    assert!(get(http, "/healthz").await.starts_with("HTTP/1.1 200"));
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+    // A lost guard: the store is refused at start, and says what to do.
+    std::fs::remove_file(&guard).unwrap();
+    let err = run(cfg.clone()).await.err().unwrap().to_string();
+    assert!(
+        err.contains("fork guard") && err.contains("--rebuild-guard"),
+        "{err}"
+    );
+    // The operator's explicit rebuild.
+    let (_, _, stop, task) = run(ServeConfig {
+        rebuild_guard: true,
+        ..cfg
+    })
+    .await
+    .unwrap();
+    assert!(guard.exists());
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}

@@ -63,6 +63,12 @@ pub enum StoreError {
     /// The fork guard refuses this store. The message says why and what to do.
     #[error("{0}")]
     ForkGuard(String),
+    /// The checkpoint is durable, but the fork guard could not be advanced
+    /// to it (the guard now lags the store; a restored backup up to this
+    /// size would go unnoticed until it catches up). Not fatal: the next
+    /// checkpoint writes the guard again.
+    #[error("the checkpoint is stored, but the fork guard could not be advanced: {0}")]
+    GuardWrite(String),
     /// The underlying storage failed (I/O, disk full, RocksDB error).
     #[error("storage I/O error: {0}")]
     Io(String),
@@ -88,6 +94,9 @@ impl StoreError {
                 "the fork guard refuses this store (details in the server log)".into()
             }
             StoreError::Io(_) => "storage I/O error (details in the server log)".into(),
+            StoreError::GuardWrite(_) => {
+                "the fork guard could not be advanced (details in the server log)".into()
+            }
             StoreError::Conflict { .. }
             | StoreError::InvalidBatch(_)
             | StoreError::CheckpointConflict { .. }

@@ -173,7 +173,9 @@ pub trait LogStore: Send + Sync {
     /// a no-op; different bytes for a size that already has a checkpoint is
     /// [`StoreError::CheckpointConflict`]: the store refuses to hold two
     /// signed views of one size. Durable on `Ok`; the RocksDB backend also
-    /// advances its fork guard before returning.
+    /// advances its fork guard before returning, and when only that fails
+    /// (the checkpoint is durable) says so with
+    /// [`StoreError::GuardWrite`].
     fn put_checkpoint(&self, size: TreeSize, note: &[u8]) -> Result<(), StoreError>;
 
     /// Reads up to `limit` entries starting at `start`, in index order.

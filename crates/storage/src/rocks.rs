@@ -93,6 +93,13 @@ pub struct StoreOptions {
     pub compression: Compression,
     /// Shared block cache size in bytes.
     pub block_cache_bytes: usize,
+    /// A store that holds checkpoints but whose guard file is missing is
+    /// refused at open ([`StoreError::ForkGuard`]): a restored data volume
+    /// without its guard, or a guard moved away, looks exactly like that.
+    /// `true` recreates the guard from the store's latest checkpoint
+    /// instead (an operator's one-time decision, e.g. after moving the
+    /// guard file to a new place), with a warning.
+    pub rebuild_missing_guard: bool,
 }
 
 impl StoreOptions {
@@ -106,6 +113,7 @@ impl StoreOptions {
             // tile stays cached, with room for hot entry blocks; small next to
             // 24 GiB of RAM.
             block_cache_bytes: 1 << 30,
+            rebuild_missing_guard: false,
         }
     }
 }
@@ -353,14 +361,39 @@ impl RocksStore {
         let g = store.guard.check(&dir, loaded.tree.size(), &|s| {
             Ok(store.checkpoint(Some(s))?.map(|c| c.note))
         })?;
-        let mut guard_size = g.map_or(0, |g| g.size.0);
-        // The guard may be behind the store (a crash between a checkpoint and
-        // its guard update): advance it now.
-        if let Some(cp) = &loaded.checkpoint
-            && (cp.size.0 > guard_size || (guard_size == 0 && store.guard.read()?.is_none()))
-        {
-            store.guard.write(&cp.note)?;
-            guard_size = cp.size.0;
+        let mut guard_size = g.as_ref().map_or(0, |g| g.size.0);
+        if let Some(cp) = &loaded.checkpoint {
+            if g.is_none() {
+                // Checkpoints, but no guard: the guard was lost, moved, or
+                // not restored with a backup. Never rebuilt silently: a
+                // rebuilt guard would vouch for whatever this store holds.
+                if !store.opts.rebuild_missing_guard {
+                    return Err(StoreError::ForkGuard(format!(
+                        "the fork guard {} is missing, but this store holds signed checkpoints (up to size {}). \
+                         A restored backup of the data folder without its guard looks exactly like this, and \
+                         serving it could fork the log. If the guard was moved (check guard_file), point to it; \
+                         if you know this store is the log's latest state, start once with --rebuild-guard \
+                         (CAIRN_REBUILD_GUARD=1) to recreate it from the store's latest checkpoint \
+                         (docs/operations.md, \"The fork guard\").",
+                        store.guard.path().display(),
+                        cp.size
+                    )));
+                }
+                tracing::warn!(
+                    guard = %store.guard.path().display(),
+                    size = cp.size.0,
+                    "the fork guard was missing; recreating it from the store's latest checkpoint, as asked (--rebuild-guard)"
+                );
+            }
+            // The guard may be behind the store (a crash between a
+            // checkpoint and its guard update): advance it now.
+            if g.is_none() || cp.size.0 > guard_size {
+                store
+                    .guard
+                    .write(&cp.note)
+                    .map_err(|e| StoreError::GuardWrite(e.to_string()))?;
+                guard_size = cp.size.0;
+            }
         }
         store.size.store(loaded.tree.size().0, Ordering::Release);
         *store.lock_writer() = Writer {
@@ -444,9 +477,15 @@ impl RocksStore {
     }
 
     /// Advances the guard to a durable checkpoint if it is the newest yet.
+    /// Records a durable checkpoint in the guard. A failure here comes
+    /// after the checkpoint is durable: it is [`StoreError::GuardWrite`],
+    /// so the caller can tell "stored, but the guard lags" from "not
+    /// stored". The next checkpoint (or start-up) tries again.
     fn advance_guard(&self, w: &mut Writer, size: TreeSize, note: &[u8]) -> Result<(), StoreError> {
         if size.0 >= w.guard_size {
-            self.guard.write(note)?;
+            self.guard
+                .write(note)
+                .map_err(|e| StoreError::GuardWrite(e.to_string()))?;
             w.guard_size = size.0;
         }
         Ok(())

@@ -235,10 +235,21 @@ fn guard_is_created_and_advanced() {
         .unwrap()
         .unwrap();
     assert_eq!(g.size, TreeSize(7));
-    // Backfilling an older checkpoint never moves the guard back.
+    // A missing guard on a store with checkpoints is refused (a restored
+    // data volume without its guard looks exactly like this), and rebuilt
+    // from the store only when the operator asks.
     drop(s);
     std::fs::remove_file(&guard_path).unwrap();
-    let s = open(tmp.path());
+    let err = RocksStore::open(opts(tmp.path())).err().unwrap();
+    assert!(matches!(err, StoreError::ForkGuard(_)), "{err}");
+    assert!(
+        err.to_string().contains("missing") && err.to_string().contains("--rebuild-guard"),
+        "{err}"
+    );
+    assert!(!guard_path.exists(), "refusing wrote nothing");
+    let mut o = opts(tmp.path());
+    o.rebuild_missing_guard = true;
+    let s = RocksStore::open(o).unwrap();
     let g = cairn_storage::guard::ForkGuard::new(&guard_path)
         .read()
         .unwrap()
@@ -246,9 +257,11 @@ fn guard_is_created_and_advanced() {
     assert_eq!(
         g.size,
         TreeSize(7),
-        "a missing guard is rebuilt from the store"
+        "rebuilt from the store's latest checkpoint"
     );
     drop(s);
+    // Afterwards it opens as usual.
+    drop(open(tmp.path()));
     // A damaged guard is an error, not an empty guard.
     std::fs::write(&guard_path, b"garbage").unwrap();
     let err = RocksStore::open(opts(tmp.path())).err().unwrap();
