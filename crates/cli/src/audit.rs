@@ -15,16 +15,13 @@ use cairn_client::{LogVerifier, TrustPolicy};
 use cairn_core::checkpoint::VerifiedCheckpoint;
 use cairn_core::{Hash, NoteVerifier};
 use cairn_server::pb;
-use cairn_server::pb::log_client::LogClient;
 use clap::Args;
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 
 #[derive(Args)]
 pub(crate) struct AuditArgs {
-    /// The log's gRPC address.
-    #[arg(long, env = "CAIRN_SERVER", default_value = "http://127.0.0.1:7400")]
-    server: String,
+    #[command(flatten)]
+    server: crate::conn::ServerArg,
     /// The log's verifier key, or a file holding it (e.g. log.vkey).
     #[arg(long)]
     vkey: String,
@@ -77,7 +74,7 @@ fn status(s: tonic::Status) -> Stop {
 }
 
 struct Auditor {
-    client: LogClient<Channel>,
+    client: crate::conn::Client,
     verifier: LogVerifier,
     state_path: PathBuf,
     trusted: Option<AuditState>,
@@ -336,9 +333,7 @@ async fn run(args: AuditArgs) -> Result<(), Stop> {
     let cosigned = !policy.needs_no_witness();
     let verifier = LogVerifier::new(log_key, policy);
     let trusted = AuditState::load(&args.state, &verifier).map_err(|e| anyhow!("{e}"))?;
-    let client = LogClient::connect(args.server.clone())
-        .await
-        .with_context(|| format!("connecting to {}", args.server))?;
+    let client = args.server.connect().await?;
     let full = if args.full {
         Some(FullAudit::new(verifier.origin()).map_err(|e| anyhow!("{e}"))?)
     } else {

@@ -19,15 +19,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use cairn_server::pb;
-use cairn_server::pb::log_client::LogClient;
 use clap::Args;
-use tonic::transport::Channel;
 
 #[derive(Args)]
 pub(crate) struct BenchArgs {
-    /// The log's gRPC address.
-    #[arg(long, env = "CAIRN_SERVER", default_value = "http://127.0.0.1:7400")]
-    server: String,
+    #[command(flatten)]
+    server: crate::conn::ServerArg,
     /// Offered appends per second, in total; 0 for as fast as the server
     /// answers (closed loop; needs --count or --duration).
     #[arg(long, default_value_t = 10_000)]
@@ -168,7 +165,7 @@ impl Pacer {
 /// One stream: requests go out paced; receipts come back in order, so each
 /// one's latency is its arrival time minus its request's send time.
 async fn stream_client(
-    mut client: LogClient<Channel>,
+    mut client: crate::conn::Client,
     args: Arc<BenchArgs>,
     id: u64,
     total: u64,
@@ -255,9 +252,7 @@ pub(crate) fn bench(args: BenchArgs) -> Result<ExitCode> {
 }
 
 async fn run(args: Arc<BenchArgs>) -> Result<serde_json::Value> {
-    let client = LogClient::connect(args.server.clone())
-        .await
-        .with_context(|| format!("connecting to {}", args.server))?;
+    let client = args.server.connect().await?;
     let me = std::process::id().to_string();
     let server_pid = args.server_pid.map(|p| p.to_string());
     let cpu0 = (
@@ -327,7 +322,7 @@ async fn run(args: Arc<BenchArgs>) -> Result<serde_json::Value> {
 
 /// Unary appends: one task per request, paced.
 async fn unary_client(
-    client: LogClient<Channel>,
+    client: crate::conn::Client,
     args: Arc<BenchArgs>,
     id: u64,
     total: u64,
@@ -364,7 +359,11 @@ async fn unary_client(
 
 /// Proof mode: inclusion proofs of random entries, and one request in four
 /// a consistency proof from a random older size, in the latest tree.
-async fn proofs(mut client: LogClient<Channel>, args: &BenchArgs, tally: Arc<Tally>) -> Result<()> {
+async fn proofs(
+    mut client: crate::conn::Client,
+    args: &BenchArgs,
+    tally: Arc<Tally>,
+) -> Result<()> {
     let size = client
         .get_checkpoint(pb::GetCheckpointRequest::default())
         .await

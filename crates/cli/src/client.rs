@@ -11,11 +11,10 @@ use cairn_client::{LogVerifier, TrustPolicy};
 use cairn_core::encoding::{decode_base64, encode_base64};
 use cairn_core::note::NoteVerifier;
 use cairn_server::pb;
-use cairn_server::pb::log_client::LogClient;
 use clap::{Args, Subcommand};
-use tokio_stream::StreamExt;
 
-const DEFAULT_SERVER: &str = "http://127.0.0.1:7400";
+use crate::conn::ServerArg;
+use tokio_stream::StreamExt;
 
 #[derive(Args)]
 pub(crate) struct AppendArgs {
@@ -26,16 +25,8 @@ pub(crate) struct AppendArgs {
     /// `cosigned_inclusion_proof`.
     #[arg(long)]
     wait_cosigned: bool,
-    /// The log's gRPC address.
-    #[arg(long, env = "CAIRN_SERVER", default_value = DEFAULT_SERVER)]
-    server: String,
-}
-
-#[derive(Args)]
-pub(crate) struct ServerArg {
-    /// The log's gRPC address.
-    #[arg(long, env = "CAIRN_SERVER", default_value = DEFAULT_SERVER)]
-    server: String,
+    #[command(flatten)]
+    server: ServerArg,
 }
 
 #[derive(Args)]
@@ -121,12 +112,6 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the runtime")
 }
 
-async fn connect(server: &str) -> Result<LogClient<tonic::transport::Channel>> {
-    LogClient::connect(server.to_owned())
-        .await
-        .with_context(|| format!("connecting to {server}"))
-}
-
 fn b64s(v: &[Vec<u8>]) -> Vec<String> {
     v.iter().map(|h| encode_base64(h)).collect()
 }
@@ -141,7 +126,7 @@ pub(crate) fn append(args: AppendArgs) -> Result<ExitCode> {
     };
     let wait_cosigned = args.wait_cosigned;
     runtime()?.block_on(async move {
-        let mut client = connect(&args.server).await?;
+        let mut client = args.server.connect().await?;
         let (tx, rx) = tokio::sync::mpsc::channel::<pb::AppendRequest>(1024);
         // Read lines on a plain thread; blank lines are skipped.
         std::thread::spawn(move || {
@@ -224,7 +209,9 @@ pub(crate) fn append(args: AppendArgs) -> Result<ExitCode> {
 
 pub(crate) fn checkpoint(args: CheckpointArgs) -> Result<ExitCode> {
     runtime()?.block_on(async move {
-        let cp = connect(&args.server.server)
+        let cp = args
+            .server
+            .connect()
             .await?
             .get_checkpoint(pb::GetCheckpointRequest {
                 cosigned: args.cosigned,
@@ -253,7 +240,7 @@ pub(crate) fn prove(cmd: ProveCmd) -> Result<ExitCode> {
                     ),
                     _ => return Err(anyhow!("give --index or --leaf-hash")),
                 };
-                let p = connect(&server.server)
+                let p = server.connect()
                     .await?
                     .get_inclusion_proof(pb::GetInclusionProofRequest {
                         leaf: Some(leaf),
@@ -268,7 +255,7 @@ pub(crate) fn prove(cmd: ProveCmd) -> Result<ExitCode> {
                 );
             }
             ProveCmd::Consistency { old, new, server } => {
-                let p = connect(&server.server)
+                let p = server.connect()
                     .await?
                     .get_consistency_proof(pb::GetConsistencyProofRequest {
                         old_size: old,
@@ -290,7 +277,8 @@ pub(crate) fn prove(cmd: ProveCmd) -> Result<ExitCode> {
 pub(crate) fn get(cmd: GetCmd) -> Result<ExitCode> {
     let GetCmd::Entries { start, end, server } = cmd;
     runtime()?.block_on(async move {
-        let mut s = connect(&server.server)
+        let mut s = server
+            .connect()
             .await?
             .get_entries(pb::GetEntriesRequest { start, end })
             .await

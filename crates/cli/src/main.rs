@@ -3,10 +3,12 @@
 mod audit;
 mod bench;
 mod client;
+mod conn;
 mod import;
 mod mask;
 mod serve;
 mod telemetry;
+mod tlsgen;
 mod witness;
 
 use std::process::ExitCode;
@@ -40,6 +42,9 @@ enum Command {
     /// Bearer tokens for `serve --token-file`.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// TLS certificates for a deployment without a PKI of its own.
+    #[command(subcommand)]
+    Tls(TlsCmd),
     /// Generate a log signing key (or, with --witness, a cosigning key); prints the verifier key.
     Keygen(serve::KeygenArgs),
     /// Append NDJSON events through AppendStream; one JSON receipt per line.
@@ -109,6 +114,12 @@ enum ConfigCmd {
 }
 
 #[derive(Subcommand)]
+enum TlsCmd {
+    /// A private CA and a certificate for each --name (keys mode 0600).
+    New(tlsgen::TlsNewArgs),
+}
+
+#[derive(Subcommand)]
 enum TokenCmd {
     /// Print a fresh token (stdout) and its token-file entry (stderr).
     New(serve::TokenNewArgs),
@@ -130,6 +141,7 @@ fn main() -> ExitCode {
         Command::Witness(args) => witness::witness(args),
         Command::Audit(args) => audit::audit(args),
         Command::Token(TokenCmd::New(args)) => serve::token_new(args),
+        Command::Tls(TlsCmd::New(args)) => tlsgen::tls_new(args),
         Command::Config(ConfigCmd::Check(args)) => serve::config_check(args),
         Command::Keygen(args) => serve::keygen(args),
         Command::Append(args) => client::append(args),

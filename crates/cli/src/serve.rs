@@ -440,7 +440,11 @@ pub(crate) fn config_check(args: ConfigCheckArgs) -> Result<ExitCode> {
                 .get_matches_from(["check"]),
         )?;
         sa.config = Some(args.file.clone());
-        serve_config(sa)?;
+        let cfg = serve_config(sa)?;
+        // What `serve` would warn about at start, said now.
+        for w in cairn_server::exposure_warnings(&cfg) {
+            eprintln!("cairn: warning: {w}");
+        }
     }
     println!("{}: ok", args.file.display());
     Ok(ExitCode::SUCCESS)

@@ -1,10 +1,16 @@
 //! The deployment files parse and say what they must: the compose file (a
 //! log, two witnesses, an auditor, health checks) and the k8s manifests
-//! (one-replica StatefulSet with a volume, Service, ConfigMap, Secret)
-//! validate with a YAML parser (Python's PyYAML, which scripts/deps.sh
-//! installs; missing under CI fails the test), the ConfigMap's config passes `cairn config check`, the
+//! (one-replica StatefulSet with data and fork-guard volumes, Service,
+//! ConfigMap, Secrets) validate with a YAML parser (Python's PyYAML, which
+//! scripts/deps.sh installs; missing under CI fails the test), the
 //! Dockerfile builds with the CI-tested steps as a non-root image, and the
 //! systemd units sandbox the service.
+//!
+//! Every shipped log config is authenticated and encrypted (issue 15, item
+//! 7): the image's default config, the ConfigMap's, and the configs the
+//! compose file's `keys` service writes (its script is run here, with the
+//! real `cairn` binary) pass `cairn config check` with no security
+//! warning, and keep the fork guard off the data volume.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -35,6 +41,27 @@ fn python_yaml(script: &str) -> Option<String> {
     Some(String::from_utf8(out.stdout).unwrap())
 }
 
+/// `cairn config check` on a serve config: passes, and says nothing about
+/// security (a listener beyond loopback without tokens or without TLS).
+fn check_secure(config: &std::path::Path) {
+    let out = common::succeed(common::cairn().args(["config", "check"]).arg(config));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("SECURITY"), "{}: {err}", config.display());
+}
+
+#[test]
+fn an_open_config_is_flagged_by_config_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("open.toml");
+    std::fs::write(&config, "grpc_addr = \"0.0.0.0:7400\"\n").unwrap();
+    let out = common::succeed(common::cairn().args(["config", "check"]).arg(&config));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("SECURITY") && err.contains("no token file"),
+        "{err}"
+    );
+}
+
 #[test]
 fn compose_and_k8s_manifests_validate() {
     let Some(out) = python_yaml(
@@ -44,37 +71,154 @@ c = yaml.safe_load(open("deploy/compose.yaml"))
 s = c["services"]
 assert set(s) == {"keys", "log", "w1", "w2", "auditor"}, s.keys()
 assert s["log"]["depends_on"]["keys"]["condition"] == "service_completed_successfully"
-for w in ("w1", "w2"):
-    assert "healthcheck" in s[w]
+for w in ("log", "w1", "w2"):
+    assert "healthcheck" in s[w], w
 assert s["auditor"]["depends_on"]["log"]["condition"] == "service_healthy"
 assert "--follow" in s["auditor"]["command"]
+assert "--server=https://log:7400" in s["auditor"]["command"]
+assert any(v.startswith("guard:") for v in s["log"]["volumes"]), s["log"]["volumes"]
+assert "guard" in c["volumes"]
 docs = list(yaml.safe_load_all(open("deploy/k8s/cairn.yaml")))
-kinds = {d["kind"]: d for d in docs}
-assert set(kinds) == {"ConfigMap", "Secret", "Service", "StatefulSet"}, kinds.keys()
-st = kinds["StatefulSet"]["spec"]
+kinds = sorted(d["kind"] for d in docs)
+assert kinds == ["ConfigMap", "Secret", "Secret", "Service", "StatefulSet"], kinds
+by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+st = by[("StatefulSet", "cairn")]["spec"]
 assert st["replicas"] == 1
-assert st["volumeClaimTemplates"]
-assert st["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
-print(json.dumps({"config": kinds["ConfigMap"]["data"]["cairn.toml"],
-                  "tokens": kinds["Secret"]["stringData"]["tokens.toml"]}))
+assert sorted(v["metadata"]["name"] for v in st["volumeClaimTemplates"]) == ["data", "guard"]
+pod = st["template"]["spec"]
+assert pod["securityContext"]["runAsNonRoot"] is True
+c0 = pod["containers"][0]
+assert c0["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+assert "0600" in pod["initContainers"][0]["command"][2]
+print(json.dumps({"config": by[("ConfigMap", "cairn-config")]["data"]["cairn.toml"],
+                  "tokens": by[("Secret", "cairn-tokens")]["stringData"]["tokens.toml"],
+                  "keys": s["keys"]["command"][0]}))
 "#,
     ) else {
         return;
     };
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let dir = tempfile::tempdir().unwrap();
+
+    // The ConfigMap's config, with the Secret's token file and a TLS pair.
     let tokens = dir.path().join("tokens.toml");
     std::fs::write(&tokens, v["tokens"].as_str().unwrap()).unwrap();
+    let k8s = v["config"].as_str().unwrap();
+    for key in [
+        "token_file",
+        "tls_cert",
+        "tls_key",
+        "guard_file = \"/var/lib/cairn-guard/",
+    ] {
+        assert!(k8s.contains(key), "the ConfigMap's config lacks {key}");
+    }
     let config = dir.path().join("cairn.toml");
     std::fs::write(
         &config,
-        v["config"]
-            .as_str()
-            .unwrap()
-            .replace("/etc/cairn/secret/tokens.toml", tokens.to_str().unwrap()),
+        k8s.replace("/etc/cairn/secret/tokens.toml", tokens.to_str().unwrap()),
     )
     .unwrap();
-    common::succeed(common::cairn().args(["config", "check"]).arg(&config));
+    check_secure(&config);
+
+    // The compose file's `keys` service, run for real in a temporary
+    // folder (compose's `$$` is a `$`), then every config it wrote.
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let script = v["keys"]
+        .as_str()
+        .unwrap()
+        .replace("$$", "$")
+        .replace(
+            "/var/lib/cairn-guard",
+            dir.path().join("guard").to_str().unwrap(),
+        )
+        .replace("/var/lib/cairn", state.to_str().unwrap());
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_cairn"));
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    common::succeed(
+        Command::new("bash")
+            .args(["-euc", &script])
+            .env("PATH", path),
+    );
+    let log = std::fs::read_to_string(state.join("log/cairn.toml")).unwrap();
+    for key in [
+        "token_file",
+        "tls_cert",
+        "tls_key",
+        "witness_ca",
+        "guard_file",
+    ] {
+        assert!(
+            log.contains(key),
+            "the compose log config lacks {key}:\n{log}"
+        );
+    }
+    assert!(!log.contains("http://"), "a plaintext URL:\n{log}");
+    check_secure(&state.join("log/cairn.toml"));
+    for w in ["w1", "w2"] {
+        let wc = state.join(w).join("witness.toml");
+        let text = std::fs::read_to_string(&wc).unwrap();
+        assert!(
+            text.contains("tls_cert") && !text.contains("http://"),
+            "{text}"
+        );
+        common::succeed(
+            common::cairn()
+                .args(["config", "check", "--witness"])
+                .arg(&wc),
+        );
+    }
+    // Keys and tokens are for the cairn user alone.
+    use std::os::unix::fs::PermissionsExt;
+    for f in [
+        "tls/log.key",
+        "tls/ca.key",
+        "secrets/ingest.token",
+        "log/data/log.key",
+    ] {
+        let mode = std::fs::metadata(state.join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{f} has mode {mode:o}");
+    }
+    // The token file holds hashes only.
+    let token = std::fs::read_to_string(state.join("secrets/ingest.token")).unwrap();
+    let file = std::fs::read_to_string(state.join("log/tokens.toml")).unwrap();
+    assert!(
+        !file.contains(token.trim()) && file.matches("[[token]]").count() == 2,
+        "{file}"
+    );
+
+    // The image's default config, with its secrets in place.
+    let image = std::fs::read_to_string(root().join("deploy/docker/cairn.toml")).unwrap();
+    assert!(
+        image.contains("guard_file = \"/var/lib/cairn-guard/"),
+        "{image}"
+    );
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::copy(&tokens, secrets.join("cairn-tokens.toml")).unwrap();
+    let config = dir.path().join("image.toml");
+    std::fs::write(
+        &config,
+        image.replace("/run/secrets", secrets.to_str().unwrap()),
+    )
+    .unwrap();
+    check_secure(&config);
+    // ...and without them, the log refuses to start, naming the file.
+    let out = common::cairn()
+        .args(["config", "check"])
+        .arg(root().join("deploy/docker/cairn.toml"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("/run/secrets/cairn-tokens.toml"), "{err}");
 }
 
 #[test]
@@ -82,6 +226,11 @@ fn dockerfile_and_systemd_units() {
     let docker = std::fs::read_to_string(root().join("deploy/docker/Dockerfile")).unwrap();
     assert!(docker.contains("RUN bash deploy/docker/build-steps.sh"));
     assert!(docker.contains("USER cairn"));
+    // The default command runs the shipped, secured config; data and guard
+    // are separate volumes.
+    assert!(docker.contains(r#"CMD ["serve", "--config", "/etc/cairn/cairn.toml"]"#));
+    assert!(docker.contains("COPY deploy/docker/cairn.toml /etc/cairn/cairn.toml"));
+    assert!(docker.contains(r#"VOLUME ["/var/lib/cairn", "/var/lib/cairn-guard"]"#));
     assert_eq!(
         docker.matches("\nFROM ").count() + usize::from(docker.starts_with("FROM")),
         2
