@@ -395,3 +395,97 @@ async fn guard_failures_are_surfaced_and_a_missing_guard_is_refused() {
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }
+
+/// Item 6: a `Gossip` call that claims a configured peer's key and repeats
+/// a real, peer-cosigned checkpoint 1,024 times makes the witness contact
+/// the log zero times (before the fix: a proof fetch per copy). A witness
+/// checks only what it fetches itself, from its configured peers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_gossip_makes_the_witness_do_no_work() {
+    use cairn_core::{Cosigner, MemoryLog, Note, NoteSigner};
+    use cairn_server::pb::witness_client::WitnessClient;
+    use cairn_server::witness::{Peer, WitnessConfig, WitnessServer, WitnessedLog};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = MemoryLog::new(NoteSigner::from_seed("gossip.test/log", &[7; 32]).unwrap());
+    let leaves = |n: u64, from: u64| {
+        (from..from + n)
+            .map(|i| format!("e{i}"))
+            .collect::<Vec<_>>()
+    };
+    let cp5 = log.append(&leaves(5, 0)).unwrap();
+    // The log's gRPC address, as the witness knows it: counts connections.
+    let fake = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fake_url = format!("http://{}", fake.local_addr().unwrap());
+    let dialled = Arc::new(AtomicUsize::new(0));
+    let d = dialled.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = fake.accept().await {
+            d.fetch_add(1, Ordering::SeqCst);
+            held.push(s);
+        }
+    });
+    let peer = Cosigner::from_seed("w2.gossip.test", &[8; 32]).unwrap();
+    let cfg = WitnessConfig {
+        data_dir: tmp.path().join("w1"),
+        name: "w1.gossip.test".into(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        logs: vec![WitnessedLog {
+            vkey: log.verifier(),
+            url: Some(fake_url),
+        }],
+        peers: vec![Peer {
+            name: "w2".into(),
+            vkey: peer.verifier(),
+            url: "http://127.0.0.1:9".into(),
+        }],
+        gossip_interval: Duration::from_secs(3600),
+        tls: None,
+        tls_ca: None,
+        limits: Default::default(),
+    };
+    let w = WitnessServer::bind(&cfg).await.unwrap();
+    let grpc = w.grpc_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(w.run(async {
+        let _ = stopped.await;
+    }));
+    let mut c = WitnessClient::connect(format!("http://{grpc}"))
+        .await
+        .unwrap();
+    c.add_checkpoint(pb::AddCheckpointRequest {
+        old_size: 0,
+        proof: vec![],
+        checkpoint: cp5,
+    })
+    .await
+    .unwrap();
+    // A real checkpoint of another size, really cosigned by the peer.
+    let cp9 = log.append(&leaves(4, 5)).unwrap();
+    let mut note = Note::parse(cp9.as_bytes()).unwrap();
+    let sig = peer.cosign(note.text(), 1_767_225_600);
+    note.push_signature(sig).unwrap();
+    let answer = c
+        .gossip(pb::GossipRequest {
+            checkpoints: vec![note.to_string(); 1024],
+            witness_vkey: peer.verifier().to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        answer.checkpoints.len(),
+        1,
+        "our own latest checkpoint comes back"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        dialled.load(Ordering::SeqCst),
+        0,
+        "a replayed gossip made the witness dial the log"
+    );
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
