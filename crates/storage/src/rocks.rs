@@ -343,6 +343,14 @@ impl RocksStore {
                 .unwrap_or_else(|| ForkGuard::default_path(&dir)),
         );
         check_format(&db, &dir)?;
+        let db = if scrub_legacy_idempotency_keys(&db)? {
+            // Reopening writes a fresh MANIFEST (the old one still names
+            // the compacted files' boundary keys) and deletes the old one.
+            drop(db);
+            open_db(&opts, &cache)?
+        } else {
+            db
+        };
         let store = RocksStore {
             db: RwLock::new(Some(db)),
             opts,
@@ -538,6 +546,47 @@ fn live<'a>(guard: &'a RwLockReadGuard<'_, Option<DB>>) -> Result<&'a DB, StoreE
 fn cf<'a>(db: &'a DB, name: &'static str) -> Result<&'a ColumnFamily, StoreError> {
     db.cf_handle(name)
         .ok_or_else(|| StoreError::Corrupt(format!("column family {name} is missing")))
+}
+
+/// Idempotency records written before keys were hashed hold the client's
+/// key as sent (an email address, say) as their RocksDB key, with an
+/// 8-byte value. No lookup can find them any more (keys are now 32-byte
+/// keyed hashes, with 40-byte values), so they are deleted at open, and
+/// the column family is flushed and compacted so that no SST file or
+/// write-ahead log keeps the raw bytes (the caller then reopens the
+/// database, for its MANIFEST). Runs once: afterwards there is nothing to
+/// find, and the scan of the column family is the only cost. Returns
+/// whether anything was deleted.
+fn scrub_legacy_idempotency_keys(db: &DB) -> Result<bool, StoreError> {
+    let idem = cf(db, CF_IDEMPOTENCY)?;
+    let mut wb = WriteBatch::default();
+    let mut n = 0u64;
+    for item in db.iterator_cf(idem, IteratorMode::Start) {
+        let (k, v) = item?;
+        if v.len() == 8 {
+            wb.delete_cf(idem, k);
+            n += 1;
+        }
+    }
+    if n == 0 {
+        return Ok(false);
+    }
+    sync_write(db, wb)?;
+    // Flush every column family (so no write-ahead log file still holds
+    // the raw keys), then rewrite this one's files without them.
+    let all: Vec<_> = ALL_CFS
+        .iter()
+        .map(|name| cf(db, name))
+        .collect::<Result<_, _>>()?;
+    db.flush_cfs_opt(&all, &rocksdb::FlushOptions::default())?;
+    let mut co = rocksdb::CompactOptions::default();
+    co.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+    db.compact_range_cf_opt(idem, None::<&[u8]>, None::<&[u8]>, &co);
+    tracing::warn!(
+        records = n,
+        "deleted idempotency records stored before keys were hashed (raw client bytes); retries of those appends will append again"
+    );
+    Ok(true)
 }
 
 fn check_format(db: &DB, dir: &Path) -> Result<(), StoreError> {

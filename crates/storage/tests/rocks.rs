@@ -575,3 +575,45 @@ fn disk_full_fails_cleanly_and_recovers() {
     let store = RocksStore::open(o).unwrap();
     assert_eq!(store.load_state().unwrap().tree, h.tree);
 }
+
+/// Idempotency records from before keys were hashed (the client's raw key,
+/// an 8-byte value) are deleted at open, and no file of the store keeps
+/// the raw key afterwards (issue 15, item 1).
+#[test]
+fn legacy_raw_idempotency_keys_are_scrubbed_at_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    drop(open(tmp.path()));
+    let raw_key = b"legacy.canary.5521@example.com";
+    {
+        let db = raw(tmp.path());
+        let idem = db.cf_handle("idempotency").unwrap();
+        db.put_cf(idem, raw_key, 0u64.to_be_bytes()).unwrap();
+        db.flush_cf(idem).unwrap();
+    }
+    let files = |dir: &Path| -> Vec<u8> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir.join("data")).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                out.extend(std::fs::read(&p).unwrap());
+            }
+        }
+        out
+    };
+    let has = |hay: &[u8]| hay.windows(raw_key.len()).any(|w| w == raw_key);
+    assert!(
+        has(&files(tmp.path())),
+        "the legacy record is on disk to begin with"
+    );
+    let s = open(tmp.path());
+    drop(s);
+    let leftovers: Vec<String> = std::fs::read_dir(tmp.path().join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && has(&std::fs::read(p).unwrap()))
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(leftovers.is_empty(), "the raw key survived the scrub in {leftovers:?}");
+    // Opening again finds nothing to do.
+    drop(open(tmp.path()));
+}
