@@ -323,6 +323,17 @@ fn config_check_names_file_line_and_key() {
             "tls_cert = \"/nonexistent.pem\"\n",
             "tls_cert and tls_key go together",
         ),
+        // Settings that need identities are refused without a token file
+        // (issue 15, item 9), never silently ignored.
+        ("private_reads = true\n", "private_reads needs a token file"),
+        ("append_rate = 100.0\n", "append_rate needs a token file"),
+        ("append_burst = 10.0\n", "append_burst needs a token file"),
+        ("max_streams = 4\n", "max_streams needs a token file"),
+        (
+            "[limits]\nheader_timeout_ms = 0\n",
+            "header_timeout_ms must be at least 1 ms",
+        ),
+        ("queue_mb = 0\n", "queue_mb must be at least 1"),
     ] {
         let p = dir.path().join("bad.toml");
         std::fs::write(&p, text).unwrap();
