@@ -126,26 +126,22 @@ fn policy_errors_name_file_line_and_key() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = cairn()
-        .args(["mask", "--policy"])
-        .arg(&policy)
-        .arg("--key-file")
-        .arg(&keys)
-        .arg("/dev/null")
-        .output()
-        .unwrap();
+    let with_keys = || {
+        cairn()
+            .args(["mask", "--policy"])
+            .arg(&policy)
+            .arg("--key-file")
+            .arg(&keys)
+            .arg("/dev/null")
+            .output()
+            .unwrap()
+    };
+    let out = with_keys();
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("readable by group or others"), "{err}");
     std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let out = cairn()
-        .args(["mask", "--policy"])
-        .arg(&policy)
-        .arg("--key-file")
-        .arg(&keys)
-        .arg("/dev/null")
-        .output()
-        .unwrap();
+    let out = with_keys();
     assert!(
         out.status.success(),
         "{}",

@@ -137,30 +137,44 @@ impl Metrics {
     /// Prometheus text for everything, plus the current tree size.
     pub fn render(&self, tree_size: u64) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP cairn_tree_size Leaves in the latest signed checkpoint.\n# TYPE cairn_tree_size gauge\ncairn_tree_size {tree_size}"
-        );
-        let _ = writeln!(
-            out,
-            "# HELP cairn_appended_total New entries appended (durable and checkpointed; repeats of an idempotency key are not counted).\n# TYPE cairn_appended_total counter\ncairn_appended_total {}",
-            self.appended.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP cairn_duplicates_total Appends answered with an earlier entry (a repeated idempotency key).\n# TYPE cairn_duplicates_total counter\ncairn_duplicates_total {}",
-            self.duplicates.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP cairn_log_halted 1 when the log has stopped writing after a fatal store error (see the error log).\n# TYPE cairn_log_halted gauge\ncairn_log_halted {}",
-            self.halted.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP cairn_guard_write_failures_total Fork-guard writes that failed after a durable checkpoint.\n# TYPE cairn_guard_write_failures_total counter\ncairn_guard_write_failures_total {}",
-            self.guard_failures.load(Ordering::Relaxed)
-        );
+        let load = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        for (name, kind, help, value) in [
+            (
+                "cairn_tree_size",
+                "gauge",
+                "Leaves in the latest signed checkpoint.",
+                tree_size,
+            ),
+            (
+                "cairn_appended_total",
+                "counter",
+                "New entries appended (durable and checkpointed; repeats of an idempotency key are not counted).",
+                load(&self.appended),
+            ),
+            (
+                "cairn_duplicates_total",
+                "counter",
+                "Appends answered with an earlier entry (a repeated idempotency key).",
+                load(&self.duplicates),
+            ),
+            (
+                "cairn_log_halted",
+                "gauge",
+                "1 when the log has stopped writing after a fatal store error (see the error log).",
+                load(&self.halted),
+            ),
+            (
+                "cairn_guard_write_failures_total",
+                "counter",
+                "Fork-guard writes that failed after a durable checkpoint.",
+                load(&self.guard_failures),
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
         self.batch_size
             .render(&mut out, "cairn_batch_entries", "Entries per batch.");
         self.batch_seconds.render(

@@ -8,12 +8,11 @@ use std::sync::Arc;
 
 use cairn_core::checkpoint::{WitnessPolicy, verify_checkpoint};
 use cairn_core::hash::{Hash, LeafIndex, TreeSize, leaf_hash};
-use cairn_core::note::NoteSigner;
 use cairn_core::proof::{verify_consistency, verify_inclusion};
 use cairn_core::tlog_proof::TlogProof;
 use cairn_masking::{Masker, Policy, TokenKeys};
+use cairn_server::pb;
 use cairn_server::pb::log_client::LogClient;
-use cairn_server::{LogService, Sequencer, SequencerConfig, pb};
 use cairn_storage::{
     Compression, Fault, FaultPoint, FaultyStore, LogStore, RocksStore, StoreOptions,
 };
@@ -23,30 +22,13 @@ use tonic::transport::Channel;
 
 const ORIGIN: &str = "grpc.cairn.test/log";
 
-fn signer() -> NoteSigner {
-    NoteSigner::from_seed(ORIGIN, &[9; 32]).unwrap()
-}
+mod common;
 
+use common::signer;
+
+/// The log service over `store` (open, no witnesses): its gRPC address.
 async fn serve(store: Arc<dyn LogStore>) -> SocketAddr {
-    let (seq, _task) = Sequencer::start(
-        store.clone(),
-        signer(),
-        ORIGIN.into(),
-        SequencerConfig::default(),
-    )
-    .unwrap();
-    let masker = Arc::new(
-        Masker::new(Policy::default_policy().unwrap(), &TokenKeys::new(), ORIGIN).unwrap(),
-    );
-    let svc = LogService::new(seq, store, masker);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(svc.into_server())
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    addr
+    common::serve(store, None).await.0
 }
 
 async fn client(addr: SocketAddr) -> LogClient<Channel> {

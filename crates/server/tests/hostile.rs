@@ -6,7 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ use tonic::Code;
 
 mod common;
 
-use common::{rocks, serve};
+use common::{get, rocks, serve};
 
 fn with_token<T>(msg: T, token: &str) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);
@@ -135,7 +134,11 @@ async fn a_fatal_store_error_stops_writing_loudly() {
     let (grpc, http) = serve(store.clone(), None).await;
     let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
     c.append(event("one", "")).await.unwrap();
-    assert!(get(http, "/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(
+        get(http, "/healthz", None)
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
     store.arm(FaultPoint::PutCheckpoint, Fault::Refuse);
     let s = c.append(event("two", "")).await.unwrap_err();
     assert_eq!(s.code(), Code::FailedPrecondition, "{s:?}");
@@ -143,7 +146,7 @@ async fn a_fatal_store_error_stops_writing_loudly() {
     assert_eq!(store.fired(), 1);
     let s = c.append(event("three", "")).await.unwrap_err();
     assert_eq!(s.code(), Code::FailedPrecondition, "{s:?}");
-    let health = get(http, "/healthz").await;
+    let health = get(http, "/healthz", None).await;
     assert!(health.starts_with("HTTP/1.1 503"), "{health}");
     assert!(health.contains("stopped writing"), "{health}");
     // Reads go on: the last checkpoint is still served, at size 1.
@@ -153,17 +156,6 @@ async fn a_fatal_store_error_stops_writing_loudly() {
         .unwrap()
         .into_inner();
     assert_eq!(cp.size, 1);
-}
-
-/// A GET with `Connection: close`; the whole answer as text.
-async fn get(addr: SocketAddr, path: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await.unwrap();
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Item 4: the HTTP listener cuts off a client that sends its headers too
@@ -227,7 +219,7 @@ async fn slow_clients_are_cut_off_and_connections_capped() {
         held.push(h);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let third = tokio::spawn(get(http2, "/healthz"));
+    let third = tokio::spawn(get(http2, "/healthz", None));
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert!(
         !third.is_finished(),
@@ -351,7 +343,11 @@ async fn guard_failures_are_surfaced_and_a_missing_guard_is_refused() {
     let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
     c.append(event("one", "")).await.unwrap();
     assert!(guard.exists(), "the guard is where it was configured");
-    assert!(get(http, "/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(
+        get(http, "/healthz", None)
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
     // The guard cannot be written (a directory where the file was).
     std::fs::remove_file(&guard).unwrap();
     std::fs::create_dir(&guard).unwrap();
@@ -360,7 +356,7 @@ async fn guard_failures_are_surfaced_and_a_missing_guard_is_refused() {
         .load(std::sync::atomic::Ordering::SeqCst);
     let r = c.append(event("two", "")).await.unwrap().into_inner();
     assert_eq!(r.index, 1, "the log writes on");
-    let health = get(http, "/healthz").await;
+    let health = get(http, "/healthz", None).await;
     assert!(
         health.starts_with("HTTP/1.1 503") && health.contains("fork guard"),
         "{health}"
@@ -374,7 +370,11 @@ async fn guard_failures_are_surfaced_and_a_missing_guard_is_refused() {
     // Repaired: the next checkpoint writes the guard again.
     std::fs::remove_dir(&guard).unwrap();
     c.append(event("three", "")).await.unwrap();
-    assert!(get(http, "/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(
+        get(http, "/healthz", None)
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
     let _ = stop.send(());
     task.await.unwrap().unwrap();
     // A lost guard: the store is refused at start, and says what to do.

@@ -14,26 +14,12 @@ use cairn_server::auth::{AuthConfig, token_hash_hex};
 use cairn_server::metrics::METRICS;
 use cairn_server::pb;
 use cairn_server::pb::log_client::LogClient;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The value of one metric line (`name{labels} value`), 0 when absent.
 fn value(text: &str, series: &str) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or(0)
-}
-
-async fn get(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: t\r\n{auth}Connection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await.unwrap();
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,12 +59,12 @@ async fn refusals_and_appends_are_counted_exactly() {
     // Public reads do not open /metrics (admin only): 401 without a token,
     // 403 with the append token.
     assert!(
-        get(http, "/metrics", None)
+        common::get(http, "/metrics", None)
             .await
             .starts_with("HTTP/1.1 401")
     );
     assert!(
-        get(http, "/metrics", Some("tok-ingest"))
+        common::get(http, "/metrics", Some("tok-ingest"))
             .await
             .starts_with("HTTP/1.1 403")
     );
@@ -90,7 +76,7 @@ async fn refusals_and_appends_are_counted_exactly() {
         .unwrap()
         .into_inner();
     assert!(dup.duplicate);
-    let after = get(http, "/metrics", Some("tok-ops")).await;
+    let after = common::get(http, "/metrics", Some("tok-ops")).await;
     assert!(after.starts_with("HTTP/1.1 200"), "{after}");
     let delta = |series: &str| value(&after, series) - value(&before, series);
     assert_eq!(delta("cairn_errors_total{category=\"unauthenticated\"}"), 3);

@@ -210,6 +210,22 @@ impl LogStore for TestStore {
     }
 }
 
+/// Offers `n` appends at once: the receivers of those queued, and how many
+/// were answered Busy.
+type Queued = tokio::sync::oneshot::Receiver<Result<cairn_server::Appended, AppendError>>;
+fn offer(seq: &Sequencer, n: u64) -> (Vec<Queued>, usize) {
+    let mut pending = Vec::new();
+    let mut busy = 0;
+    for i in 0..n {
+        match seq.try_append(req(i, None)) {
+            Ok(rx) => pending.push(rx),
+            Err(AppendError::Busy) => busy += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    (pending, busy)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_queue_answers_busy() {
     let store = Arc::new(TestStore::slow(Duration::from_millis(200)));
@@ -219,15 +235,7 @@ async fn full_queue_answers_busy() {
         ..SequencerConfig::default()
     };
     let seq = start(store, cfg);
-    let mut pending = Vec::new();
-    let mut busy = 0;
-    for i in 0..50 {
-        match seq.try_append(req(i, None)) {
-            Ok(rx) => pending.push(rx),
-            Err(AppendError::Busy) => busy += 1,
-            Err(e) => panic!("{e}"),
-        }
-    }
+    let (pending, busy) = offer(&seq, 50);
     assert!(busy > 0, "a 4-slot queue took 50 appends");
     // Everything accepted still completes.
     for rx in pending {
@@ -249,15 +257,7 @@ async fn queue_is_bounded_in_bytes() {
         ..SequencerConfig::default()
     };
     let seq = start(store, cfg);
-    let mut pending = Vec::new();
-    let mut busy = 0;
-    for i in 0..50 {
-        match seq.try_append(req(i, None)) {
-            Ok(rx) => pending.push(rx),
-            Err(AppendError::Busy) => busy += 1,
-            Err(e) => panic!("{e}"),
-        }
-    }
+    let (pending, busy) = offer(&seq, 50);
     assert!(
         pending.len() <= 3,
         "{} queued past a 3-leaf budget",

@@ -613,7 +613,10 @@ fn legacy_raw_idempotency_keys_are_scrubbed_at_open() {
         .filter(|p| p.is_file() && has(&std::fs::read(p).unwrap()))
         .map(|p| p.display().to_string())
         .collect();
-    assert!(leftovers.is_empty(), "the raw key survived the scrub in {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "the raw key survived the scrub in {leftovers:?}"
+    );
     // Opening again finds nothing to do.
     drop(open(tmp.path()));
 }

@@ -63,3 +63,19 @@ pub async fn serve(store: Arc<dyn LogStore>, auth: Option<AuthConfig>) -> (Socke
     tokio::spawn(async move { axum::serve(listener, router).await });
     (grpc, http)
 }
+
+/// A GET with `Connection: close` (and a bearer token, if given); the
+/// whole answer as text.
+pub async fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: t\r\n{auth}Connection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
