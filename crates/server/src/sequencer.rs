@@ -5,8 +5,11 @@
 //! at [`SequencerConfig::max_batch`] entries or [`SequencerConfig::max_age`]
 //! after the batch's first entry, and for each batch:
 //!
-//! 1. **Sequence**: drop duplicates of idempotency keys (answering with the
-//!    original index), give the rest consecutive indexes.
+//! 1. **Sequence**: resolve idempotency keys (scoped to the caller and
+//!    hashed before they get here, see [`IdempotencyHasher`]): a repeat of
+//!    the same request is answered with the original index, a repeat with
+//!    a different request is refused ([`AppendError::KeyReused`]); give
+//!    the rest consecutive indexes.
 //! 2. **Integrate** (`cairn-core`): new root and tile hashes. Memory only.
 //! 3. **Commit** (`LogStore::commit_batch`, one synced write). *Crash before
 //!    it completes: the batch is gone and nobody was answered. Crash after:
@@ -21,11 +24,17 @@
 //!    append returns only once its entry is durable and covered by a signed
 //!    checkpoint.
 //!
-//! Store failures: after any write error the sequencer reloads the durable
-//! state. If the batch landed anyway ("failed but saved"), it carries on as
-//! if the write had succeeded; if not, every waiter of the batch gets
-//! [`AppendError::Unavailable`] and the tree is unchanged, so nothing is
-//! signed twice at one size with different roots.
+//! Store failures: after a transient write error (I/O, a full disk) the
+//! sequencer reloads the durable state. If the batch landed anyway
+//! ("failed but saved"), it carries on as if the write had succeeded; if
+//! not, every waiter of the batch gets [`AppendError::Unavailable`] and the
+//! tree is unchanged, so nothing is signed twice at one size with different
+//! roots. An error that only another writer, a damaged store or a second
+//! view of history explains ([`is_fatal`]) stops the log writing: every
+//! waiter then, and every append after, gets [`AppendError::Halted`], said
+//! loudly (error log, `cairn_log_halted`, health), until a restart. A fork
+//! guard that could not follow a durable checkpoint (`GuardWrite`) is not
+//! a failure of the batch: said loudly, retried with the next checkpoint.
 //!
 //! Defaults: batches of up to 4,096 entries or 2 ms, whichever comes first
 //! (a lone append waits at most 2 ms plus one synced write, ~0.3 ms here;
