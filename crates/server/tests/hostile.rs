@@ -489,3 +489,51 @@ async fn replayed_gossip_makes_the_witness_do_no_work() {
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }
+
+/// Item 4, gRPC: at most `max_concurrent_streams` calls at once on one
+/// connection; a further call waits until a stream ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_streams_per_connection_are_capped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = ServeConfig {
+        data_dir: tmp.path().join("d"),
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        tile_cache_mb: 1,
+        ..ServeConfig::default()
+    };
+    cfg.limits.max_concurrent_streams = 2;
+    let server = Server::bind(&cfg).await.unwrap();
+    let grpc = server.grpc_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    // One connection; two long-lived streams fill it.
+    let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
+    let w1 = c
+        .watch_checkpoints(pb::WatchCheckpointsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let _w2 = c
+        .watch_checkpoints(pb::WatchCheckpointsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mut c3 = c.clone();
+    let third =
+        tokio::spawn(async move { c3.get_checkpoint(pb::GetCheckpointRequest::default()).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!third.is_finished(), "a third stream ran past a cap of 2");
+    drop(w1);
+    let answer = tokio::time::timeout(Duration::from_secs(5), third)
+        .await
+        .expect("the third call runs once a stream ends")
+        .unwrap();
+    assert!(answer.is_ok(), "{answer:?}");
+    let _ = stop.send(());
+    drop(c);
+    drop(_w2);
+    running.await.unwrap().unwrap();
+}
