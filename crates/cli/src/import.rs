@@ -24,7 +24,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use cairn_core::{Checkpoint, Hash, leaf_hash};
 use cairn_masking::ContentType;
-use cairn_storage::{CommitBatch, LogStore, NewEntry, RocksStore, StoreOptions};
+use cairn_storage::{CommitBatch, LogStore, NewEntry};
+use cairn_storage_rocks::{RocksStore, StoreOptions};
 use clap::Args;
 use rayon::prelude::*;
 

@@ -510,9 +510,9 @@ async fn cosigned_growth_then_a_fork_is_caught() {
     // ...so the operator forces it (recreating the guard from the copy),
     // and the witnesses and auditors are what catch the fork.
     drop(
-        cairn_storage::RocksStore::open(cairn_storage::StoreOptions {
+        cairn_storage_rocks::RocksStore::open(cairn_storage_rocks::StoreOptions {
             rebuild_missing_guard: true,
-            ..cairn_storage::StoreOptions::new(&backup)
+            ..cairn_storage_rocks::StoreOptions::new(&backup)
         })
         .unwrap(),
     );

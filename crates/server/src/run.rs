@@ -11,7 +11,8 @@ use std::time::Duration;
 use cairn_core::cosignature::Cosigner;
 use cairn_core::note::NoteSigner;
 use cairn_masking::{Masker, Policy, TokenKeys};
-use cairn_storage::{LogStore, RocksStore, StoreOptions};
+use cairn_storage::LogStore;
+use cairn_storage_rocks::{RocksStore, StoreOptions};
 use tokio::net::TcpListener;
 
 use crate::auth::{AuthConfig, Authorizer};

@@ -13,9 +13,8 @@ use cairn_core::tlog_proof::TlogProof;
 use cairn_masking::{Masker, Policy, TokenKeys};
 use cairn_server::pb;
 use cairn_server::pb::log_client::LogClient;
-use cairn_storage::{
-    Compression, Fault, FaultPoint, FaultyStore, LogStore, RocksStore, StoreOptions,
-};
+use cairn_storage::{Fault, FaultPoint, FaultyStore, LogStore};
+use cairn_storage_rocks::{Compression, RocksStore, StoreOptions};
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic::transport::Channel;

@@ -13,9 +13,9 @@ use cairn_core::proof::{inclusion_proof, verify_inclusion};
 use cairn_server::{AppendError, AppendRequest, IdempotencyHasher, Sequencer, SequencerConfig};
 use cairn_storage::conformance::Harness;
 use cairn_storage::{
-    Fault, FaultPoint, FaultyStore, LogStore, MemoryStore, RocksStore, StoreError, StoreOptions,
-    StoreTiles,
+    Fault, FaultPoint, FaultyStore, LogStore, MemoryStore, StoreError, StoreTiles,
 };
+use cairn_storage_rocks::{RocksStore, StoreOptions};
 
 const ORIGIN: &str = "seq.cairn.test/log";
 

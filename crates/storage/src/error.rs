@@ -107,12 +107,6 @@ impl StoreError {
     }
 }
 
-impl From<rocksdb::Error> for StoreError {
-    fn from(e: rocksdb::Error) -> Self {
-        StoreError::Io(e.into_string())
-    }
-}
-
 impl From<std::io::Error> for StoreError {
     fn from(e: std::io::Error) -> Self {
         StoreError::Io(e.to_string())

@@ -1,19 +1,21 @@
-//! `cairn-storage`: where the log's bytes live.
+//! `cairn-storage`: where the log's bytes live, without knowing how.
 //!
-//! The [`LogStore`] trait is the whole contract between the sequencer and
-//! storage. Two backends implement it:
+//! The [`LogStore`] trait is the whole contract between the log engine and
+//! storage. This crate holds the contract, the reference backend
+//! ([`MemoryStore`], for fast tests), and the checks every backend shares:
+//! [`validate_batch`] (before anything is written), [`verify_state`]
+//! (start-up recovery) and the [fork guard](guard) against restored
+//! backups. Backends live in their own crates: `cairn-storage-rocks` (the
+//! embedded default, RocksDB) and, next, object storage.
 //!
-//! * [`RocksStore`]: the embedded default. One process, one folder, crash
-//!   safe, with a [fork guard](guard) against restored backups.
-//! * [`MemoryStore`]: the reference implementation, for fast tests.
-//!
-//! [`conformance`] is one suite that both must pass, and [`FaultyStore`]
-//! wraps any store to inject failures before or after persisting.
+//! With the `testing` feature: [`conformance`], one suite every backend
+//! must pass, and [`FaultyStore`], which wraps any store to inject failures
+//! before or after persisting. Production builds leave them out.
 //!
 //! ```
-//! use cairn_storage::{LogStore, MemoryStore, conformance::Harness};
-//!
+//! # #[cfg(feature = "testing")]
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use cairn_storage::{LogStore, MemoryStore, conformance::Harness};
 //! let store = MemoryStore::new();
 //! // The harness builds batches the way the sequencer does: leaf hashes,
 //! // integration, then commit_batch and put_checkpoint.
@@ -25,28 +27,31 @@
 //! assert_eq!(store.read_entries(cairn_core::LeafIndex(299), 10)?.len(), 1);
 //! # Ok(())
 //! # }
+//! # #[cfg(not(feature = "testing"))]
+//! # fn main() {}
 //! ```
 //!
 //! Storage never hashes the tree as part of persisting it: it stores the
 //! leaf hashes and tile hashes it is given. Only [`verify_state`] (start-up
 //! recovery) calls into `cairn-core` to recompute the root and check it.
 
+#[cfg(feature = "testing")]
 pub mod conformance;
 mod error;
+#[cfg(feature = "testing")]
 mod faulty;
 pub mod guard;
 mod memory;
-mod rocks;
-mod verify;
+pub mod verify;
 
 use cairn_core::hash::{Hash, LeafIndex, TreeSize};
 use cairn_core::tile::Tile;
 use cairn_core::tree::{TileUpdate, TreeState};
 
 pub use error::StoreError;
+#[cfg(feature = "testing")]
 pub use faulty::{Fault, FaultPoint, FaultyStore};
 pub use memory::MemoryStore;
-pub use rocks::{Compression, MAX_TREE_SIZE, RocksStore, StoreOptions};
 pub use verify::{StoreTiles, validate_batch, verify_state};
 
 /// Version of the on-disk layout this build reads and writes.

@@ -25,7 +25,9 @@ impl<S: LogStore + ?Sized> TileReader for StoreTiles<'_, S> {
 }
 
 /// Parses a stored checkpoint note far enough to get its body.
-pub(crate) fn parse_checkpoint(note: &[u8]) -> Result<Checkpoint, StoreError> {
+/// Parses a stored checkpoint note's body (no signature check: the note
+/// was signed by this log's writer).
+pub fn parse_checkpoint(note: &[u8]) -> Result<Checkpoint, StoreError> {
     let n =
         Note::parse(note).map_err(|e| StoreError::InvalidBatch(format!("checkpoint note: {e}")))?;
     Checkpoint::parse(n.text()).map_err(|e| StoreError::InvalidBatch(format!("checkpoint: {e}")))
@@ -33,7 +35,9 @@ pub(crate) fn parse_checkpoint(note: &[u8]) -> Result<Checkpoint, StoreError> {
 
 /// Checks a `put_checkpoint` request: the note parses, is labelled with its
 /// own size, and that size is durable.
-pub(crate) fn check_checkpoint_request(
+/// Checks a `put_checkpoint` request against the durable size: the note
+/// parses, names `size`, and `size` is not beyond the tree.
+pub fn check_checkpoint_request(
     size: TreeSize,
     note: &[u8],
     durable: TreeSize,

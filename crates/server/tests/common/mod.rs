@@ -11,7 +11,8 @@ use cairn_masking::{Masker, Policy, TokenKeys};
 use cairn_server::auth::{AuthConfig, Authorizer};
 use cairn_server::service::ServiceOptions;
 use cairn_server::{LogService, Sequencer, SequencerConfig};
-use cairn_storage::{Compression, LogStore, RocksStore, StoreOptions};
+use cairn_storage::LogStore;
+use cairn_storage_rocks::{Compression, RocksStore, StoreOptions};
 
 const ORIGIN: &str = "hostile.cairn.test/log";
 

@@ -20,7 +20,8 @@ use cairn_core::hash::{Hash, LeafIndex, TreeSize, leaf_hash};
 use cairn_core::proof::ProofPlan;
 use cairn_core::tree::TreeState;
 use cairn_storage::conformance::Harness;
-use cairn_storage::{CommitBatch, LogStore, NewEntry, RocksStore, StoreOptions, StoreTiles};
+use cairn_storage::{CommitBatch, LogStore, NewEntry, StoreTiles};
+use cairn_storage_rocks::{RocksStore, StoreOptions};
 
 const ENTRY_LEN: usize = 300;
 

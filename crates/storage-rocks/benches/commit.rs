@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use cairn_core::hash::{Hash, leaf_hash};
 use cairn_core::tree::{Integration, TreeState};
-use cairn_storage::{CommitBatch, Compression, LogStore, NewEntry, RocksStore, StoreOptions};
+use cairn_storage::{CommitBatch, LogStore, NewEntry};
+use cairn_storage_rocks::{Compression, RocksStore, StoreOptions};
 use criterion::{Criterion, Throughput};
 
 const ENTRY_LEN: usize = 300;

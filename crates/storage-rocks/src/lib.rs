@@ -1,4 +1,10 @@
-//! The RocksDB backend. Layout and key encodings: `docs/design/storage.md`.
+//! `cairn-storage-rocks`: the embedded default backend of the
+//! [`LogStore`] contract, on RocksDB. One process, one folder, crash safe,
+//! with a [fork guard](cairn_storage::guard) against restored backups.
+//! Layout and key encodings: `docs/design/storage.md`. The contract, the
+//! memory store and the recovery checks live in `cairn-storage`, which
+//! knows nothing of RocksDB; the conformance suite there (feature
+//! `testing`) runs against this store too.
 //!
 //! # Life of a batch (the commit point)
 //!
@@ -44,9 +50,9 @@ use rocksdb::{
     Direction, IteratorMode, Options, ReadOptions, SliceTransform, WriteBatch, WriteOptions,
 };
 
-use crate::guard::ForkGuard;
-use crate::verify::{check_checkpoint_request, validate_batch, verify_state};
-use crate::{
+use cairn_storage::guard::ForkGuard;
+use cairn_storage::verify::{check_checkpoint_request, validate_batch, verify_state};
+use cairn_storage::{
     CommitBatch, FORMAT_VERSION, IdempotencyKey, IdempotencyRecord, LoadedState, LogStore,
     StoreError, StoredCheckpoint,
 };
@@ -80,6 +86,18 @@ pub enum Compression {
     Lz4,
     /// Zstandard: smaller, more CPU.
     Zstd,
+}
+
+/// RocksDB's errors as the contract's: I/O (the message names what
+/// failed; `StoreError::summary` keeps it from clients).
+trait Io<T> {
+    fn io(self) -> Result<T, StoreError>;
+}
+
+impl<T> Io<T> for Result<T, rocksdb::Error> {
+    fn io(self) -> Result<T, StoreError> {
+        self.map_err(|e| StoreError::Io(e.into_string()))
+    }
 }
 
 /// How to open a [`RocksStore`].
@@ -430,7 +448,7 @@ impl RocksStore {
         let db = live(&guard)?;
         for name in ALL_CFS {
             let cf = cf(db, name)?;
-            db.flush_cf(cf)?;
+            db.flush_cf(cf).io()?;
             db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
         }
         Ok(())
@@ -446,7 +464,8 @@ impl RocksStore {
             .into_iter()
             .map(|name| {
                 let v = db
-                    .property_int_value_cf(cf(db, name)?, "rocksdb.live-sst-files-size")?
+                    .property_int_value_cf(cf(db, name)?, "rocksdb.live-sst-files-size")
+                    .io()?
                     .unwrap_or(0);
                 Ok((name, v))
             })
@@ -562,7 +581,7 @@ fn scrub_legacy_idempotency_keys(db: &DB) -> Result<bool, StoreError> {
     let mut wb = WriteBatch::default();
     let mut n = 0u64;
     for item in db.iterator_cf(idem, IteratorMode::Start) {
-        let (k, v) = item?;
+        let (k, v) = item.io()?;
         if v.len() == 8 {
             wb.delete_cf(idem, k);
             n += 1;
@@ -578,7 +597,8 @@ fn scrub_legacy_idempotency_keys(db: &DB) -> Result<bool, StoreError> {
         .iter()
         .map(|name| cf(db, name))
         .collect::<Result<_, _>>()?;
-    db.flush_cfs_opt(&all, &rocksdb::FlushOptions::default())?;
+    db.flush_cfs_opt(&all, &rocksdb::FlushOptions::default())
+        .io()?;
     let mut co = rocksdb::CompactOptions::default();
     co.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
     db.compact_range_cf_opt(idem, None::<&[u8]>, None::<&[u8]>, &co);
@@ -591,7 +611,7 @@ fn scrub_legacy_idempotency_keys(db: &DB) -> Result<bool, StoreError> {
 
 fn check_format(db: &DB, dir: &Path) -> Result<(), StoreError> {
     let meta = cf(db, CF_META)?;
-    match db.get_cf(meta, META_FORMAT)? {
+    match db.get_cf(meta, META_FORMAT).io()? {
         Some(v) => {
             let found = <[u8; 4]>::try_from(v.as_slice())
                 .map(u32::from_be_bytes)
@@ -607,14 +627,15 @@ fn check_format(db: &DB, dir: &Path) -> Result<(), StoreError> {
         None => {
             // A new store, or one with data but no version record (only
             // possible if it was not written by Cairn).
-            if db.get_cf(meta, META_STATE)?.is_some() {
+            if db.get_cf(meta, META_STATE).io()?.is_some() {
                 return Err(StoreError::Corrupt(
                     "store has a tree state but no format-version record".into(),
                 ));
             }
             let mut wo = WriteOptions::default();
             wo.set_sync(true);
-            db.put_cf_opt(meta, META_FORMAT, FORMAT_VERSION.to_be_bytes(), &wo)?;
+            db.put_cf_opt(meta, META_FORMAT, FORMAT_VERSION.to_be_bytes(), &wo)
+                .io()?;
         }
     }
     Ok(())
@@ -624,12 +645,15 @@ fn sync_write(db: &DB, batch: WriteBatch) -> Result<(), StoreError> {
     let mut wo = WriteOptions::default();
     // The commit point: WAL appended and fsynced before this returns.
     wo.set_sync(true);
-    db.write_opt(batch, &wo)?;
+    db.write_opt(batch, &wo).io()?;
     Ok(())
 }
 
 fn checkpoint_slot_free(db: &DB, size: u64, note: &[u8]) -> Result<bool, StoreError> {
-    match db.get_cf(cf(db, CF_CHECKPOINTS)?, size.to_be_bytes())? {
+    match db
+        .get_cf(cf(db, CF_CHECKPOINTS)?, size.to_be_bytes())
+        .io()?
+    {
         Some(old) if old == note => Ok(false),
         Some(_) => Err(StoreError::CheckpointConflict { size }),
         None => Ok(true),
@@ -644,7 +668,9 @@ fn read_tiles_in(db: &DB, tiles: &[Tile]) -> Result<Vec<Vec<Hash>>, StoreError> 
         .iter()
         .zip(results)
         .map(|(t, r)| {
-            let bytes = r?.ok_or_else(|| StoreError::MissingTile { path: t.path() })?;
+            let bytes = r
+                .io()?
+                .ok_or_else(|| StoreError::MissingTile { path: t.path() })?;
             let want = usize::from(t.width) * HASH_LEN;
             let slice = bytes
                 .get(..want)
@@ -661,7 +687,7 @@ fn latest_checkpoint<'a>(
     match iter.next() {
         None => Ok(None),
         Some(item) => {
-            let (k, v) = item?;
+            let (k, v) = item.io()?;
             Ok(Some(StoredCheckpoint {
                 size: TreeSize(decode_u64(&k, "checkpoint key")?),
                 note: v.into_vec(),
@@ -680,7 +706,7 @@ impl LogStore for RocksStore {
             // disagree. Tiles are read afterwards: they only grow, and the
             // prefix a size needs never changes.
             let snap = db.snapshot();
-            let tree = match snap.get_cf(cf(db, CF_META)?, META_STATE)? {
+            let tree = match snap.get_cf(cf(db, CF_META)?, META_STATE).io()? {
                 Some(v) => decode_state(&v)?,
                 None => TreeState::empty(),
             };
@@ -706,7 +732,8 @@ impl LogStore for RocksStore {
         for u in batch.tiles {
             if u.offset > 0 {
                 let bytes = db
-                    .get_cf(tiles_cf, tile_key(u.tile.level, u.tile.index))?
+                    .get_cf(tiles_cf, tile_key(u.tile.level, u.tile.index))
+                    .io()?
                     .unwrap_or_default();
                 existing.insert((u.tile.level, u.tile.index), bytes);
             }
@@ -721,7 +748,7 @@ impl LogStore for RocksStore {
             &batch,
             w.tree.size(),
             &|l, i| Ok(existing.get(&(l, i)).map_or(0, |b| b.len() / HASH_LEN)),
-            &|k| Ok(db.get_pinned_cf(idem, k.0)?.is_some()),
+            &|k| Ok(db.get_pinned_cf(idem, k.0).io()?.is_some()),
         )?;
         if let Some(note) = batch.checkpoint {
             checkpoint_slot_free(db, batch.state.size().0, note)?;
@@ -826,7 +853,7 @@ impl LogStore for RocksStore {
             IteratorMode::From(&key, Direction::Forward),
         );
         for (expect, item) in (start.0..).zip(iter.take(n)) {
-            let (k, v) = item?;
+            let (k, v) = item.io()?;
             if decode_u64(&k, "entry key")? != expect {
                 return Err(StoreError::Corrupt(format!("entry {expect} is missing")));
             }
@@ -853,7 +880,8 @@ impl LogStore for RocksStore {
         let cpf = cf(db, CF_CHECKPOINTS)?;
         match size {
             Some(s) => Ok(db
-                .get_cf(cpf, s.0.to_be_bytes())?
+                .get_cf(cpf, s.0.to_be_bytes())
+                .io()?
                 .map(|note| StoredCheckpoint { size: s, note })),
             None => latest_checkpoint(db.iterator_cf(cpf, IteratorMode::End)),
         }
@@ -874,7 +902,7 @@ impl LogStore for RocksStore {
         // Candidates share the 8-byte prefix; confirm each against the full
         // leaf hash in its level-0 tile. Lowest index first.
         for item in iter {
-            let (k, _) = item?;
+            let (k, _) = item.io()?;
             if !k.starts_with(prefix) {
                 break;
             }
@@ -905,7 +933,7 @@ impl LogStore for RocksStore {
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let guard = self.read_db();
         let db = live(&guard)?;
-        let Some(v) = db.get_pinned_cf(cf(db, CF_IDEMPOTENCY)?, key.0)? else {
+        let Some(v) = db.get_pinned_cf(cf(db, CF_IDEMPOTENCY)?, key.0).io()? else {
             return Ok(None);
         };
         let (index, request) = match v.len() {

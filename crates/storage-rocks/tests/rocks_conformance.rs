@@ -3,12 +3,12 @@
 
 #![allow(clippy::expect_used)]
 
-fn fresh() -> (tempfile::TempDir, cairn_storage::RocksStore) {
+fn fresh() -> (tempfile::TempDir, cairn_storage_rocks::RocksStore) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut opts = cairn_storage::StoreOptions::new(dir.path().join("data"));
-    opts.compression = cairn_storage::Compression::None;
+    let mut opts = cairn_storage_rocks::StoreOptions::new(dir.path().join("data"));
+    opts.compression = cairn_storage_rocks::Compression::None;
     opts.block_cache_bytes = 8 << 20;
-    let store = cairn_storage::RocksStore::open(opts).expect("open store");
+    let store = cairn_storage_rocks::RocksStore::open(opts).expect("open store");
     (dir, store)
 }
 

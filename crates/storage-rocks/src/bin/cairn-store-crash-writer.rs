@@ -7,8 +7,9 @@
 
 use std::io::Write;
 
+use cairn_storage::LogStore;
 use cairn_storage::conformance::Harness;
-use cairn_storage::{LogStore, RocksStore, StoreOptions};
+use cairn_storage_rocks::{RocksStore, StoreOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

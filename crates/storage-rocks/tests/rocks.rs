@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 
 use cairn_core::hash::{LeafIndex, TreeSize, leaf_hash};
 use cairn_storage::conformance::Harness;
-use cairn_storage::{
-    Compression, Fault, FaultPoint, FaultyStore, LogStore, RocksStore, StoreError, StoreOptions,
-};
+use cairn_storage::{Fault, FaultPoint, FaultyStore, LogStore, StoreError};
+use cairn_storage_rocks::{Compression, RocksStore, StoreOptions};
 
 fn opts(dir: &Path) -> StoreOptions {
     let mut o = StoreOptions::new(dir.join("data"));
