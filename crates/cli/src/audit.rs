@@ -9,12 +9,12 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
+use cairn_api as pb;
 use cairn_client::audit::{AuditState, FullAudit, check_advance};
 use cairn_client::evidence::{Evidence, EvidenceKind};
 use cairn_client::{LogVerifier, TrustPolicy};
 use cairn_core::checkpoint::VerifiedCheckpoint;
 use cairn_core::{Hash, NoteVerifier};
-use cairn_server::pb;
 use clap::Args;
 use tokio_stream::StreamExt;
 

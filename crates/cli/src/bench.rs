@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use cairn_server::pb;
+use cairn_api as pb;
 use clap::Args;
 
 #[derive(Args)]

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow};
+use cairn_api as pb;
 use cairn_client::{LogVerifier, TrustPolicy};
 use cairn_core::encoding::{decode_base64, encode_base64};
 use cairn_core::note::NoteVerifier;
-use cairn_server::pb;
 use clap::{Args, Subcommand};
 
 use crate::conn::ServerArg;

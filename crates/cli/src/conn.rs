@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use cairn_server::pb::log_client::LogClient;
+use cairn_api::log_client::LogClient;
 use clap::Args;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;

@@ -17,15 +17,8 @@ pub mod tls;
 pub mod witness;
 pub mod witnessing;
 
-/// Code generated from `proto/cairn/v1/log.proto`.
-#[allow(missing_docs, unreachable_pub, clippy::all)]
-pub mod pb {
-    tonic::include_proto!("cairn.v1");
-
-    /// The encoded file descriptor set, for gRPC reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/cairn_v1_descriptor.bin"));
-}
+/// The wire API (`cairn-api`): messages and services of `cairn.v1`.
+pub use cairn_api as pb;
 
 /// Helpers for this workspace's tests (not part of the API).
 #[doc(hidden)]
