@@ -1,15 +1,7 @@
-//! The witness: C2SP tlog-witness v1.0.0 `add-checkpoint`
-//! (<https://c2sp.org/tlog-witness>) with C2SP tlog-cosignature v1
-//! (type 0x04, timestamped) signatures.
-//!
-//! Request body:
-//!
-//! ```text
-//! old <size>\n                 decimal, no leading zeros
-//! <base64 hash>\n …            0..=63 consistency proof lines
-//! \n
-//! <signed checkpoint note>
-//! ```
+//! The witness: the checks and state behind C2SP tlog-witness
+//! `add-checkpoint` (<https://c2sp.org/tlog-witness>) with C2SP
+//! tlog-cosignature v1 (type 0x04, timestamped) signatures. The request's
+//! wire format is `cairn_core::tlog_witness`.
 //!
 //! Checks, in the spec's order, and their HTTP status:
 //!
@@ -20,7 +12,7 @@
 //! | no valid signature by the log's key, or a failing one | 403 |
 //! | old size > checkpoint size | 400 |
 //! | old size ≠ our latest cosigned size (0 if none) | 409, body `<latest>\n`, `text/x.tlog.size` |
-//! | old size = checkpoint size, different root | 409 (and split-view evidence) |
+//! | old size = checkpoint size, different root | 422 (and split-view evidence; C2SP/C2SP#280) |
 //! | proof fails, or non-empty with old 0, or size-0 with a wrong root | 422 |
 //! | otherwise: persist, then cosign | 200, cosignature lines |
 //!
@@ -40,7 +32,6 @@ use std::sync::Mutex;
 
 use cairn_core::checkpoint::Checkpoint;
 use cairn_core::cosignature::Cosigner;
-use cairn_core::encoding::parse_decimal;
 use cairn_core::note::{Note, NoteSignature, NoteVerifier};
 use cairn_core::{Hash, empty_root};
 use serde::{Deserialize, Serialize};
@@ -49,67 +40,12 @@ use crate::evidence::{Evidence, EvidenceKind, EvidenceLog};
 use crate::fsutil::{atomic_write, lock_dir};
 use crate::verify::{LogVerifier, VerifyError};
 
-/// At most this many consistency proof lines (tlog-witness).
-pub const MAX_PROOF_LINES: usize = 63;
-/// Largest request body accepted.
-pub const MAX_BODY: usize = 64 * 1024;
-/// Content type of the 409 body.
-pub const SIZE_CONTENT_TYPE: &str = "text/x.tlog.size";
+// The wire format lives with the other C2SP formats, in the core.
+pub use cairn_core::tlog_witness::{AddCheckpoint, MAX_BODY, MAX_PROOF_LINES, SIZE_CONTENT_TYPE};
 
-/// An `add-checkpoint` request.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AddCheckpoint {
-    /// The size the submitter believes we last cosigned.
-    pub old: u64,
-    /// Consistency proof from `old` to the checkpoint's size.
-    pub proof: Vec<Hash>,
-    /// The signed checkpoint note.
-    pub note: String,
-}
-
-impl AddCheckpoint {
-    /// Parses a request body strictly.
-    pub fn parse(body: &[u8]) -> Result<Self, WitnessError> {
-        let bad = |m: &str| WitnessError::Malformed(m.to_owned());
-        if body.len() > MAX_BODY {
-            return Err(bad("request body too large"));
-        }
-        let s = std::str::from_utf8(body).map_err(|_| bad("body is not UTF-8"))?;
-        let (head, note) = s
-            .split_once("\n\n")
-            .ok_or_else(|| bad("no empty line before the checkpoint"))?;
-        let mut lines = head.split('\n');
-        let old = lines
-            .next()
-            .and_then(|l| l.strip_prefix("old "))
-            .and_then(parse_decimal)
-            .ok_or_else(|| bad("first line must be `old <size>`"))?;
-        let mut proof = Vec::new();
-        for l in lines {
-            if proof.len() == MAX_PROOF_LINES {
-                return Err(bad("more than 63 proof lines"));
-            }
-            proof.push(
-                Hash::from_base64(l).map_err(|_| bad("proof line is not base64 of 32 bytes"))?,
-            );
-        }
-        Ok(AddCheckpoint {
-            old,
-            proof,
-            note: note.to_owned(),
-        })
-    }
-
-    /// The request body.
-    pub fn encode(&self) -> String {
-        let mut s = format!("old {}\n", self.old);
-        for h in &self.proof {
-            s.push_str(&h.to_base64());
-            s.push('\n');
-        }
-        s.push('\n');
-        s.push_str(&self.note);
-        s
+impl From<cairn_core::tlog_witness::MalformedRequest> for WitnessError {
+    fn from(e: cairn_core::tlog_witness::MalformedRequest) -> Self {
+        WitnessError::Malformed(e.0.to_owned())
     }
 }
 
@@ -134,13 +70,14 @@ pub enum WitnessError {
         /// Checkpoint size.
         size: u64,
     },
-    /// Old size is not our latest, or same size with another root (409).
+    /// Old size is not our latest (409).
     #[error("conflict: this witness's latest cosigned size is {latest}")]
     Conflict {
         /// Our latest cosigned size.
         latest: u64,
     },
-    /// The proof does not verify (422).
+    /// The proof does not verify, or the same size has another root
+    /// (422).
     #[error("consistency proof does not verify: {0}")]
     BadProof(String),
     /// State could not be persisted (500).
@@ -487,7 +424,7 @@ mod tests {
             "old -1\n\nx",
         ] {
             let e = AddCheckpoint::parse(bad.as_bytes()).unwrap_err();
-            assert_eq!(e.http_status(), 400, "{bad:?}");
+            assert_eq!(WitnessError::from(e).http_status(), 400, "{bad:?}");
         }
         let many = format!(
             "old 1\n{}\nx",

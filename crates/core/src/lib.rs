@@ -55,6 +55,7 @@ pub mod note;
 pub mod proof;
 pub mod tile;
 pub mod tlog_proof;
+pub mod tlog_witness;
 pub mod tree;
 
 pub use checkpoint::{
@@ -69,4 +70,5 @@ pub use proof::{
 };
 pub use tile::{NodeId, Tile, TilePath};
 pub use tlog_proof::TlogProof;
+pub use tlog_witness::AddCheckpoint;
 pub use tree::{Integration, TileUpdate, TreeState};

@@ -366,7 +366,13 @@ impl pb::witness_server::Witness for WitnessService {
 async fn http_add_checkpoint(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
     let req = match AddCheckpoint::parse(&body) {
         Ok(r) => r,
-        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("{}\n", WitnessError::from(e)),
+            )
+                .into_response();
+        }
     };
     match s.add_checkpoint(req).await {
         Ok(lines) => (
