@@ -102,7 +102,13 @@ mod tests {
         assert_eq!(AddCheckpoint::parse(r.encode().as_bytes()).unwrap(), r);
         let proof_line = format!("{}\n", Hash([3; 32]).to_base64());
         let body = |lines: usize| format!("old 1\n{}\nnote", proof_line.repeat(lines));
-        assert_eq!(AddCheckpoint::parse(body(63).as_bytes()).unwrap().proof.len(), 63);
+        assert_eq!(
+            AddCheckpoint::parse(body(63).as_bytes())
+                .unwrap()
+                .proof
+                .len(),
+            63
+        );
         assert_eq!(
             AddCheckpoint::parse(body(64).as_bytes()).unwrap_err(),
             MalformedRequest("more than 63 proof lines")

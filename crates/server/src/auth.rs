@@ -47,7 +47,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
-use tonic::Status;
 
 /// What a token may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -280,12 +279,38 @@ impl Drop for StreamSlot {
     }
 }
 
-fn exhausted(what: &str, retry_ms: u64) -> Status {
-    let mut s = Status::resource_exhausted(format!("{what}; retry in {retry_ms} ms"));
-    if let Ok(v) = retry_ms.to_string().parse() {
-        s.metadata_mut().insert("retry-after-ms", v);
+/// Why a request was refused by authentication, authorization or a
+/// quota. Mapped to gRPC and HTTP in one place (`crate::error`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No credentials, or credentials naming no known identity
+    /// (`UNAUTHENTICATED`, HTTP 401).
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// A known identity without the scope (`PERMISSION_DENIED`, 403).
+    #[error("identity {name:?} lacks the {need:?} scope")]
+    PermissionDenied {
+        /// The identity's configured name.
+        name: Arc<str>,
+        /// The scope the request needs.
+        need: Scope,
+    },
+    /// A quota: the append rate or the stream cap (`RESOURCE_EXHAUSTED`,
+    /// 429, with a retry hint).
+    #[error("{what}; retry in {retry_ms} ms")]
+    Exhausted {
+        /// Which quota, and whose.
+        what: String,
+        /// When to retry.
+        retry_ms: u64,
+    },
+}
+
+fn exhausted(what: &str, retry_ms: u64) -> AuthError {
+    AuthError::Exhausted {
+        what: what.to_owned(),
+        retry_ms,
     }
-    s
 }
 
 impl Authorizer {
@@ -306,7 +331,7 @@ impl Authorizer {
     /// The identity behind an `authorization: Bearer …` value, if it has
     /// `need`: `UNAUTHENTICATED` without a known token, `PERMISSION_DENIED`
     /// without the scope.
-    pub fn check_header(&self, header: Option<&str>, need: Scope) -> Result<Identity, Status> {
+    pub fn check_header(&self, header: Option<&str>, need: Scope) -> Result<Identity, AuthError> {
         self.check_credentials(header, None, need)
     }
 
@@ -319,7 +344,7 @@ impl Authorizer {
         header: Option<&str>,
         peer: Option<&[rustls_pki_types::CertificateDer<'_>]>,
         need: Scope,
-    ) -> Result<Identity, Status> {
+    ) -> Result<Identity, AuthError> {
         let token = header
             .and_then(|h| {
                 h.strip_prefix("Bearer ")
@@ -335,7 +360,7 @@ impl Authorizer {
                     .tokens
                     .iter()
                     .find(|t| t.hash == hash)
-                    .ok_or_else(|| Status::unauthenticated("unknown bearer token"))?;
+                    .ok_or(AuthError::Unauthenticated("unknown bearer token"))?;
                 (&t.name, &t.scopes)
             }
             None => {
@@ -343,7 +368,7 @@ impl Authorizer {
                     .and_then(|chain| chain.first())
                     .and_then(|der| self.cert_identity(der))
                     .ok_or_else(|| {
-                        Status::unauthenticated(if peer.is_some_and(|p| !p.is_empty()) {
+                        AuthError::Unauthenticated(if peer.is_some_and(|p| !p.is_empty()) {
                             "the client certificate names no known identity and no bearer token was sent"
                         } else {
                             "missing bearer token (authorization: Bearer <token>)"
@@ -355,10 +380,10 @@ impl Authorizer {
         if scopes.contains(&need) || scopes.contains(&Scope::Admin) {
             Ok(Identity(name.clone()))
         } else {
-            Err(Status::permission_denied(format!(
-                "identity {:?} lacks the {need:?} scope",
-                &**name
-            )))
+            Err(AuthError::PermissionDenied {
+                name: name.clone(),
+                need,
+            })
         }
     }
 
@@ -380,7 +405,7 @@ impl Authorizer {
         &self,
         req: &tonic::Request<T>,
         need: Scope,
-    ) -> Result<Option<Identity>, Status> {
+    ) -> Result<Option<Identity>, AuthError> {
         if need == Scope::Read && self.cfg.public_reads {
             return Ok(None);
         }
@@ -394,7 +419,7 @@ impl Authorizer {
     }
 
     /// Takes `n` appends from the identity's bucket, or says when to retry.
-    pub fn take(&self, id: Option<&Identity>, n: f64) -> Result<(), Status> {
+    pub fn take(&self, id: Option<&Identity>, n: f64) -> Result<(), AuthError> {
         let (Some(rate), Some(id)) = (self.cfg.rate, id) else {
             return Ok(());
         };
@@ -423,7 +448,7 @@ impl Authorizer {
     }
 
     /// Takes one of the identity's stream slots.
-    pub fn open_stream(&self, id: Option<&Identity>) -> Result<Option<StreamSlot>, Status> {
+    pub fn open_stream(&self, id: Option<&Identity>) -> Result<Option<StreamSlot>, AuthError> {
         let (Some(id), cap) = (id, self.cfg.max_streams) else {
             return Ok(None);
         };
@@ -468,16 +493,15 @@ mod tests {
         let mut c = cfg();
         c.public_reads = false;
         let a = Authorizer::new(c);
-        assert_eq!(
-            a.check_header(None, Scope::Append).unwrap_err().code(),
-            tonic::Code::Unauthenticated
-        );
-        assert_eq!(
+        assert!(matches!(
+            a.check_header(None, Scope::Append).unwrap_err(),
+            AuthError::Unauthenticated(_)
+        ));
+        assert!(matches!(
             a.check_header(Some("Bearer nope"), Scope::Append)
-                .unwrap_err()
-                .code(),
-            tonic::Code::Unauthenticated
-        );
+                .unwrap_err(),
+            AuthError::Unauthenticated(_)
+        ));
         assert_eq!(
             &*a.check_header(Some("Bearer tok-ingest"), Scope::Append)
                 .unwrap()
@@ -487,8 +511,8 @@ mod tests {
         let e = a
             .check_header(Some("Bearer tok-ingest"), Scope::Read)
             .unwrap_err();
-        assert_eq!(e.code(), tonic::Code::PermissionDenied);
-        assert!(!e.message().contains("tok-ingest"));
+        assert!(matches!(e, AuthError::PermissionDenied { .. }));
+        assert!(!e.to_string().contains("tok-ingest"));
         assert!(
             a.check_header(Some("Bearer tok-audit"), Scope::Read)
                 .is_ok()
@@ -524,8 +548,7 @@ mod tests {
             a.take(Some(&id), 1.0).unwrap();
         }
         let e = a.take(Some(&id), 1.0).unwrap_err();
-        assert_eq!(e.code(), tonic::Code::ResourceExhausted);
-        assert!(e.metadata().get("retry-after-ms").is_some());
+        assert!(matches!(e, AuthError::Exhausted { retry_ms, .. } if retry_ms > 0));
         let slot = a.open_stream(Some(&id)).unwrap();
         assert!(a.open_stream(Some(&id)).is_err());
         drop(slot);

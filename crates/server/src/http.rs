@@ -17,6 +17,7 @@ use cairn_core::tile::{TILE_WIDTH, Tile, TilePath, encode_entry_bundle};
 use cairn_storage::LogStore;
 
 use crate::auth::{Authorizer, Scope};
+use crate::error::ServerError;
 use crate::sequencer::Sequencer;
 use crate::witnessing::Witnessing;
 
@@ -71,15 +72,7 @@ impl Http {
             need,
         ) {
             Ok(_) => None,
-            Err(s) => {
-                let (code, category) = if s.code() == tonic::Code::Unauthenticated {
-                    (StatusCode::UNAUTHORIZED, "unauthenticated")
-                } else {
-                    (StatusCode::FORBIDDEN, "permission_denied")
-                };
-                crate::metrics::METRICS.error(category);
-                Some(text(code, format!("{}\n", s.message())))
-            }
+            Err(e) => Some(ServerError::Auth(e).into_http()),
         }
     }
 }
@@ -197,11 +190,9 @@ async fn tile(State(h): State<Http>, Path(rest): Path<String>, creds: Creds) -> 
                     }
                     (t.is_full(), bytes)
                 }
-                _ => {
-                    return text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "storage unavailable\n".into(),
-                    );
+                Ok(Err(e)) => return ServerError::from(e).into_http(),
+                Err(e) => {
+                    return ServerError::Unavailable(format!("worker failed: {e}")).into_http();
                 }
             }
         }
@@ -221,11 +212,9 @@ async fn tile(State(h): State<Http>, Path(rest): Path<String>, creds: Creds) -> 
                     Ok(b) => (u64::from(width) == TILE_WIDTH, b),
                     Err(_) => return text(StatusCode::INTERNAL_SERVER_ERROR, "bad entry\n".into()),
                 },
-                _ => {
-                    return text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "storage unavailable\n".into(),
-                    );
+                Ok(Err(e)) => return ServerError::from(e).into_http(),
+                Err(e) => {
+                    return ServerError::Unavailable(format!("worker failed: {e}")).into_http();
                 }
             }
         }

@@ -213,7 +213,7 @@ impl Inner {
             None => Ok(None),
             Some(a) => a
                 .check(req, need)
-                .map_err(|s| Status::from(ServerError::Auth(Box::new(s)))),
+                .map_err(|e| Status::from(ServerError::Auth(e))),
         }
     }
 
@@ -221,7 +221,7 @@ impl Inner {
     fn take(&self, id: Option<&Identity>) -> Result<(), ServerError> {
         match &self.auth {
             None => Ok(()),
-            Some(a) => a.take(id, 1.0).map_err(|s| ServerError::Auth(Box::new(s))),
+            Some(a) => a.take(id, 1.0).map_err(ServerError::Auth),
         }
     }
 
@@ -474,7 +474,9 @@ impl pb::log_server::Log for LogService {
     ) -> Result<Response<Self::AppendStreamStream>, Status> {
         let id = self.inner.authorize(&request, Scope::Append)?;
         let slot = match &self.inner.auth {
-            Some(a) => a.open_stream(id.as_ref())?,
+            Some(a) => a
+                .open_stream(id.as_ref())
+                .map_err(|e| Status::from(ServerError::Auth(e)))?,
             None => None,
         };
         let mut inbound = request.into_inner();

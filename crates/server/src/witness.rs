@@ -259,26 +259,6 @@ pub struct WitnessService {
     shared: Arc<Shared>,
 }
 
-fn witness_status(e: &WitnessError) -> Status {
-    let msg = e.to_string();
-    match e {
-        WitnessError::Malformed(_) | WitnessError::OldTooLarge { .. } => {
-            Status::invalid_argument(msg)
-        }
-        WitnessError::Forbidden(_) => Status::permission_denied(msg),
-        WitnessError::UnknownOrigin(_) => Status::not_found(msg),
-        WitnessError::Conflict { latest } => {
-            let mut s = Status::aborted(msg);
-            if let Ok(v) = latest.to_string().parse() {
-                s.metadata_mut().insert("cairn-tlog-size", v);
-            }
-            s
-        }
-        WitnessError::BadProof(_) => Status::failed_precondition(msg),
-        WitnessError::Storage(_) => Status::unavailable(msg),
-    }
-}
-
 #[tonic::async_trait]
 impl pb::witness_server::Witness for WitnessService {
     async fn add_checkpoint(
@@ -304,7 +284,7 @@ impl pb::witness_server::Witness for WitnessService {
             .shared
             .add_checkpoint(req)
             .await
-            .map_err(|e| witness_status(&e))?;
+            .map_err(|e| crate::error::witness_status(&e))?;
         Ok(GrpcResponse::new(pb::AddCheckpointResponse {
             cosignatures: lines,
         }))
