@@ -22,9 +22,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
-use cairn_core::{Checkpoint, Hash, leaf_hash};
+use cairn_core::{Hash, leaf_hash};
 use cairn_masking::ContentType;
-use cairn_storage::{CommitBatch, LogStore, NewEntry};
+use cairn_storage::{LogStore, NewEntry};
 use cairn_storage_rocks::{RocksStore, StoreOptions};
 use clap::Args;
 use rayon::prelude::*;
@@ -90,8 +90,10 @@ pub(crate) fn import(args: ImportArgs) -> Result<ExitCode> {
     let store = RocksStore::open(so).map_err(|e| anyhow!("{e}"))?;
     let signer = cairn_server::load_or_create_key(&args.data_dir, &args.origin)
         .map_err(|e| anyhow!("{e}"))?;
-    let mut state = store.load_state().map_err(|e| anyhow!("{e}"))?;
-    let start_size = state.tree.size().0;
+    let mut tree = store.load_state().map_err(|e| anyhow!("{e}"))?.tree;
+    let start_size = tree.size().0;
+    let store = Arc::new(store);
+    let pipeline = cairn_log::WritePipeline::new(store.clone(), Arc::new(signer), &args.origin);
     let mut lines: Box<dyn Iterator<Item = std::io::Result<Vec<u8>>>> =
         match (&args.input, args.synthetic) {
             (_, Some(n)) => {
@@ -180,9 +182,8 @@ pub(crate) fn import(args: ImportArgs) -> Result<ExitCode> {
             .map_err(|e| {
                 anyhow!("{e}; entries before line {first_line} were imported ({imported} this run)")
             })?;
-        // 2. Integrate and commit durably.
-        let hashes: Vec<Hash> = leaves.iter().map(|(_, h)| *h).collect();
-        let integ = state.tree.integrate(&hashes).map_err(|e| anyhow!("{e}"))?;
+        // 2. The one write pipeline, as `cairn serve`'s sequencer runs it:
+        //    integrate, commit durably, then sign and store the checkpoint.
         let entries: Vec<NewEntry<'_>> = leaves
             .iter()
             .map(|(l, h)| NewEntry {
@@ -191,28 +192,21 @@ pub(crate) fn import(args: ImportArgs) -> Result<ExitCode> {
                 idempotency: None,
             })
             .collect();
-        store
-            .commit_batch(CommitBatch {
-                expected_size: state.tree.size(),
-                entries: &entries,
-                tiles: &integ.tiles,
-                state: &integ.state,
-                checkpoint: None,
-            })
-            .map_err(|e| anyhow!("commit at line {first_line}: {e}"))?;
-        // 3. Sign, now that the batch is durable, and store the checkpoint.
-        let note = Checkpoint {
-            origin: args.origin.clone(),
-            size: integ.state.size(),
-            root: integ.root,
-            extensions: vec![],
+        let written = pipeline.write(&tree, &entries).map_err(|f| {
+            anyhow!(
+                "writing the batch from line {first_line}: {}{}",
+                f.error,
+                if f.entries_durable {
+                    " (its entries are durable; the next start signs their checkpoint)"
+                } else {
+                    ""
+                }
+            )
+        })?;
+        if let Err(e) = written.guard {
+            eprintln!("cairn import: warning: {e}");
         }
-        .sign(&signer)
-        .map_err(|e| anyhow!("{e}"))?;
-        store
-            .put_checkpoint(integ.state.size(), note.as_bytes())
-            .map_err(|e| anyhow!("checkpoint at size {}: {e}", integ.state.size()))?;
-        state.tree = integ.state;
+        tree = written.tree;
         imported += leaves.len() as u64;
         if let Some(b) = &bar {
             b.set_position(imported);
@@ -225,13 +219,13 @@ pub(crate) fn import(args: ImportArgs) -> Result<ExitCode> {
     eprintln!(
         "cairn import: {imported} entries in {secs:.1} s ({:.0}/s); the log is at size {}",
         imported as f64 / secs.max(1e-9),
-        state.tree.size()
+        tree.size()
     );
     if args.compact {
         let t = Instant::now();
         store.compact().map_err(|e| anyhow!("compacting: {e}"))?;
         let usage = store.disk_usage().map_err(|e| anyhow!("{e}"))?;
-        let n = state.tree.size().0.max(1) as f64;
+        let n = tree.size().0.max(1) as f64;
         let entries: u64 = usage
             .iter()
             .filter(|(c, _)| *c == "entries")

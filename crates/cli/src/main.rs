@@ -74,7 +74,7 @@ enum Command {
 ///
 /// With `CAIRN_OTLP_ENDPOINT` (e.g. `http://otel-collector:4317`), spans
 /// are also exported over OTLP/gRPC, filtered by `CAIRN_OTLP_FILTER`
-/// (default `info,cairn_server=debug`: one span per RPC, sequencer batch and
+/// (default `info,cairn_server=debug,cairn_log=debug`: one span per RPC, sequencer batch and
 /// witness request). The standard `OTEL_*` variables (service name, batch
 /// delay, timeouts) apply. Span fields carry sizes, indexes and counts,
 /// never event content.

@@ -31,8 +31,8 @@ pub(crate) fn from_env() -> Result<Option<(Otel, BoxedLayer)>> {
     let Ok(endpoint) = std::env::var("CAIRN_OTLP_ENDPOINT") else {
         return Ok(None);
     };
-    let filter =
-        std::env::var("CAIRN_OTLP_FILTER").unwrap_or_else(|_| "info,cairn_server=debug".to_owned());
+    let filter = std::env::var("CAIRN_OTLP_FILTER")
+        .unwrap_or_else(|_| "info,cairn_server=debug,cairn_log=debug".to_owned());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .with_context(|| format!("CAIRN_OTLP_FILTER {filter:?}"))?;
     // The tonic exporter needs a Tokio runtime of its own: the command's

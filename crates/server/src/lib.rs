@@ -7,11 +7,11 @@ pub mod auth;
 pub mod cache;
 pub mod error;
 pub mod http;
+/// The engine's metrics and sequencer (`cairn-log`), under their old paths.
+pub use cairn_log::{metrics, sequencer};
 pub mod listen;
-pub mod metrics;
 pub mod outbound;
 pub mod run;
-pub mod sequencer;
 pub mod service;
 pub mod tls;
 pub mod witness;

@@ -46,11 +46,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_core::checkpoint::Checkpoint;
-use cairn_core::hash::{Hash, LeafIndex, TreeSize};
+use cairn_core::hash::{Hash, LeafIndex};
 use cairn_core::note::NoteSigner;
 use cairn_core::tree::TreeState;
-use cairn_storage::{CommitBatch, Idempotency, IdempotencyKey, LogStore, NewEntry, StoreError};
+use cairn_storage::{Idempotency, IdempotencyKey, LogStore, NewEntry, StoreError};
+
+pub use crate::pipeline::{SignedHead, is_fatal};
+use crate::pipeline::{WritePipeline, sign};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// A batch slower than this end to end is logged at warn level.
@@ -160,17 +162,6 @@ impl IdempotencyHasher {
     }
 }
 
-/// The latest signed tree head.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SignedHead {
-    /// Tree size.
-    pub size: TreeSize,
-    /// Root.
-    pub root: Hash,
-    /// The signed checkpoint note.
-    pub note: String,
-}
-
 /// A durable, checkpointed append.
 #[derive(Clone, Debug)]
 pub struct Appended {
@@ -211,23 +202,6 @@ pub enum AppendError {
     Halted(Arc<str>),
 }
 
-/// Whether a store error means this log must stop writing: it can only
-/// come from another writer, a damaged store, or a refusal to sign a
-/// second view of history. Retrying would not help, and carrying on could
-/// make things worse; an operator must look. Everything else (I/O errors,
-/// a full disk) is transient and retried by the client.
-pub fn is_fatal(e: &StoreError) -> bool {
-    matches!(
-        e,
-        StoreError::Conflict { .. }
-            | StoreError::CheckpointConflict { .. }
-            | StoreError::Corrupt(_)
-            | StoreError::UnknownFormat { .. }
-            | StoreError::Locked { .. }
-            | StoreError::ForkGuard(_)
-    )
-}
-
 struct Job {
     req: AppendRequest,
     reply: oneshot::Sender<Result<Appended, AppendError>>,
@@ -249,23 +223,6 @@ pub struct Sequencer {
     bytes: Arc<tokio::sync::Semaphore>,
     /// The semaphore's size.
     budget: usize,
-}
-
-fn sign(signer: &NoteSigner, origin: &str, tree: &TreeState) -> Result<SignedHead, StoreError> {
-    let cp = Checkpoint {
-        origin: origin.to_owned(),
-        size: tree.size(),
-        root: tree.root(),
-        extensions: vec![],
-    };
-    let note = cp
-        .sign(signer)
-        .map_err(|e| StoreError::InvalidBatch(format!("cannot sign the checkpoint: {e}")))?;
-    Ok(SignedHead {
-        size: cp.size,
-        root: cp.root,
-        note,
-    })
 }
 
 impl Sequencer {
@@ -435,7 +392,7 @@ async fn run(
     mut rx: mpsc::Receiver<Job>,
     (head_tx, halt_tx, guard_tx): Watches,
 ) {
-    let signer = Arc::new(signer);
+    let pipeline = WritePipeline::new(store.clone(), Arc::new(signer), &origin);
     loop {
         let Some(first) = rx.recv().await else {
             break; // every handle dropped and the queue drained
@@ -459,7 +416,7 @@ async fn run(
             }
             continue;
         }
-        let (store2, signer2, origin2) = (store.clone(), signer.clone(), origin.clone());
+        let pipeline2 = pipeline.clone();
         let current = tree.clone();
         let head = head_tx.borrow().clone();
         let n = batch.len();
@@ -467,7 +424,7 @@ async fn run(
         // Store I/O, hashing and signing run off the async threads.
         let outcome = tokio::task::spawn_blocking(move || {
             let t0 = std::time::Instant::now();
-            let r = process(&*store2, &signer2, &origin2, current, head, batch);
+            let r = process(&pipeline2, current, head, batch);
             (r, t0)
         })
         .await
@@ -597,15 +554,15 @@ fn store_failure(e: &StoreError) -> (AppendError, Option<StoreError>) {
     }
 }
 
-/// One batch, start to finish.
+/// One batch, start to finish: sequence (idempotency keys), then the
+/// write pipeline, then an answer for every waiter.
 fn process(
-    store: &dyn LogStore,
-    signer: &NoteSigner,
-    origin: &str,
+    pipeline: &WritePipeline,
     tree: TreeState,
     head: Arc<SignedHead>,
     batch: Vec<Job>,
 ) -> Outcome {
+    let store = &**pipeline.store();
     // One span per batch (exported with CAIRN_OTLP_ENDPOINT): counts only.
     let _span = tracing::debug_span!(
         "cairn.sequencer.batch",
@@ -699,17 +656,7 @@ fn process(
         }
         return done(tree, None, answers, 0, None);
     }
-    // 2. Integrate.
-    let hashes: Vec<Hash> = fresh.iter().map(|j| j.req.leaf_hash).collect();
-    let integ = match tree.integrate(&hashes) {
-        Ok(i) => i,
-        Err(e) => {
-            let why = AppendError::Unavailable(e.to_string());
-            return done(tree, None, fail_all(fresh, repeats, answers, why), 0, None);
-        }
-    };
-    // 3. Commit durably (no checkpoint yet: nothing is signed before its
-    //    batch is on disk).
+    // 2–4. Integrate, commit durably, sign, store the checkpoint.
     let entries: Vec<NewEntry<'_>> = fresh
         .iter()
         .map(|j| NewEntry {
@@ -718,91 +665,20 @@ fn process(
             idempotency: j.req.idempotency,
         })
         .collect();
-    let t_commit = std::time::Instant::now();
-    let committed = store.commit_batch(CommitBatch {
-        expected_size: tree.size(),
-        entries: &entries,
-        tiles: &integ.tiles,
-        state: &integ.state,
-        checkpoint: None,
-    });
+    let written = pipeline.write(&tree, &entries);
     drop(entries);
-    let commit_time = t_commit.elapsed();
-    if commit_time > SLOW_BATCH {
-        tracing::warn!(
-            entries = fresh.len(),
-            ms = commit_time.as_secs_f64() * 1e3,
-            "slow commit"
-        );
-    }
-    if let Err(e) = committed {
-        if is_fatal(&e) {
-            // Another writer, or a damaged store: never "carry on".
-            let (why, stop) = store_failure(&e);
-            return done(tree, None, fail_all(fresh, repeats, answers, why), 0, stop);
-        }
-        // The write may have landed anyway: the store decides.
-        match store.load_state() {
-            Ok(st) if st.tree == integ.state => {
-                tracing::warn!(error = %e, "commit reported an error but the batch is durable");
-            }
-            Ok(st) => {
-                let (why, _) = store_failure(&e);
-                return done(
-                    st.tree,
-                    None,
-                    fail_all(fresh, repeats, answers, why),
-                    0,
-                    None,
-                );
-            }
-            Err(e2) => {
-                tracing::warn!(error = %e, "commit failed");
-                let (why, stop) = store_failure(&e2);
-                return done(tree, None, fail_all(fresh, repeats, answers, why), 0, stop);
-            }
-        }
-    }
-    let appended = fresh.len();
-    // 4. Sign, now that the batch is durable, and store the checkpoint.
-    let new_head = match sign(signer, origin, &integ.state) {
-        Ok(h) => Arc::new(h),
-        Err(e) => {
-            let why = AppendError::Unavailable(e.to_string());
+    let written = match written {
+        Ok(w) => w,
+        Err(f) => {
+            let appended = if f.entries_durable { fresh.len() } else { 0 };
+            let (why, stop) = store_failure(&f.error);
             let answers = fail_all(fresh, repeats, answers, why);
-            return done(integ.state, None, answers, appended, None);
+            return done(f.tree, None, answers, appended, stop);
         }
     };
-    let t_cp = std::time::Instant::now();
-    let put = store.put_checkpoint(new_head.size, new_head.note.as_bytes());
-    if t_cp.elapsed() > SLOW_BATCH {
-        tracing::warn!(
-            ms = t_cp.elapsed().as_secs_f64() * 1e3,
-            "slow checkpoint write"
-        );
-    }
-    let mut guard = Some(Ok(()));
-    if let Err(e) = put {
-        if let StoreError::GuardWrite(_) = e {
-            // The checkpoint is durable; only the guard lags.
-            guard = Some(Err(e));
-        } else if !is_fatal(&e)
-            && matches!(
-                store.checkpoint(Some(new_head.size)),
-                Ok(Some(c)) if c.note == new_head.note.as_bytes()
-            )
-        {
-            tracing::warn!(error = %e, "storing the checkpoint reported an error, but it is durable");
-        } else {
-            // Entries are durable but uncovered; the next batch's checkpoint
-            // (or the next start) covers them. These waiters hear the
-            // error. A refused checkpoint (another view of this size is
-            // stored) stops the log.
-            let (why, stop) = store_failure(&e);
-            let answers = fail_all(fresh, repeats, answers, why);
-            return done(integ.state, None, answers, appended, stop);
-        }
-    }
+    let appended = fresh.len();
+    let new_head = Arc::new(written.head);
+    let guard = Some(written.guard);
     // 5. Answer.
     for (k, j) in fresh.into_iter().enumerate() {
         answers.push((
@@ -826,6 +702,6 @@ fn process(
     }
     Outcome {
         guard,
-        ..done(integ.state, Some(new_head), answers, appended, None)
+        ..done(written.tree, Some(new_head), answers, appended, None)
     }
 }

@@ -10,7 +10,7 @@ use cairn_core::checkpoint::{WitnessPolicy, verify_checkpoint};
 use cairn_core::hash::{LeafIndex, TreeSize, leaf_hash};
 use cairn_core::note::NoteSigner;
 use cairn_core::proof::{inclusion_proof, verify_inclusion};
-use cairn_server::{AppendError, AppendRequest, IdempotencyHasher, Sequencer, SequencerConfig};
+use cairn_log::{AppendError, AppendRequest, IdempotencyHasher, Sequencer, SequencerConfig};
 use cairn_storage::conformance::Harness;
 use cairn_storage::{
     Fault, FaultPoint, FaultyStore, LogStore, MemoryStore, StoreError, StoreTiles,
@@ -212,7 +212,7 @@ impl LogStore for TestStore {
 
 /// Offers `n` appends at once: the receivers of those queued, and how many
 /// were answered Busy.
-type Queued = tokio::sync::oneshot::Receiver<Result<cairn_server::Appended, AppendError>>;
+type Queued = tokio::sync::oneshot::Receiver<Result<cairn_log::Appended, AppendError>>;
 fn offer(seq: &Sequencer, n: u64) -> (Vec<Queued>, usize) {
     let mut pending = Vec::new();
     let mut busy = 0;
