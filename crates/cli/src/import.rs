@@ -92,8 +92,10 @@ pub(crate) fn import(args: ImportArgs) -> Result<ExitCode> {
         .map_err(|e| anyhow!("{e}"))?;
     let mut tree = store.load_state().map_err(|e| anyhow!("{e}"))?.tree;
     let start_size = tree.size().0;
+    let lease = store.lease();
     let store = Arc::new(store);
-    let pipeline = cairn_log::WritePipeline::new(store.clone(), Arc::new(signer), &args.origin);
+    let pipeline = cairn_log::WritePipeline::new(store.clone(), Arc::new(signer), &args.origin)
+        .with_lease(Some(lease));
     let mut lines: Box<dyn Iterator<Item = std::io::Result<Vec<u8>>>> =
         match (&args.input, args.synthetic) {
             (_, Some(n)) => {

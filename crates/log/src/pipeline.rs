@@ -33,7 +33,7 @@ use cairn_core::checkpoint::Checkpoint;
 use cairn_core::hash::Hash;
 use cairn_core::note::NoteSigner;
 use cairn_core::tree::TreeState;
-use cairn_storage::{CommitBatch, LogStore, NewEntry, StoreError};
+use cairn_storage::{CommitBatch, LogStore, NewEntry, StoreError, WriterLease};
 
 /// A synced write slower than this is logged at warn level.
 const SLOW: Duration = Duration::from_millis(20);
@@ -94,6 +94,8 @@ pub struct WritePipeline {
     store: Arc<dyn LogStore>,
     signer: Arc<NoteSigner>,
     origin: Arc<str>,
+    /// Checked before every commit; `None`: the store alone guards it.
+    lease: Option<Arc<dyn WriterLease>>,
 }
 
 /// A batch written: durable, checkpointed, signed.
@@ -135,7 +137,16 @@ impl WritePipeline {
             store,
             signer,
             origin: origin.into(),
+            lease: None,
         }
+    }
+
+    /// Checks `lease` before every commit: a lost lease fails the batch
+    /// with a fatal error (the log stops writing) before anything is
+    /// written.
+    pub fn with_lease(mut self, lease: Option<Arc<dyn WriterLease>>) -> Self {
+        self.lease = lease;
+        self
     }
 
     /// The store.
@@ -166,7 +177,12 @@ impl WritePipeline {
             .integrate(&hashes)
             .map_err(|e| fail(StoreError::InvalidBatch(e.to_string()), tree, false))?;
         // 2. Commit durably (no checkpoint yet: nothing is signed before
-        //    its batch is on disk).
+        //    its batch is on disk), if this process still holds the lease.
+        if let Some(l) = &self.lease
+            && let Err(e) = l.check()
+        {
+            return Err(fail(e, tree, false));
+        }
         let t = Instant::now();
         let committed = self.store.commit_batch(CommitBatch {
             expected_size: tree.size(),

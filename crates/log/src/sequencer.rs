@@ -75,6 +75,9 @@ pub struct SequencerConfig {
     /// being written, before `Busy` (unary appends) or a wait (streams):
     /// what bounds the queue's memory, whatever the entries' sizes.
     pub queue_bytes: usize,
+    /// The store's writer lease, checked before every commit (`None`: the
+    /// store alone guards its writer).
+    pub lease: Option<Arc<dyn cairn_storage::WriterLease>>,
 }
 
 impl Default for SequencerConfig {
@@ -84,6 +87,7 @@ impl Default for SequencerConfig {
             max_age: Duration::from_millis(2),
             queue: 65_536,
             queue_bytes: DEFAULT_QUEUE_BYTES,
+            lease: None,
         }
     }
 }
@@ -392,7 +396,8 @@ async fn run(
     mut rx: mpsc::Receiver<Job>,
     (head_tx, halt_tx, guard_tx): Watches,
 ) {
-    let pipeline = WritePipeline::new(store.clone(), Arc::new(signer), &origin);
+    let pipeline = WritePipeline::new(store.clone(), Arc::new(signer), &origin)
+        .with_lease(config.lease.clone());
     loop {
         let Some(first) = rx.recv().await else {
             break; // every handle dropped and the queue drained

@@ -354,8 +354,9 @@ impl Server {
         let mut so = StoreOptions::new(&cfg.data_dir);
         so.guard_path = cfg.guard_file.clone();
         so.rebuild_missing_guard = cfg.rebuild_guard;
-        let store: Arc<dyn LogStore> =
-            Arc::new(RocksStore::open(so).map_err(|e| ServeError::Setup(e.to_string()))?);
+        let rocks = RocksStore::open(so).map_err(|e| ServeError::Setup(e.to_string()))?;
+        let lease = rocks.lease();
+        let store: Arc<dyn LogStore> = Arc::new(rocks);
         let signer = load_or_create_key(&cfg.data_dir, &cfg.origin)?;
         let vkey = signer.verifier().to_string();
         let masker = Arc::new(build_masker(
@@ -367,7 +368,10 @@ impl Server {
             store.clone(),
             signer,
             cfg.origin.clone(),
-            cfg.sequencer.clone(),
+            SequencerConfig {
+                lease: Some(lease),
+                ..cfg.sequencer.clone()
+            },
         )
         .map_err(|e| ServeError::Setup(e.to_string()))?;
         let witnessing = match &cfg.witnessing {

@@ -537,3 +537,48 @@ async fn grpc_streams_per_connection_are_capped() {
     drop(_w2);
     running.await.unwrap().unwrap();
 }
+
+/// A lost writer lease (the data folder's lock file removed under a running
+/// log: another process could now lock a new one and write beside it)
+/// stops the log writing before anything more is committed (issue 16, the
+/// writer-lease seam).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_writer_lease_stops_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = ServeConfig {
+        data_dir: tmp.path().join("d"),
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        tile_cache_mb: 1,
+        ..ServeConfig::default()
+    };
+    let server = Server::bind(&cfg).await.unwrap();
+    let (grpc, http) = (server.grpc_addr().unwrap(), server.http_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
+    c.append(event("one", "")).await.unwrap();
+    std::fs::remove_file(tmp.path().join("d").join("cairn.lock")).unwrap();
+    let s = c.append(event("two", "")).await.unwrap_err();
+    assert_eq!(s.code(), Code::FailedPrecondition, "{s:?}");
+    assert!(s.message().contains("stopped writing"), "{}", s.message());
+    assert!(
+        !s.message().contains(tmp.path().to_str().unwrap()),
+        "a path reached the client"
+    );
+    assert!(
+        get(http, "/healthz", None)
+            .await
+            .starts_with("HTTP/1.1 503")
+    );
+    let cp = c
+        .get_checkpoint(pb::GetCheckpointRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(cp.size, 1, "nothing more was committed");
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+}

@@ -38,9 +38,10 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use cairn_core::hash::{HASH_LEN, Hash, LeafIndex, TreeSize};
 use cairn_core::tile::{TILE_WIDTH, Tile};
@@ -54,7 +55,7 @@ use cairn_storage::guard::ForkGuard;
 use cairn_storage::verify::{check_checkpoint_request, validate_batch, verify_state};
 use cairn_storage::{
     CommitBatch, FORMAT_VERSION, IdempotencyKey, IdempotencyRecord, LoadedState, LogStore,
-    StoreError, StoredCheckpoint,
+    StoreError, StoredCheckpoint, WriterLease,
 };
 
 const CF_ENTRIES: &str = "entries";
@@ -158,7 +159,7 @@ pub struct RocksStore {
     /// The durable tree size, for readers (never ahead of the data).
     size: AtomicU64,
     /// Held for the life of the store: the single-writer lock.
-    _lock: File,
+    lease: Arc<FolderLease>,
 }
 
 fn entry_key(i: u64) -> [u8; 8] {
@@ -231,7 +232,7 @@ fn decode_u64(v: &[u8], what: &str) -> Result<u64, StoreError> {
 }
 
 /// Takes the folder's lock file, or explains who holds it.
-fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+fn lock_dir(dir: &Path) -> Result<FolderLease, StoreError> {
     let path = dir.join(LOCK_FILE);
     let mut f = OpenOptions::new()
         .read(true)
@@ -276,7 +277,49 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
         .and_then(|()| f.rewind())
         .and_then(|()| f.write_all(me.as_bytes()))
         .map_err(|e| StoreError::Io(format!("writing lock file {}: {e}", path.display())))?;
-    Ok(f)
+    let held = f
+        .metadata()
+        .map_err(|e| StoreError::Io(format!("reading lock file {}: {e}", path.display())))?;
+    Ok(FolderLease {
+        dir: dir.to_path_buf(),
+        path,
+        inode: (held.dev(), held.ino()),
+        _file: f,
+    })
+}
+
+/// The writer lease of a data folder: an exclusive `flock` on its lock
+/// file (`cairn.lock`), held as long as the store is open, the first
+/// [`WriterLease`]. `check` confirms the lock file on disk is still the one
+/// locked: if it was deleted or replaced, another process could lock the
+/// new file and write beside this one, so this one must stop.
+#[derive(Debug)]
+pub struct FolderLease {
+    dir: PathBuf,
+    path: PathBuf,
+    /// Device and inode of the locked file.
+    inode: (u64, u64),
+    _file: File,
+}
+
+impl WriterLease for FolderLease {
+    fn check(&self) -> Result<(), StoreError> {
+        let lost = |why: String| StoreError::Locked {
+            dir: self.dir.clone(),
+            lock_file: self.path.clone(),
+            holder: why,
+        };
+        match std::fs::metadata(&self.path) {
+            Ok(m) if (m.dev(), m.ino()) == self.inode => Ok(()),
+            Ok(_) => Err(lost(
+                "the lock file was replaced while this process held it; another process may be writing"
+                    .into(),
+            )),
+            Err(e) => Err(lost(format!(
+                "the lock file is gone ({e}); another process may be writing"
+            ))),
+        }
+    }
 }
 
 fn cf_options(name: &str, opts: &StoreOptions, cache: &Cache) -> Options {
@@ -381,7 +424,7 @@ impl RocksStore {
                 poisoned: false,
             }),
             size: AtomicU64::new(0),
-            _lock: lock,
+            lease: Arc::new(lock),
         };
         let loaded = store.load_state()?;
         let g = store.guard.check(&dir, loaded.tree.size(), &|s| {
@@ -434,6 +477,12 @@ impl RocksStore {
     /// The data folder.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// This store's writer lease (the folder lock), for the engine to
+    /// check before every commit.
+    pub fn lease(&self) -> Arc<dyn WriterLease> {
+        self.lease.clone()
     }
 
     /// The fork-guard file.

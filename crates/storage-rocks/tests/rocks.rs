@@ -619,3 +619,23 @@ fn legacy_raw_idempotency_keys_are_scrubbed_at_open() {
     // Opening again finds nothing to do.
     drop(open(tmp.path()));
 }
+
+/// The folder lock is the first writer lease: `check` holds while the
+/// locked file is in place, and fails, for good, once it was deleted or
+/// replaced (another process could then lock the new file and write).
+#[test]
+fn the_folder_lease_is_lost_when_its_lock_file_goes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = open(tmp.path());
+    let lease = s.lease();
+    lease.check().unwrap();
+    let lock = tmp.path().join("data").join("cairn.lock");
+    std::fs::remove_file(&lock).unwrap();
+    let e = lease.check().unwrap_err();
+    assert!(matches!(e, StoreError::Locked { .. }), "{e}");
+    assert!(e.to_string().contains("gone"), "{e}");
+    // A new file in its place is not the one locked.
+    std::fs::write(&lock, b"pid 0").unwrap();
+    let e = lease.check().unwrap_err();
+    assert!(e.to_string().contains("replaced"), "{e}");
+}

@@ -136,6 +136,31 @@ pub struct LoadedState {
     pub checkpoint: Option<StoredCheckpoint>,
 }
 
+/// "This process may write this store": the writer lease.
+///
+/// **Exclusive.** While `check` returns `Ok` in one process, no other
+/// process's lease on the same store does: one writer per store.
+///
+/// **Checked at every commit.** The log engine calls `check` immediately
+/// before each batch is committed. A lease over shared storage (object
+/// storage with a compare-and-swap, etcd) also fences: a writer whose lease
+/// was taken over fails the check, or its next conditional write, so a
+/// zombie can never commit after its successor.
+///
+/// **Loss is final and loud.** Once `check` fails it keeps failing; the
+/// error is [`StoreError::Locked`] (or another error `is_fatal` names), so
+/// the log stops writing and says why until an operator restarts it.
+///
+/// **Concurrency.** `check` may be called from any thread; it must be
+/// cheap (a `stat`, a cached token), since it runs once per batch.
+///
+/// Implementations: `cairn_storage_rocks::FolderLease` (the data folder's
+/// lock file, `flock`).
+pub trait WriterLease: Send + Sync + std::fmt::Debug {
+    /// `Ok` while this process holds the lease.
+    fn check(&self) -> Result<(), StoreError>;
+}
+
 /// The storage contract of a Cairn log.
 ///
 /// **Concurrency.** One writer per store: `commit_batch` and
