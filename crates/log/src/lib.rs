@@ -8,6 +8,9 @@
 //! * [`sequencer`]: the log's single writer for a running log: a queue
 //!   bounded in entries and bytes, batching, idempotency keys (scoped and
 //!   hashed), answers to every waiter, the fatal/transient split.
+//! * [`publish`]: the publisher seam, what runs when a log has a new
+//!   signed head; the writer-lease seam is `cairn_storage::WriterLease`,
+//!   checked by the pipeline before every commit.
 //! * [`metrics`]: the process's counters, rendered as Prometheus text by
 //!   whichever transport serves `/metrics`.
 //!
@@ -16,9 +19,11 @@
 
 pub mod metrics;
 pub mod pipeline;
+pub mod publish;
 pub mod sequencer;
 
 pub use pipeline::{WriteFailure, WritePipeline, Written};
+pub use publish::Publisher;
 pub use sequencer::{
     AppendError, AppendRequest, Appended, IdempotencyHasher, Sequencer, SequencerConfig, SignedHead,
 };

@@ -78,6 +78,9 @@ pub struct SequencerConfig {
     /// The store's writer lease, checked before every commit (`None`: the
     /// store alone guards its writer).
     pub lease: Option<Arc<dyn cairn_storage::WriterLease>>,
+    /// Told of every new signed head, in order, once it is durable and
+    /// before the batch is answered ([`crate::Publisher`]).
+    pub publishers: Vec<Arc<dyn crate::Publisher>>,
 }
 
 impl Default for SequencerConfig {
@@ -88,6 +91,7 @@ impl Default for SequencerConfig {
             queue: 65_536,
             queue_bytes: DEFAULT_QUEUE_BYTES,
             lease: None,
+            publishers: Vec::new(),
         }
     }
 }
@@ -474,6 +478,9 @@ async fn run(
                     .duplicates
                     .fetch_add(duplicates as u64, std::sync::atomic::Ordering::Relaxed);
                 if let Some(h) = done.head {
+                    for p in &config.publishers {
+                        p.published(&h);
+                    }
                     head_tx.send_replace(h);
                 }
                 for (reply, result) in done.answers {

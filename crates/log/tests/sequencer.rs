@@ -416,3 +416,65 @@ async fn restart_continues_the_same_tree_and_recovers_missing_checkpoints() {
     )
     .unwrap();
 }
+
+/// A publisher that records what it is told, and what the store held at
+/// that moment.
+struct Recorder {
+    store: Arc<MemoryStore>,
+    seen: std::sync::Mutex<Vec<(u64, Option<u64>)>>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Recorder")
+    }
+}
+
+impl cairn_log::Publisher for Recorder {
+    fn published(&self, head: &Arc<cairn_log::SignedHead>) {
+        let stored = self
+            .store
+            .checkpoint(Some(head.size))
+            .unwrap()
+            .map(|c| c.size.0);
+        self.seen.lock().unwrap().push((head.size.0, stored));
+    }
+}
+
+/// The publisher seam: every new head is published once, in order, only
+/// once its checkpoint is durable in the store, and before the append that
+/// made it is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishers_see_every_durable_head_in_order_before_the_answer() {
+    let store = Arc::new(MemoryStore::new());
+    let rec = Arc::new(Recorder {
+        store: store.clone(),
+        seen: std::sync::Mutex::new(Vec::new()),
+    });
+    let cfg = SequencerConfig {
+        publishers: vec![rec.clone()],
+        ..SequencerConfig::default()
+    };
+    let seq = start(store.clone(), cfg);
+    for i in 0..20 {
+        let a = seq.append(req(i, None)).await.unwrap();
+        let seen = rec.seen.lock().unwrap();
+        assert!(
+            seen.iter().any(|(s, _)| *s >= a.head.size.0),
+            "append {i} answered before its head was published"
+        );
+    }
+    // A repeat adds no head.
+    seq.append(req(100, Some("k"))).await.unwrap();
+    let before = rec.seen.lock().unwrap().len();
+    seq.append(req(100, Some("k"))).await.unwrap();
+    let seen = rec.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), before, "a duplicate published a head");
+    for w in seen.windows(2) {
+        assert!(w[0].0 < w[1].0, "heads out of order: {seen:?}");
+    }
+    for (size, stored) in &seen {
+        assert_eq!(Some(*size), *stored, "published before it was durable");
+    }
+    assert_eq!(seen.last().unwrap().0, 21);
+}
