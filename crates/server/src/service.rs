@@ -36,14 +36,15 @@ pub const MAX_IDEMPOTENCY_KEY: usize = 128;
 /// limit, since masking can shrink an event (dropped fields).
 pub const MAX_REQUEST_BYTES: usize = 4 * cairn_core::tile::MAX_ENTRY_LEN;
 /// Bytes one `AppendStream` may hold in flight (events being masked and
-/// appended, receipts not yet handed to the transport): 8 MiB. What a
+/// appended, receipts not yet handed to the transport): 16 MiB, room for
+/// ~3,000 typical appends, so one stream still fills whole batches. What a
 /// client that stops reading its receipts can cost the server.
-pub const STREAM_INFLIGHT_BYTES: usize = 8 << 20;
+pub const STREAM_INFLIGHT_BYTES: usize = 16 << 20;
 /// Receipts handed to the transport but not yet sent, per stream.
 const RECEIPTS_BUFFERED: usize = 32;
 /// A receipt's size beyond its leaf: checkpoint, inclusion proof twice
-/// (hashes and tlog-proof text), openings. An estimate for the budget.
-const RECEIPT_OVERHEAD: usize = 4096;
+/// (hashes and tlog-proof text), openings: ~2 KB (docs/benchmarks.md).
+const RECEIPT_OVERHEAD: usize = 2048;
 /// Entries sent per store read in `GetEntries`.
 const ENTRIES_CHUNK: usize = 256;
 
