@@ -409,27 +409,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn request_round_trip_and_limits() {
-        let r = AddCheckpoint {
-            old: 4,
-            proof: vec![Hash([1; 32]), Hash([2; 32])],
-            note: "o\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n— o AAAA\n".into(),
-        };
-        assert_eq!(AddCheckpoint::parse(r.encode().as_bytes()).unwrap(), r);
-        for bad in [
-            "old 01\n\nx",
-            "old 1",
-            "new 1\n\nx",
-            "old 1\nnotbase64\n\nx",
-            "old -1\n\nx",
-        ] {
+    fn malformed_bodies_answer_400() {
+        // The wire format's own rules are tested in cairn_core::tlog_witness.
+        for bad in ["old 01\n\nx", "old 1", "old 1\nnotbase64\n\nx"] {
             let e = AddCheckpoint::parse(bad.as_bytes()).unwrap_err();
             assert_eq!(WitnessError::from(e).http_status(), 400, "{bad:?}");
         }
-        let many = format!(
-            "old 1\n{}\nx",
-            "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n".repeat(64)
-        );
-        assert!(AddCheckpoint::parse(many.as_bytes()).is_err());
     }
 }

@@ -20,6 +20,38 @@ mod common;
 
 use common::{get, rocks, serve};
 
+/// A `cairn serve` run in this process: its addresses, and how to stop it.
+struct Running {
+    grpc: std::net::SocketAddr,
+    http: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), cairn_server::ServeError>>,
+}
+
+impl Running {
+    /// Binds and runs `cfg`.
+    async fn start(cfg: &ServeConfig) -> Result<Running, cairn_server::ServeError> {
+        let server = Server::bind(cfg).await?;
+        let (grpc, http) = (server.grpc_addr().unwrap(), server.http_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        Ok(Running {
+            grpc,
+            http,
+            stop,
+            task,
+        })
+    }
+
+    /// Stops it gracefully, and checks it stopped cleanly.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
 fn with_token<T>(msg: T, token: &str) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);
     r.metadata_mut()
@@ -172,12 +204,8 @@ async fn slow_clients_are_cut_off_and_connections_capped() {
     };
     cfg.limits.header_timeout = Duration::from_millis(500);
     cfg.limits.max_connections = 2;
-    let server = Server::bind(&cfg).await.unwrap();
-    let http = server.http_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(server.run(async {
-        let _ = stopped.await;
-    }));
+    let first = Running::start(&cfg).await.unwrap();
+    let http = first.http;
     // Slowloris: half a request line's headers, then nothing.
     let mut slow = tokio::net::TcpStream::connect(http).await.unwrap();
     slow.write_all(b"GET /checkpoint HTTP/1.1\r\nHost: t\r\n")
@@ -206,12 +234,8 @@ async fn slow_clients_are_cut_off_and_connections_capped() {
     let mut cfg2 = cfg.clone();
     cfg2.data_dir = tmp.path().join("d2");
     cfg2.limits.header_timeout = Duration::from_secs(3);
-    let server = Server::bind(&cfg2).await.unwrap();
-    let http2 = server.http_addr().unwrap();
-    let (stop2, stopped2) = tokio::sync::oneshot::channel::<()>();
-    let running2 = tokio::spawn(server.run(async {
-        let _ = stopped2.await;
-    }));
+    let second = Running::start(&cfg2).await.unwrap();
+    let http2 = second.http;
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut h = tokio::net::TcpStream::connect(http2).await.unwrap();
@@ -231,10 +255,8 @@ async fn slow_clients_are_cut_off_and_connections_capped() {
         .expect("the third connection is served once a slot frees")
         .unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    let _ = stop.send(());
-    let _ = stop2.send(());
-    running.await.unwrap().unwrap();
-    running2.await.unwrap().unwrap();
+    first.stop().await;
+    second.stop().await;
 }
 
 /// Item 7: listening beyond loopback without a token file, or with tokens
@@ -331,16 +353,8 @@ async fn guard_failures_are_surfaced_and_a_missing_guard_is_refused() {
         guard_file: Some(guard.clone()),
         ..ServeConfig::default()
     };
-    let run = |cfg: ServeConfig| async move {
-        let server = Server::bind(&cfg).await?;
-        let (grpc, http) = (server.grpc_addr().unwrap(), server.http_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(async {
-            let _ = stopped.await;
-        }));
-        Ok::<_, cairn_server::ServeError>((grpc, http, stop, task))
-    };
-    let (grpc, http, stop, task) = run(cfg.clone()).await.unwrap();
+    let log = Running::start(&cfg).await.unwrap();
+    let (grpc, http) = (log.grpc, log.http);
     let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
     c.append(event("one", "")).await.unwrap();
     assert!(guard.exists(), "the guard is where it was configured");
@@ -376,25 +390,23 @@ async fn guard_failures_are_surfaced_and_a_missing_guard_is_refused() {
             .await
             .starts_with("HTTP/1.1 200")
     );
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    log.stop().await;
     // A lost guard: the store is refused at start, and says what to do.
     std::fs::remove_file(&guard).unwrap();
-    let err = run(cfg.clone()).await.err().unwrap().to_string();
+    let err = Running::start(&cfg).await.err().unwrap().to_string();
     assert!(
         err.contains("fork guard") && err.contains("--rebuild-guard"),
         "{err}"
     );
     // The operator's explicit rebuild.
-    let (_, _, stop, task) = run(ServeConfig {
+    let log = Running::start(&ServeConfig {
         rebuild_guard: true,
         ..cfg
     })
     .await
     .unwrap();
     assert!(guard.exists());
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    log.stop().await;
 }
 
 /// Item 6: a `Gossip` call that claims a configured peer's key and repeats
@@ -504,12 +516,8 @@ async fn grpc_streams_per_connection_are_capped() {
         ..ServeConfig::default()
     };
     cfg.limits.max_concurrent_streams = 2;
-    let server = Server::bind(&cfg).await.unwrap();
-    let grpc = server.grpc_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(server.run(async {
-        let _ = stopped.await;
-    }));
+    let log = Running::start(&cfg).await.unwrap();
+    let grpc = log.grpc;
     // One connection; two long-lived streams fill it.
     let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
     let w1 = c
@@ -533,10 +541,9 @@ async fn grpc_streams_per_connection_are_capped() {
         .expect("the third call runs once a stream ends")
         .unwrap();
     assert!(answer.is_ok(), "{answer:?}");
-    let _ = stop.send(());
     drop(c);
     drop(_w2);
-    running.await.unwrap().unwrap();
+    log.stop().await;
 }
 
 /// A lost writer lease (the data folder's lock file removed under a running
@@ -553,12 +560,8 @@ async fn a_lost_writer_lease_stops_writing() {
         tile_cache_mb: 1,
         ..ServeConfig::default()
     };
-    let server = Server::bind(&cfg).await.unwrap();
-    let (grpc, http) = (server.grpc_addr().unwrap(), server.http_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(server.run(async {
-        let _ = stopped.await;
-    }));
+    let log = Running::start(&cfg).await.unwrap();
+    let (grpc, http) = (log.grpc, log.http);
     let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
     c.append(event("one", "")).await.unwrap();
     std::fs::remove_file(tmp.path().join("d").join("cairn.lock")).unwrap();
@@ -580,6 +583,5 @@ async fn a_lost_writer_lease_stops_writing() {
         .unwrap()
         .into_inner();
     assert_eq!(cp.size, 1, "nothing more was committed");
-    let _ = stop.send(());
-    running.await.unwrap().unwrap();
+    log.stop().await;
 }
