@@ -296,13 +296,14 @@ impl Inner {
                 .collect();
             (masked.leaf, openings)
         };
+        // One proof plan per receipt, for either path.
+        let plan = ProofPlan::inclusion(index, head.size)?;
         // The common case: a fresh entry whose proof tiles are cached (the
         // batch's earlier receipts loaded them): no blocking thread at all.
-        if !leaf.is_empty() {
-            let plan = ProofPlan::inclusion(index, head.size)?;
-            if let Some(path) = self.tiles.prove_cached(&plan) {
-                return Ok(self.assemble(index, leaf, hash, openings, &done, path?, duplicate));
-            }
+        if !leaf.is_empty()
+            && let Some(path) = self.tiles.prove_cached(&plan)
+        {
+            return Ok(self.assemble(index, leaf, hash, openings, &done, path?, duplicate));
         }
         let me = self.clone();
         let (leaf, hash, path) = blocking(move || {
@@ -317,9 +318,7 @@ impl Inner {
             } else {
                 (leaf, hash)
             };
-            let path = me
-                .tiles
-                .prove(&*store, &ProofPlan::inclusion(index, head.size)?)?;
+            let path = me.tiles.prove(&*store, &plan)?;
             Ok((leaf, hash, path))
         })
         .await?;
