@@ -218,6 +218,22 @@ struct Job {
     _bytes: tokio::sync::OwnedSemaphorePermit,
 }
 
+/// Where an append's answer arrives.
+pub type Reply = oneshot::Receiver<Result<Appended, AppendError>>;
+
+impl Job {
+    /// A job and the receiver of its answer.
+    fn new(req: AppendRequest, bytes: tokio::sync::OwnedSemaphorePermit) -> (Job, Reply) {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            req,
+            reply,
+            _bytes: bytes,
+        };
+        (job, rx)
+    }
+}
+
 /// Handle to the running sequencer. Dropping every handle lets the task
 /// finish the queued appends and stop.
 #[derive(Clone)]
@@ -322,22 +338,15 @@ impl Sequencer {
     /// Queues an append; `Busy` at once if the queue is full (in entries
     /// or in bytes). The receiver resolves when the entry is durable and
     /// checkpointed.
-    pub fn try_append(
-        &self,
-        req: AppendRequest,
-    ) -> Result<oneshot::Receiver<Result<Appended, AppendError>>, AppendError> {
+    pub fn try_append(&self, req: AppendRequest) -> Result<Reply, AppendError> {
         self.check_halted()?;
         let bytes = self
             .bytes
             .clone()
             .try_acquire_many_owned(self.cost(&req))
             .map_err(|_| AppendError::Busy)?;
-        let (reply, rx) = oneshot::channel();
-        match self.tx.try_send(Job {
-            req,
-            reply,
-            _bytes: bytes,
-        }) {
+        let (job, rx) = Job::new(req, bytes);
+        match self.tx.try_send(job) {
             Ok(()) => Ok(rx),
             Err(mpsc::error::TrySendError::Full(_)) => Err(AppendError::Busy),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(AppendError::ShuttingDown),
@@ -347,10 +356,7 @@ impl Sequencer {
     /// Queues an append, waiting for room in the queue, in entries and in
     /// bytes (backpressure for streams: the caller stops reading its input
     /// until there is room).
-    pub async fn queue_wait(
-        &self,
-        req: AppendRequest,
-    ) -> Result<oneshot::Receiver<Result<Appended, AppendError>>, AppendError> {
+    pub async fn queue_wait(&self, req: AppendRequest) -> Result<Reply, AppendError> {
         self.check_halted()?;
         let bytes = self
             .bytes
@@ -358,13 +364,9 @@ impl Sequencer {
             .acquire_many_owned(self.cost(&req))
             .await
             .map_err(|_| AppendError::ShuttingDown)?;
-        let (reply, rx) = oneshot::channel();
+        let (job, rx) = Job::new(req, bytes);
         self.tx
-            .send(Job {
-                req,
-                reply,
-                _bytes: bytes,
-            })
+            .send(job)
             .await
             .map_err(|_| AppendError::ShuttingDown)?;
         Ok(rx)

@@ -20,6 +20,17 @@ mod common;
 
 use common::{get, rocks, serve};
 
+/// `cairn serve`'s defaults on `data_dir`, both listeners on 127.0.0.1:0.
+fn local_config(data_dir: &std::path::Path) -> ServeConfig {
+    ServeConfig {
+        data_dir: data_dir.to_path_buf(),
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        tile_cache_mb: 1,
+        ..ServeConfig::default()
+    }
+}
+
 /// A `cairn serve` run in this process: its addresses, and how to stop it.
 struct Running {
     grpc: std::net::SocketAddr,
@@ -195,13 +206,7 @@ async fn a_fatal_store_error_stops_writing_loudly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_are_cut_off_and_connections_capped() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut cfg = ServeConfig {
-        data_dir: tmp.path().join("d"),
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        tile_cache_mb: 1,
-        ..ServeConfig::default()
-    };
+    let mut cfg = local_config(&tmp.path().join("d"));
     cfg.limits.header_timeout = Duration::from_millis(500);
     cfg.limits.max_connections = 2;
     let first = Running::start(&cfg).await.unwrap();
@@ -346,12 +351,8 @@ async fn guard_failures_are_surfaced_and_a_missing_guard_is_refused() {
     let guard = tmp.path().join("guard-volume").join("log.guard");
     std::fs::create_dir_all(guard.parent().unwrap()).unwrap();
     let cfg = ServeConfig {
-        data_dir: tmp.path().join("data-volume").join("data"),
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        tile_cache_mb: 1,
         guard_file: Some(guard.clone()),
-        ..ServeConfig::default()
+        ..local_config(&tmp.path().join("data-volume").join("data"))
     };
     let log = Running::start(&cfg).await.unwrap();
     let (grpc, http) = (log.grpc, log.http);
@@ -508,13 +509,7 @@ async fn replayed_gossip_makes_the_witness_do_no_work() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_streams_per_connection_are_capped() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut cfg = ServeConfig {
-        data_dir: tmp.path().join("d"),
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        tile_cache_mb: 1,
-        ..ServeConfig::default()
-    };
+    let mut cfg = local_config(&tmp.path().join("d"));
     cfg.limits.max_concurrent_streams = 2;
     let log = Running::start(&cfg).await.unwrap();
     let grpc = log.grpc;
@@ -553,13 +548,7 @@ async fn grpc_streams_per_connection_are_capped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_writer_lease_stops_writing() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = ServeConfig {
-        data_dir: tmp.path().join("d"),
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        tile_cache_mb: 1,
-        ..ServeConfig::default()
-    };
+    let cfg = local_config(&tmp.path().join("d"));
     let log = Running::start(&cfg).await.unwrap();
     let (grpc, http) = (log.grpc, log.http);
     let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
