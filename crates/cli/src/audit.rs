@@ -81,6 +81,8 @@ struct Auditor {
     cosigned: bool,
     full: Option<FullAudit>,
     pii_reported: usize,
+    /// The log on the server (empty: its default log).
+    log: String,
 }
 
 impl Auditor {
@@ -89,6 +91,7 @@ impl Auditor {
             .client
             .get_checkpoint(pb::GetCheckpointRequest {
                 cosigned: self.cosigned,
+                log: self.log.clone(),
             })
             .await
             .map_err(status)?;
@@ -118,6 +121,7 @@ impl Auditor {
                     .get_consistency_proof(pb::GetConsistencyProofRequest {
                         old_size: t.size,
                         new_size: v.checkpoint.size.0,
+                        log: self.log.clone(),
                     })
                     .await
                     .map_err(status)?
@@ -179,7 +183,11 @@ impl Auditor {
             let end = (at + 65_536).min(target);
             let mut s = self
                 .client
-                .get_entries(pb::GetEntriesRequest { start: at, end })
+                .get_entries(pb::GetEntriesRequest {
+                    start: at,
+                    end,
+                    log: self.log.clone(),
+                })
                 .await
                 .map_err(status)?
                 .into_inner();
@@ -245,7 +253,9 @@ impl Auditor {
         loop {
             match self
                 .client
-                .watch_checkpoints(pb::WatchCheckpointsRequest {})
+                .watch_checkpoints(pb::WatchCheckpointsRequest {
+                    log: self.log.clone(),
+                })
                 .await
             {
                 Ok(stream) if !self.cosigned => {
@@ -347,6 +357,7 @@ async fn run(args: AuditArgs) -> Result<(), Stop> {
         cosigned,
         full,
         pii_reported: 0,
+        log: args.server.log.clone(),
     };
     let note = a.fetch_checkpoint().await?;
     a.step(&note).await?;

@@ -58,6 +58,21 @@ pub(crate) struct BenchArgs {
     /// Also write the JSON report to this file.
     #[arg(long)]
     out: Option<std::path::PathBuf>,
+    /// Spread the clients over these logs, in turn (comma-separated;
+    /// `cairn log list`). [default: --log]
+    #[arg(long, value_delimiter = ',')]
+    logs: Vec<String>,
+}
+
+impl BenchArgs {
+    /// The log client `id` appends to.
+    fn log_for(&self, id: u64) -> String {
+        if self.logs.is_empty() {
+            return self.server.log.clone();
+        }
+        let i = usize::try_from(id).unwrap_or(0) % self.logs.len();
+        self.logs.get(i).cloned().unwrap_or_default()
+    }
 }
 
 const PII: &[&str] = &[
@@ -181,7 +196,8 @@ async fn stream_client(
         let mut pacer = Pacer::new(total, rate);
         while let Some(due) = pacer.next().await {
             for i in due {
-                let ev = event(id * 1_000_000_000 + i, a2.event_size, a2.pii_density);
+                let mut ev = event(id * 1_000_000_000 + i, a2.event_size, a2.pii_density);
+                ev.log = a2.log_for(id);
                 t2.bytes.fetch_add(ev.event.len() as u64, Ordering::Relaxed);
                 stamps
                     .lock()
@@ -333,7 +349,8 @@ async fn unary_client(
     let mut pacer = Pacer::new(total, rate);
     while let Some(due) = pacer.next().await {
         for i in due {
-            let ev = event(id * 1_000_000_000 + i, args.event_size, args.pii_density);
+            let mut ev = event(id * 1_000_000_000 + i, args.event_size, args.pii_density);
+            ev.log = args.log_for(id);
             tally
                 .bytes
                 .fetch_add(ev.event.len() as u64, Ordering::Relaxed);
@@ -365,7 +382,10 @@ async fn proofs(
     tally: Arc<Tally>,
 ) -> Result<()> {
     let size = client
-        .get_checkpoint(pb::GetCheckpointRequest::default())
+        .get_checkpoint(pb::GetCheckpointRequest {
+            log: args.server.log.clone(),
+            ..Default::default()
+        })
         .await
         .map_err(|s| anyhow::anyhow!("{} ({:?})", s.message(), s.code()))?
         .into_inner()
@@ -376,7 +396,7 @@ async fn proofs(
     let deadline = Instant::now() + Duration::from_secs(args.duration.max(1));
     let mut tasks = Vec::new();
     for w in 0..args.clients {
-        let (mut c, t) = (client.clone(), tally.clone());
+        let (mut c, t, lg) = (client.clone(), tally.clone(), args.server.log.clone());
         tasks.push(tokio::spawn(async move {
             let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ (w + 1);
             let mut k = 0u64;
@@ -389,6 +409,7 @@ async fn proofs(
                     c.get_consistency_proof(pb::GetConsistencyProofRequest {
                         old_size: 1 + x % (size - 1),
                         new_size: size,
+                        log: lg.clone(),
                     })
                     .await
                     .is_ok()
@@ -396,6 +417,7 @@ async fn proofs(
                     c.get_inclusion_proof(pb::GetInclusionProofRequest {
                         leaf: Some(pb::get_inclusion_proof_request::Leaf::Index(x % size)),
                         tree_size: size,
+                        log: lg.clone(),
                     })
                     .await
                     .is_ok()

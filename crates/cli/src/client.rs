@@ -125,6 +125,7 @@ pub(crate) fn append(args: AppendArgs) -> Result<ExitCode> {
         }
     };
     let wait_cosigned = args.wait_cosigned;
+    let log = args.server.log.clone();
     runtime()?.block_on(async move {
         let mut client = args.server.connect().await?;
         let (tx, rx) = tokio::sync::mpsc::channel::<pb::AppendRequest>(1024);
@@ -141,6 +142,7 @@ pub(crate) fn append(args: AppendArgs) -> Result<ExitCode> {
                     policy: String::new(),
                     idempotency_key: Vec::new(),
                     wait_cosigned,
+                    log: log.clone(),
                 };
                 if tx.blocking_send(req).is_err() {
                     break;
@@ -215,6 +217,7 @@ pub(crate) fn checkpoint(args: CheckpointArgs) -> Result<ExitCode> {
             .await?
             .get_checkpoint(pb::GetCheckpointRequest {
                 cosigned: args.cosigned,
+                log: args.server.log.clone(),
             })
             .await
             .map_err(|s| anyhow!("{} ({:?})", s.message(), s.code()))?
@@ -245,6 +248,7 @@ pub(crate) fn prove(cmd: ProveCmd) -> Result<ExitCode> {
                     .get_inclusion_proof(pb::GetInclusionProofRequest {
                         leaf: Some(leaf),
                         tree_size: size.unwrap_or(0),
+                        log: server.log.clone(),
                     })
                     .await
                     .map_err(|s| anyhow!("{} ({:?})", s.message(), s.code()))?
@@ -260,6 +264,7 @@ pub(crate) fn prove(cmd: ProveCmd) -> Result<ExitCode> {
                     .get_consistency_proof(pb::GetConsistencyProofRequest {
                         old_size: old,
                         new_size: new.unwrap_or(0),
+                        log: server.log.clone(),
                     })
                     .await
                     .map_err(|s| anyhow!("{} ({:?})", s.message(), s.code()))?
@@ -280,7 +285,11 @@ pub(crate) fn get(cmd: GetCmd) -> Result<ExitCode> {
         let mut s = server
             .connect()
             .await?
-            .get_entries(pb::GetEntriesRequest { start, end })
+            .get_entries(pb::GetEntriesRequest {
+                start,
+                end,
+                log: server.log.clone(),
+            })
             .await
             .map_err(|s| anyhow!("{} ({:?})", s.message(), s.code()))?
             .into_inner();
@@ -389,4 +398,100 @@ fn verify_receipt_json(text: &str, verifier: &LogVerifier) -> Result<()> {
     LogVerifier::verify_inclusion(&lh, cairn_core::LeafIndex(index), &cp, &path)
         .map_err(|e| anyhow!("{e}"))?;
     Ok(())
+}
+
+#[derive(Subcommand)]
+pub(crate) enum LogCmd {
+    /// Every log of the server: name, state, size, origin, verifier key.
+    List {
+        /// One JSON object per log instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Freeze a log for good (admin token): its final checkpoint is the
+    /// latest, appends are refused from now on, reads and proofs go on.
+    Freeze {
+        /// The log to freeze (named explicitly: there is no default).
+        name: String,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+}
+
+fn log_state(l: &pb::LogInfo) -> String {
+    if !l.unhealthy.is_empty() {
+        format!("UNHEALTHY: {}", l.unhealthy)
+    } else if l.frozen {
+        "frozen".into()
+    } else {
+        "writing".into()
+    }
+}
+
+/// `cairn log list|freeze`.
+pub(crate) fn log(cmd: LogCmd) -> Result<ExitCode> {
+    let status = |s: tonic::Status| anyhow!("{} ({:?})", s.message(), s.code());
+    runtime()?.block_on(async move {
+        match cmd {
+            LogCmd::List { json, server } => {
+                let logs = server
+                    .connect()
+                    .await?
+                    .list_logs(pb::ListLogsRequest {})
+                    .await
+                    .map_err(status)?
+                    .into_inner()
+                    .logs;
+                let mut out = std::io::stdout().lock();
+                for l in &logs {
+                    let size = l.checkpoint.as_ref().map(|c| c.size);
+                    if json {
+                        let v = serde_json::json!({
+                            "name": l.name,
+                            "origin": l.origin,
+                            "vkey": l.vkey,
+                            "size": size,
+                            "frozen": l.frozen,
+                            "unhealthy": (!l.unhealthy.is_empty()).then_some(&l.unhealthy),
+                            "default": l.is_default,
+                        });
+                        writeln!(out, "{v}")?;
+                    } else {
+                        let mark = if l.is_default { " (default)" } else { "" };
+                        writeln!(
+                            out,
+                            "{}{mark}\t{}\tsize {}\t{}\t{}",
+                            l.name,
+                            log_state(l),
+                            size.map_or("-".into(), |s| s.to_string()),
+                            l.origin,
+                            l.vkey
+                        )?;
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            LogCmd::Freeze { name, server } => {
+                let l = server
+                    .connect()
+                    .await?
+                    .freeze_log(pb::FreezeLogRequest { log: name })
+                    .await
+                    .map_err(status)?
+                    .into_inner();
+                let size = l.checkpoint.as_ref().map_or(0, |c| c.size);
+                eprintln!(
+                    "cairn log: {:?} is frozen at size {size}; its final checkpoint:",
+                    l.name
+                );
+                print!(
+                    "{}",
+                    l.checkpoint.map(|c| c.note).unwrap_or_default()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
 }

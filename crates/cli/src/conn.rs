@@ -28,6 +28,10 @@ pub(crate) struct ServerArg {
     /// CA certificates (PEM) that verify an `https://` server.
     #[arg(long, env = "CAIRN_TLS_CA")]
     tls_ca: Option<PathBuf>,
+    /// The log, on a server that hosts several (`cairn log list`).
+    /// [default: the server's default log]
+    #[arg(long = "log", env = "CAIRN_LOG_NAME", default_value = "")]
+    pub(crate) log: String,
 }
 
 /// A log client that sends the bearer token, if any, with every call.

@@ -62,6 +62,9 @@ enum Command {
     Verify(client::VerifyCmd),
     /// Load generator: appends (streams or unary) or proofs; JSON report.
     Bench(bench::BenchArgs),
+    /// The logs of a server: list them, freeze one.
+    #[command(subcommand)]
+    Log(client::LogCmd),
     /// Bulk-load events into a stopped log (masked, integrated, committed).
     Import(import::ImportArgs),
     /// Mask NDJSON events (one per line) from a file or stdin to stdout.
@@ -150,6 +153,7 @@ fn main() -> ExitCode {
         Command::Get(cmd) => client::get(cmd),
         Command::Verify(cmd) => client::verify(cmd),
         Command::Bench(args) => bench::bench(args),
+        Command::Log(cmd) => client::log(cmd),
         Command::Import(args) => import::import(args),
         Command::Mask(args) => mask::run(args),
     };

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use cairn_server::{SequencerConfig, ServeConfig, Server};
+use cairn_server::{LogConfig, SequencerConfig, ServeConfig, Server};
 use clap::Args;
 
 /// Flags override `CAIRN_*` environment variables, which override the
@@ -179,10 +179,59 @@ struct FileWitness {
     url: String,
 }
 
+/// A time in the config file: a TOML date-time or an RFC 3339 string.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum FileTime {
+    Toml(toml::value::Datetime),
+    Text(String),
+}
+
+impl FileTime {
+    fn resolve(&self, what: &str) -> Result<std::time::SystemTime> {
+        let text = match self {
+            FileTime::Toml(d) => d.to_string(),
+            FileTime::Text(s) => s.clone(),
+        };
+        let t = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{what}: {text:?} is not an RFC 3339 time with an offset (e.g. 2027-01-01T00:00:00Z): {e}"
+                )
+            })?;
+        Ok(t.into())
+    }
+}
+
+/// A `[[log]]` table: one log of a server that hosts several. Batching
+/// and cache settings left out take the top-level value.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLog {
+    name: String,
+    origin: String,
+    data_dir: PathBuf,
+    policy: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    guard_file: Option<PathBuf>,
+    max_batch: Option<usize>,
+    max_batch_age_ms: Option<u64>,
+    queue_mb: Option<usize>,
+    tile_cache_mb: Option<usize>,
+    #[serde(default)]
+    witness: Vec<FileWitness>,
+    witness_quorum: Option<usize>,
+    #[serde(default)]
+    frozen: bool,
+    not_after: Option<FileTime>,
+}
+
 /// The config file: every setting optional.
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    #[serde(default)]
+    log: Vec<FileLog>,
     #[serde(default)]
     witness: Vec<FileWitness>,
     witness_quorum: Option<usize>,
@@ -245,33 +294,127 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
         Some(p) => load_toml(p)?,
         None => FileConfig::default(),
     };
-    let max_batch = args.max_batch.or(file.max_batch).unwrap_or(4096);
-    if max_batch == 0 {
-        bail!("max_batch must be at least 1");
-    }
-    let mut witnesses = Vec::new();
-    for w in &file.witness {
-        let vkey = cairn_core::NoteVerifier::parse(&w.vkey)
-            .map_err(|e| anyhow::anyhow!("witness {:?}: vkey: {e}", w.name))?;
-        if vkey.key_type() != cairn_core::KeyType::Cosignature {
+    let witness_ca = args.witness_ca.clone().or(file.witness_ca.clone());
+    let witnessing = |list: &[FileWitness],
+                      quorum: Option<usize>|
+     -> Result<Option<cairn_server::witnessing::WitnessingConfig>> {
+        let mut witnesses = Vec::new();
+        for w in list {
+            let vkey = cairn_core::NoteVerifier::parse(&w.vkey)
+                .map_err(|e| anyhow::anyhow!("witness {:?}: vkey: {e}", w.name))?;
+            if vkey.key_type() != cairn_core::KeyType::Cosignature {
+                bail!(
+                    "witness {:?}: vkey must be a cosignature key (type 0x04)",
+                    w.name
+                );
+            }
+            witnesses.push(cairn_server::witnessing::WitnessEndpoint {
+                name: w.name.clone(),
+                vkey,
+                url: w.url.clone(),
+            });
+        }
+        Ok((!witnesses.is_empty()).then(|| cairn_server::witnessing::WitnessingConfig {
+            quorum: quorum.unwrap_or(witnesses.len()),
+            witnesses,
+            interval: Duration::from_millis(file.witness_interval_ms.unwrap_or(1000)),
+            timeout: Duration::from_millis(file.witness_timeout_ms.unwrap_or(10_000)),
+            ca: witness_ca.clone(),
+        }))
+    };
+    let d = ServeConfig::default();
+    let dl = LogConfig::default();
+    // Batching and cache: the log's own value, else flags, environment
+    // and the top level, else the default.
+    let sequencer = |max_batch: Option<usize>,
+                     age: Option<u64>,
+                     queue_mb: Option<usize>|
+     -> Result<SequencerConfig> {
+        let max_batch = max_batch
+            .or(args.max_batch)
+            .or(file.max_batch)
+            .unwrap_or(dl.sequencer.max_batch);
+        if max_batch == 0 {
+            bail!("max_batch must be at least 1");
+        }
+        Ok(SequencerConfig {
+            max_batch,
+            max_age: age
+                .or(args.max_batch_age_ms)
+                .or(file.max_batch_age_ms)
+                .map_or(dl.sequencer.max_age, Duration::from_millis),
+            queue_bytes: match queue_mb.or(args.queue_mb).or(file.queue_mb) {
+                None => dl.sequencer.queue_bytes,
+                Some(0) => bail!("queue_mb must be at least 1"),
+                Some(mb) => mb.saturating_mul(1 << 20),
+            },
+            ..dl.sequencer.clone()
+        })
+    };
+    let tile_cache_mb = |own: Option<usize>| {
+        own.or(args.tile_cache_mb)
+            .or(file.tile_cache_mb)
+            .unwrap_or(dl.tile_cache_mb)
+    };
+    let logs = if file.log.is_empty() {
+        // One log: the top-level settings (the embedded default: `default`
+        // in ./cairn-data).
+        vec![LogConfig {
+            name: dl.name.clone(),
+            data_dir: args.data_dir.clone().or(file.data_dir.clone()).unwrap_or(dl.data_dir.clone()),
+            origin: args.origin.clone().or(file.origin.clone()).unwrap_or(dl.origin.clone()),
+            policy: args.policy.clone().or(file.policy.clone()),
+            key_file: args.key_file.clone().or(file.key_file.clone()),
+            sequencer: sequencer(None, None, None)?,
+            witnessing: witnessing(&file.witness, file.witness_quorum)?,
+            tile_cache_mb: tile_cache_mb(None),
+            guard_file: args.guard_file.clone().or(file.guard_file.clone()),
+            rebuild_guard: args.rebuild_guard,
+            frozen: false,
+            not_after: None,
+        }]
+    } else {
+        // Several logs: what names one log cannot be said once for all.
+        let single = [
+            ("data_dir", args.data_dir.is_some() || file.data_dir.is_some()),
+            ("origin", args.origin.is_some() || file.origin.is_some()),
+            ("policy", args.policy.is_some() || file.policy.is_some()),
+            ("key_file", args.key_file.is_some() || file.key_file.is_some()),
+            ("guard_file", args.guard_file.is_some() || file.guard_file.is_some()),
+            ("witness", !file.witness.is_empty() || file.witness_quorum.is_some()),
+            ("rebuild_guard", args.rebuild_guard),
+        ];
+        if let Some((k, _)) = single.iter().find(|(_, set)| *set) {
             bail!(
-                "witness {:?}: vkey must be a cosignature key (type 0x04)",
-                w.name
+                "`{k}` is set for the whole server, but the config has [[log]] tables: set it in each [[log]] table instead"
             );
         }
-        witnesses.push(cairn_server::witnessing::WitnessEndpoint {
-            name: w.name.clone(),
-            vkey,
-            url: w.url.clone(),
-        });
-    }
-    let witnessing = (!witnesses.is_empty()).then(|| cairn_server::witnessing::WitnessingConfig {
-        quorum: file.witness_quorum.unwrap_or(witnesses.len()),
-        witnesses,
-        interval: Duration::from_millis(file.witness_interval_ms.unwrap_or(1000)),
-        timeout: Duration::from_millis(file.witness_timeout_ms.unwrap_or(10_000)),
-        ca: args.witness_ca.clone().or(file.witness_ca.clone()),
-    });
+        let mut logs = Vec::new();
+        for l in &file.log {
+            let name = cairn_log::LogName::new(&l.name).map_err(|e| anyhow::anyhow!("[[log]]: {e}"))?;
+            let what = format!("[[log]] {:?}", l.name);
+            logs.push(LogConfig {
+                name,
+                data_dir: l.data_dir.clone(),
+                origin: l.origin.clone(),
+                policy: l.policy.clone(),
+                key_file: l.key_file.clone(),
+                sequencer: sequencer(l.max_batch, l.max_batch_age_ms, l.queue_mb)
+                    .with_context(|| what.clone())?,
+                witnessing: witnessing(&l.witness, l.witness_quorum).with_context(|| what.clone())?,
+                tile_cache_mb: tile_cache_mb(l.tile_cache_mb),
+                guard_file: l.guard_file.clone(),
+                rebuild_guard: false,
+                frozen: l.frozen,
+                not_after: l
+                    .not_after
+                    .as_ref()
+                    .map(|t| t.resolve(&format!("{what}: not_after")))
+                    .transpose()?,
+            });
+        }
+        logs
+    };
     let auth = match args.token_file.clone().or(file.token_file.clone()) {
         None => {
             // Quotas and private reads belong to identities: without a
@@ -320,40 +463,16 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
         args.tls_key.or(file.tls_key),
         args.tls_client_ca.or(file.tls_client_ca),
     )?;
-    let d = ServeConfig::default();
     let cfg = ServeConfig {
+        logs,
         limits: args.limits.resolve(file.limits)?,
-        guard_file: args.guard_file.or(file.guard_file),
-        rebuild_guard: args.rebuild_guard,
         tls,
         auth,
-        witnessing,
         cosign_wait: file
             .cosign_wait_ms
             .map_or(d.cosign_wait, Duration::from_millis),
-        tile_cache_mb: args
-            .tile_cache_mb
-            .or(file.tile_cache_mb)
-            .unwrap_or(d.tile_cache_mb),
-        data_dir: args.data_dir.or(file.data_dir).unwrap_or(d.data_dir),
         grpc_addr: args.grpc_addr.or(file.grpc_addr).unwrap_or(d.grpc_addr),
         http_addr: args.http_addr.or(file.http_addr).unwrap_or(d.http_addr),
-        origin: args.origin.or(file.origin).unwrap_or(d.origin),
-        policy: args.policy.or(file.policy),
-        key_file: args.key_file.or(file.key_file),
-        sequencer: SequencerConfig {
-            max_batch,
-            max_age: args
-                .max_batch_age_ms
-                .or(file.max_batch_age_ms)
-                .map_or(d.sequencer.max_age, Duration::from_millis),
-            queue_bytes: match args.queue_mb.or(file.queue_mb) {
-                None => d.sequencer.queue_bytes,
-                Some(0) => bail!("queue_mb must be at least 1"),
-                Some(mb) => mb.saturating_mul(1 << 20),
-            },
-            ..d.sequencer
-        },
     };
     Ok(cfg)
 }
@@ -389,11 +508,33 @@ fn run_server(cfg: ServeConfig) -> Result<ExitCode> {
     let rt = crate::client::runtime()?;
     rt.block_on(async move {
         let server = Server::bind(&cfg).await?;
-        eprintln!("cairn: log {:?} in {}", cfg.origin, cfg.data_dir.display());
+        let default = cfg.default_log().map(|l| l.name.clone());
+        for l in &cfg.logs {
+            let hosted = server.logs().registry.get(l.name.as_str());
+            let state = match hosted {
+                Ok(log) if log.frozen().is_some() => format!("frozen at size {}", log.latest().size),
+                Ok(log) => format!("size {}", log.latest().size),
+                Err(_) => "NOT SERVING (see the error above)".into(),
+            };
+            let mark = if Some(&l.name) == default.as_ref() && cfg.logs.len() > 1 {
+                " (default)"
+            } else {
+                ""
+            };
+            eprintln!(
+                "cairn: log {:?}{mark}: {:?} in {}, {state}",
+                l.name.as_str(),
+                l.origin,
+                l.data_dir.display()
+            );
+        }
         eprintln!("cairn: verifier key {}", server.vkey);
         if let (Some(g), Some(h)) = (server.grpc_addr(), server.http_addr()) {
             let (http, tls) = schemes(cfg.tls.is_some());
             eprintln!("cairn: gRPC on {g}{tls}, HTTP (tlog-tiles) on {http}://{h}/checkpoint");
+            if cfg.logs.len() > 1 {
+                eprintln!("cairn: logs listed at {http}://{h}/logs, each under {http}://{h}/logs/<name>/");
+            }
         }
         server.run(shutdown_signal()).await?;
         eprintln!("cairn: stopped cleanly");

@@ -1,7 +1,9 @@
-//! Prometheus metrics, process-wide (like a default registry): counters,
-//! gauges and fixed-bucket histograms on atomics, rendered as text for
-//! `/metrics`. Labels never carry event content: detector names, status
-//! categories and witness names only.
+//! Prometheus metrics: counters, gauges and fixed-bucket histograms on
+//! atomics, rendered as text for `/metrics`. Each log has its own
+//! [`LogMetrics`] (every series labelled `log="<name>"`); the process has
+//! [`METRICS`] (request errors by status category, counted where the one
+//! error mapping answers them). Labels never carry event content: log
+//! names, detector names, status categories and witness names only.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -38,28 +40,30 @@ impl Histogram {
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    /// The series of one log (the HELP and TYPE lines are the caller's).
+    fn render(&self, out: &mut String, name: &str, log: &str) {
+        let log = escape(log);
         for (b, c) in self.bounds.iter().zip(&self.counts) {
             let _ = writeln!(
                 out,
-                "{name}_bucket{{le=\"{b}\"}} {}",
+                "{name}_bucket{{log=\"{log}\",le=\"{b}\"}} {}",
                 c.load(Ordering::Relaxed)
             );
         }
         let n = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {n}");
+        let _ = writeln!(out, "{name}_bucket{{log=\"{log}\",le=\"+Inf\"}} {n}");
         let _ = writeln!(
             out,
-            "{name}_sum {}",
+            "{name}_sum{{log=\"{log}\"}} {}",
             self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
         );
-        let _ = writeln!(out, "{name}_count {n}");
+        let _ = writeln!(out, "{name}_count{{log=\"{log}\"}} {n}");
     }
 }
 
-/// Every metric of the process.
-pub struct Metrics {
+/// One log's metrics: every series carries a `log="<name>"` label.
+/// Shared by the log's sequencer, its masking and its witnessing.
+pub struct LogMetrics {
     /// Entries appended (durable and checkpointed).
     pub appended: AtomicU64,
     /// Entries per batch.
@@ -67,32 +71,56 @@ pub struct Metrics {
     /// Seconds from a batch closing to its checkpoint being stored.
     pub batch_seconds: Histogram,
     masked: Mutex<BTreeMap<String, u64>>,
-    errors: Mutex<BTreeMap<&'static str, u64>>,
     witness: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// Size of the newest checkpoint that met the witness quorum.
     pub cosigned_size: AtomicU64,
-    /// 1 once the log has stopped writing (a fatal store error).
+    /// 1 once the log has stopped writing (a fatal store error, or a store
+    /// that could not be opened).
     pub halted: AtomicU64,
+    /// 1 once the log is frozen (appends refused for good).
+    pub frozen: AtomicU64,
     /// Appends answered with an earlier entry (a repeated idempotency key).
     pub duplicates: AtomicU64,
     /// Fork-guard writes that failed after a durable checkpoint.
     pub guard_failures: AtomicU64,
+    /// Leaves in the latest signed checkpoint.
+    pub tree_size: AtomicU64,
+}
+
+impl std::fmt::Debug for LogMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogMetrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for LogMetrics {
+    fn default() -> Self {
+        LogMetrics {
+            appended: AtomicU64::new(0),
+            batch_size: Histogram::new(&[1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0]),
+            batch_seconds: Histogram::new(&[
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0,
+            ]),
+            masked: Mutex::new(BTreeMap::new()),
+            witness: Mutex::new(BTreeMap::new()),
+            cosigned_size: AtomicU64::new(0),
+            halted: AtomicU64::new(0),
+            frozen: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            guard_failures: AtomicU64::new(0),
+            tree_size: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The metrics of the process itself (not of one log).
+pub struct Metrics {
+    errors: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 /// The process's metrics.
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
-    appended: AtomicU64::new(0),
-    batch_size: Histogram::new(&[1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0]),
-    batch_seconds: Histogram::new(&[
-        0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0,
-    ]),
-    masked: Mutex::new(BTreeMap::new()),
     errors: Mutex::new(BTreeMap::new()),
-    witness: Mutex::new(BTreeMap::new()),
-    cosigned_size: AtomicU64::new(0),
-    halted: AtomicU64::new(0),
-    duplicates: AtomicU64::new(0),
-    guard_failures: AtomicU64::new(0),
 });
 
 fn bump<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K) {
@@ -102,7 +130,7 @@ fn bump<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K) {
         .or_default() += 1;
 }
 
-impl Metrics {
+impl LogMetrics {
     /// The masking decisions of one event, by detector or field-rule name
     /// (one lock per event, and none for an event with nothing masked).
     pub fn masked<'a>(&self, detectors: impl IntoIterator<Item = &'a str>) {
@@ -124,75 +152,125 @@ impl Metrics {
         }
     }
 
+    /// One submission to a witness, by result.
+    pub fn witness(&self, witness: &str, result: &'static str) {
+        bump(&self.witness, (witness.to_owned(), result));
+    }
+}
+
+impl Metrics {
     /// One request failed with this status category.
     pub fn error(&self, category: &'static str) {
         bump(&self.errors, category);
     }
 
-    /// One submission to a witness, by result.
-    pub fn witness(&self, witness: &str, result: &'static str) {
-        bump(&self.witness, (witness.to_owned(), result));
-    }
-
-    /// Prometheus text for everything, plus the current tree size.
-    pub fn render(&self, tree_size: u64) -> String {
+    /// Prometheus text for the process and every log in `logs` (name and
+    /// metrics, in the order given).
+    pub fn render(&self, logs: &[(&str, &LogMetrics)]) -> String {
         let mut out = String::new();
         let load = |v: &AtomicU64| v.load(Ordering::Relaxed);
-        for (name, kind, help, value) in [
+        type Get = fn(&LogMetrics) -> &AtomicU64;
+        let families: [(&str, &str, &str, Get); 7] = [
             (
                 "cairn_tree_size",
                 "gauge",
                 "Leaves in the latest signed checkpoint.",
-                tree_size,
+                |m| &m.tree_size,
             ),
             (
                 "cairn_appended_total",
                 "counter",
                 "New entries appended (durable and checkpointed; repeats of an idempotency key are not counted).",
-                load(&self.appended),
+                |m| &m.appended,
             ),
             (
                 "cairn_duplicates_total",
                 "counter",
                 "Appends answered with an earlier entry (a repeated idempotency key).",
-                load(&self.duplicates),
+                |m| &m.duplicates,
             ),
             (
                 "cairn_log_halted",
                 "gauge",
-                "1 when the log has stopped writing after a fatal store error (see the error log).",
-                load(&self.halted),
+                "1 when the log has stopped writing after a fatal store error, or its store could not be opened (see the error log).",
+                |m| &m.halted,
+            ),
+            (
+                "cairn_log_frozen",
+                "gauge",
+                "1 when the log is frozen: its final checkpoint is signed and appends are refused.",
+                |m| &m.frozen,
             ),
             (
                 "cairn_guard_write_failures_total",
                 "counter",
                 "Fork-guard writes that failed after a durable checkpoint.",
-                load(&self.guard_failures),
+                |m| &m.guard_failures,
             ),
-        ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
+            (
+                "cairn_cosigned_size",
+                "gauge",
+                "Size of the newest checkpoint that met the witness quorum.",
+                |m| &m.cosigned_size,
+            ),
+        ];
+        for (name, kind, help, get) in families {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (log, m) in logs {
+                let _ = writeln!(out, "{name}{{log=\"{}\"}} {}", escape(log), load(get(m)));
+            }
         }
-        self.batch_size
-            .render(&mut out, "cairn_batch_entries", "Entries per batch.");
-        self.batch_seconds.render(
-            &mut out,
-            "cairn_batch_seconds",
-            "Time from a batch closing to its signed checkpoint being stored (integrate, durable commit, sign, store).",
+        let _ = writeln!(
+            out,
+            "# HELP cairn_batch_entries Entries per batch.\n# TYPE cairn_batch_entries histogram"
         );
+        for (log, m) in logs {
+            m.batch_size.render(&mut out, "cairn_batch_entries", log);
+        }
+        let _ = writeln!(
+            out,
+            "# HELP cairn_batch_seconds Time from a batch closing to its signed checkpoint being stored (integrate, durable commit, sign, store).\n# TYPE cairn_batch_seconds histogram"
+        );
+        for (log, m) in logs {
+            m.batch_seconds.render(&mut out, "cairn_batch_seconds", log);
+        }
         let _ = writeln!(
             out,
             "# HELP cairn_masked_total Values masked, by detector or field rule (never the values).\n# TYPE cairn_masked_total counter"
         );
-        for (d, n) in self
-            .masked
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-        {
-            let _ = writeln!(out, "cairn_masked_total{{detector=\"{}\"}} {n}", escape(d));
+        for (log, m) in logs {
+            for (d, n) in m
+                .masked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+            {
+                let _ = writeln!(
+                    out,
+                    "cairn_masked_total{{log=\"{}\",detector=\"{}\"}} {n}",
+                    escape(log),
+                    escape(d)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP cairn_witness_submissions_total Checkpoint submissions to witnesses, by result.\n# TYPE cairn_witness_submissions_total counter"
+        );
+        for (log, m) in logs {
+            for ((w, r), n) in m
+                .witness
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+            {
+                let _ = writeln!(
+                    out,
+                    "cairn_witness_submissions_total{{log=\"{}\",witness=\"{}\",result=\"{r}\"}} {n}",
+                    escape(log),
+                    escape(w)
+                );
+            }
         }
         let _ = writeln!(
             out,
@@ -206,27 +284,6 @@ impl Metrics {
         {
             let _ = writeln!(out, "cairn_errors_total{{category=\"{c}\"}} {n}");
         }
-        let _ = writeln!(
-            out,
-            "# HELP cairn_witness_submissions_total Checkpoint submissions to witnesses, by result.\n# TYPE cairn_witness_submissions_total counter"
-        );
-        for ((w, r), n) in self
-            .witness
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "cairn_witness_submissions_total{{witness=\"{}\",result=\"{r}\"}} {n}",
-                escape(w)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP cairn_cosigned_size Size of the newest checkpoint that met the witness quorum.\n# TYPE cairn_cosigned_size gauge\ncairn_cosigned_size {}",
-            self.cosigned_size.load(Ordering::Relaxed)
-        );
         out
     }
 }

@@ -105,6 +105,9 @@ pub struct Written {
     pub tree: TreeState,
     /// Its signed head, stored.
     pub head: SignedHead,
+    /// The batch's new and grown tiles, as written: what the tile cache
+    /// takes, so that the batch's receipts prove from memory.
+    pub tiles: Vec<cairn_core::tree::TileUpdate>,
     /// `Err` when the checkpoint is durable but the fork guard could not
     /// follow it (`StoreError::GuardWrite`): not a failure of the batch.
     pub guard: Result<(), StoreError>,
@@ -252,6 +255,7 @@ impl WritePipeline {
         Ok(Written {
             tree: integ.state,
             head,
+            tiles: integ.tiles,
             guard,
         })
     }

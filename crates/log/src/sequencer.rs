@@ -81,6 +81,13 @@ pub struct SequencerConfig {
     /// Told of every new signed head, in order, once it is durable and
     /// before the batch is answered ([`crate::Publisher`]).
     pub publishers: Vec<Arc<dyn crate::Publisher>>,
+    /// The log's metrics.
+    pub metrics: Arc<crate::metrics::LogMetrics>,
+    /// Given every batch's new tiles before the batch is answered, so
+    /// that receipts prove from memory.
+    pub tiles: Option<Arc<crate::cache::TileCache>>,
+    /// Start frozen, with this reason (see [`Sequencer::freeze`]).
+    pub frozen: Option<Arc<str>>,
 }
 
 impl Default for SequencerConfig {
@@ -92,6 +99,9 @@ impl Default for SequencerConfig {
             queue_bytes: DEFAULT_QUEUE_BYTES,
             lease: None,
             publishers: Vec::new(),
+            metrics: Arc::default(),
+            tiles: None,
+            frozen: None,
         }
     }
 }
@@ -208,6 +218,11 @@ pub enum AppendError {
     /// checkpoint for one size, corruption). Reads go on.
     #[error("the log has stopped writing: {0}")]
     Halted(Arc<str>),
+    /// The log is frozen (`FAILED_PRECONDITION`): its final checkpoint is
+    /// signed and it takes no more appends, ever. The message names the
+    /// log and its final size.
+    #[error("{0}")]
+    Frozen(Arc<str>),
 }
 
 struct Job {
@@ -216,6 +231,18 @@ struct Job {
     /// The job's share of the queue's byte budget, returned when the job
     /// is dropped (its batch written, or refused).
     _bytes: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Words a frozen log's appends get, from its final head.
+pub type FrozenMessage = Box<dyn FnOnce(&SignedHead) -> Arc<str> + Send>;
+
+/// An order to the sequencer's task, taken between two batches.
+enum Ctl {
+    /// Freeze: the reason appends get from now on, and where the final
+    /// head goes.
+    Freeze(FrozenMessage, oneshot::Sender<Arc<SignedHead>>),
+    /// Take no more appends; write and answer those queued, then end.
+    Close,
 }
 
 /// Where an append's answer arrives.
@@ -242,6 +269,8 @@ pub struct Sequencer {
     head: watch::Receiver<Arc<SignedHead>>,
     halted: watch::Receiver<Option<Arc<str>>>,
     guard: watch::Receiver<Option<Arc<str>>>,
+    frozen: watch::Receiver<Option<Arc<str>>>,
+    ctl: mpsc::Sender<Ctl>,
     idempotency: IdempotencyHasher,
     /// Bytes of leaves queued or being written ([`SequencerConfig::queue_bytes`]).
     bytes: Arc<tokio::sync::Semaphore>,
@@ -265,13 +294,19 @@ impl Sequencer {
         if state.checkpoint.as_ref().map(|c| c.size) != Some(state.tree.size()) {
             // Recovery: durable entries not yet covered by a checkpoint.
             match store.put_checkpoint(head.size, head.note.as_bytes()) {
-                Err(e @ StoreError::GuardWrite(_)) => guard_lags(&guard_tx, &e),
+                Err(e @ StoreError::GuardWrite(_)) => guard_lags(&guard_tx, &e, &config.metrics),
                 other => other?,
             }
         }
         let (tx, rx) = mpsc::channel(config.queue.max(1));
+        config
+            .metrics
+            .tree_size
+            .store(head.size.0, std::sync::atomic::Ordering::Relaxed);
         let (head_tx, head_rx) = watch::channel(Arc::new(head));
         let (halt_tx, halted) = watch::channel(None);
+        let (frozen_tx, frozen) = watch::channel(config.frozen.clone());
+        let (ctl, ctl_rx) = mpsc::channel(1);
         let idempotency = IdempotencyHasher::new(&signer);
         let budget = config
             .queue_bytes
@@ -283,8 +318,8 @@ impl Sequencer {
             origin,
             config,
             state.tree,
-            rx,
-            (head_tx, halt_tx, guard_tx),
+            (rx, ctl_rx),
+            (head_tx, halt_tx, guard_tx, frozen_tx),
         ));
 
         Ok((
@@ -293,6 +328,8 @@ impl Sequencer {
                 head: head_rx,
                 halted,
                 guard,
+                frozen,
+                ctl,
                 idempotency,
                 bytes,
                 budget,
@@ -320,10 +357,39 @@ impl Sequencer {
     }
 
     fn check_halted(&self) -> Result<(), AppendError> {
+        if let Some(why) = &*self.frozen.borrow() {
+            return Err(AppendError::Frozen(why.clone()));
+        }
         match &*self.halted.borrow() {
             Some(why) => Err(AppendError::Halted(why.clone())),
             None => Ok(()),
         }
+    }
+
+    /// Why the log is frozen, once it is; `changed()` wakes when it is.
+    pub fn frozen(&self) -> watch::Receiver<Option<Arc<str>>> {
+        self.frozen.clone()
+    }
+
+    /// Freezes the log: the batch being written (if any) finishes and is
+    /// answered; every append after it, queued or not, is refused with
+    /// [`AppendError::Frozen`] carrying `why` of the final head. Returns
+    /// the final signed head: the log's last checkpoint, already durable.
+    /// Freezing a frozen log returns its final head again.
+    pub async fn freeze(&self, why: FrozenMessage) -> Result<Arc<SignedHead>, AppendError> {
+        let (tx, rx) = oneshot::channel();
+        self.ctl
+            .send(Ctl::Freeze(why, tx))
+            .await
+            .map_err(|_| AppendError::ShuttingDown)?;
+        rx.await.map_err(|_| AppendError::ShuttingDown)
+    }
+
+    /// Stops taking appends (later ones get `ShuttingDown`); the task
+    /// writes and answers those already queued, then ends, even while
+    /// other handles (readers, witnessing) are still alive.
+    pub async fn close(&self) {
+        let _ = self.ctl.send(Ctl::Close).await;
     }
 
     /// A leaf's share of the byte budget: its length, at least 1, and at
@@ -391,6 +457,7 @@ type Watches = (
     watch::Sender<Arc<SignedHead>>,
     watch::Sender<Option<Arc<str>>>,
     watch::Sender<Option<Arc<str>>>,
+    watch::Sender<Option<Arc<str>>>,
 );
 
 async fn run(
@@ -399,13 +466,41 @@ async fn run(
     origin: String,
     config: SequencerConfig,
     mut tree: TreeState,
-    mut rx: mpsc::Receiver<Job>,
-    (head_tx, halt_tx, guard_tx): Watches,
+    (mut rx, mut ctl): (mpsc::Receiver<Job>, mpsc::Receiver<Ctl>),
+    (head_tx, halt_tx, guard_tx, frozen_tx): Watches,
 ) {
     let pipeline = WritePipeline::new(store.clone(), Arc::new(signer), &origin)
         .with_lease(config.lease.clone());
+    let metrics = config.metrics.clone();
+    if config.frozen.is_some() {
+        metrics.frozen.store(1, std::sync::atomic::Ordering::Relaxed);
+    }
     loop {
-        let Some(first) = rx.recv().await else {
+        // Orders first: a freeze takes effect between two batches, so the
+        // final head covers exactly the batches written before it.
+        let first = tokio::select! {
+            biased;
+            Some(order) = ctl.recv() => {
+                let (why, reply) = match order {
+                    Ctl::Freeze(why, reply) => (why, reply),
+                    Ctl::Close => {
+                        // Queued appends are still received, then `None`.
+                        rx.close();
+                        continue;
+                    }
+                };
+                if frozen_tx.borrow().is_none() {
+                    let head = head_tx.borrow().clone();
+                    tracing::info!(size = head.size.0, "the log is frozen");
+                    frozen_tx.send_replace(Some(why(&head)));
+                    metrics.frozen.store(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                let _ = reply.send(head_tx.borrow().clone());
+                continue;
+            }
+            j = rx.recv() => j,
+        };
+        let Some(first) = first else {
             break; // every handle dropped and the queue drained
         };
         let mut batch = vec![first];
@@ -418,6 +513,15 @@ async fn run(
                     _ => break,
                 },
             }
+        }
+        let frozen = frozen_tx.borrow().clone();
+        if let Some(why) = frozen {
+            // Frozen: appends queued before the freeze was seen are refused
+            // too (none of them was answered).
+            for j in batch {
+                let _ = j.reply.send(Err(AppendError::Frozen(why.clone())));
+            }
+            continue;
         }
         let halted = halt_tx.borrow().clone();
         if let Some(why) = halted {
@@ -441,7 +545,7 @@ async fn run(
         .await
         .map(|(r, t0)| {
             let total = queued.elapsed();
-            let m = &crate::metrics::METRICS;
+            let m = &metrics;
             m.batch_size.observe(n as f64);
             m.batch_seconds.observe(total.as_secs_f64());
             m.appended
@@ -462,10 +566,10 @@ async fn run(
                 if let Some(e) = &done.fatal {
                     // Before the answers: an append arriving after them
                     // is refused at once.
-                    halt(&halt_tx, e);
+                    halt(&halt_tx, e, &metrics);
                 }
                 match &done.guard {
-                    Some(Err(e)) => guard_lags(&guard_tx, e),
+                    Some(Err(e)) => guard_lags(&guard_tx, e, &metrics),
                     Some(Ok(())) => {
                         guard_tx.send_if_modified(|g| g.take().is_some());
                     }
@@ -476,10 +580,17 @@ async fn run(
                     .iter()
                     .filter(|(_, r)| matches!(r, Ok(a) if a.duplicate))
                     .count();
-                crate::metrics::METRICS
+                metrics
                     .duplicates
                     .fetch_add(duplicates as u64, std::sync::atomic::Ordering::Relaxed);
+                if let Some(t) = &config.tiles {
+                    // Before the answers: receipts prove from these.
+                    t.insert_updates(&done.tiles);
+                }
                 if let Some(h) = done.head {
+                    metrics
+                        .tree_size
+                        .store(h.size.0, std::sync::atomic::Ordering::Relaxed);
                     for p in &config.publishers {
                         p.published(&h);
                     }
@@ -496,7 +607,7 @@ async fn run(
                 tracing::error!(error = %e, "batch processing failed");
                 match store.load_state() {
                     Ok(st) => tree = st.tree,
-                    Err(e) if is_fatal(&e) => halt(&halt_tx, &e),
+                    Err(e) if is_fatal(&e) => halt(&halt_tx, &e, &metrics),
                     Err(_) => {}
                 }
             }
@@ -508,12 +619,16 @@ async fn run(
 /// next checkpoint tries again), but said loudly: an error log line, the
 /// `cairn_guard_write_failures_total` counter, and `/healthz` (503) until
 /// the guard catches up.
-fn guard_lags(tx: &watch::Sender<Option<Arc<str>>>, e: &StoreError) {
+fn guard_lags(
+    tx: &watch::Sender<Option<Arc<str>>>,
+    e: &StoreError,
+    metrics: &crate::metrics::LogMetrics,
+) {
     tracing::error!(
         error = %e,
         "the fork guard lags the store: a restored backup would not be caught until it catches up"
     );
-    crate::metrics::METRICS
+    metrics
         .guard_failures
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tx.send_replace(Some(e.summary().into()));
@@ -523,13 +638,17 @@ fn guard_lags(tx: &watch::Sender<Option<Arc<str>>>, e: &StoreError) {
 /// `cairn_log_halted` gauge, and (through [`Sequencer::halted`]) the
 /// health checks and every later append (the error's client-safe summary).
 /// Only a restart, after an operator has looked, clears it.
-fn halt(tx: &watch::Sender<Option<Arc<str>>>, e: &StoreError) {
+fn halt(
+    tx: &watch::Sender<Option<Arc<str>>>,
+    e: &StoreError,
+    metrics: &crate::metrics::LogMetrics,
+) {
     let why = e.summary();
     tracing::error!(
         error = %e,
         "the log has stopped writing; appends are refused until an operator acts (docs/operations.md, \"When the log stops writing\")"
     );
-    crate::metrics::METRICS
+    metrics
         .halted
         .store(1, std::sync::atomic::Ordering::Relaxed);
     tx.send_replace(Some(why.into()));
@@ -555,6 +674,8 @@ struct Outcome {
     /// How the fork guard fared, if a checkpoint was stored: `Err` when
     /// the checkpoint is durable but the guard could not follow.
     guard: Option<Result<(), StoreError>>,
+    /// The batch's new and grown tiles, for the tile cache.
+    tiles: Vec<cairn_core::tree::TileUpdate>,
 }
 
 /// The answer for a store error (its client-safe summary; the full error
@@ -640,6 +761,7 @@ fn process(
         appended,
         fatal,
         guard: None,
+        tiles: Vec::new(),
     };
     // Every waiter of the batch (new entries and in-batch repeats) hears
     // the same error.
@@ -716,6 +838,7 @@ fn process(
     }
     Outcome {
         guard,
+        tiles: written.tiles,
         ..done(written.tree, Some(new_head), answers, appended, None)
     }
 }

@@ -11,7 +11,9 @@
 //! ```
 //!
 //! `cairn token new --name N --scopes append,read` prints a fresh token and
-//! the entry to add. Clients send `authorization: Bearer <token>`.
+//! the entry to add. With several logs, `logs = ["payments", "hr-2026"]`
+//! limits an identity (token or certificate) to those logs; without it, an
+//! identity may use every log. Clients send `authorization: Bearer <token>`.
 //!
 //! **Client certificates.** With mTLS (a client CA configured), the same
 //! file can name identities by certificate instead of by token:
@@ -33,8 +35,11 @@
 //! | `GetCheckpoint`, `GetInclusionProof`, `GetConsistencyProof`, `GetEntries`, `WatchCheckpoints`, HTTP tiles and `/checkpoint` | `read`, unless reads are public |
 //! | `/metrics` | `admin`, unless reads are public |
 //!
+//! | `ListLogs`, `GET /logs` | `read` (a scoped identity sees its logs) |
+//! | `FreezeLog` | `admin` |
+//!
 //! No credentials → `UNAUTHENTICATED` (HTTP 401); a token without the
-//! scope → `PERMISSION_DENIED` (403). Token values are never logged, never
+//! scope, or scoped to other logs → `PERMISSION_DENIED` (403). Token values are never logged, never
 //! echoed, and compared only by hash.
 //!
 //! **Quotas.** Appends per identity are limited by a token bucket
@@ -75,6 +80,7 @@ struct FileCert {
     name: String,
     dns_name: String,
     scopes: Vec<Scope>,
+    logs: Option<Vec<String>>,
 }
 
 /// One identity known by its client certificate's DNS name.
@@ -83,6 +89,7 @@ struct CertIdentity {
     name: Arc<str>,
     dns_name: rustls_pki_types::ServerName<'static>,
     scopes: Vec<Scope>,
+    logs: Option<Arc<[String]>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -91,6 +98,7 @@ struct FileToken {
     name: String,
     sha256: String,
     scopes: Vec<Scope>,
+    logs: Option<Vec<String>>,
 }
 
 /// One known token (by hash).
@@ -99,6 +107,7 @@ struct Token {
     name: Arc<str>,
     hash: [u8; 32],
     scopes: Vec<Scope>,
+    logs: Option<Arc<[String]>>,
 }
 
 /// Validated authorization settings.
@@ -168,10 +177,13 @@ impl AuthConfig {
                     format!("token {:?}: duplicate name or hash", t.name),
                 ));
             }
+            let logs = check_logs(&t.logs, &format!("token {:?}", t.name))
+                .map_err(|m| err(line, m))?;
             tokens.push(Token {
                 name: t.name.into(),
                 hash,
                 scopes: t.scopes,
+                logs,
             });
         }
         let mut certs: Vec<CertIdentity> = Vec::new();
@@ -200,10 +212,13 @@ impl AuthConfig {
                     format!("client_cert {:?}: duplicate name", c.name),
                 ));
             }
+            let logs = check_logs(&c.logs, &format!("client_cert {:?}", c.name))
+                .map_err(|m| err(line, m))?;
             certs.push(CertIdentity {
                 name: c.name.into(),
                 dns_name,
                 scopes: c.scopes,
+                logs,
             });
         }
         Ok(AuthConfig {
@@ -216,6 +231,16 @@ impl AuthConfig {
         })
     }
 
+    /// Every log name an identity is scoped to (to warn about typos).
+    pub fn log_names(&self) -> impl Iterator<Item = &str> {
+        self.tokens
+            .iter()
+            .filter_map(|t| t.logs.as_deref())
+            .chain(self.certs.iter().filter_map(|c| c.logs.as_deref()))
+            .flatten()
+            .map(String::as_str)
+    }
+
     /// Tokens configured.
     pub fn token_count(&self) -> usize {
         self.tokens.len()
@@ -225,6 +250,20 @@ impl AuthConfig {
     pub fn client_cert_count(&self) -> usize {
         self.certs.len()
     }
+}
+
+/// An identity's `logs` list: valid log names, not empty.
+fn check_logs(logs: &Option<Vec<String>>, who: &str) -> Result<Option<Arc<[String]>>, String> {
+    let Some(logs) = logs else { return Ok(None) };
+    if logs.is_empty() {
+        return Err(format!(
+            "{who}: `logs` is empty (leave it out to allow every log)"
+        ));
+    }
+    for l in logs {
+        cairn_log::LogName::new(l).map_err(|e| format!("{who}: {e}"))?;
+    }
+    Ok(Some(logs.clone().into()))
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
@@ -257,9 +296,23 @@ pub struct Authorizer {
     streams: Arc<Mutex<HashMap<Arc<str>, usize>>>,
 }
 
-/// Who made a request.
+/// Who made a request, and the logs it may use (`None`: every log).
 #[derive(Clone, Debug)]
-pub struct Identity(pub Arc<str>);
+pub struct Identity {
+    /// The configured name (in logs and quotas).
+    pub name: Arc<str>,
+    /// The logs it is scoped to, if it is.
+    pub logs: Option<Arc<[String]>>,
+}
+
+impl Identity {
+    /// Whether the identity may use the log `log`.
+    pub fn may_use(&self, log: &str) -> bool {
+        self.logs
+            .as_ref()
+            .is_none_or(|l| l.iter().any(|x| x == log))
+    }
+}
 
 /// Holds one of an identity's stream slots; frees it when dropped.
 pub struct StreamSlot {
@@ -294,6 +347,14 @@ pub enum AuthError {
         name: Arc<str>,
         /// The scope the request needs.
         need: Scope,
+    },
+    /// A known identity scoped to other logs (`PERMISSION_DENIED`, 403).
+    #[error("identity {name:?} may not use log {log:?}")]
+    LogDenied {
+        /// The identity's configured name.
+        name: Arc<str>,
+        /// The log (a configured name: the request was resolved first).
+        log: Arc<str>,
     },
     /// A quota: the append rate or the stream cap (`RESOURCE_EXHAUSTED`,
     /// 429, with a retry hint).
@@ -352,7 +413,7 @@ impl Authorizer {
             })
             .map(str::trim)
             .filter(|t| !t.is_empty());
-        let (name, scopes) = match token {
+        let (name, scopes, logs) = match token {
             Some(token) => {
                 let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
                 let t = self
@@ -361,7 +422,7 @@ impl Authorizer {
                     .iter()
                     .find(|t| t.hash == hash)
                     .ok_or(AuthError::Unauthenticated("unknown bearer token"))?;
-                (&t.name, &t.scopes)
+                (&t.name, &t.scopes, &t.logs)
             }
             None => {
                 let c = peer
@@ -374,11 +435,14 @@ impl Authorizer {
                             "missing bearer token (authorization: Bearer <token>)"
                         })
                     })?;
-                (&c.name, &c.scopes)
+                (&c.name, &c.scopes, &c.logs)
             }
         };
         if scopes.contains(&need) || scopes.contains(&Scope::Admin) {
-            Ok(Identity(name.clone()))
+            Ok(Identity {
+                name: name.clone(),
+                logs: logs.clone(),
+            })
         } else {
             Err(AuthError::PermissionDenied {
                 name: name.clone(),
@@ -418,6 +482,18 @@ impl Authorizer {
             .map(Some)
     }
 
+    /// Refuses an identity scoped to other logs (`PERMISSION_DENIED`). An
+    /// anonymous caller (open log, public reads) passes.
+    pub fn check_log(id: Option<&Identity>, log: &str) -> Result<(), AuthError> {
+        match id {
+            Some(i) if !i.may_use(log) => Err(AuthError::LogDenied {
+                name: i.name.clone(),
+                log: log.into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Takes `n` appends from the identity's bucket, or says when to retry.
     pub fn take(&self, id: Option<&Identity>, n: f64) -> Result<(), AuthError> {
         let (Some(rate), Some(id)) = (self.cfg.rate, id) else {
@@ -428,7 +504,7 @@ impl Authorizer {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let burst = self.cfg.burst.max(1.0);
-        let b = m.entry(id.0.clone()).or_insert(Bucket {
+        let b = m.entry(id.name.clone()).or_insert(Bucket {
             tokens: burst,
             at: Instant::now(),
         });
@@ -441,7 +517,7 @@ impl Authorizer {
         } else {
             let wait = ((n - b.tokens) / rate * 1000.0).ceil() as u64;
             Err(exhausted(
-                &format!("append rate limit for {:?}", &*id.0),
+                &format!("append rate limit for {:?}", &*id.name),
                 wait.max(1),
             ))
         }
@@ -459,16 +535,16 @@ impl Authorizer {
             .streams
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let n = m.entry(id.0.clone()).or_default();
+        let n = m.entry(id.name.clone()).or_default();
         if *n >= cap {
             return Err(exhausted(
-                &format!("{:?} already has {cap} open append streams", &*id.0),
+                &format!("{:?} already has {cap} open append streams", &*id.name),
                 1000,
             ));
         }
         *n += 1;
         Ok(Some(StreamSlot {
-            name: id.0.clone(),
+            name: id.name.clone(),
             streams: self.streams.clone(),
         }))
     }
@@ -543,7 +619,10 @@ mod tests {
         c.burst = 5.0;
         c.max_streams = 1;
         let a = Authorizer::new(c);
-        let id = Identity("ingest".into());
+        let id = Identity {
+            name: "ingest".into(),
+            logs: None,
+        };
         for _ in 0..5 {
             a.take(Some(&id), 1.0).unwrap();
         }

@@ -12,6 +12,7 @@ use tonic::Status;
 
 use crate::auth::AuthError;
 use crate::sequencer::AppendError;
+use cairn_log::LogError;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -50,55 +51,35 @@ pub enum ServerError {
     Auth(#[from] AuthError),
 }
 
-impl From<AppendError> for ServerError {
-    fn from(e: AppendError) -> Self {
+impl From<LogError> for ServerError {
+    /// The engine's errors keep their kind; the wire mapping below is the
+    /// only one.
+    fn from(e: LogError) -> Self {
         match e {
-            AppendError::Busy => ServerError::Busy,
-            AppendError::Unavailable(m) => ServerError::Unavailable(m),
-            AppendError::ShuttingDown => {
-                ServerError::Unavailable("the log is shutting down".into())
-            }
-            e @ AppendError::KeyReused { .. } => ServerError::AlreadyExists(e.to_string()),
-            e @ AppendError::Halted(_) => ServerError::FailedPrecondition(e.to_string()),
+            LogError::Mask(m) => ServerError::Mask(m),
+            LogError::InvalidArgument(m) => ServerError::InvalidArgument(m),
+            LogError::OutOfRange(m) => ServerError::OutOfRange(m),
+            LogError::NotFound(m) => ServerError::NotFound(m),
+            LogError::Busy => ServerError::Busy,
+            LogError::Unavailable(m) => ServerError::Unavailable(m),
+            LogError::FailedPrecondition(m) => ServerError::FailedPrecondition(m),
+            LogError::DeadlineExceeded(m) => ServerError::DeadlineExceeded(m),
+            LogError::AlreadyExists(m) => ServerError::AlreadyExists(m),
         }
     }
 }
 
-impl From<StoreError> for ServerError {
-    /// Clients get [`StoreError::summary`] (no file paths, no OS error
-    /// text); the full error goes to the server's log.
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::OutOfRange { .. } => ServerError::OutOfRange(e.to_string()),
-            other => {
-                tracing::warn!(error = %other, "storage error, answered UNAVAILABLE");
-                ServerError::Unavailable(other.summary())
+/// The engine's sources of errors, through [`LogError`]'s mapping.
+macro_rules! via_log_error {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ServerError {
+            fn from(e: $t) -> Self {
+                LogError::from(e).into()
             }
         }
-    }
+    )*};
 }
-
-impl From<ProofError> for ServerError {
-    fn from(e: ProofError) -> Self {
-        match e {
-            ProofError::IndexOutOfRange { .. } => ServerError::OutOfRange(e.to_string()),
-            ProofError::OldAfterNew { .. } | ProofError::OldSizeZero => {
-                ServerError::InvalidArgument(e.to_string())
-            }
-            // A short tile while proving means the store is damaged.
-            other => ServerError::Unavailable(other.to_string()),
-        }
-    }
-}
-
-impl From<ProveError<StoreError>> for ServerError {
-    fn from(e: ProveError<StoreError>) -> Self {
-        match e {
-            ProveError::Proof(p) => p.into(),
-            ProveError::Read(s) => s.into(),
-        }
-    }
-}
+via_log_error!(AppendError, StoreError, ProofError, ProveError<StoreError>);
 
 impl ServerError {
     /// The status family in snake case: the label of
@@ -114,7 +95,9 @@ impl ServerError {
             ServerError::DeadlineExceeded(_) => "deadline_exceeded",
             ServerError::AlreadyExists(_) => "already_exists",
             ServerError::Auth(AuthError::Unauthenticated(_)) => "unauthenticated",
-            ServerError::Auth(AuthError::PermissionDenied { .. }) => "permission_denied",
+            ServerError::Auth(AuthError::PermissionDenied { .. } | AuthError::LogDenied { .. }) => {
+                "permission_denied"
+            }
             ServerError::Auth(AuthError::Exhausted { .. }) => "resource_exhausted",
         }
     }
@@ -130,7 +113,9 @@ impl ServerError {
             ServerError::DeadlineExceeded(_) => 504,
             ServerError::AlreadyExists(_) => 409,
             ServerError::Auth(AuthError::Unauthenticated(_)) => 401,
-            ServerError::Auth(AuthError::PermissionDenied { .. }) => 403,
+            ServerError::Auth(AuthError::PermissionDenied { .. } | AuthError::LogDenied { .. }) => {
+                403
+            }
         }
     }
 
@@ -175,7 +160,9 @@ impl From<ServerError> for Status {
             ServerError::DeadlineExceeded(_) => Status::deadline_exceeded(msg),
             ServerError::AlreadyExists(_) => Status::already_exists(msg),
             ServerError::Auth(AuthError::Unauthenticated(_)) => Status::unauthenticated(msg),
-            ServerError::Auth(AuthError::PermissionDenied { .. }) => Status::permission_denied(msg),
+            ServerError::Auth(AuthError::PermissionDenied { .. } | AuthError::LogDenied { .. }) => {
+                Status::permission_denied(msg)
+            }
             ServerError::Auth(AuthError::Exhausted { retry_ms, .. }) => {
                 let mut s = Status::resource_exhausted(msg);
                 if let Ok(v) = retry_ms.to_string().parse() {
@@ -293,6 +280,15 @@ mod tests {
                 "permission_denied",
             ),
             (
+                ServerError::Auth(AuthError::LogDenied {
+                    name: "ingest".into(),
+                    log: "payments".into(),
+                }),
+                Code::PermissionDenied,
+                403,
+                "permission_denied",
+            ),
+            (
                 ServerError::Auth(AuthError::Exhausted {
                     what: "rate".into(),
                     retry_ms: 1500,
@@ -317,6 +313,12 @@ mod tests {
         // The engine's own errors, through the same table.
         let halted = ServerError::from(AppendError::Halted("corrupt".into()));
         assert_eq!(Status::from(halted).code(), Code::FailedPrecondition);
+        let frozen = ServerError::from(AppendError::Frozen("log \"a\" is frozen".into()));
+        assert_eq!(frozen.http_status(), 412);
+        assert_eq!(Status::from(frozen).code(), Code::FailedPrecondition);
+        let unknown = ServerError::from(cairn_log::Registry::new(cairn_log::LogName::default_log()).get("nope").unwrap_err());
+        assert_eq!(unknown.http_status(), 404);
+        assert_eq!(Status::from(unknown).code(), Code::NotFound);
         let reused = ServerError::from(AppendError::KeyReused {
             index: cairn_core::LeafIndex(3),
         });

@@ -1,5 +1,8 @@
-//! The HTTP side: C2SP tlog-tiles (`/checkpoint`, `/tile/<L>/<N>[.p/<W>]`,
-//! `/tile/entries/<N>[.p/<W>]`), `/healthz` and `/metrics`.
+//! The HTTP side: each log's C2SP tlog-tiles tree under `/logs/<name>/`
+//! (`checkpoint`, `tile/<L>/<N>[.p/<W>]`, `tile/entries/<N>[.p/<W>]`,
+//! `healthz`), the default log's also at `/`, `GET /logs` (every log with
+//! its origin, verifier key, size and state, as JSON), `/healthz` and
+//! `/metrics` for the process.
 //!
 //! Full tiles never change, so they are served as immutable; partial tiles
 //! and the checkpoint change with every batch and are not cached. Reads go
@@ -14,18 +17,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cairn_core::hash::LeafIndex;
 use cairn_core::tile::{TILE_WIDTH, Tile, TilePath, encode_entry_bundle};
-use cairn_storage::LogStore;
+use cairn_log::Log;
 
-use crate::auth::{Authorizer, Scope};
+use crate::auth::{Authorizer, Identity, Scope};
 use crate::error::ServerError;
-use crate::sequencer::Sequencer;
-use crate::witnessing::Witnessing;
+use crate::service::Logs;
 
 #[derive(Clone)]
 struct Http {
-    store: Arc<dyn LogStore>,
-    seq: Sequencer,
-    witnessing: Option<Witnessing>,
+    logs: Logs,
     auth: Option<Arc<Authorizer>>,
 }
 
@@ -58,44 +58,51 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Creds {
 }
 
 impl Http {
-    /// `None` if allowed; otherwise the 401/403 answer.
-    /// Public reads open `Read` only: `/metrics` (admin) stays closed.
-    /// Refusals are counted in `cairn_errors_total`.
-    fn deny(&self, creds: &Creds, need: Scope) -> Option<Response> {
-        let a = self.auth.as_ref()?;
+    /// The caller's identity if it has `need` (`None`: no check needed);
+    /// otherwise the 401/403 answer. Public reads open `Read` only:
+    /// `/metrics` (admin) stays closed. Refusals are counted in
+    /// `cairn_errors_total`.
+    fn identity(&self, creds: &Creds, need: Scope) -> Result<Option<Identity>, Response> {
+        let Some(a) = self.auth.as_ref() else {
+            return Ok(None);
+        };
         if need == Scope::Read && a.public_reads() {
-            return None;
+            return Ok(None);
         }
-        match a.check_credentials(
+        a.check_credentials(
             creds.header.as_deref(),
             creds.peer.as_deref().map(Vec::as_slice),
             need,
-        ) {
-            Ok(_) => None,
-            Err(e) => Some(ServerError::Auth(e).into_http()),
-        }
+        )
+        .map(Some)
+        .map_err(|e| ServerError::Auth(e).into_http())
+    }
+
+    /// The log `name` names (`""`: the default log), for a caller with
+    /// `Read` that may use it.
+    fn log(&self, creds: &Creds, name: &str) -> Result<Arc<Log>, Response> {
+        let id = self.identity(creds, Scope::Read)?;
+        self.logs
+            .resolve(name, id.as_ref())
+            .cloned()
+            .map_err(ServerError::into_http)
     }
 }
 
-/// The router. With witnesses configured, `/checkpoint` serves the newest
-/// checkpoint that met the witness quorum (with their cosignatures).
-pub fn router(
-    store: Arc<dyn LogStore>,
-    seq: Sequencer,
-    witnessing: Option<Witnessing>,
-    auth: Option<Arc<Authorizer>>,
-) -> Router {
+/// The router. With witnesses configured, a log's `checkpoint` is the
+/// newest checkpoint that met its witness quorum (with their
+/// cosignatures).
+pub fn router(logs: Logs, auth: Option<Arc<Authorizer>>) -> Router {
     Router::new()
-        .route("/checkpoint", get(checkpoint))
-        .route("/tile/{*path}", get(tile))
+        .route("/checkpoint", get(default_checkpoint))
+        .route("/tile/{*path}", get(default_tile))
+        .route("/logs", get(list))
+        .route("/logs/{log}/checkpoint", get(checkpoint))
+        .route("/logs/{log}/tile/{*path}", get(tile))
+        .route("/logs/{log}/healthz", get(log_healthz))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .with_state(Http {
-            store,
-            seq,
-            witnessing,
-            auth,
-        })
+        .with_state(Http { logs, auth })
 }
 
 fn text(status: StatusCode, body: String) -> Response {
@@ -107,12 +114,17 @@ fn text(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-async fn checkpoint(State(h): State<Http>, creds: Creds) -> Response {
-    if let Some(r) = h.deny(&creds, Scope::Read) {
-        return r;
-    }
-    let note = match &h.witnessing {
-        None => h.seq.head().borrow().note.clone(),
+async fn default_checkpoint(State(h): State<Http>, creds: Creds) -> Response {
+    checkpoint(State(h), Path(String::new()), creds).await
+}
+
+async fn checkpoint(State(h): State<Http>, Path(log): Path<String>, creds: Creds) -> Response {
+    let log = match h.log(&creds, &log) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let note = match h.logs.witnessing(log.name()) {
+        None => log.latest().note.clone(),
         Some(w) => match w.latest() {
             Some(c) => c.note.clone(),
             None => {
@@ -132,46 +144,157 @@ async fn checkpoint(State(h): State<Http>, creds: Creds) -> Response {
     r
 }
 
-/// `200 ok` while the log can write; `503` with the reason once it has
-/// stopped writing (a fatal store error: reads go on, appends are refused),
-/// or while its fork guard lags the store (a guard write failed; the log
-/// writes on, and the next checkpoint tries the guard again).
-/// Open to everyone, like the gRPC health service: it says only whether
-/// the log is writing (the reason is the client-safe summary).
+/// One log in `GET /logs`.
+#[derive(serde::Serialize)]
+struct LogJson {
+    name: String,
+    origin: String,
+    vkey: String,
+    size: Option<u64>,
+    checkpoint: Option<String>,
+    frozen: bool,
+    healthy: bool,
+    unhealthy: Option<String>,
+    default: bool,
+}
+
+/// `GET /logs`: every log the caller may read, as JSON.
+async fn list(State(h): State<Http>, creds: Creds) -> Response {
+    let id = match h.identity(&creds, Scope::Read) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let logs: Vec<LogJson> = h
+        .logs
+        .registry
+        .iter()
+        .filter(|(n, _)| id.as_ref().is_none_or(|i| i.may_use(n.as_str())))
+        .map(|(n, hosted)| {
+            let i = crate::service::log_info(&h.logs, n, hosted);
+            LogJson {
+                size: i.checkpoint.as_ref().map(|c| c.size),
+                checkpoint: i.checkpoint.map(|c| c.note),
+                healthy: i.unhealthy.is_empty(),
+                unhealthy: (!i.unhealthy.is_empty()).then_some(i.unhealthy),
+                name: i.name,
+                origin: i.origin,
+                vkey: i.vkey,
+                frozen: i.frozen,
+                default: i.is_default,
+            }
+        })
+        .collect();
+    match serde_json::to_string_pretty(&logs) {
+        Ok(body) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            body + "\n",
+        )
+            .into_response(),
+        Err(e) => ServerError::Unavailable(format!("listing logs: {e}")).into_http(),
+    }
+}
+
+/// Why one log is not healthy, if it is not: it stopped writing (a fatal
+/// store error: reads go on, appends are refused), its store could not be
+/// opened, or its fork guard lags the store (a guard write failed; the log
+/// writes on, and the next checkpoint tries the guard again). A frozen
+/// log is healthy: it is meant to take no appends.
+fn unhealthy(hosted: &cairn_log::Hosted) -> Option<String> {
+    match hosted {
+        cairn_log::Hosted::Failed { reason, .. } => Some(format!("not serving: {reason}")),
+        cairn_log::Hosted::Running(l) => {
+            let halted = l.halted();
+            let guard = l.sequencer().guard_lag().borrow().clone();
+            match (halted, guard) {
+                (Some(why), _) => Some(format!("the log has stopped writing: {why}")),
+                (None, Some(why)) => Some(format!(
+                    "the log is writing, but its fork guard lags: {why}"
+                )),
+                (None, None) => None,
+            }
+        }
+    }
+}
+
+/// `200 ok` while every log is healthy; `503` naming each log that is
+/// not, and why. Open to everyone, like the gRPC health service: it says
+/// only whether the logs are writing (reasons are client-safe summaries).
 async fn healthz(State(h): State<Http>) -> Response {
-    let halted = h.seq.halted().borrow().clone();
-    let guard = h.seq.guard_lag().borrow().clone();
-    match (halted, guard) {
-        (Some(why), _) => text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the log has stopped writing: {why}\n"),
-        ),
-        (None, Some(why)) => text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the log is writing, but its fork guard lags: {why}\n"),
-        ),
-        (None, None) => text(StatusCode::OK, "ok\n".into()),
+    let bad: Vec<String> = h
+        .logs
+        .registry
+        .iter()
+        .filter_map(|(n, hosted)| unhealthy(hosted).map(|why| format!("log \"{n}\": {why}")))
+        .collect();
+    if bad.is_empty() {
+        text(StatusCode::OK, "ok\n".into())
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, bad.join("\n") + "\n")
+    }
+}
+
+/// One log's health, as `/healthz` says it.
+async fn log_healthz(State(h): State<Http>, Path(log): Path<String>) -> Response {
+    let found = h.logs.registry.iter().find(|(n, _)| n.as_str() == log);
+    match found {
+        None => ServerError::from(cairn_log::LogError::NotFound(format!(
+            "no log has that name ({} bytes); GET /logs lists them",
+            log.len()
+        )))
+        .into_http(),
+        Some((_, hosted)) => match unhealthy(hosted) {
+            None => text(StatusCode::OK, "ok\n".into()),
+            Some(why) => text(StatusCode::SERVICE_UNAVAILABLE, why + "\n"),
+        },
     }
 }
 
 async fn metrics(State(h): State<Http>, creds: Creds) -> Response {
-    if let Some(r) = h.deny(&creds, Scope::Admin) {
+    if let Err(r) = h.identity(&creds, Scope::Admin) {
         return r;
     }
-    let size = h.seq.head().borrow().size.0;
-    text(StatusCode::OK, crate::metrics::METRICS.render(size))
+    // A log that could not start reports only `cairn_log_halted 1`.
+    let owned: Vec<(&str, Arc<cairn_log::metrics::LogMetrics>)> = h
+        .logs
+        .registry
+        .iter()
+        .map(|(n, hosted)| match hosted {
+            cairn_log::Hosted::Running(l) => (n.as_str(), l.metrics().clone()),
+            cairn_log::Hosted::Failed { .. } => {
+                let m = cairn_log::metrics::LogMetrics::default();
+                m.halted.store(1, std::sync::atomic::Ordering::Relaxed);
+                (n.as_str(), Arc::new(m))
+            }
+        })
+        .collect();
+    let logs: Vec<(&str, &cairn_log::metrics::LogMetrics)> =
+        owned.iter().map(|(n, m)| (*n, &**m)).collect();
+    text(StatusCode::OK, crate::metrics::METRICS.render(&logs))
 }
 
-async fn tile(State(h): State<Http>, Path(rest): Path<String>, creds: Creds) -> Response {
-    if let Some(r) = h.deny(&creds, Scope::Read) {
-        return r;
-    }
+async fn default_tile(State(h): State<Http>, Path(rest): Path<String>, creds: Creds) -> Response {
+    tile(State(h), Path((String::new(), rest)), creds).await
+}
+
+async fn tile(
+    State(h): State<Http>,
+    Path((log, rest)): Path<(String, String)>,
+    creds: Creds,
+) -> Response {
+    let log = match h.log(&creds, &log) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
     let path = format!("tile/{rest}");
     let parsed = match TilePath::parse(&path) {
         Ok(p) => p,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
-    let size = h.seq.head().borrow().size;
+    let size = log.latest().size;
     let (full, body) = match parsed {
         TilePath::Hashes(t) => {
             // The tile must exist at this width in the published tree.
@@ -179,7 +302,7 @@ async fn tile(State(h): State<Http>, Path(rest): Path<String>, creds: Creds) -> 
                 Some(have) if have.width >= t.width => {}
                 _ => return text(StatusCode::NOT_FOUND, "no such tile\n".into()),
             }
-            let store = h.store.clone();
+            let store = log.store().clone();
             let read = tokio::task::spawn_blocking(move || store.read_tiles(&[t])).await;
             match read {
                 Ok(Ok(mut tiles)) => {
@@ -202,7 +325,7 @@ async fn tile(State(h): State<Http>, Path(rest): Path<String>, creds: Creds) -> 
             if have < u64::from(width) {
                 return text(StatusCode::NOT_FOUND, "no such entry bundle\n".into());
             }
-            let store = h.store.clone();
+            let store = log.store().clone();
             let read = tokio::task::spawn_blocking(move || {
                 store.read_entries(LeafIndex(start), usize::from(width))
             })

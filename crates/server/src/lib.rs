@@ -1,10 +1,12 @@
-//! `cairn-server`: the only crate (with the CLI) that knows gRPC and
-//! protobuf. The sequencer ([`sequencer`]) is the log's single writer; the
-//! gRPC service ([`service`]) masks events in the request path, hands them
-//! to the sequencer, and serves proofs straight from the store.
+//! `cairn-server`: transports over the engine (`cairn-log`): gRPC
+//! ([`service`]), HTTP ([`http`]: tlog-tiles per log, `/logs`, health,
+//! metrics), TLS, authorization ([`auth`]), the witness's endpoints
+//! ([`witness`]) and the log side of witnessing ([`witnessing`]), and the
+//! one mapping from errors to gRPC and HTTP statuses ([`error`]).
+//! [`run`] opens the configured logs into the engine's registry and
+//! serves them.
 
 pub mod auth;
-pub mod cache;
 pub mod error;
 pub mod http;
 /// The engine's metrics and sequencer (`cairn-log`), under their old paths.
@@ -42,10 +44,10 @@ pub mod testing {
 }
 
 pub use run::{
-    ServeConfig, ServeError, Server, TlsFiles, build_masker, exposure_warnings, load_or_create_key,
+    LogConfig, ServeConfig, ServeError, Server, TlsFiles, build_masker, exposure_warnings, load_or_create_key,
     read_secret,
 };
 pub use sequencer::{
     AppendError, AppendRequest, Appended, IdempotencyHasher, Sequencer, SequencerConfig, SignedHead,
 };
-pub use service::LogService;
+pub use service::{LogService, Logs};

@@ -6,29 +6,29 @@ use std::net::SocketAddr;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use cairn_core::cosignature::Cosigner;
 use cairn_core::note::NoteSigner;
 use cairn_masking::{Masker, Policy, TokenKeys};
+use cairn_log::{Hosted, Log, LogName, LogOptions, Registry};
 use cairn_storage::LogStore;
 use cairn_storage_rocks::{RocksStore, StoreOptions};
 use tokio::net::TcpListener;
 
 use crate::auth::{AuthConfig, Authorizer};
-use crate::sequencer::{Sequencer, SequencerConfig};
-use crate::service::{LogService, ServiceOptions};
+use crate::sequencer::SequencerConfig;
+use crate::service::{LogService, Logs};
 use crate::witnessing::{Witnessing, WitnessingConfig};
 
-/// Validated settings for `cairn serve`.
+/// One log's validated settings (a `[[log]]` table of the config file).
 #[derive(Clone, Debug)]
-pub struct ServeConfig {
-    /// RocksDB folder; also holds `log.key` and `log.vkey`.
+pub struct LogConfig {
+    /// The log's name: the `log` field of requests, `/logs/<name>/`.
+    pub name: LogName,
+    /// RocksDB folder; also holds `log.key`, `log.vkey` and, once the log
+    /// is frozen, `frozen.checkpoint`.
     pub data_dir: PathBuf,
-    /// gRPC listen address.
-    pub grpc_addr: SocketAddr,
-    /// HTTP (tlog-tiles) listen address.
-    pub http_addr: SocketAddr,
     /// The log's origin (checkpoint origin line and key name).
     pub origin: String,
     /// Masking policy file; `None` for the built-in policy.
@@ -39,16 +39,8 @@ pub struct ServeConfig {
     pub sequencer: SequencerConfig,
     /// Witnesses to submit checkpoints to, if any.
     pub witnessing: Option<WitnessingConfig>,
-    /// Longest a `wait_cosigned` append waits for a quorum.
-    pub cosign_wait: Duration,
-    /// Proof tile cache, in MiB (~16 KiB per expanded tile).
+    /// Proof tile cache, in MiB (~24 KiB per expanded tile).
     pub tile_cache_mb: usize,
-    /// Bearer tokens, scopes and quotas; `None` for an open log.
-    pub auth: Option<AuthConfig>,
-    /// TLS for the gRPC and HTTP listeners (and mTLS with a client CA).
-    pub tls: Option<TlsFiles>,
-    /// Timeouts and caps of both listeners.
-    pub limits: crate::listen::Limits,
     /// The fork-guard file; `None`: `<data_dir>.guard` beside the folder.
     /// Keep it where a restore of the data does not bring it back (another
     /// volume: docs/operations.md).
@@ -56,30 +48,98 @@ pub struct ServeConfig {
     /// Recreate a missing fork guard from the store (one start, after an
     /// operator checked the store is the log's latest state).
     pub rebuild_guard: bool,
+    /// Frozen: the final checkpoint is the latest, appends are refused.
+    pub frozen: bool,
+    /// Freeze at this time (and start frozen after it).
+    pub not_after: Option<SystemTime>,
 }
 
-impl Default for ServeConfig {
-    /// The embedded defaults of `cairn serve`: `./cairn-data`, gRPC on
-    /// 127.0.0.1:7400, HTTP on 127.0.0.1:7480, origin `localhost/cairn`,
-    /// the built-in policy, no witnesses, no tokens, no TLS.
+impl Default for LogConfig {
+    /// The embedded default log: `default`, in `./cairn-data`, origin
+    /// `localhost/cairn`, the built-in policy, no witnesses.
     fn default() -> Self {
-        ServeConfig {
+        LogConfig {
+            name: LogName::default_log(),
             data_dir: "./cairn-data".into(),
-            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 7400)),
-            http_addr: SocketAddr::from(([127, 0, 0, 1], 7480)),
             origin: "localhost/cairn".into(),
             policy: None,
             key_file: None,
             sequencer: SequencerConfig::default(),
             witnessing: None,
+            tile_cache_mb: cairn_log::DEFAULT_TILE_CACHE_MB,
+            guard_file: None,
+            rebuild_guard: false,
+            frozen: false,
+            not_after: None,
+        }
+    }
+}
+
+/// Validated settings for `cairn serve`.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// The logs. Requests that name no log go to the one named `default`
+    /// or, without one, to the first.
+    pub logs: Vec<LogConfig>,
+    /// gRPC listen address.
+    pub grpc_addr: SocketAddr,
+    /// HTTP (tlog-tiles) listen address.
+    pub http_addr: SocketAddr,
+    /// Longest a `wait_cosigned` append waits for a quorum.
+    pub cosign_wait: Duration,
+    /// Bearer tokens, scopes and quotas; `None` for an open server.
+    pub auth: Option<AuthConfig>,
+    /// TLS for the gRPC and HTTP listeners (and mTLS with a client CA).
+    pub tls: Option<TlsFiles>,
+    /// Timeouts and caps of both listeners.
+    pub limits: crate::listen::Limits,
+}
+
+impl Default for ServeConfig {
+    /// The embedded defaults of `cairn serve`: one log ([`LogConfig`]'s
+    /// default), gRPC on 127.0.0.1:7400, HTTP on 127.0.0.1:7480, no
+    /// tokens, no TLS.
+    fn default() -> Self {
+        ServeConfig {
+            logs: vec![LogConfig::default()],
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 7400)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 7480)),
             cosign_wait: Duration::from_secs(30),
-            tile_cache_mb: crate::service::DEFAULT_TILE_CACHE_MB,
             auth: None,
             tls: None,
             limits: crate::listen::Limits::default(),
-            guard_file: None,
-            rebuild_guard: false,
         }
+    }
+}
+
+impl ServeConfig {
+    /// The embedded defaults, with one log in `data_dir`.
+    pub fn single(data_dir: impl Into<PathBuf>) -> Self {
+        ServeConfig {
+            logs: vec![LogConfig {
+                data_dir: data_dir.into(),
+                ..LogConfig::default()
+            }],
+            ..ServeConfig::default()
+        }
+    }
+
+    /// The default log's settings (the one named `default`, or the first).
+    pub fn default_log(&self) -> Option<&LogConfig> {
+        self.logs
+            .iter()
+            .find(|l| l.name.as_str() == cairn_log::DEFAULT_LOG)
+            .or(self.logs.first())
+    }
+
+    /// The default log's settings, to change them.
+    pub fn default_log_mut(&mut self) -> Option<&mut LogConfig> {
+        let i = self
+            .logs
+            .iter()
+            .position(|l| l.name.as_str() == cairn_log::DEFAULT_LOG)
+            .unwrap_or(0);
+        self.logs.get_mut(i)
     }
 }
 
@@ -330,83 +390,173 @@ pub fn exposure_warnings(cfg: &ServeConfig) -> Vec<String> {
 pub struct Server {
     grpc: TcpListener,
     http: TcpListener,
-    seq: Sequencer,
-    task: tokio::task::JoinHandle<()>,
-    service: LogService,
-    store: Arc<dyn LogStore>,
-    witnessing: Option<Witnessing>,
+    logs: Logs,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     auth: Option<Arc<Authorizer>>,
     tls: Option<crate::tls::ServerConfigs>,
     limits: crate::listen::Limits,
-    /// The verifier key of the log.
+    /// The verifier key of the default log (empty if it could not start).
     pub vkey: String,
 }
 
-impl Server {
-    /// Opens everything and binds both listeners (port 0 picks a free port).
-    pub async fn bind(cfg: &ServeConfig) -> Result<Server, ServeError> {
-        if cfg.witnessing.is_some() && cfg.cosign_wait >= cfg.limits.request_timeout {
-            return Err(ServeError::Setup(format!(
-                "the cosigned-append wait ({:?}) must be shorter than the gRPC request timeout ({:?})",
-                cfg.cosign_wait, cfg.limits.request_timeout
-            )));
-        }
-        let mut so = StoreOptions::new(&cfg.data_dir);
-        so.guard_path = cfg.guard_file.clone();
-        so.rebuild_missing_guard = cfg.rebuild_guard;
-        let rocks = RocksStore::open(so).map_err(|e| ServeError::Setup(e.to_string()))?;
-        let lease = rocks.lease();
-        let store: Arc<dyn LogStore> = Arc::new(rocks);
-        let signer = load_or_create_key(&cfg.data_dir, &cfg.origin)?;
-        let vkey = signer.verifier().to_string();
-        let masker = Arc::new(build_masker(
-            cfg.policy.as_deref(),
-            cfg.key_file.as_deref(),
-            &cfg.origin,
-        )?);
-        let (seq, task) = Sequencer::start(
-            store.clone(),
-            signer,
-            cfg.origin.clone(),
-            SequencerConfig {
+/// Opens one log: its store (with its writer lease), its key, its masker,
+/// its sequencer, and its witnessing.
+fn open_log(
+    cfg: &LogConfig,
+    client: Option<&crate::outbound::HttpClient>,
+) -> Result<(Arc<Log>, tokio::task::JoinHandle<()>, Option<Witnessing>), ServeError> {
+    let mut so = StoreOptions::new(&cfg.data_dir);
+    so.guard_path = cfg.guard_file.clone();
+    so.rebuild_missing_guard = cfg.rebuild_guard;
+    let rocks = RocksStore::open(so).map_err(|e| ServeError::Setup(e.to_string()))?;
+    let lease = rocks.lease();
+    let store: Arc<dyn LogStore> = Arc::new(rocks);
+    let signer = load_or_create_key(&cfg.data_dir, &cfg.origin)?;
+    let masker = Arc::new(build_masker(
+        cfg.policy.as_deref(),
+        cfg.key_file.as_deref(),
+        &cfg.origin,
+    )?);
+    let (log, task) = Log::start(
+        cfg.name.clone(),
+        &cfg.origin,
+        store,
+        signer,
+        masker,
+        LogOptions {
+            sequencer: SequencerConfig {
                 lease: Some(lease),
                 ..cfg.sequencer.clone()
             },
-        )
-        .map_err(|e| ServeError::Setup(e.to_string()))?;
-        let witnessing = match &cfg.witnessing {
-            Some(w) if !w.witnesses.is_empty() => {
-                if w.quorum == 0 || w.quorum > w.witnesses.len() {
-                    return Err(ServeError::Setup(format!(
-                        "witness quorum {} must be between 1 and the number of witnesses ({})",
-                        w.quorum,
-                        w.witnesses.len()
-                    )));
-                }
-                let out = crate::outbound::Outbound::new(w.ca.as_deref())?;
-                for x in &w.witnesses {
-                    out.check_url(&x.url, &format!("witness {:?}", x.name))?;
-                }
-                Some(Witnessing::start(
-                    w.clone(),
-                    seq.head(),
-                    store.clone(),
-                    out.http_client()?,
-                ))
+            tile_cache_mb: cfg.tile_cache_mb,
+            freeze_marker: Some(cfg.data_dir.join("frozen.checkpoint")),
+            frozen: cfg.frozen,
+            not_after: cfg.not_after,
+        },
+    )
+    .map_err(|e| ServeError::Setup(e.to_string()))?;
+    let witnessing = match (&cfg.witnessing, client) {
+        (Some(w), Some(client)) if !w.witnesses.is_empty() => {
+            Some(Witnessing::start(w.clone(), log.clone(), client.clone()))
+        }
+        _ => None,
+    };
+    Ok((log, task, witnessing))
+}
+
+/// Checks what can be checked before anything is opened: names, folders
+/// and origins unique, witness quorums possible, the cosign wait shorter
+/// than the request timeout.
+fn check_config(cfg: &ServeConfig) -> Result<(), ServeError> {
+    if cfg.logs.is_empty() {
+        return Err(ServeError::Setup(
+            "no logs configured: add a [[log]] table".into(),
+        ));
+    }
+    for (i, l) in cfg.logs.iter().enumerate() {
+        for o in &cfg.logs[..i] {
+            let clash = if o.name == l.name {
+                Some("name")
+            } else if o.origin == l.origin {
+                Some("origin")
+            } else if o.data_dir == l.data_dir {
+                Some("data folder")
+            } else {
+                None
+            };
+            if let Some(what) = clash {
+                return Err(ServeError::Setup(format!(
+                    "logs {:?} and {:?} have the same {what}: each log needs its own name, origin and data folder",
+                    o.name.as_str(),
+                    l.name.as_str()
+                )));
             }
-            _ => None,
-        };
+        }
+        if let Some(w) = &l.witnessing
+            && !w.witnesses.is_empty()
+        {
+            if cfg.cosign_wait >= cfg.limits.request_timeout {
+                return Err(ServeError::Setup(format!(
+                    "the cosigned-append wait ({:?}) must be shorter than the gRPC request timeout ({:?})",
+                    cfg.cosign_wait, cfg.limits.request_timeout
+                )));
+            }
+            if w.quorum == 0 || w.quorum > w.witnesses.len() {
+                return Err(ServeError::Setup(format!(
+                    "log {:?}: witness quorum {} must be between 1 and the number of witnesses ({})",
+                    l.name.as_str(),
+                    w.quorum,
+                    w.witnesses.len()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Server {
+    /// Opens every log and binds both listeners (port 0 picks a free
+    /// port). With one log, a log that cannot start stops the server; with
+    /// several, it is reported (error log, `/healthz`, `GET /logs`,
+    /// `cairn_log_halted`) and answers `UNAVAILABLE`, and the others serve.
+    pub async fn bind(cfg: &ServeConfig) -> Result<Server, ServeError> {
+        check_config(cfg)?;
+        let default = cfg
+            .default_log()
+            .map(|l| l.name.clone())
+            .unwrap_or_else(LogName::default_log);
+        let mut registry = Registry::new(default.clone());
+        let mut witnessing = std::collections::HashMap::new();
+        let mut tasks = Vec::new();
+        let mut vkey = String::new();
+        for l in &cfg.logs {
+            let client = match &l.witnessing {
+                Some(w) if !w.witnesses.is_empty() => {
+                    let out = crate::outbound::Outbound::new(w.ca.as_deref())?;
+                    for x in &w.witnesses {
+                        out.check_url(&x.url, &format!("witness {:?}", x.name))?;
+                    }
+                    Some(out.http_client()?)
+                }
+                _ => None,
+            };
+            let hosted = match open_log(l, client.as_ref()) {
+                Ok((log, task, w)) => {
+                    tasks.push(task);
+                    if let Some(w) = w {
+                        witnessing.insert(l.name.clone(), w);
+                    }
+                    if l.name == default {
+                        vkey = log.vkey().to_owned();
+                    }
+                    Hosted::Running(log)
+                }
+                Err(e) if cfg.logs.len() > 1 => {
+                    tracing::error!(
+                        log = l.name.as_str(),
+                        error = %e,
+                        "the log could not start; it answers UNAVAILABLE while the other logs serve (docs/operations.md)"
+                    );
+                    Hosted::Failed {
+                        origin: l.origin.clone(),
+                        reason: "its store or key could not be opened (see the server log)".into(),
+                    }
+                }
+                Err(e) => return Err(e),
+            };
+            registry
+                .insert(l.name.clone(), hosted)
+                .map_err(ServeError::Setup)?;
+        }
+        let logs = Logs::new(registry, witnessing, cfg.cosign_wait);
         let auth = cfg.auth.clone().map(|a| Arc::new(Authorizer::new(a)));
-        let service = LogService::with_options(
-            seq.clone(),
-            store.clone(),
-            masker,
-            ServiceOptions {
-                witnessing: witnessing.clone().map(|w| (w, cfg.cosign_wait)),
-                tile_cache_mb: cfg.tile_cache_mb,
-                auth: auth.clone(),
-            },
-        );
+        if let Some(a) = &cfg.auth {
+            for name in a.log_names() {
+                if !cfg.logs.iter().any(|l| l.name.as_str() == name) {
+                    tracing::warn!(log = name, "the token file names a log that is not configured");
+                }
+            }
+        }
         let tls = crate::tls::ServerConfigs::new(cfg.tls.as_ref())?;
         for warning in exposure_warnings(cfg) {
             tracing::warn!("{warning}");
@@ -420,16 +570,18 @@ impl Server {
         Ok(Server {
             grpc,
             http,
-            seq,
-            task,
-            service,
-            store,
-            witnessing,
+            logs,
+            tasks,
             auth,
             tls,
             limits: cfg.limits.clone(),
             vkey,
         })
+    }
+
+    /// The logs served.
+    pub fn logs(&self) -> &Logs {
+        &self.logs
     }
 
     /// The bound gRPC address.
@@ -457,16 +609,45 @@ impl Server {
         health_reporter
             .set_serving::<crate::pb::log_server::LogServer<LogService>>()
             .await;
-        // A log that stops writing (a fatal store error) reports
-        // NOT_SERVING for the log service; reads go on.
-        let mut halted = self.seq.halted();
-        tokio::spawn(async move {
-            if halted.wait_for(Option::is_some).await.is_ok() {
-                health_reporter
-                    .set_not_serving::<crate::pb::log_server::LogServer<LogService>>()
-                    .await;
+        // Per log, the service name `cairn.v1.Log/<name>`: NOT_SERVING
+        // once it stops writing (a fatal store error; reads go on), or if
+        // it could not start. The service as a whole (`cairn.v1.Log`)
+        // turns NOT_SERVING when its default log does.
+        for (name, hosted) in self.logs.registry.iter() {
+            let service = format!("cairn.v1.Log/{name}");
+            let is_default = name == self.logs.registry.default_name();
+            let reporter = health_reporter.clone();
+            match hosted {
+                Hosted::Failed { .. } => {
+                    reporter
+                        .set_service_status(&service, tonic_health::ServingStatus::NotServing)
+                        .await;
+                    if is_default {
+                        reporter
+                            .set_not_serving::<crate::pb::log_server::LogServer<LogService>>()
+                            .await;
+                    }
+                }
+                Hosted::Running(l) => {
+                    reporter
+                        .set_service_status(&service, tonic_health::ServingStatus::Serving)
+                        .await;
+                    let mut halted = l.sequencer().halted();
+                    tokio::spawn(async move {
+                        if halted.wait_for(Option::is_some).await.is_ok() {
+                            reporter
+                                .set_service_status(&service, tonic_health::ServingStatus::NotServing)
+                                .await;
+                            if is_default {
+                                reporter
+                                    .set_not_serving::<crate::pb::log_server::LogServer<LogService>>()
+                                    .await;
+                            }
+                        }
+                    });
+                }
             }
-        });
+        }
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
             .build_v1()
@@ -474,16 +655,11 @@ impl Server {
         let router = crate::listen::grpc_builder(&self.limits)
             .add_service(health)
             .add_service(reflection)
-            .add_service(self.service.into_server());
+            .add_service(LogService::new(self.logs.clone(), self.auth.clone()).into_server());
         let (grpc_tls, http_tls) = self.tls.map(|t| (t.grpc, t.http)).unzip();
         let limits = self.limits;
         let grpc = serve_grpc(router, self.grpc, grpc_tls, &limits, wait(stop_rx.clone()));
-        let router = crate::http::router(
-            self.store.clone(),
-            self.seq.clone(),
-            self.witnessing.clone(),
-            self.auth.clone(),
-        );
+        let router = crate::http::router(self.logs.clone(), self.auth.clone());
         let http = serve_http(self.http, http_tls, router, &limits, wait(stop_rx));
         tokio::spawn(async move {
             shutdown.await;
@@ -491,10 +667,15 @@ impl Server {
         });
         let (g, ()) = tokio::join!(grpc, http);
         g?;
-        // Both servers are down; the service's handle went with gRPC. Drop
-        // ours: the sequencer drains its queue, answers, and ends.
-        drop(self.seq);
-        let _ = self.task.await;
+        // Both servers are down: each sequencer writes and answers what is
+        // queued, then ends.
+        for l in self.logs.registry.running() {
+            l.sequencer().close().await;
+        }
+        drop(self.logs);
+        for t in self.tasks {
+            let _ = t.await;
+        }
         Ok(())
     }
 }

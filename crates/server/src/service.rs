@@ -1,30 +1,29 @@
-//! The `cairn.v1.Log` gRPC service.
+//! The `cairn.v1.Log` gRPC service: a transport over the engine
+//! (`cairn-log`). Each request names its log (empty: the default log);
+//! the service authorizes the caller for it, converts protobuf to domain
+//! types and back, and maps errors once (`crate::error`).
 //!
 //! Appends are masked here, in the request path, on the runtime's worker
 //! threads (in parallel, off the sequencer's task); the sequencer only
-//! sequences, commits and signs. Reads go straight to the store and never
-//! wait for the sequencer.
+//! sequences, commits and signs. Reads never wait for the sequencer.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use cairn_core::hash::{Hash, LeafIndex, TreeSize, leaf_hash};
-use cairn_core::proof::ProofPlan;
-use cairn_core::tile::MAX_ENTRY_LEN;
-use cairn_core::tlog_proof::TlogProof;
+use cairn_core::hash::{Hash, LeafIndex};
+use cairn_log::{LeafRef, Log, LogError, LogName, Receipt, Registry};
 use cairn_masking::{ContentType, Masked, Masker};
-use cairn_storage::LogStore;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, WatchStream};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::{Authorizer, Identity, Scope};
-use crate::cache::TileCache;
 use crate::error::ServerError;
 use crate::pb;
-use crate::sequencer::{AppendError, AppendRequest, Appended, Sequencer, SignedHead};
+use crate::sequencer::{Reply, SignedHead};
 use crate::witnessing::{Cosigned, Witnessing};
 
 /// Longest idempotency key accepted.
@@ -48,35 +47,58 @@ const RECEIPT_OVERHEAD: usize = 2048;
 /// Entries sent per store read in `GetEntries`.
 const ENTRIES_CHUNK: usize = 256;
 
-/// A queued append: its masked event, leaf hash, and the sequencer's answer.
-type Pending = (
-    Masked,
-    Hash,
-    oneshot::Receiver<Result<Appended, AppendError>>,
-);
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-struct Inner {
-    seq: Sequencer,
-    store: Arc<dyn LogStore>,
-    masker: Arc<Masker>,
-    tiles: TileCache,
-    /// Witness cosigning, when witnesses are configured, and how long a
-    /// `wait_cosigned` append may wait for a quorum.
-    witnessing: Option<(Witnessing, Duration)>,
-    /// Tokens, scopes and quotas; `None`: an open log.
-    auth: Option<Arc<Authorizer>>,
+/// The logs a server hosts (the engine's registry) and, per log, its
+/// witness cosigning: what every transport serves.
+#[derive(Clone)]
+pub struct Logs {
+    /// Every log of the process.
+    pub registry: Arc<Registry>,
+    witnessing: Arc<HashMap<LogName, Witnessing>>,
+    /// Longest a `wait_cosigned` append waits for a quorum.
+    pub cosign_wait: Duration,
 }
 
-/// Options of [`LogService::with_options`].
-#[derive(Default)]
-pub struct ServiceOptions {
-    /// Witness cosigning and the longest `wait_cosigned` wait.
-    pub witnessing: Option<(Witnessing, Duration)>,
-    /// Proof tile cache in MiB (0: the default).
-    pub tile_cache_mb: usize,
-    /// Authorization and quotas.
-    pub auth: Option<Arc<Authorizer>>,
+impl Logs {
+    /// The logs of `registry`, with each one's witnessing (if any).
+    pub fn new(
+        registry: Registry,
+        witnessing: HashMap<LogName, Witnessing>,
+        cosign_wait: Duration,
+    ) -> Self {
+        Logs {
+            registry: Arc::new(registry),
+            witnessing: Arc::new(witnessing),
+            cosign_wait,
+        }
+    }
+
+    /// One running log, the default, without witnesses.
+    pub fn single(log: Arc<Log>) -> Self {
+        let mut r = Registry::new(log.name().clone());
+        // A fresh registry has no log of that name.
+        let _ = r.insert(log.name().clone(), cairn_log::Hosted::Running(log));
+        Logs::new(r, HashMap::new(), Duration::from_secs(30))
+    }
+
+    /// The log's witnessing, if it has witnesses.
+    pub fn witnessing(&self, log: &LogName) -> Option<&Witnessing> {
+        self.witnessing.get(log)
+    }
+
+    /// The log a request names, if the caller may use it.
+    pub fn resolve(&self, name: &str, id: Option<&Identity>) -> Result<&Arc<Log>, ServerError> {
+        let log = self.registry.get(name)?;
+        Authorizer::check_log(id, log.name().as_str())?;
+        Ok(log)
+    }
+}
+
+struct Inner {
+    logs: Logs,
+    /// Tokens, scopes and quotas; `None`: an open log.
+    auth: Option<Arc<Authorizer>>,
 }
 
 /// The gRPC service.
@@ -85,68 +107,44 @@ pub struct LogService {
     inner: Arc<Inner>,
 }
 
-/// The proof tile cache's default size: 8,192 expanded tiles.
-pub const DEFAULT_TILE_CACHE_MB: usize = 128;
-
-/// Checks one decoded `AppendRequest` and masks its event: every check a
-/// client's bytes go through before the sequencer sees them (the fuzz
-/// target `append_request` drives it with arbitrary protobuf). Errors name
-/// sizes and limits, never content.
+/// Checks one decoded `AppendRequest` and masks its event with `masker`:
+/// every check a client's bytes go through before the sequencer sees them
+/// (the fuzz target `append_request` drives it with arbitrary protobuf).
+/// Errors name sizes and limits, never content.
 pub fn check_append(
     masker: &Masker,
     req: &pb::AppendRequest,
     now_ms: u64,
     salts: &mut dyn cairn_masking::SaltSource,
 ) -> Result<Masked, ServerError> {
-    if !req.policy.is_empty() && req.policy != "default" {
-        // The name is not echoed: a client could put anything in it.
-        return Err(ServerError::InvalidArgument(format!(
-            "unknown policy name ({} bytes); this server has \"default\"",
-            req.policy.len()
-        )));
-    }
+    let ct = check_fields(req)?;
+    Ok(cairn_log::mask_event(
+        masker,
+        &req.policy,
+        &req.event,
+        ct,
+        now_ms,
+        salts,
+    )?)
+}
+
+/// The request fields checked before masking: the idempotency key's
+/// length and the content type.
+fn check_fields(req: &pb::AppendRequest) -> Result<ContentType, ServerError> {
     if req.idempotency_key.len() > MAX_IDEMPOTENCY_KEY {
         return Err(ServerError::InvalidArgument(format!(
             "idempotency key is {} bytes; the limit is {MAX_IDEMPOTENCY_KEY}",
             req.idempotency_key.len()
         )));
     }
-    let ct = match pb::ContentType::try_from(req.content_type) {
-        Ok(pb::ContentType::Unspecified | pb::ContentType::Json) => ContentType::Json,
-        Ok(pb::ContentType::Text) => ContentType::Text,
-        Err(_) => {
-            return Err(ServerError::InvalidArgument(format!(
-                "unknown content type {}",
-                req.content_type
-            )));
-        }
-    };
-    let masked = masker.mask(&req.event, ct, now_ms, salts)?;
-    if masked.leaf.len() > MAX_ENTRY_LEN {
-        return Err(ServerError::InvalidArgument(format!(
-            "the masked entry is {} bytes; the limit is {MAX_ENTRY_LEN}",
-            masked.leaf.len()
-        )));
+    match pb::ContentType::try_from(req.content_type) {
+        Ok(pb::ContentType::Unspecified | pb::ContentType::Json) => Ok(ContentType::Json),
+        Ok(pb::ContentType::Text) => Ok(ContentType::Text),
+        Err(_) => Err(ServerError::InvalidArgument(format!(
+            "unknown content type {}",
+            req.content_type
+        ))),
     }
-    Ok(masked)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-fn os_salt() -> [u8; 16] {
-    let mut s = [0u8; 16];
-    // Commitments need unpredictable salts. If the OS cannot provide
-    // randomness the process cannot run safely: stop rather than commit
-    // with a guessable salt.
-    if getrandom::fill(&mut s).is_err() {
-        tracing::error!("the operating system's random source failed");
-        std::process::abort();
-    }
-    s
 }
 
 fn head_pb(h: &SignedHead) -> pb::SignedCheckpoint {
@@ -157,45 +155,66 @@ fn head_pb(h: &SignedHead) -> pb::SignedCheckpoint {
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ServerError> + Send + 'static,
-) -> Result<T, ServerError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ServerError::Unavailable(format!("worker failed: {e}")))?
+fn hashes_pb(path: &[Hash]) -> Vec<Vec<u8>> {
+    path.iter().map(|h| h.0.to_vec()).collect()
+}
+
+fn receipt_pb(r: Receipt) -> pb::Receipt {
+    let tlog_proof = r.tlog_proof();
+    pb::Receipt {
+        index: r.index.0,
+        leaf_hash: r.leaf_hash.0.to_vec(),
+        openings: r
+            .openings
+            .iter()
+            .map(|o| pb::Opening {
+                pointer: o.pointer.clone(),
+                detector: o.detector.clone(),
+                commitment: o.commitment.clone(),
+                salt: o.salt.to_vec(),
+                value: o.value.to_string(),
+            })
+            .collect(),
+        checkpoint: Some(head_pb(&r.head)),
+        inclusion_proof: hashes_pb(&r.path),
+        tlog_proof,
+        duplicate: r.duplicate,
+        leaf: r.leaf,
+        cosigned_checkpoint: None,
+        cosigned_inclusion_proof: Vec::new(),
+    }
+}
+
+/// What `ListLogs` and `GET /logs` say about one log.
+pub fn log_info(logs: &Logs, name: &LogName, hosted: &cairn_log::Hosted) -> pb::LogInfo {
+    let is_default = logs.registry.default_name() == name;
+    match hosted {
+        cairn_log::Hosted::Running(l) => pb::LogInfo {
+            name: name.to_string(),
+            origin: l.origin().to_owned(),
+            vkey: l.vkey().to_owned(),
+            checkpoint: Some(head_pb(&l.latest())),
+            frozen: l.frozen().is_some(),
+            unhealthy: l.halted().map(|w| w.to_string()).unwrap_or_default(),
+            is_default,
+        },
+        cairn_log::Hosted::Failed { origin, reason } => pb::LogInfo {
+            name: name.to_string(),
+            origin: origin.clone(),
+            vkey: String::new(),
+            checkpoint: None,
+            frozen: false,
+            unhealthy: reason.to_string(),
+            is_default,
+        },
+    }
 }
 
 impl LogService {
-    /// A service over a running sequencer, its store and the masker.
-    pub fn new(seq: Sequencer, store: Arc<dyn LogStore>, masker: Arc<Masker>) -> Self {
-        Self::with_options(seq, store, masker, ServiceOptions::default())
-    }
-
-    /// The service with every option: witness cosigning
-    /// (`GetCheckpoint{cosigned}` and receipts carry the newest checkpoint
-    /// that met the quorum; `wait_cosigned` appends wait up to the given
-    /// time for one), the proof tile cache's size in MiB (a full expanded
-    /// tile is ~16 KiB), and authorization.
-    pub fn with_options(
-        seq: Sequencer,
-        store: Arc<dyn LogStore>,
-        masker: Arc<Masker>,
-        opts: ServiceOptions,
-    ) -> Self {
-        let mb = if opts.tile_cache_mb == 0 {
-            DEFAULT_TILE_CACHE_MB
-        } else {
-            opts.tile_cache_mb
-        };
+    /// A service over `logs`, with authorization (`None`: open).
+    pub fn new(logs: Logs, auth: Option<Arc<Authorizer>>) -> Self {
         LogService {
-            inner: Arc::new(Inner {
-                seq,
-                store,
-                masker,
-                tiles: TileCache::new(mb.saturating_mul(64)),
-                witnessing: opts.witnessing,
-                auth: opts.auth,
-            }),
+            inner: Arc::new(Inner { logs, auth }),
         }
     }
 
@@ -205,11 +224,35 @@ impl LogService {
     }
 }
 
+/// One log, resolved for one caller.
+struct Target {
+    log: Arc<Log>,
+    witnessing: Option<Witnessing>,
+    cosign_wait: Duration,
+}
+
 impl Inner {
     /// Checks the caller's credentials for `need` (nothing to check on an
-    /// open log). A refusal goes through [`ServerError`], so that it is
-    /// counted in `cairn_errors_total` like every other.
-    fn authorize<T>(&self, req: &Request<T>, need: Scope) -> Result<Option<Identity>, Status> {
+    /// open log) and resolves the log it names, if the caller may use it.
+    /// A refusal goes through [`ServerError`], so that it is counted in
+    /// `cairn_errors_total` like every other.
+    fn authorize<T>(
+        &self,
+        req: &Request<T>,
+        need: Scope,
+        log: &str,
+    ) -> Result<(Option<Identity>, Target), Status> {
+        let id = self.identity(req, need)?;
+        let l = self.logs.resolve(log, id.as_ref())?;
+        let target = Target {
+            witnessing: self.logs.witnessing(l.name()).cloned(),
+            cosign_wait: self.logs.cosign_wait,
+            log: l.clone(),
+        };
+        Ok((id, target))
+    }
+
+    fn identity<T>(&self, req: &Request<T>, need: Scope) -> Result<Option<Identity>, Status> {
         match &self.auth {
             None => Ok(None),
             Some(a) => a
@@ -225,150 +268,56 @@ impl Inner {
             Some(a) => a.take(id, 1.0).map_err(ServerError::Auth),
         }
     }
+}
 
+impl Target {
     /// Checks and masks a request (no content in any error).
     fn mask(&self, req: &pb::AppendRequest) -> Result<Masked, ServerError> {
-        let masked = check_append(&self.masker, req, now_ms(), &mut os_salt)?;
-        crate::metrics::METRICS.masked(masked.decisions.iter().map(|d| &*d.detector));
-        Ok(masked)
+        let ct = check_fields(req)?;
+        Ok(self.log.mask(&req.policy, &req.event, ct)?)
     }
 
     /// The sequencer's request. An idempotency key is scoped to the
-    /// caller and hashed here (no client byte goes further); the request
-    /// digest covers what makes two appends the same: the event, its
-    /// content type and the policy name.
+    /// caller and hashed by the engine (no client byte goes further); the
+    /// request digest covers what makes two appends the same: the event,
+    /// its content type and the policy name.
     fn request(
         &self,
         masked: &Masked,
         req: &pb::AppendRequest,
         id: Option<&Identity>,
-    ) -> AppendRequest {
-        let idempotency = (!req.idempotency_key.is_empty()).then(|| {
-            // Defaults spelled out, so that "" and "default" (or no
-            // content type and JSON) are the same request.
-            let policy = if req.policy.is_empty() {
-                "default"
-            } else {
-                &req.policy
-            };
-            let content_type = match req.content_type {
-                0 => pb::ContentType::Json as i32,
-                c => c,
-            };
-            self.seq.idempotency().record(
-                id.map(|i| &*i.0),
-                &req.idempotency_key,
-                &[&req.event, &content_type.to_be_bytes(), policy.as_bytes()],
-            )
-        });
-        AppendRequest {
-            leaf_hash: leaf_hash(&masked.leaf),
-            leaf: masked.leaf.clone(),
-            idempotency,
-        }
-    }
-
-    /// Builds the receipt once the append is durable and checkpointed.
-    async fn receipt(
-        self: &Arc<Self>,
-        masked: Masked,
-        hash: Hash,
-        done: Appended,
-    ) -> Result<pb::Receipt, ServerError> {
-        let store = self.store.clone();
-        let head = done.head.clone();
-        let index = done.index;
-        let duplicate = done.duplicate;
-        let (leaf, openings) = if duplicate {
-            // The original leaf, as stored; its openings went to the first caller.
-            (Vec::new(), Vec::new())
+    ) -> cairn_log::AppendRequest {
+        // Defaults spelled out, so that "" and "default" (or no content
+        // type and JSON) are the same request.
+        let policy = if req.policy.is_empty() {
+            "default"
         } else {
-            let openings = masked
-                .openings
-                .iter()
-                .map(|o| pb::Opening {
-                    pointer: o.pointer.clone(),
-                    detector: o.detector.clone(),
-                    commitment: o.commitment.clone(),
-                    salt: o.salt.to_vec(),
-                    value: o.value.to_string(),
-                })
-                .collect();
-            (masked.leaf, openings)
+            &req.policy
         };
-        // One proof plan per receipt, for either path.
-        let plan = ProofPlan::inclusion(index, head.size)?;
-        // The common case: a fresh entry whose proof tiles are cached (the
-        // batch's earlier receipts loaded them): no blocking thread at all.
-        if !leaf.is_empty()
-            && let Some(path) = self.tiles.prove_cached(&plan)
-        {
-            return Ok(self.assemble(index, leaf, hash, openings, &done, path?, duplicate));
+        let content_type = match req.content_type {
+            0 => pb::ContentType::Json as i32,
+            c => c,
         }
-        let me = self.clone();
-        let (leaf, hash, path) = blocking(move || {
-            let (leaf, hash) = if leaf.is_empty() {
-                // A duplicate: the original leaf, and its hash, from the store.
-                let stored = store
-                    .read_entries(index, 1)?
-                    .pop()
-                    .ok_or_else(|| ServerError::Unavailable("stored entry missing".into()))?;
-                let h = leaf_hash(&stored);
-                (stored, h)
-            } else {
-                (leaf, hash)
-            };
-            let path = me.tiles.prove(&*store, &plan)?;
-            Ok((leaf, hash, path))
-        })
-        .await?;
-        Ok(self.assemble(index, leaf, hash, openings, &done, path, duplicate))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn assemble(
-        &self,
-        index: LeafIndex,
-        leaf: Vec<u8>,
-        hash: Hash,
-        openings: Vec<pb::Opening>,
-        done: &Appended,
-        path: Vec<Hash>,
-        duplicate: bool,
-    ) -> pb::Receipt {
-        let tlog = TlogProof {
-            extra: None,
-            index,
-            path: path.clone(),
-            checkpoint: done.head.note.clone(),
-        };
-        pb::Receipt {
-            index: index.0,
-            leaf_hash: hash.0.to_vec(),
-            leaf,
-            openings,
-            checkpoint: Some(head_pb(&done.head)),
-            inclusion_proof: path.iter().map(|h| h.0.to_vec()).collect(),
-            tlog_proof: tlog.encode(),
-            duplicate,
-            cosigned_checkpoint: None,
-            cosigned_inclusion_proof: Vec::new(),
-        }
+        .to_be_bytes();
+        let digest: [&[u8]; 3] = [&req.event, &content_type, policy.as_bytes()];
+        self.log.request(
+            masked,
+            (!req.idempotency_key.is_empty())
+                .then(|| (id.map(|i| &*i.name), &*req.idempotency_key, &digest[..])),
+        )
     }
 
     async fn finish(
-        self: &Arc<Self>,
-        pending: Pending,
+        &self,
+        masked: Masked,
+        hash: Hash,
+        reply: Reply,
         wait_cosigned: bool,
     ) -> Result<pb::Receipt, ServerError> {
-        let (masked, hash, rx) = pending;
-        let done = rx
-            .await
-            .unwrap_or(Err(AppendError::ShuttingDown))
-            .map_err(ServerError::from)?;
-        let mut receipt = self.receipt(masked, hash, done).await?;
-        if let Some((w, wait)) = &self.witnessing {
-            self.attach_cosigned(&mut receipt, w, wait_cosigned.then_some(*wait))
+        let receipt = self.log.finish(masked, hash, reply).await?;
+        let mut receipt = receipt_pb(receipt);
+        if let Some(w) = &self.witnessing {
+            self.attach_cosigned(&mut receipt, w, wait_cosigned.then_some(self.cosign_wait))
                 .await?;
         } else if wait_cosigned {
             return Err(ServerError::FailedPrecondition(
@@ -381,7 +330,7 @@ impl Inner {
     /// Adds the newest quorum-cosigned checkpoint covering the entry, and
     /// the inclusion proof in it. With `wait`, waits that long for one.
     async fn attach_cosigned(
-        self: &Arc<Self>,
+        &self,
         receipt: &mut pb::Receipt,
         w: &Witnessing,
         wait: Option<Duration>,
@@ -404,39 +353,17 @@ impl Inner {
             }
         };
         let Some(c) = found else { return Ok(()) };
-        let store = self.store.clone();
-        let me = self.clone();
-        let size = c.size;
-        let path =
-            blocking(move || me.tiles.prove(&*store, &ProofPlan::inclusion(index, size)?)).await?;
+        let path = self
+            .log
+            .prove(cairn_core::ProofPlan::inclusion(index, c.size).map_err(LogError::from)?)
+            .await?;
         receipt.cosigned_checkpoint = Some(pb::SignedCheckpoint {
             size: c.size.0,
             root: c.root.0.to_vec(),
             note: c.note.clone(),
         });
-        receipt.cosigned_inclusion_proof = path.iter().map(|h| h.0.to_vec()).collect();
+        receipt.cosigned_inclusion_proof = hashes_pb(&path);
         Ok(())
-    }
-
-    /// A requested tree size: 0 means the latest checkpoint's; anything
-    /// beyond it is `OUT_OF_RANGE`.
-    fn tree_size(&self, requested: u64) -> Result<TreeSize, ServerError> {
-        let head = self.latest().size;
-        let size = if requested == 0 {
-            head
-        } else {
-            TreeSize(requested)
-        };
-        if size > head {
-            return Err(ServerError::OutOfRange(format!(
-                "tree size {size} is beyond the latest checkpoint ({head})"
-            )));
-        }
-        Ok(size)
-    }
-
-    fn latest(&self) -> std::sync::Arc<SignedHead> {
-        self.seq.head().borrow().clone()
     }
 }
 
@@ -447,32 +374,29 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<pb::AppendRequest>,
     ) -> Result<Response<pb::Receipt>, Status> {
-        let id = self.inner.authorize(&request, Scope::Append)?;
+        let log = request.get_ref().log.clone();
+        let (id, t) = self.inner.authorize(&request, Scope::Append, &log)?;
         self.inner.take(id.as_ref())?;
         let req = request.into_inner();
-        let masked = self.inner.mask(&req)?;
-        let append = self.inner.request(&masked, &req, id.as_ref());
+        let masked = t.mask(&req)?;
+        let append = t.request(&masked, &req, id.as_ref());
         let hash = append.leaf_hash;
-        let rx = self
-            .inner
-            .seq
-            .try_append(append)
-            .map_err(ServerError::from)?;
+        let rx = t.log.try_append(append).map_err(ServerError::from)?;
         Ok(Response::new(
-            self.inner
-                .finish((masked, hash, rx), req.wait_cosigned)
-                .await?,
+            t.finish(masked, hash, rx, req.wait_cosigned).await?,
         ))
     }
 
     type AppendStreamStream = BoxStream<pb::Receipt>;
 
+    /// Every message of a stream goes to the log its `log` field names (a
+    /// stream may feed several logs); receipts come back in request order.
     #[tracing::instrument(name = "cairn.v1.Log/AppendStream", level = "debug", skip_all)]
     async fn append_stream(
         &self,
         request: Request<Streaming<pb::AppendRequest>>,
     ) -> Result<Response<Self::AppendStreamStream>, Status> {
-        let id = self.inner.authorize(&request, Scope::Append)?;
+        let id = self.inner.identity(&request, Scope::Append)?;
         let slot = match &self.inner.auth {
             Some(a) => a
                 .open_stream(id.as_ref())
@@ -504,6 +428,8 @@ impl pb::log_server::Log for LogService {
         tokio::spawn(async move {
             // The stream's slot is held until the stream ends.
             let _slot = slot;
+            // The last log used: most streams feed one log.
+            let mut target: Option<(String, Arc<Target>)> = None;
             loop {
                 let req = match inbound.next().await {
                     None => break,
@@ -518,11 +444,29 @@ impl pb::log_server::Log for LogService {
                         break;
                     }
                 };
+                let t = match &target {
+                    Some((name, t)) if *name == req.log => t.clone(),
+                    _ => match inner.logs.resolve(&req.log, id.as_ref()) {
+                        Ok(l) => {
+                            let t = Arc::new(Target {
+                                witnessing: inner.logs.witnessing(l.name()).cloned(),
+                                cosign_wait: inner.logs.cosign_wait,
+                                log: l.clone(),
+                            });
+                            target = Some((req.log.clone(), t.clone()));
+                            t
+                        }
+                        Err(e) => {
+                            let _ = p_tx.send((Err(e), None)).await;
+                            break;
+                        }
+                    },
+                };
                 if let Err(e) = inner.take(id.as_ref()) {
                     let _ = p_tx.send((Err(e), None)).await;
                     break;
                 }
-                let pending = match inner.mask(&req) {
+                let pending = match t.mask(&req) {
                     Ok(m) => {
                         // Event, leaf (twice: the sequencer's copy and the
                         // receipt's), proof and checkpoint: a generous
@@ -538,18 +482,18 @@ impl pb::log_server::Log for LogService {
                             Ok(p) => p,
                             Err(_) => break,
                         };
-                        let r = inner.request(&m, &req, id.as_ref());
+                        let r = t.request(&m, &req, id.as_ref());
                         let wait = req.wait_cosigned;
                         // The event is masked: only the leaf goes on.
                         drop(req);
                         let hash = r.leaf_hash;
-                        match inner.seq.queue_wait(r).await {
+                        match t.log.queue_wait(r).await {
                             Ok(rx) => {
-                                let me = inner.clone();
+                                let t = t.clone();
                                 (
-                                    Ok(tokio::spawn(async move {
-                                        me.finish((m, hash, rx), wait).await
-                                    })),
+                                    Ok(tokio::spawn(
+                                        async move { t.finish(m, hash, rx, wait).await },
+                                    )),
                                     Some(permit),
                                 )
                             }
@@ -591,11 +535,12 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<pb::GetCheckpointRequest>,
     ) -> Result<Response<pb::SignedCheckpoint>, Status> {
-        self.inner.authorize(&request, Scope::Read)?;
+        let log = request.get_ref().log.clone();
+        let (_, t) = self.inner.authorize(&request, Scope::Read, &log)?;
         if !request.get_ref().cosigned {
-            return Ok(Response::new(head_pb(&self.inner.latest())));
+            return Ok(Response::new(head_pb(&t.log.latest())));
         }
-        let Some((w, _)) = &self.inner.witnessing else {
+        let Some(w) = &t.witnessing else {
             return Err(ServerError::FailedPrecondition(
                 "cosigned: this log has no witnesses configured".into(),
             )
@@ -616,74 +561,29 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<pb::GetInclusionProofRequest>,
     ) -> Result<Response<pb::InclusionProof>, Status> {
-        self.inner.authorize(&request, Scope::Read)?;
+        let log = request.get_ref().log.clone();
+        let (_, t) = self.inner.authorize(&request, Scope::Read, &log)?;
         let req = request.into_inner();
-        let size = self.inner.tree_size(req.tree_size)?;
-        // Fast path: by index, with every tile the proof needs (and the
-        // leaf's level-0 tile) already cached, the answer is lookups and a
-        // few hashes: no store read, and no hop to a blocking thread (whose
-        // two context switches cost more than the proof).
-        // The plan of a by-index proof, made once for either path.
-        let mut index_plan = None;
-        if let Some(pb::get_inclusion_proof_request::Leaf::Index(i)) = req.leaf
-            && size.contains(LeafIndex(i))
-        {
-            let plan = index_plan
-                .insert(ProofPlan::inclusion(LeafIndex(i), size).map_err(ServerError::from)?);
-            if let (Some(path), Some(leaf)) = (
-                self.inner.tiles.prove_cached(plan),
-                self.inner.tiles.leaf_cached(i, size.0),
-            ) {
-                let path = path?;
-                return Ok(Response::new(pb::InclusionProof {
-                    index: i,
-                    tree_size: size.0,
-                    leaf_hash: leaf.0.to_vec(),
-                    proof: path.iter().map(|h| h.0.to_vec()).collect(),
-                }));
+        let at = match req.leaf {
+            None => {
+                return Err(ServerError::InvalidArgument("set index or leaf_hash".into()).into());
             }
-        }
-        let store = self.inner.store.clone();
-        let me = self.inner.clone();
-        let proof = blocking(move || {
-            let index = match req.leaf {
-                None => {
-                    return Err(ServerError::InvalidArgument(
-                        "set index or leaf_hash".into(),
-                    ));
-                }
-                Some(pb::get_inclusion_proof_request::Leaf::Index(i)) => LeafIndex(i),
-                Some(pb::get_inclusion_proof_request::Leaf::LeafHash(h)) => {
-                    let h = Hash::from_slice(&h)
-                        .map_err(|e| ServerError::InvalidArgument(e.to_string()))?;
-                    store.find_leaf(&h)?.ok_or_else(|| {
-                        ServerError::NotFound("no entry has that leaf hash".into())
-                    })?
-                }
-            };
-            if !size.contains(index) {
-                return Err(ServerError::OutOfRange(format!(
-                    "index {index} is not in the tree of size {size}"
-                )));
-            }
-            let leaf = store
-                .read_entries(index, 1)?
-                .pop()
-                .ok_or_else(|| ServerError::Unavailable("stored entry missing".into()))?;
-            let plan = match index_plan {
-                Some(p) => p,
-                None => ProofPlan::inclusion(index, size)?,
-            };
-            let path = me.tiles.prove(&*store, &plan)?;
-            Ok(pb::InclusionProof {
-                index: index.0,
-                tree_size: size.0,
-                leaf_hash: leaf_hash(&leaf).0.to_vec(),
-                proof: path.iter().map(|h| h.0.to_vec()).collect(),
-            })
-        })
-        .await?;
-        Ok(Response::new(proof))
+            Some(pb::get_inclusion_proof_request::Leaf::Index(i)) => LeafRef::Index(LeafIndex(i)),
+            Some(pb::get_inclusion_proof_request::Leaf::LeafHash(h)) => LeafRef::Hash(
+                Hash::from_slice(&h).map_err(|e| ServerError::InvalidArgument(e.to_string()))?,
+            ),
+        };
+        let p = t
+            .log
+            .inclusion_proof(at, req.tree_size)
+            .await
+            .map_err(ServerError::from)?;
+        Ok(Response::new(pb::InclusionProof {
+            index: p.index.0,
+            tree_size: p.size.0,
+            leaf_hash: p.leaf_hash.0.to_vec(),
+            proof: hashes_pb(&p.path),
+        }))
     }
 
     #[tracing::instrument(name = "cairn.v1.Log/GetConsistencyProof", level = "debug", skip_all)]
@@ -691,30 +591,18 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<pb::GetConsistencyProofRequest>,
     ) -> Result<Response<pb::ConsistencyProof>, Status> {
-        self.inner.authorize(&request, Scope::Read)?;
+        let log = request.get_ref().log.clone();
+        let (_, t) = self.inner.authorize(&request, Scope::Read, &log)?;
         let req = request.into_inner();
-        let new = self.inner.tree_size(req.new_size)?;
-        let old = TreeSize(req.old_size);
-        if old > new || old.0 == 0 {
-            return Err(ServerError::InvalidArgument(format!(
-                "need 0 < old_size <= new_size, got {old} and {new}"
-            ))
-            .into());
-        }
-        let plan = ProofPlan::consistency(old, new).map_err(ServerError::from)?;
-        // Fast path, as for inclusion proofs: all tiles cached, no hop.
-        let proof = match self.inner.tiles.prove_cached(&plan) {
-            Some(p) => p?,
-            None => {
-                let store = self.inner.store.clone();
-                let me = self.inner.clone();
-                blocking(move || me.tiles.prove(&*store, &plan)).await?
-            }
-        };
+        let (old, new, proof) = t
+            .log
+            .consistency_proof(req.old_size, req.new_size)
+            .await
+            .map_err(ServerError::from)?;
         Ok(Response::new(pb::ConsistencyProof {
             old_size: old.0,
             new_size: new.0,
-            proof: proof.iter().map(|h| h.0.to_vec()).collect(),
+            proof: hashes_pb(&proof),
         }))
     }
 
@@ -725,9 +613,10 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<pb::GetEntriesRequest>,
     ) -> Result<Response<Self::GetEntriesStream>, Status> {
-        self.inner.authorize(&request, Scope::Read)?;
+        let log = request.get_ref().log.clone();
+        let (_, t) = self.inner.authorize(&request, Scope::Read, &log)?;
         let req = request.into_inner();
-        let size = self.inner.latest().size.0;
+        let size = t.log.latest().size.0;
         if req.start > req.end {
             return Err(ServerError::InvalidArgument(format!(
                 "start {} is after end {}",
@@ -744,14 +633,12 @@ impl pb::log_server::Log for LogService {
         }
         let end = req.end.min(size);
         let (tx, rx) = mpsc::channel(4);
-        let store = self.inner.store.clone();
+        let log = t.log;
         tokio::spawn(async move {
             let mut at = req.start;
             while at < end {
                 let n = ((end - at) as usize).min(ENTRIES_CHUNK);
-                let s = store.clone();
-                let chunk = blocking(move || Ok(s.read_entries(LeafIndex(at), n)?)).await;
-                match chunk {
+                match log.entries(LeafIndex(at), n).await {
                     Ok(entries) => {
                         for (k, leaf) in entries.into_iter().enumerate() {
                             let e = pb::Entry {
@@ -765,7 +652,7 @@ impl pb::log_server::Log for LogService {
                         at += n as u64;
                     }
                     Err(e) => {
-                        let _ = tx.send(Err(Status::from(e))).await;
+                        let _ = tx.send(Err(Status::from(ServerError::from(e)))).await;
                         return;
                     }
                 }
@@ -781,8 +668,56 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<pb::WatchCheckpointsRequest>,
     ) -> Result<Response<Self::WatchCheckpointsStream>, Status> {
-        self.inner.authorize(&request, Scope::Read)?;
-        let stream = WatchStream::new(self.inner.seq.head()).map(|h| Ok(head_pb(&h)));
+        let log = request.get_ref().log.clone();
+        let (_, t) = self.inner.authorize(&request, Scope::Read, &log)?;
+        let stream = WatchStream::new(t.log.sequencer().head()).map(|h| Ok(head_pb(&h)));
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    #[tracing::instrument(name = "cairn.v1.Log/ListLogs", level = "debug", skip_all)]
+    async fn list_logs(
+        &self,
+        request: Request<pb::ListLogsRequest>,
+    ) -> Result<Response<pb::ListLogsResponse>, Status> {
+        let id = self.inner.identity(&request, Scope::Read)?;
+        let logs = &self.inner.logs;
+        Ok(Response::new(pb::ListLogsResponse {
+            logs: logs
+                .registry
+                .iter()
+                .filter(|(n, _)| id.as_ref().is_none_or(|i| i.may_use(n.as_str())))
+                .map(|(n, h)| log_info(logs, n, h))
+                .collect(),
+        }))
+    }
+
+    #[tracing::instrument(name = "cairn.v1.Log/FreezeLog", level = "debug", skip_all)]
+    async fn freeze_log(
+        &self,
+        request: Request<pb::FreezeLogRequest>,
+    ) -> Result<Response<pb::LogInfo>, Status> {
+        let log = request.get_ref().log.clone();
+        if self.inner.auth.is_none() {
+            // Irreversible: never open to whoever reaches an open log.
+            return Err(ServerError::FailedPrecondition(
+                "freezing a log needs an admin token, and this server has no token file; set `frozen = true` (or `not_after`) in the log's [[log]] table instead".into(),
+            )
+            .into());
+        }
+        let (id, t) = self.inner.authorize(&request, Scope::Admin, &log)?;
+        let head = t.log.freeze().await.map_err(ServerError::from)?;
+        tracing::warn!(
+            log = %t.log.name(),
+            size = head.size.0,
+            by = id.as_ref().map_or("an open-log caller", |i| &*i.name),
+            "log frozen on request"
+        );
+        let logs = &self.inner.logs;
+        let info = log_info(
+            logs,
+            t.log.name(),
+            &cairn_log::Hosted::Running(t.log.clone()),
+        );
+        Ok(Response::new(info))
     }
 }

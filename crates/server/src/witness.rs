@@ -236,6 +236,7 @@ async fn fetch_consistency(
         .get_consistency_proof(pb::GetConsistencyProofRequest {
             old_size: old,
             new_size: new,
+            ..Default::default()
         })
         .await
         .map_err(|s| match s.code() {

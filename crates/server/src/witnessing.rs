@@ -31,11 +31,11 @@ use bytes::Bytes;
 use cairn_client::witness::AddCheckpoint;
 use cairn_core::note::{Note, NoteSignature, NoteVerifier};
 use cairn_core::{Hash, ProofPlan, TreeSize};
-use cairn_storage::LogStore;
+use cairn_log::Log;
+use cairn_log::metrics::LogMetrics;
 use http_body_util::{BodyExt, Full};
 use tokio::sync::watch;
 
-use crate::cache::TileCache;
 use crate::sequencer::SignedHead;
 
 /// One witness the log submits to.
@@ -86,6 +86,7 @@ struct Agg {
     rounds: BTreeMap<u64, Round>,
     quorum: usize,
     published: watch::Sender<Option<Arc<Cosigned>>>,
+    metrics: Arc<LogMetrics>,
 }
 
 impl Agg {
@@ -119,7 +120,7 @@ impl Agg {
                 witnesses = round.sigs.len(),
                 "checkpoint cosigned by a quorum"
             );
-            crate::metrics::METRICS
+            self.metrics
                 .cosigned_size
                 .store(size, std::sync::atomic::Ordering::Relaxed);
             self.published.send_replace(Some(Arc::new(c)));
@@ -140,19 +141,20 @@ pub struct Witnessing {
 }
 
 impl Witnessing {
-    /// Starts the coordinator and one task per witness. `head` is the
-    /// sequencer's checkpoint feed.
+    /// Starts the coordinator and one task per witness, following the
+    /// log's signed heads.
     pub fn start(
         cfg: WitnessingConfig,
-        head: watch::Receiver<Arc<SignedHead>>,
-        store: Arc<dyn LogStore>,
+        log: Arc<Log>,
         client: crate::outbound::HttpClient,
     ) -> Witnessing {
+        let head = log.sequencer().head();
         let (pub_tx, pub_rx) = watch::channel(None);
         let agg = Arc::new(Mutex::new(Agg {
             rounds: BTreeMap::new(),
             quorum: cfg.quorum.max(1),
             published: pub_tx,
+            metrics: log.metrics().clone(),
         }));
         let (target_tx, target_rx) = watch::channel::<Option<Arc<SignedHead>>>(None);
         // Coordinator: one target per interval, when the tree has grown.
@@ -174,14 +176,12 @@ impl Witnessing {
                 }
             }
         });
-        let tiles = Arc::new(TileCache::new(256));
         for (i, w) in cfg.witnesses.into_iter().enumerate() {
             let t = Submitter {
                 index: i,
                 w,
                 client: client.clone(),
-                store: store.clone(),
-                tiles: tiles.clone(),
+                log: log.clone(),
                 agg: agg.clone(),
                 timeout: cfg.timeout,
                 interval: cfg.interval,
@@ -206,8 +206,7 @@ struct Submitter {
     index: usize,
     w: WitnessEndpoint,
     client: crate::outbound::HttpClient,
-    store: Arc<dyn LogStore>,
-    tiles: Arc<TileCache>,
+    log: Arc<Log>,
     agg: Arc<Mutex<Agg>>,
     timeout: Duration,
     interval: Duration,
@@ -233,7 +232,7 @@ impl Submitter {
             // At most one 409 retry per round.
             for _attempt in 0..2 {
                 let outcome = self.submit(&head, known).await;
-                crate::metrics::METRICS.witness(
+                self.log.metrics().witness(
                     &self.w.name,
                     match &outcome {
                         Outcome::Cosigned(_) => "cosigned",
@@ -275,23 +274,19 @@ impl Submitter {
         let proof = if known == 0 || known == head.size.0 {
             Vec::new()
         } else {
-            let store = self.store.clone();
-            let tiles = self.tiles.clone();
             let (old, new) = (TreeSize(known), head.size);
-            let r = tokio::task::spawn_blocking(move || {
-                let plan = ProofPlan::consistency(old, new).map_err(|e| e.to_string())?;
-                tiles.prove(&*store, &plan).map_err(|e| e.to_string())
-            })
-            .await;
+            let r = match ProofPlan::consistency(old, new) {
+                Ok(plan) => self.log.prove(plan).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
             match r {
-                Ok(Ok(p)) => p,
-                Ok(Err(e)) => {
+                Ok(p) => p,
+                Err(e) => {
                     return Outcome::Failed(format!(
                         "consistency proof {known} -> {}: {e}",
                         head.size
                     ));
                 }
-                Err(e) => return Outcome::Failed(e.to_string()),
             }
         };
         let body = AddCheckpoint {

@@ -1,0 +1,693 @@
+//! One running log: its name, origin, signer, masker, store, sequencer,
+//! tile cache and metrics, and everything a transport asks of it: mask and
+//! append, receipts, proofs, entries, checkpoints, freezing. Domain types
+//! in, domain types out; no protobuf, no HTTP.
+//!
+//! **Life of an append** (docs/design/life-of-a-leaf.md): a transport
+//! calls [`Log::mask`] on its own thread (masking runs in parallel, off
+//! the sequencer), [`Log::request`] to scope and hash the idempotency
+//! key, then [`Log::try_append`] or [`Log::queue_wait`]; the sequencer
+//! writes the batch through the one write pipeline and hands the batch's
+//! tiles to this log's cache before it answers; [`Log::receipt`] then
+//! builds the receipt from the masked event in hand and the cached tiles,
+//! with one proof plan and no store read.
+//!
+//! **Frozen.** A frozen log keeps its final checkpoint (the last one
+//! signed, durable in the store) and refuses appends for good
+//! ([`AppendError::Frozen`], a message naming the log and its final
+//! size); reads and proofs go on. A freeze is recorded in the log's
+//! freeze marker (a file beside its store, written atomically) so that it
+//! survives restarts, whatever the configuration says later.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use cairn_core::hash::{Hash, LeafIndex, TreeSize, leaf_hash};
+use cairn_core::note::NoteSigner;
+use cairn_core::proof::ProofPlan;
+use cairn_core::tile::MAX_ENTRY_LEN;
+use cairn_core::tlog_proof::TlogProof;
+use cairn_masking::{ContentType, Masked, Masker, Opening, SaltSource};
+use cairn_storage::LogStore;
+
+use crate::cache::TileCache;
+use crate::error::LogError;
+use crate::metrics::LogMetrics;
+use crate::sequencer::{
+    AppendError, AppendRequest, Appended, Reply, Sequencer, SequencerConfig, SignedHead,
+};
+
+/// The name of the log that requests without a log name go to.
+pub const DEFAULT_LOG: &str = "default";
+
+/// The one policy name a log answers to (an empty name means it too).
+pub const DEFAULT_POLICY: &str = "default";
+
+/// A log's name: 1 to 64 of `a-z`, `0-9`, `.`, `_`, `-`, starting with a
+/// letter or digit. Used in URLs (`/logs/<name>/`), metrics labels and
+/// token scopes, so it needs no escaping anywhere.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LogName(Arc<str>);
+
+impl LogName {
+    /// Validates a configured name.
+    pub fn new(name: &str) -> Result<LogName, String> {
+        let ok = (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && name.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            });
+        if ok {
+            Ok(LogName(name.into()))
+        } else {
+            Err(format!(
+                "log name {name:?}: use 1 to 64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit"
+            ))
+        }
+    }
+
+    /// The default log's name.
+    pub fn default_log() -> LogName {
+        LogName(DEFAULT_LOG.into())
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for LogName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How a log starts.
+#[derive(Clone, Debug, Default)]
+pub struct LogOptions {
+    /// Batching, queue, lease and publishers (its metrics and tile cache
+    /// are the log's own: set here, they are replaced).
+    pub sequencer: SequencerConfig,
+    /// Proof tile cache, in MiB (0: [`DEFAULT_TILE_CACHE_MB`]).
+    pub tile_cache_mb: usize,
+    /// Where the freeze is recorded (`None`: freezes last until restart).
+    pub freeze_marker: Option<PathBuf>,
+    /// Start frozen (configuration: `frozen = true`).
+    pub frozen: bool,
+    /// Freeze at this time (configuration: `not_after`); a log started
+    /// after it starts frozen.
+    pub not_after: Option<SystemTime>,
+}
+
+/// The proof tile cache's default size: 128 MiB, ~5,000 expanded tiles.
+pub const DEFAULT_TILE_CACHE_MB: usize = 128;
+
+/// One entry's receipt: what a client keeps to prove the entry is in the
+/// log, built once the entry is durable and covered by a signed checkpoint.
+#[derive(Debug)]
+pub struct Receipt {
+    /// The entry's index.
+    pub index: LeafIndex,
+    /// Its leaf hash.
+    pub leaf_hash: Hash,
+    /// The leaf bytes (the stored original for a duplicate).
+    pub leaf: Vec<u8>,
+    /// Openings of the commitments in the leaf (none for a duplicate:
+    /// they went to the first caller).
+    pub openings: Vec<Opening>,
+    /// The checkpoint the proof is against.
+    pub head: Arc<SignedHead>,
+    /// The inclusion proof in `head`.
+    pub path: Vec<Hash>,
+    /// An earlier append with the same idempotency key is the answer.
+    pub duplicate: bool,
+}
+
+impl Receipt {
+    /// The same proof as a `c2sp.org/tlog-proof@v1` text.
+    pub fn tlog_proof(&self) -> String {
+        TlogProof {
+            extra: None,
+            index: self.index,
+            path: self.path.clone(),
+            checkpoint: self.head.note.clone(),
+        }
+        .encode()
+    }
+}
+
+/// An inclusion proof.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InclusionProof {
+    /// The entry.
+    pub index: LeafIndex,
+    /// The tree it is proved in.
+    pub size: TreeSize,
+    /// The entry's leaf hash.
+    pub leaf_hash: Hash,
+    /// The audit path.
+    pub path: Vec<Hash>,
+}
+
+/// Which leaf an inclusion proof is for.
+#[derive(Debug, Clone, Copy)]
+pub enum LeafRef {
+    /// By index.
+    Index(LeafIndex),
+    /// By leaf hash (the store's index of hashes).
+    Hash(Hash),
+}
+
+/// A running log.
+pub struct Log {
+    name: LogName,
+    origin: Arc<str>,
+    vkey: String,
+    seq: Sequencer,
+    store: Arc<dyn LogStore>,
+    masker: Arc<Masker>,
+    tiles: Arc<TileCache>,
+    metrics: Arc<LogMetrics>,
+    freeze_marker: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("name", &self.name)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+fn blocking_err(e: tokio::task::JoinError) -> LogError {
+    LogError::Unavailable(format!("worker failed: {e}"))
+}
+
+/// Runs blocking store work off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, LogError> + Send + 'static,
+) -> Result<T, LogError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(blocking_err)?
+}
+
+/// Masks one event for `masker`'s log: every check a client's event goes
+/// through before the sequencer sees it (the fuzz target `append_request`
+/// drives it through the server's decoding). Errors name sizes and limits,
+/// never content.
+pub fn mask_event(
+    masker: &Masker,
+    policy: &str,
+    event: &[u8],
+    content_type: ContentType,
+    now_ms: u64,
+    salts: &mut dyn SaltSource,
+) -> Result<Masked, LogError> {
+    if !policy.is_empty() && policy != DEFAULT_POLICY {
+        // The name is not echoed: a client could put anything in it.
+        return Err(LogError::InvalidArgument(format!(
+            "unknown policy name ({} bytes); this log has \"{DEFAULT_POLICY}\"",
+            policy.len()
+        )));
+    }
+    let masked = masker.mask(event, content_type, now_ms, salts)?;
+    if masked.leaf.len() > MAX_ENTRY_LEN {
+        return Err(LogError::InvalidArgument(format!(
+            "the masked entry is {} bytes; the limit is {MAX_ENTRY_LEN}",
+            masked.leaf.len()
+        )));
+    }
+    Ok(masked)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn os_salt() -> [u8; 16] {
+    let mut s = [0u8; 16];
+    // Commitments need unpredictable salts. If the OS cannot provide
+    // randomness the process cannot run safely: stop rather than commit
+    // with a guessable salt.
+    if getrandom::fill(&mut s).is_err() {
+        tracing::error!("the operating system's random source failed");
+        std::process::abort();
+    }
+    s
+}
+
+/// The message a frozen log's appends get.
+fn frozen_message(name: &LogName, size: TreeSize) -> Arc<str> {
+    format!(
+        "log \"{name}\" is frozen at size {size}: its final checkpoint is signed and kept, and it takes no more appends (append to its successor)"
+    )
+    .into()
+}
+
+/// Reads a freeze marker: the final checkpoint's size, if the log is frozen.
+fn read_marker(path: &Path) -> Result<Option<TreeSize>, LogError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let size = text
+                .lines()
+                .nth(1)
+                .and_then(|l| l.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    LogError::Unavailable(format!(
+                        "freeze marker {} is not a checkpoint",
+                        path.display()
+                    ))
+                })?;
+            Ok(Some(TreeSize(size)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(LogError::Unavailable(format!(
+            "freeze marker {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// Writes the freeze marker (the final checkpoint's note) atomically:
+/// a temporary file, synced, renamed over, and the folder synced.
+fn write_marker(path: &Path, note: &str) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(note.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+impl Log {
+    /// Starts the log: loads the store's state (signing a checkpoint for
+    /// durable entries a crash left uncovered), starts its sequencer, and
+    /// applies a recorded or configured freeze. Must run inside a Tokio
+    /// runtime. The task ends once every handle to the log is dropped and
+    /// its queue drained.
+    pub fn start(
+        name: LogName,
+        origin: &str,
+        store: Arc<dyn LogStore>,
+        signer: NoteSigner,
+        masker: Arc<Masker>,
+        opts: LogOptions,
+    ) -> Result<(Arc<Log>, tokio::task::JoinHandle<()>), LogError> {
+        let mb = if opts.tile_cache_mb == 0 {
+            DEFAULT_TILE_CACHE_MB
+        } else {
+            opts.tile_cache_mb
+        };
+        // ~24 KiB per full expanded tile (hashes, interior nodes).
+        let tiles = Arc::new(TileCache::new(mb.saturating_mul(1024) / 24));
+        let metrics = Arc::new(LogMetrics::default());
+        let vkey = signer.verifier().to_string();
+        let recorded = match &opts.freeze_marker {
+            Some(p) => read_marker(p)?,
+            None => None,
+        };
+        let expired = opts.not_after.is_some_and(|t| SystemTime::now() >= t);
+        let start_frozen = recorded.is_some() || opts.frozen || expired;
+        let mut cfg = opts.sequencer;
+        cfg.metrics = metrics.clone();
+        cfg.tiles = Some(tiles.clone());
+        cfg.frozen = None;
+        if start_frozen {
+            // The final size: the durable tree's (the sequencer signs a
+            // checkpoint for it at start if a crash left it uncovered).
+            let size = store.load_state()?.tree.size();
+            cfg.frozen = Some(frozen_message(&name, size));
+        }
+        let (seq, task) = Sequencer::start(store.clone(), signer, origin.to_owned(), cfg)?;
+        let log = Arc::new(Log {
+            name,
+            origin: origin.into(),
+            vkey,
+            seq,
+            store,
+            masker,
+            tiles,
+            metrics,
+            freeze_marker: opts.freeze_marker,
+        });
+        if let Some(size) = recorded {
+            let head = log.latest().size;
+            if head != size {
+                tracing::error!(
+                    log = %log.name,
+                    marker = size.0,
+                    store = head.0,
+                    "the freeze marker's final size differs from the store's latest checkpoint; the log stays frozen at the store's"
+                );
+            }
+        }
+        if let Some(p) = &log.freeze_marker
+            && start_frozen
+            && recorded.is_none()
+        {
+            // Configured or expired: recorded, so that the log stays
+            // frozen whatever the configuration says later.
+            write_marker(p, &log.latest().note).map_err(|e| {
+                LogError::Unavailable(format!("freeze marker {}: {e}", p.display()))
+            })?;
+        }
+        if start_frozen {
+            tracing::info!(log = %log.name, size = log.latest().size.0, "the log is frozen");
+        } else if let Some(t) = opts.not_after {
+            let me = Arc::downgrade(&log);
+            tokio::spawn(async move {
+                // Sleep in steps: far-off times, and clock changes.
+                loop {
+                    let left = t.duration_since(SystemTime::now()).unwrap_or_default();
+                    if left.is_zero() {
+                        break;
+                    }
+                    tokio::time::sleep(left.min(Duration::from_secs(3600))).await;
+                }
+                if let Some(log) = me.upgrade() {
+                    match log.freeze().await {
+                        Ok(h) => tracing::info!(log = %log.name, size = h.size.0, "not_after reached: the log is frozen"),
+                        Err(e) => tracing::error!(log = %log.name, error = %e, "freezing the log at not_after failed"),
+                    }
+                }
+            });
+        }
+        Ok((log, task))
+    }
+
+    /// The log's name.
+    pub fn name(&self) -> &LogName {
+        &self.name
+    }
+
+    /// The log's origin (checkpoint origin line and key name).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The log's verifier key (`<name>+<hash>+<key>`).
+    pub fn vkey(&self) -> &str {
+        &self.vkey
+    }
+
+    /// The log's store.
+    pub fn store(&self) -> &Arc<dyn LogStore> {
+        &self.store
+    }
+
+    /// The log's proof tile cache.
+    pub fn tiles(&self) -> &Arc<TileCache> {
+        &self.tiles
+    }
+
+    /// The log's metrics.
+    pub fn metrics(&self) -> &Arc<LogMetrics> {
+        &self.metrics
+    }
+
+    /// The log's sequencer (heads, health).
+    pub fn sequencer(&self) -> &Sequencer {
+        &self.seq
+    }
+
+    /// The latest signed head.
+    pub fn latest(&self) -> Arc<SignedHead> {
+        self.seq.head().borrow().clone()
+    }
+
+    /// Why the log stopped writing, if it has.
+    pub fn halted(&self) -> Option<Arc<str>> {
+        self.seq.halted().borrow().clone()
+    }
+
+    /// Why the log is frozen, if it is.
+    pub fn frozen(&self) -> Option<Arc<str>> {
+        self.seq.frozen().borrow().clone()
+    }
+
+    /// Freezes the log (see the module docs): waits for the batch being
+    /// written, refuses every append after it, records the freeze, and
+    /// returns the final signed head. Idempotent.
+    pub async fn freeze(&self) -> Result<Arc<SignedHead>, LogError> {
+        let name = self.name.clone();
+        let head = self
+            .seq
+            .freeze(Box::new(move |h| frozen_message(&name, h.size)))
+            .await?;
+        if let Some(p) = &self.freeze_marker {
+            let p = p.clone();
+            let note = head.note.clone();
+            blocking(move || {
+                write_marker(&p, &note).map_err(|e| {
+                    tracing::error!(path = %p.display(), error = %e, "writing the freeze marker failed");
+                    LogError::Unavailable(
+                        "the log is frozen, but recording the freeze failed (see the server log); it would not survive a restart".into(),
+                    )
+                })
+            })
+            .await?;
+        }
+        Ok(head)
+    }
+
+    /// Masks an event with this log's policy, counting its decisions.
+    pub fn mask(
+        &self,
+        policy: &str,
+        event: &[u8],
+        content_type: ContentType,
+    ) -> Result<Masked, LogError> {
+        let masked = mask_event(
+            &self.masker,
+            policy,
+            event,
+            content_type,
+            now_ms(),
+            &mut os_salt,
+        )?;
+        self.metrics
+            .masked(masked.decisions.iter().map(|d| &*d.detector));
+        Ok(masked)
+    }
+
+    /// The sequencer's request for a masked event. An idempotency key is
+    /// scoped to the caller (`scope`: the identity's name, `None` on an open
+    /// log) and hashed here, so no client byte goes further; `request` is
+    /// what makes two appends the same (event, content type, policy).
+    pub fn request(
+        &self,
+        masked: &Masked,
+        idempotency: Option<(Option<&str>, &[u8], &[&[u8]])>,
+    ) -> AppendRequest {
+        AppendRequest {
+            leaf_hash: leaf_hash(&masked.leaf),
+            leaf: masked.leaf.clone(),
+            idempotency: idempotency
+                .map(|(scope, key, request)| self.seq.idempotency().record(scope, key, request)),
+        }
+    }
+
+    /// Queues an append; `Busy` at once if the queue is full.
+    pub fn try_append(&self, req: AppendRequest) -> Result<Reply, LogError> {
+        Ok(self.seq.try_append(req)?)
+    }
+
+    /// Queues an append, waiting for room (backpressure for streams).
+    pub async fn queue_wait(&self, req: AppendRequest) -> Result<Reply, LogError> {
+        Ok(self.seq.queue_wait(req).await?)
+    }
+
+    /// Waits for a queued append's answer and builds its receipt.
+    pub async fn finish(
+        self: &Arc<Self>,
+        masked: Masked,
+        hash: Hash,
+        reply: Reply,
+    ) -> Result<Receipt, LogError> {
+        let done = reply.await.unwrap_or(Err(AppendError::ShuttingDown))?;
+        self.receipt(masked, hash, done).await
+    }
+
+    /// Builds the receipt of a durable, checkpointed append: from the
+    /// masked event in hand and the tiles the batch left in the cache (no
+    /// store read, no blocking thread), with one proof plan. Only a
+    /// duplicate (whose leaf is the stored original) or a tile evicted
+    /// since reads the store.
+    pub async fn receipt(
+        self: &Arc<Self>,
+        masked: Masked,
+        hash: Hash,
+        done: Appended,
+    ) -> Result<Receipt, LogError> {
+        let Appended {
+            index,
+            head,
+            duplicate,
+        } = done;
+        let (leaf, openings) = if duplicate {
+            (Vec::new(), Vec::new())
+        } else {
+            (masked.leaf, masked.openings)
+        };
+        let plan = ProofPlan::inclusion(index, head.size)?;
+        if !duplicate && let Some(path) = self.tiles.prove_cached(&plan) {
+            return Ok(Receipt {
+                index,
+                leaf_hash: hash,
+                leaf,
+                openings,
+                head,
+                path: path?,
+                duplicate,
+            });
+        }
+        let me = self.clone();
+        let (leaf, leaf_hash, path) = blocking(move || {
+            let (leaf, hash) = if duplicate {
+                let stored = me
+                    .store
+                    .read_entries(index, 1)?
+                    .pop()
+                    .ok_or_else(|| LogError::Unavailable("stored entry missing".into()))?;
+                let h = cairn_core::hash::leaf_hash(&stored);
+                (stored, h)
+            } else {
+                (leaf, hash)
+            };
+            let path = me.tiles.prove(&*me.store, &plan)?;
+            Ok((leaf, hash, path))
+        })
+        .await?;
+        Ok(Receipt {
+            index,
+            leaf_hash,
+            leaf,
+            openings,
+            head,
+            path,
+            duplicate,
+        })
+    }
+
+    /// A requested tree size: 0 means the latest checkpoint's; anything
+    /// beyond it is `OutOfRange`.
+    pub fn tree_size(&self, requested: u64) -> Result<TreeSize, LogError> {
+        let head = self.latest().size;
+        let size = if requested == 0 {
+            head
+        } else {
+            TreeSize(requested)
+        };
+        if size > head {
+            return Err(LogError::OutOfRange(format!(
+                "tree size {size} is beyond the latest checkpoint ({head})"
+            )));
+        }
+        Ok(size)
+    }
+
+    /// Proves `at` in the tree of `size` (0: the latest). By index with
+    /// every tile cached, the answer is lookups and a few hashes: no store
+    /// read and no hop to a blocking thread.
+    pub async fn inclusion_proof(
+        self: &Arc<Self>,
+        at: LeafRef,
+        size: u64,
+    ) -> Result<InclusionProof, LogError> {
+        let size = self.tree_size(size)?;
+        let mut index_plan = None;
+        if let LeafRef::Index(i) = at
+            && size.contains(i)
+        {
+            let plan = index_plan.insert(ProofPlan::inclusion(i, size)?);
+            if let (Some(path), Some(leaf_hash)) = (
+                self.tiles.prove_cached(plan),
+                self.tiles.leaf_cached(i.0, size.0),
+            ) {
+                return Ok(InclusionProof {
+                    index: i,
+                    size,
+                    leaf_hash,
+                    path: path?,
+                });
+            }
+        }
+        let me = self.clone();
+        blocking(move || {
+            let index = match at {
+                LeafRef::Index(i) => i,
+                LeafRef::Hash(h) => me
+                    .store
+                    .find_leaf(&h)?
+                    .ok_or_else(|| LogError::NotFound("no entry has that leaf hash".into()))?,
+            };
+            if !size.contains(index) {
+                return Err(LogError::OutOfRange(format!(
+                    "index {index} is not in the tree of size {size}"
+                )));
+            }
+            let leaf = me
+                .store
+                .read_entries(index, 1)?
+                .pop()
+                .ok_or_else(|| LogError::Unavailable("stored entry missing".into()))?;
+            let plan = match index_plan {
+                Some(p) => p,
+                None => ProofPlan::inclusion(index, size)?,
+            };
+            let path = me.tiles.prove(&*me.store, &plan)?;
+            Ok(InclusionProof {
+                index,
+                size,
+                leaf_hash: leaf_hash(&leaf),
+                path,
+            })
+        })
+        .await
+    }
+
+    /// Proves the tree of `new` (0: the latest) extends the tree of `old`.
+    pub async fn consistency_proof(
+        self: &Arc<Self>,
+        old: u64,
+        new: u64,
+    ) -> Result<(TreeSize, TreeSize, Vec<Hash>), LogError> {
+        let new = self.tree_size(new)?;
+        let old = TreeSize(old);
+        if old > new || old.0 == 0 {
+            return Err(LogError::InvalidArgument(format!(
+                "need 0 < old_size <= new_size, got {old} and {new}"
+            )));
+        }
+        self.prove(ProofPlan::consistency(old, new)?)
+            .await
+            .map(|p| (old, new, p))
+    }
+
+    /// Resolves a proof plan: from the cache when every tile is there,
+    /// otherwise on a blocking thread reading the missing tiles.
+    pub async fn prove(self: &Arc<Self>, plan: ProofPlan) -> Result<Vec<Hash>, LogError> {
+        if let Some(p) = self.tiles.prove_cached(&plan) {
+            return p;
+        }
+        let me = self.clone();
+        blocking(move || me.tiles.prove(&*me.store, &plan)).await
+    }
+
+    /// Reads `n` entries from `start` (blocking store read on a worker).
+    pub async fn entries(&self, start: LeafIndex, n: usize) -> Result<Vec<Vec<u8>>, LogError> {
+        let store = self.store.clone();
+        blocking(move || Ok(store.read_entries(start, n)?)).await
+    }
+}
