@@ -114,6 +114,7 @@ async fn check(server: &str, verifier: &LogVerifier, acked: &[Acked], seen: &mut
         .get_entries(pb::GetEntriesRequest {
             start: 0,
             end: now.size.0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -154,6 +155,7 @@ async fn check(server: &str, verifier: &LogVerifier, acked: &[Acked], seen: &mut
             .get_consistency_proof(pb::GetConsistencyProofRequest {
                 old_size: size,
                 new_size: now.size.0,
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -170,6 +172,7 @@ async fn check(server: &str, verifier: &LogVerifier, acked: &[Acked], seen: &mut
             .get_inclusion_proof(pb::GetInclusionProofRequest {
                 leaf: Some(pb::get_inclusion_proof_request::Leaf::Index(a.index)),
                 tree_size: now.size.0,
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -2,7 +2,9 @@
 //! the build machine) and generates the tonic service and client.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time: a build script compiled once (or taken from a
+    // compiler cache) may run for a checkout in another folder.
+    let root = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = [
         root.join("cairn/v1/log.proto"),
         root.join("cairn/v1/witness.proto"),

@@ -170,7 +170,11 @@ fn no_canary_reaches_disk_logs_metrics_or_errors() {
         }
         // Reads: entries, checkpoint.
         let mut s = c
-            .get_entries(pb::GetEntriesRequest { start: 0, end: 100 })
+            .get_entries(pb::GetEntriesRequest {
+                start: 0,
+                end: 100,
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner();

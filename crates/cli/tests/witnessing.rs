@@ -31,7 +31,7 @@ use cairn_server::pb::log_client::LogClient;
 use cairn_server::pb::witness_client::WitnessClient;
 use cairn_server::witness::{Peer, WitnessConfig, WitnessServer, WitnessedLog};
 use cairn_server::witnessing::{WitnessEndpoint, WitnessingConfig};
-use cairn_server::{ServeConfig, Server, load_or_create_key};
+use cairn_server::{LogConfig, ServeConfig, Server, load_or_create_key};
 use common::{http, post_add_checkpoint};
 use tokio::sync::oneshot;
 
@@ -97,20 +97,23 @@ async fn start_log_with(
     witness_ca: Option<PathBuf>,
 ) -> (SocketAddr, Running) {
     let cfg = ServeConfig {
-        data_dir: dir.to_path_buf(),
+        logs: vec![LogConfig {
+            data_dir: dir.to_path_buf(),
+            origin: ORIGIN.into(),
+            policy,
+            witnessing: (!witnesses.is_empty()).then_some(WitnessingConfig {
+                witnesses,
+                quorum,
+                interval,
+                timeout: Duration::from_secs(2),
+                ca: witness_ca,
+            }),
+            tile_cache_mb: 16,
+            ..LogConfig::default()
+        }],
         grpc_addr: grpc,
         http_addr: "127.0.0.1:0".parse().unwrap(),
-        origin: ORIGIN.into(),
-        policy,
-        witnessing: (!witnesses.is_empty()).then_some(WitnessingConfig {
-            witnesses,
-            quorum,
-            interval,
-            timeout: Duration::from_secs(2),
-            ca: witness_ca,
-        }),
         cosign_wait: Duration::from_secs(20),
-        tile_cache_mb: 16,
         ..ServeConfig::default()
     };
     let server = Server::bind(&cfg).await.unwrap();
@@ -163,7 +166,10 @@ async fn wait_cosigned(addr: SocketAddr, size: u64) -> pb::SignedCheckpoint {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(r) = c
-            .get_checkpoint(pb::GetCheckpointRequest { cosigned: true })
+            .get_checkpoint(pb::GetCheckpointRequest {
+                cosigned: true,
+                ..Default::default()
+            })
             .await
         {
             let r = r.into_inner();
@@ -497,10 +503,13 @@ async fn cosigned_growth_then_a_fork_is_caught() {
     // Phase 3: the fork. The fork guard stays with L1's folder, so the
     // restored copy is refused at start...
     let refused = Server::bind(&ServeConfig {
-        data_dir: backup.clone(),
+        logs: vec![LogConfig {
+            data_dir: backup.clone(),
+            origin: ORIGIN.into(),
+            ..LogConfig::default()
+        }],
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
         http_addr: "127.0.0.1:0".parse().unwrap(),
-        origin: ORIGIN.into(),
         ..ServeConfig::default()
     })
     .await
@@ -544,6 +553,7 @@ async fn cosigned_growth_then_a_fork_is_caught() {
         .get_consistency_proof(pb::GetConsistencyProofRequest {
             old_size: 50,
             new_size: fork_cp.size,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -581,7 +581,7 @@ mod tests {
         assert_eq!(
             &*a.check_header(Some("Bearer tok-ingest"), Scope::Append)
                 .unwrap()
-                .0,
+                .name,
             "ingest"
         );
         let e = a
@@ -593,6 +593,35 @@ mod tests {
             a.check_header(Some("Bearer tok-audit"), Scope::Read)
                 .is_ok()
         );
+    }
+
+    /// `logs = [...]` limits an identity to those logs; without it, every
+    /// log. A bad log name or an empty list is refused with its line.
+    #[test]
+    fn identities_scoped_to_logs() {
+        let text = format!(
+            "[[token]]\nname = \"pay\"\nsha256 = \"{}\"\nscopes = [\"append\"]\nlogs = [\"payments\"]\n\n[[token]]\nname = \"all\"\nsha256 = \"{}\"\nscopes = [\"append\"]\n",
+            token_hash_hex("tok-pay"),
+            token_hash_hex("tok-all")
+        );
+        let cfg = AuthConfig::from_toml("t.toml", &text).unwrap();
+        assert_eq!(cfg.log_names().collect::<Vec<_>>(), ["payments"]);
+        let a = Authorizer::new(cfg);
+        let pay = a.check_header(Some("Bearer tok-pay"), Scope::Append).unwrap();
+        let all = a.check_header(Some("Bearer tok-all"), Scope::Append).unwrap();
+        assert!(Authorizer::check_log(Some(&pay), "payments").is_ok());
+        let e = Authorizer::check_log(Some(&pay), "hr").unwrap_err();
+        assert_eq!(e.to_string(), "identity \"pay\" may not use log \"hr\"");
+        assert!(Authorizer::check_log(Some(&all), "hr").is_ok());
+        assert!(Authorizer::check_log(None, "hr").is_ok());
+        for (bad, why) in [("logs = []", "is empty"), ("logs = [\"Bad Name\"]", "log name")] {
+            let t = format!(
+                "[[token]]\nname = \"x\"\nsha256 = \"{}\"\nscopes = [\"read\"]\n{bad}\n",
+                token_hash_hex("t")
+            );
+            let e = AuthConfig::from_toml("t.toml", &t).unwrap_err();
+            assert!(e.to_string().contains(why) && e.line == 1, "{e}");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 
 use cairn_core::tile::{TilePath, parse_entry_bundle};
 use cairn_server::pb::log_client::LogClient;
-use cairn_server::{ServeConfig, Server, pb};
+use cairn_server::{LogConfig, ServeConfig, Server, pb};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 
@@ -79,11 +79,14 @@ async fn go_sumdb_note_and_tlog_agree() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let cfg = ServeConfig {
-        data_dir: tmp.path().join("data"),
+        logs: vec![LogConfig {
+            data_dir: tmp.path().join("data"),
+            origin: "interop.cairn.test/log".into(),
+            tile_cache_mb: 16,
+            ..LogConfig::default()
+        }],
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
         http_addr: "127.0.0.1:0".parse().unwrap(),
-        origin: "interop.cairn.test/log".into(),
-        tile_cache_mb: 16,
         ..ServeConfig::default()
     };
     let server = Server::bind(&cfg).await.unwrap();
@@ -99,6 +102,7 @@ async fn go_sumdb_note_and_tlog_agree() {
         policy: String::new(),
         idempotency_key: Vec::new(),
         wait_cosigned: false,
+        ..Default::default()
     });
     let mut s = c
         .append_stream(tokio_stream::iter(reqs))
@@ -122,7 +126,7 @@ async fn go_sumdb_note_and_tlog_agree() {
     running.await.unwrap().unwrap();
     let entries = tmp.path().join("entries.hex");
     std::fs::write(&entries, hex_lines).unwrap();
-    let vkey = std::fs::read_to_string(cfg.data_dir.join("log.vkey")).unwrap();
+    let vkey = std::fs::read_to_string(cfg.logs[0].data_dir.join("log.vkey")).unwrap();
     let out = go_run(
         tmp.path(),
         "cairn_interop.go",

@@ -50,6 +50,7 @@ fn event(i: u64) -> pb::AppendRequest {
         policy: String::new(),
         idempotency_key: Vec::new(),
         wait_cosigned: false,
+        ..Default::default()
     }
 }
 
@@ -120,6 +121,7 @@ async fn append_prove_verify_and_no_pii_on_disk() {
         .get_inclusion_proof(pb::GetInclusionProofRequest {
             leaf: Some(pb::get_inclusion_proof_request::Leaf::Index(0)),
             tree_size: cp.size,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -131,6 +133,7 @@ async fn append_prove_verify_and_no_pii_on_disk() {
                 r.leaf_hash.clone(),
             )),
             tree_size: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -149,6 +152,7 @@ async fn append_prove_verify_and_no_pii_on_disk() {
         .get_consistency_proof(pb::GetConsistencyProofRequest {
             old_size: cp.size,
             new_size: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -166,6 +170,7 @@ async fn append_prove_verify_and_no_pii_on_disk() {
         .get_entries(pb::GetEntriesRequest {
             start: 10,
             end: 1000,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -201,7 +206,7 @@ async fn idempotency_and_watch() {
     let addr = serve(rocks(tmp.path())).await;
     let mut c = client(addr).await;
     let mut watch = c
-        .watch_checkpoints(pb::WatchCheckpointsRequest {})
+        .watch_checkpoints(pb::WatchCheckpointsRequest { ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -245,6 +250,7 @@ async fn status_codes() {
         .get_inclusion_proof(pb::GetInclusionProofRequest {
             leaf: Some(pb::get_inclusion_proof_request::Leaf::Index(5)),
             tree_size: 0,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -253,6 +259,7 @@ async fn status_codes() {
         .get_inclusion_proof(pb::GetInclusionProofRequest {
             leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafHash(vec![7; 32])),
             tree_size: 0,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -261,6 +268,7 @@ async fn status_codes() {
         .get_inclusion_proof(pb::GetInclusionProofRequest {
             leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafHash(vec![7; 31])),
             tree_size: 0,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -269,6 +277,7 @@ async fn status_codes() {
         .get_consistency_proof(pb::GetConsistencyProofRequest {
             old_size: 2,
             new_size: 1,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -277,6 +286,7 @@ async fn status_codes() {
         .get_consistency_proof(pb::GetConsistencyProofRequest {
             old_size: 1,
             new_size: 50,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -336,6 +346,7 @@ async fn thousand_concurrent_appenders() {
             .get_consistency_proof(pb::GetConsistencyProofRequest {
                 old_size: size,
                 new_size: 0,
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -414,7 +425,7 @@ async fn fault_matrix_never_loses_acked_entries_or_forks() {
             }
             _ => {
                 let s = c
-                    .get_entries(pb::GetEntriesRequest { start: 0, end: 3 })
+                    .get_entries(pb::GetEntriesRequest { start: 0, end: 3, ..Default::default() })
                     .await;
                 let failed = match s {
                     Err(s) => Some(s),
@@ -453,6 +464,7 @@ async fn fault_matrix_never_loses_acked_entries_or_forks() {
                 .get_inclusion_proof(pb::GetInclusionProofRequest {
                     leaf: Some(pb::get_inclusion_proof_request::Leaf::Index(*index)),
                     tree_size: last.size,
+                    ..Default::default()
                 })
                 .await
                 .unwrap()
@@ -473,6 +485,7 @@ async fn fault_matrix_never_loses_acked_entries_or_forks() {
                 .get_consistency_proof(pb::GetConsistencyProofRequest {
                     old_size: *size,
                     new_size: last.size,
+                    ..Default::default()
                 })
                 .await
                 .unwrap()
@@ -558,6 +571,7 @@ async fn proof_fast_path_equals_slow_path() {
             let by_index = |leaf| pb::GetInclusionProofRequest {
                 leaf: Some(leaf),
                 tree_size: size,
+                ..Default::default()
             };
             // Twice by index: the second is served from the cache.
             let mut answers = Vec::new();

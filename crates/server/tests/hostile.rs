@@ -22,13 +22,13 @@ use common::{get, rocks, serve};
 
 /// `cairn serve`'s defaults on `data_dir`, both listeners on 127.0.0.1:0.
 fn local_config(data_dir: &std::path::Path) -> ServeConfig {
-    ServeConfig {
-        data_dir: data_dir.to_path_buf(),
+    let mut cfg = ServeConfig {
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
         http_addr: "127.0.0.1:0".parse().unwrap(),
-        tile_cache_mb: 1,
-        ..ServeConfig::default()
-    }
+        ..ServeConfig::single(data_dir)
+    };
+    cfg.logs[0].tile_cache_mb = 1;
+    cfg
 }
 
 /// A `cairn serve` run in this process: its addresses, and how to stop it.
@@ -237,7 +237,7 @@ async fn slow_clients_are_cut_off_and_connections_capped() {
     // The cap: two connections open (each sent a partial request, so each
     // holds its slot until the header timeout), a third waits.
     let mut cfg2 = cfg.clone();
-    cfg2.data_dir = tmp.path().join("d2");
+    cfg2.logs[0].data_dir = tmp.path().join("d2");
     cfg2.limits.header_timeout = Duration::from_secs(3);
     let second = Running::start(&cfg2).await.unwrap();
     let http2 = second.http;
@@ -350,10 +350,8 @@ async fn guard_failures_are_surfaced_and_a_missing_guard_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let guard = tmp.path().join("guard-volume").join("log.guard");
     std::fs::create_dir_all(guard.parent().unwrap()).unwrap();
-    let cfg = ServeConfig {
-        guard_file: Some(guard.clone()),
-        ..local_config(&tmp.path().join("data-volume").join("data"))
-    };
+    let mut cfg = local_config(&tmp.path().join("data-volume").join("data"));
+    cfg.logs[0].guard_file = Some(guard.clone());
     let log = Running::start(&cfg).await.unwrap();
     let (grpc, http) = (log.grpc, log.http);
     let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
@@ -367,9 +365,13 @@ async fn guard_failures_are_surfaced_and_a_missing_guard_is_refused() {
     // The guard cannot be written (a directory where the file was).
     std::fs::remove_file(&guard).unwrap();
     std::fs::create_dir(&guard).unwrap();
-    let before = cairn_server::metrics::METRICS
-        .guard_failures
-        .load(std::sync::atomic::Ordering::SeqCst);
+    let failures = |text: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("cairn_guard_write_failures_total{log=\"default\"} "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap()
+    };
+    let before = failures(&get(http, "/metrics", None).await);
     let r = c.append(event("two", "")).await.unwrap().into_inner();
     assert_eq!(r.index, 1, "the log writes on");
     let health = get(http, "/healthz", None).await;
@@ -378,10 +380,7 @@ async fn guard_failures_are_surfaced_and_a_missing_guard_is_refused() {
         "{health}"
     );
     assert!(
-        cairn_server::metrics::METRICS
-            .guard_failures
-            .load(std::sync::atomic::Ordering::SeqCst)
-            > before
+        failures(&get(http, "/metrics", None).await) > before
     );
     // Repaired: the next checkpoint writes the guard again.
     std::fs::remove_dir(&guard).unwrap();
@@ -400,12 +399,9 @@ async fn guard_failures_are_surfaced_and_a_missing_guard_is_refused() {
         "{err}"
     );
     // The operator's explicit rebuild.
-    let log = Running::start(&ServeConfig {
-        rebuild_guard: true,
-        ..cfg
-    })
-    .await
-    .unwrap();
+    let mut rebuild = cfg.clone();
+    rebuild.logs[0].rebuild_guard = true;
+    let log = Running::start(&rebuild).await.unwrap();
     assert!(guard.exists());
     log.stop().await;
 }
@@ -516,12 +512,12 @@ async fn grpc_streams_per_connection_are_capped() {
     // One connection; two long-lived streams fill it.
     let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
     let w1 = c
-        .watch_checkpoints(pb::WatchCheckpointsRequest {})
+        .watch_checkpoints(pb::WatchCheckpointsRequest::default())
         .await
         .unwrap()
         .into_inner();
     let _w2 = c
-        .watch_checkpoints(pb::WatchCheckpointsRequest {})
+        .watch_checkpoints(pb::WatchCheckpointsRequest::default())
         .await
         .unwrap()
         .into_inner();

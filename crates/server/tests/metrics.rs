@@ -11,7 +11,6 @@ mod common;
 use std::sync::Arc;
 
 use cairn_server::auth::{AuthConfig, token_hash_hex};
-use cairn_server::metrics::METRICS;
 use cairn_server::pb;
 use cairn_server::pb::log_client::LogClient;
 
@@ -34,7 +33,7 @@ async fn refusals_and_appends_are_counted_exactly() {
     auth.public_reads = true;
     let (grpc, http) = common::serve(Arc::new(common::rocks(tmp.path())), Some(auth)).await;
     let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
-    let before = METRICS.render(0);
+    let before = common::get(http, "/metrics", Some("tok-ops")).await;
     let req = |token: Option<&str>, key: &str| {
         let mut r = tonic::Request::new(pb::AppendRequest {
             event: br#"{"action":"login"}"#.to_vec(),
@@ -85,10 +84,11 @@ async fn refusals_and_appends_are_counted_exactly() {
         1
     );
     assert_eq!(
-        delta("cairn_appended_total"),
+        delta("cairn_appended_total{log=\"default\"}"),
         1,
         "a duplicate is not a new entry"
     );
-    assert_eq!(delta("cairn_duplicates_total"), 1);
-    assert_eq!(value(&after, "cairn_log_halted"), 0);
+    assert_eq!(delta("cairn_duplicates_total{log=\"default\"}"), 1);
+    assert_eq!(value(&after, "cairn_log_halted{log=\"default\"}"), 0);
+    assert!(after.contains("cairn_log_halted{log=\"default\"} 0"), "{after}");
 }

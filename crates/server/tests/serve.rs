@@ -19,13 +19,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 
 fn config(dir: &std::path::Path) -> ServeConfig {
-    ServeConfig {
-        data_dir: dir.join("cairn-data"),
+    let mut cfg = ServeConfig {
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
         http_addr: "127.0.0.1:0".parse().unwrap(),
-        tile_cache_mb: 16,
-        ..ServeConfig::default()
-    }
+        ..ServeConfig::single(dir.join("cairn-data"))
+    };
+    cfg.logs[0].tile_cache_mb = 16;
+    cfg
 }
 
 /// A minimal HTTP/1.1 GET: (status, headers, body).
@@ -130,6 +130,7 @@ fn event(i: u64) -> pb::AppendRequest {
         policy: String::new(),
         idempotency_key: Vec::new(),
         wait_cosigned: false,
+        ..Default::default()
     }
 }
 
@@ -140,12 +141,12 @@ async fn serve_tiles_shutdown_restart() {
     let server = Server::bind(&cfg).await.unwrap();
     let (grpc, http) = (server.grpc_addr().unwrap(), server.http_addr().unwrap());
     // The key was generated, private, with its verifier key beside it.
-    let key = cfg.data_dir.join("log.key");
+    let key = cfg.logs[0].data_dir.join("log.key");
     assert_eq!(
         std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let vkey_text = std::fs::read_to_string(cfg.data_dir.join("log.vkey")).unwrap();
+    let vkey_text = std::fs::read_to_string(cfg.logs[0].data_dir.join("log.vkey")).unwrap();
     assert_eq!(vkey_text.trim(), server.vkey);
     let vk = NoteVerifier::parse(vkey_text.trim()).unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -230,6 +231,7 @@ async fn serve_tiles_shutdown_restart() {
         .get_inclusion_proof(pb::GetInclusionProofRequest {
             leaf: Some(pb::get_inclusion_proof_request::Leaf::Index(5)),
             tree_size: 300,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -405,6 +407,7 @@ async fn disk_full_then_space_freed() {
         .get_inclusion_proof(pb::GetInclusionProofRequest {
             leaf: Some(pb::get_inclusion_proof_request::Leaf::Index(7)),
             tree_size: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -440,6 +443,7 @@ async fn disk_full_then_space_freed() {
         .get_entries(pb::GetEntriesRequest {
             start: 0,
             end: r.index,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -456,6 +460,7 @@ async fn disk_full_then_space_freed() {
         .get_consistency_proof(pb::GetConsistencyProofRequest {
             old_size: before.size,
             new_size: now.size,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use cairn_core::note::NoteSigner;
 use cairn_masking::{Masker, Policy, TokenKeys};
 use cairn_server::auth::{AuthConfig, Authorizer};
-use cairn_server::service::ServiceOptions;
-use cairn_server::{LogService, Sequencer, SequencerConfig};
+use cairn_log::{Log, LogName, LogOptions};
+use cairn_server::{LogService, Logs};
 use cairn_storage::LogStore;
 use cairn_storage_rocks::{Compression, RocksStore, StoreOptions};
 
@@ -31,26 +31,21 @@ pub fn rocks(dir: &std::path::Path) -> RocksStore {
 /// The log service (and the HTTP router, for health) over `store`, with
 /// `auth`; returns the gRPC and HTTP addresses.
 pub async fn serve(store: Arc<dyn LogStore>, auth: Option<AuthConfig>) -> (SocketAddr, SocketAddr) {
-    let (seq, _task) = Sequencer::start(
-        store.clone(),
-        signer(),
-        ORIGIN.into(),
-        SequencerConfig::default(),
-    )
-    .unwrap();
     let masker = Arc::new(
         Masker::new(Policy::default_policy().unwrap(), &TokenKeys::new(), ORIGIN).unwrap(),
     );
-    let auth = auth.map(|a| Arc::new(Authorizer::new(a)));
-    let svc = LogService::with_options(
-        seq.clone(),
-        store.clone(),
+    let (log, _task) = Log::start(
+        LogName::default_log(),
+        ORIGIN,
+        store,
+        signer(),
         masker,
-        ServiceOptions {
-            auth: auth.clone(),
-            ..ServiceOptions::default()
-        },
-    );
+        LogOptions::default(),
+    )
+    .unwrap();
+    let logs = Logs::single(log);
+    let auth = auth.map(|a| Arc::new(Authorizer::new(a)));
+    let svc = LogService::new(logs.clone(), auth.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let grpc = listener.local_addr().unwrap();
     tokio::spawn(
@@ -58,7 +53,7 @@ pub async fn serve(store: Arc<dyn LogStore>, auth: Option<AuthConfig>) -> (Socke
             .add_service(svc.into_server())
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
-    let router = cairn_server::http::router(store, seq, None, auth);
+    let router = cairn_server::http::router(logs, auth);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await });
