@@ -417,11 +417,12 @@ async fn fault_matrix_never_loses_acked_entries_or_forks() {
                 Err(s) => assert_eq!(s.code(), Code::Unavailable, "{what}: {s}"),
             },
             FaultPoint::ReadTiles => {
-                // A new tree size needs a tile width never read before, so
-                // the receipt's proof reads the store (no cache can answer).
-                // The entry is durable but unacknowledged.
-                let s = c.append(event(3)).await.unwrap_err();
-                assert_eq!(s.code(), Code::Unavailable, "{what}: {s}");
+                // The receipt proves from the tiles its batch just wrote,
+                // handed to the cache before the answer: no store read, so
+                // a failing tile read cannot fail the append (issue 16).
+                let r = c.append(event(3)).await.unwrap().into_inner();
+                note(&r, &mut acked);
+                assert_eq!(store.fired(), 0, "{what}: a receipt read the store's tiles");
             }
             _ => {
                 let s = c
@@ -445,8 +446,11 @@ async fn fault_matrix_never_loses_acked_entries_or_forks() {
                 assert_eq!(s.code(), Code::Unavailable, "{what}: {s}");
             }
         }
-        // The fault fired: nothing passed by not reaching the store.
-        assert_eq!(store.fired(), 1, "{what}: the armed fault never fired");
+        // The fault fired: nothing passed by not reaching the store
+        // (a tile read fault cannot fire on the write path: above).
+        if !matches!(point, FaultPoint::ReadTiles) {
+            assert_eq!(store.fired(), 1, "{what}: the armed fault never fired");
+        }
         // No manual step: the log carries on.
         for i in 10..13 {
             let r = c.append(event(i)).await.unwrap().into_inner();

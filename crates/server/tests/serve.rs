@@ -261,7 +261,7 @@ async fn serve_tiles_shutdown_restart() {
     assert!(
         String::from_utf8(get(http, "/metrics").await.2)
             .unwrap()
-            .contains("cairn_tree_size 300")
+            .contains("cairn_tree_size{log=\"default\"} 300")
     );
 
     // Graceful shutdown flushes appends that are in flight.
