@@ -486,10 +486,7 @@ pub(crate) fn log(cmd: LogCmd) -> Result<ExitCode> {
                     "cairn log: {:?} is frozen at size {size}; its final checkpoint:",
                     l.name
                 );
-                print!(
-                    "{}",
-                    l.checkpoint.map(|c| c.note).unwrap_or_default()
-                );
+                print!("{}", l.checkpoint.map(|c| c.note).unwrap_or_default());
                 Ok(ExitCode::SUCCESS)
             }
         }

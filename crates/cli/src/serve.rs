@@ -314,13 +314,15 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
                 url: w.url.clone(),
             });
         }
-        Ok((!witnesses.is_empty()).then(|| cairn_server::witnessing::WitnessingConfig {
-            quorum: quorum.unwrap_or(witnesses.len()),
-            witnesses,
-            interval: Duration::from_millis(file.witness_interval_ms.unwrap_or(1000)),
-            timeout: Duration::from_millis(file.witness_timeout_ms.unwrap_or(10_000)),
-            ca: witness_ca.clone(),
-        }))
+        Ok(
+            (!witnesses.is_empty()).then(|| cairn_server::witnessing::WitnessingConfig {
+                quorum: quorum.unwrap_or(witnesses.len()),
+                witnesses,
+                interval: Duration::from_millis(file.witness_interval_ms.unwrap_or(1000)),
+                timeout: Duration::from_millis(file.witness_timeout_ms.unwrap_or(10_000)),
+                ca: witness_ca.clone(),
+            }),
+        )
     };
     let d = ServeConfig::default();
     let dl = LogConfig::default();
@@ -361,8 +363,16 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
         // in ./cairn-data).
         vec![LogConfig {
             name: dl.name.clone(),
-            data_dir: args.data_dir.clone().or(file.data_dir.clone()).unwrap_or(dl.data_dir.clone()),
-            origin: args.origin.clone().or(file.origin.clone()).unwrap_or(dl.origin.clone()),
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir.clone())
+                .unwrap_or(dl.data_dir.clone()),
+            origin: args
+                .origin
+                .clone()
+                .or(file.origin.clone())
+                .unwrap_or(dl.origin.clone()),
             policy: args.policy.clone().or(file.policy.clone()),
             key_file: args.key_file.clone().or(file.key_file.clone()),
             sequencer: sequencer(None, None, None)?,
@@ -376,12 +386,24 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
     } else {
         // Several logs: what names one log cannot be said once for all.
         let single = [
-            ("data_dir", args.data_dir.is_some() || file.data_dir.is_some()),
+            (
+                "data_dir",
+                args.data_dir.is_some() || file.data_dir.is_some(),
+            ),
             ("origin", args.origin.is_some() || file.origin.is_some()),
             ("policy", args.policy.is_some() || file.policy.is_some()),
-            ("key_file", args.key_file.is_some() || file.key_file.is_some()),
-            ("guard_file", args.guard_file.is_some() || file.guard_file.is_some()),
-            ("witness", !file.witness.is_empty() || file.witness_quorum.is_some()),
+            (
+                "key_file",
+                args.key_file.is_some() || file.key_file.is_some(),
+            ),
+            (
+                "guard_file",
+                args.guard_file.is_some() || file.guard_file.is_some(),
+            ),
+            (
+                "witness",
+                !file.witness.is_empty() || file.witness_quorum.is_some(),
+            ),
             ("rebuild_guard", args.rebuild_guard),
         ];
         if let Some((k, _)) = single.iter().find(|(_, set)| *set) {
@@ -391,7 +413,8 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
         }
         let mut logs = Vec::new();
         for l in &file.log {
-            let name = cairn_log::LogName::new(&l.name).map_err(|e| anyhow::anyhow!("[[log]]: {e}"))?;
+            let name =
+                cairn_log::LogName::new(&l.name).map_err(|e| anyhow::anyhow!("[[log]]: {e}"))?;
             let what = format!("[[log]] {:?}", l.name);
             logs.push(LogConfig {
                 name,
@@ -401,7 +424,8 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
                 key_file: l.key_file.clone(),
                 sequencer: sequencer(l.max_batch, l.max_batch_age_ms, l.queue_mb)
                     .with_context(|| what.clone())?,
-                witnessing: witnessing(&l.witness, l.witness_quorum).with_context(|| what.clone())?,
+                witnessing: witnessing(&l.witness, l.witness_quorum)
+                    .with_context(|| what.clone())?,
                 tile_cache_mb: tile_cache_mb(l.tile_cache_mb),
                 guard_file: l.guard_file.clone(),
                 rebuild_guard: false,
@@ -512,7 +536,9 @@ fn run_server(cfg: ServeConfig) -> Result<ExitCode> {
         for l in &cfg.logs {
             let hosted = server.logs().registry.get(l.name.as_str());
             let state = match hosted {
-                Ok(log) if log.frozen().is_some() => format!("frozen at size {}", log.latest().size),
+                Ok(log) if log.frozen().is_some() => {
+                    format!("frozen at size {}", log.latest().size)
+                }
                 Ok(log) => format!("size {}", log.latest().size),
                 Err(_) => "NOT SERVING (see the error above)".into(),
             };
@@ -533,7 +559,9 @@ fn run_server(cfg: ServeConfig) -> Result<ExitCode> {
             let (http, tls) = schemes(cfg.tls.is_some());
             eprintln!("cairn: gRPC on {g}{tls}, HTTP (tlog-tiles) on {http}://{h}/checkpoint");
             if cfg.logs.len() > 1 {
-                eprintln!("cairn: logs listed at {http}://{h}/logs, each under {http}://{h}/logs/<name>/");
+                eprintln!(
+                    "cairn: logs listed at {http}://{h}/logs, each under {http}://{h}/logs/<name>/"
+                );
             }
         }
         server.run(shutdown_signal()).await?;

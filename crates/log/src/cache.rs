@@ -31,7 +31,8 @@ struct Cached {
 
 impl Cached {
     fn expanded(&self) -> &ExpandedTile {
-        self.expanded.get_or_init(|| ExpandedTile::new(&self.hashes))
+        self.expanded
+            .get_or_init(|| ExpandedTile::new(&self.hashes))
     }
 }
 
@@ -216,13 +217,19 @@ mod tests {
         let mut tree = TreeState::empty();
         let mut n = 0u64;
         for batch in [1usize, 300, 7, 513, 1, 256, 2000] {
-            let leaves: Vec<Vec<u8>> = (0..batch).map(|k| format!("e{}", n + k as u64).into_bytes()).collect();
+            let leaves: Vec<Vec<u8>> = (0..batch)
+                .map(|k| format!("e{}", n + k as u64).into_bytes())
+                .collect();
             let hashes: Vec<Hash> = leaves.iter().map(|l| leaf_hash(l)).collect();
             let integ = tree.integrate(&hashes).unwrap();
             let entries: Vec<cairn_storage::NewEntry<'_>> = leaves
                 .iter()
                 .zip(&hashes)
-                .map(|(l, h)| cairn_storage::NewEntry { data: l, leaf_hash: *h, idempotency: None })
+                .map(|(l, h)| cairn_storage::NewEntry {
+                    data: l,
+                    leaf_hash: *h,
+                    idempotency: None,
+                })
                 .collect();
             store
                 .commit_batch(cairn_storage::CommitBatch {
@@ -239,7 +246,10 @@ mod tests {
             let size = TreeSize(n);
             for i in [0, n / 3, n / 2, n - 1] {
                 let plan = ProofPlan::inclusion(LeafIndex(i), size).unwrap();
-                let cached = cache.prove_cached(&plan).expect("all tiles cached").unwrap();
+                let cached = cache
+                    .prove_cached(&plan)
+                    .expect("all tiles cached")
+                    .unwrap();
                 let fresh = TileCache::new(10).prove(&store, &plan).unwrap();
                 assert_eq!(cached, fresh, "index {i} of {n}");
                 assert_eq!(

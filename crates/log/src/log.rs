@@ -164,6 +164,19 @@ pub enum LeafRef {
     Hash(Hash),
 }
 
+/// An append's idempotency key, as the caller gave it: hashed by
+/// [`Log::request`] before it goes further.
+#[derive(Clone, Copy, Debug)]
+pub struct IdempotentAppend<'a> {
+    /// The caller's identity (`None`: the one anonymous scope of an open log).
+    pub scope: Option<&'a str>,
+    /// The key's bytes.
+    pub key: &'a [u8],
+    /// What makes two appends the same request (event, content type,
+    /// policy): digested together.
+    pub request: &'a [&'a [u8]],
+}
+
 /// A running log.
 pub struct Log {
     name: LogName,
@@ -194,9 +207,7 @@ fn blocking_err(e: tokio::task::JoinError) -> LogError {
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, LogError> + Send + 'static,
 ) -> Result<T, LogError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(blocking_err)?
+    tokio::task::spawn_blocking(f).await.map_err(blocking_err)?
 }
 
 /// Masks one event for `masker`'s log: every check a client's event goes
@@ -377,8 +388,12 @@ impl Log {
                 }
                 if let Some(log) = me.upgrade() {
                     match log.freeze().await {
-                        Ok(h) => tracing::info!(log = %log.name, size = h.size.0, "not_after reached: the log is frozen"),
-                        Err(e) => tracing::error!(log = %log.name, error = %e, "freezing the log at not_after failed"),
+                        Ok(h) => {
+                            tracing::info!(log = %log.name, size = h.size.0, "not_after reached: the log is frozen")
+                        }
+                        Err(e) => {
+                            tracing::error!(log = %log.name, error = %e, "freezing the log at not_after failed")
+                        }
                     }
                 }
             });
@@ -488,13 +503,13 @@ impl Log {
     pub fn request(
         &self,
         masked: &Masked,
-        idempotency: Option<(Option<&str>, &[u8], &[&[u8]])>,
+        idempotency: Option<IdempotentAppend<'_>>,
     ) -> AppendRequest {
         AppendRequest {
             leaf_hash: leaf_hash(&masked.leaf),
             leaf: masked.leaf.clone(),
             idempotency: idempotency
-                .map(|(scope, key, request)| self.seq.idempotency().record(scope, key, request)),
+                .map(|i| self.seq.idempotency().record(i.scope, i.key, i.request)),
         }
     }
 

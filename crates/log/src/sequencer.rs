@@ -473,7 +473,9 @@ async fn run(
         .with_lease(config.lease.clone());
     let metrics = config.metrics.clone();
     if config.frozen.is_some() {
-        metrics.frozen.store(1, std::sync::atomic::Ordering::Relaxed);
+        metrics
+            .frozen
+            .store(1, std::sync::atomic::Ordering::Relaxed);
     }
     loop {
         // Orders first: a freeze takes effect between two batches, so the

@@ -177,8 +177,8 @@ impl AuthConfig {
                     format!("token {:?}: duplicate name or hash", t.name),
                 ));
             }
-            let logs = check_logs(&t.logs, &format!("token {:?}", t.name))
-                .map_err(|m| err(line, m))?;
+            let logs =
+                check_logs(&t.logs, &format!("token {:?}", t.name)).map_err(|m| err(line, m))?;
             tokens.push(Token {
                 name: t.name.into(),
                 hash,
@@ -607,14 +607,21 @@ mod tests {
         let cfg = AuthConfig::from_toml("t.toml", &text).unwrap();
         assert_eq!(cfg.log_names().collect::<Vec<_>>(), ["payments"]);
         let a = Authorizer::new(cfg);
-        let pay = a.check_header(Some("Bearer tok-pay"), Scope::Append).unwrap();
-        let all = a.check_header(Some("Bearer tok-all"), Scope::Append).unwrap();
+        let pay = a
+            .check_header(Some("Bearer tok-pay"), Scope::Append)
+            .unwrap();
+        let all = a
+            .check_header(Some("Bearer tok-all"), Scope::Append)
+            .unwrap();
         assert!(Authorizer::check_log(Some(&pay), "payments").is_ok());
         let e = Authorizer::check_log(Some(&pay), "hr").unwrap_err();
         assert_eq!(e.to_string(), "identity \"pay\" may not use log \"hr\"");
         assert!(Authorizer::check_log(Some(&all), "hr").is_ok());
         assert!(Authorizer::check_log(None, "hr").is_ok());
-        for (bad, why) in [("logs = []", "is empty"), ("logs = [\"Bad Name\"]", "log name")] {
+        for (bad, why) in [
+            ("logs = []", "is empty"),
+            ("logs = [\"Bad Name\"]", "log name"),
+        ] {
             let t = format!(
                 "[[token]]\nname = \"x\"\nsha256 = \"{}\"\nscopes = [\"read\"]\n{bad}\n",
                 token_hash_hex("t")

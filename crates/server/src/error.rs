@@ -316,7 +316,11 @@ mod tests {
         let frozen = ServerError::from(AppendError::Frozen("log \"a\" is frozen".into()));
         assert_eq!(frozen.http_status(), 412);
         assert_eq!(Status::from(frozen).code(), Code::FailedPrecondition);
-        let unknown = ServerError::from(cairn_log::Registry::new(cairn_log::LogName::default_log()).get("nope").unwrap_err());
+        let unknown = ServerError::from(
+            cairn_log::Registry::new(cairn_log::LogName::default_log())
+                .get("nope")
+                .unwrap_err(),
+        );
         assert_eq!(unknown.http_status(), 404);
         assert_eq!(Status::from(unknown).code(), Code::NotFound);
         let reused = ServerError::from(AppendError::KeyReused {

@@ -62,7 +62,7 @@ impl Http {
     /// otherwise the 401/403 answer. Public reads open `Read` only:
     /// `/metrics` (admin) stays closed. Refusals are counted in
     /// `cairn_errors_total`.
-    fn identity(&self, creds: &Creds, need: Scope) -> Result<Option<Identity>, Response> {
+    fn identity(&self, creds: &Creds, need: Scope) -> Result<Option<Identity>, ServerError> {
         let Some(a) = self.auth.as_ref() else {
             return Ok(None);
         };
@@ -75,17 +75,14 @@ impl Http {
             need,
         )
         .map(Some)
-        .map_err(|e| ServerError::Auth(e).into_http())
+        .map_err(ServerError::Auth)
     }
 
     /// The log `name` names (`""`: the default log), for a caller with
     /// `Read` that may use it.
-    fn log(&self, creds: &Creds, name: &str) -> Result<Arc<Log>, Response> {
+    fn log(&self, creds: &Creds, name: &str) -> Result<Arc<Log>, ServerError> {
         let id = self.identity(creds, Scope::Read)?;
-        self.logs
-            .resolve(name, id.as_ref())
-            .cloned()
-            .map_err(ServerError::into_http)
+        self.logs.resolve(name, id.as_ref()).cloned()
     }
 }
 
@@ -121,7 +118,7 @@ async fn default_checkpoint(State(h): State<Http>, creds: Creds) -> Response {
 async fn checkpoint(State(h): State<Http>, Path(log): Path<String>, creds: Creds) -> Response {
     let log = match h.log(&creds, &log) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(e) => return e.into_http(),
     };
     let note = match h.logs.witnessing(log.name()) {
         None => log.latest().note.clone(),
@@ -162,7 +159,7 @@ struct LogJson {
 async fn list(State(h): State<Http>, creds: Creds) -> Response {
     let id = match h.identity(&creds, Scope::Read) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(e) => return e.into_http(),
     };
     let logs: Vec<LogJson> = h
         .logs
@@ -254,8 +251,8 @@ async fn log_healthz(State(h): State<Http>, Path(log): Path<String>) -> Response
 }
 
 async fn metrics(State(h): State<Http>, creds: Creds) -> Response {
-    if let Err(r) = h.identity(&creds, Scope::Admin) {
-        return r;
+    if let Err(e) = h.identity(&creds, Scope::Admin) {
+        return e.into_http();
     }
     // A log that could not start reports only `cairn_log_halted 1`.
     let owned: Vec<(&str, Arc<cairn_log::metrics::LogMetrics>)> = h
@@ -287,7 +284,7 @@ async fn tile(
 ) -> Response {
     let log = match h.log(&creds, &log) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(e) => return e.into_http(),
     };
     let path = format!("tile/{rest}");
     let parsed = match TilePath::parse(&path) {

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use cairn_core::cosignature::Cosigner;
 use cairn_core::note::NoteSigner;
-use cairn_masking::{Masker, Policy, TokenKeys};
 use cairn_log::{Hosted, Log, LogName, LogOptions, Registry};
+use cairn_masking::{Masker, Policy, TokenKeys};
 use cairn_storage::LogStore;
 use cairn_storage_rocks::{RocksStore, StoreOptions};
 use tokio::net::TcpListener;
@@ -399,12 +399,15 @@ pub struct Server {
     pub vkey: String,
 }
 
+/// A log opened: the running log, its sequencer's task, its witnessing.
+type Opened = (Arc<Log>, tokio::task::JoinHandle<()>, Option<Witnessing>);
+
 /// Opens one log: its store (with its writer lease), its key, its masker,
 /// its sequencer, and its witnessing.
 fn open_log(
     cfg: &LogConfig,
     client: Option<&crate::outbound::HttpClient>,
-) -> Result<(Arc<Log>, tokio::task::JoinHandle<()>, Option<Witnessing>), ServeError> {
+) -> Result<Opened, ServeError> {
     let mut so = StoreOptions::new(&cfg.data_dir);
     so.guard_path = cfg.guard_file.clone();
     so.rebuild_missing_guard = cfg.rebuild_guard;
@@ -553,7 +556,10 @@ impl Server {
         if let Some(a) = &cfg.auth {
             for name in a.log_names() {
                 if !cfg.logs.iter().any(|l| l.name.as_str() == name) {
-                    tracing::warn!(log = name, "the token file names a log that is not configured");
+                    tracing::warn!(
+                        log = name,
+                        "the token file names a log that is not configured"
+                    );
                 }
             }
         }
@@ -636,7 +642,10 @@ impl Server {
                     tokio::spawn(async move {
                         if halted.wait_for(Option::is_some).await.is_ok() {
                             reporter
-                                .set_service_status(&service, tonic_health::ServingStatus::NotServing)
+                                .set_service_status(
+                                    &service,
+                                    tonic_health::ServingStatus::NotServing,
+                                )
                                 .await;
                             if is_default {
                                 reporter

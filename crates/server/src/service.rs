@@ -302,8 +302,11 @@ impl Target {
         let digest: [&[u8]; 3] = [&req.event, &content_type, policy.as_bytes()];
         self.log.request(
             masked,
-            (!req.idempotency_key.is_empty())
-                .then(|| (id.map(|i| &*i.name), &*req.idempotency_key, &digest[..])),
+            (!req.idempotency_key.is_empty()).then(|| cairn_log::log::IdempotentAppend {
+                scope: id.map(|i| &*i.name),
+                key: &req.idempotency_key,
+                request: &digest,
+            }),
         )
     }
 

@@ -208,3 +208,338 @@ fn go_sumdb_note_reads_a_cosigned_checkpoint() {
     );
     eprintln!("{stdout}");
 }
+
+/// A GET: status and body.
+async fn fetch(addr: SocketAddr, path: &str) -> (u16, String) {
+    fetch_with(addr, path, None).await
+}
+
+/// A GET with a bearer token, if given: status and body.
+async fn fetch_with(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: t\r\n{auth}Connection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text[9..12].parse().unwrap();
+    let body = text.split_once("\r\n\r\n").unwrap().1.to_owned();
+    (status, body)
+}
+
+fn authed<T>(msg: T, token: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+/// Go's `sumdb/tlog` reads the log at `base` as a tlog-tiles client:
+/// checkpoint (verified with `vkey` by `sumdb/note`), every tile (checked
+/// against the tree), every entry bundle. Returns the size it verified.
+fn go_verifies(tmp: &Path, http: SocketAddr, base: &str, vkey: &str) -> u64 {
+    let out = go_run(
+        tmp,
+        "cairn_tiles.go",
+        &[format!("http://{http}{base}"), vkey.to_owned()],
+        b"",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "Go rejected {base}: {}{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .trim()
+        .strip_prefix("ok ")
+        .and_then(|n| n.parse().ok())
+        .unwrap()
+}
+
+/// One process, four logs (issue 16): different origins, keys and
+/// policies; concurrent appends to all of them over gRPC; each log's tiles
+/// and checkpoint verified by Go's `sumdb/tlog` and `sumdb/note` under
+/// `/logs/<name>/` (the default log also at `/`). A token scoped to one
+/// log is refused on another; an unknown log is `NOT_FOUND`. A frozen log
+/// refuses appends (naming itself), serves proofs, its final checkpoint
+/// verifies, and it stays frozen across a restart. A corrupt store in one
+/// log leaves the other three serving, and says which log is unhealthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_logs_in_one_process() {
+    if !have_go() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let pay_policy = write(
+        "payments.toml",
+        "version = 1\n[detectors]\ncredit_card = { action = \"partial\", keep_last = 4 }\n",
+    );
+    let hr_policy = write(
+        "hr.toml",
+        "version = 1\n[[custom]]\nname = \"employee_id\"\npattern = \"EMP-[0-9]{6}\"\naction = \"redact\"\n",
+    );
+    let tokens = write(
+        "tokens.toml",
+        &format!(
+            "[[token]]\nname = \"ops\"\nsha256 = \"{}\"\nscopes = [\"admin\"]\n\n[[token]]\nname = \"pay\"\nsha256 = \"{}\"\nscopes = [\"append\", \"admin\"]\nlogs = [\"payments\"]\n",
+            cairn_server::auth::token_hash_hex("tok-ops"),
+            cairn_server::auth::token_hash_hex("tok-pay")
+        ),
+    );
+    let names = ["default", "payments", "hr", "ops"];
+    let policies = [None, Some(pay_policy), Some(hr_policy), None];
+    let mut auth = cairn_server::auth::AuthConfig::from_toml(
+        "tokens.toml",
+        &std::fs::read_to_string(&tokens).unwrap(),
+    )
+    .unwrap();
+    auth.public_reads = true;
+    let cfg = ServeConfig {
+        logs: names
+            .iter()
+            .zip(policies)
+            .map(|(n, policy)| LogConfig {
+                name: cairn_log::LogName::new(n).unwrap(),
+                data_dir: tmp.path().join(n),
+                origin: format!("{n}.cairn.test/log"),
+                policy,
+                tile_cache_mb: 4,
+                ..LogConfig::default()
+            })
+            .collect(),
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        auth: Some(auth),
+        ..ServeConfig::default()
+    };
+    let start = |cfg: ServeConfig| async move {
+        let server = Server::bind(&cfg).await.unwrap();
+        let addrs = (server.grpc_addr().unwrap(), server.http_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        (addrs, stop, task)
+    };
+    let ((grpc, http), stop, task) = start(cfg.clone()).await;
+    let c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
+
+    // Concurrent appends to all four logs: one stream each, 300 events.
+    let event = |log: &str, i: u64| pb::AppendRequest {
+        event: format!(r#"{{"i":{i},"card":"4111 1111 1111 1111","note":"badge EMP-{i:06}"}}"#)
+            .into_bytes(),
+        content_type: pb::ContentType::Json as i32,
+        log: log.to_owned(),
+        ..Default::default()
+    };
+    let mut tasks = Vec::new();
+    for n in names {
+        let mut c = c.clone();
+        let reqs: Vec<_> = (0..300).map(|i| event(n, i)).collect();
+        tasks.push(tokio::spawn(async move {
+            let mut s = c
+                .append_stream(authed(tokio_stream::iter(reqs), "tok-ops"))
+                .await
+                .unwrap()
+                .into_inner();
+            let mut first = None;
+            while let Some(r) = s.next().await {
+                let r = r.unwrap();
+                let origin = format!("{n}.cairn.test/log\n");
+                assert!(r.checkpoint.unwrap().note.starts_with(&origin), "{n}");
+                first.get_or_insert(r.leaf);
+            }
+            String::from_utf8(first.unwrap()).unwrap()
+        }));
+    }
+    let mut leaves = Vec::new();
+    for t in tasks {
+        leaves.push(t.await.unwrap());
+    }
+    // Each log masked with its own policy.
+    assert!(leaves[0].contains("[REDACTED:credit_card]") && leaves[0].contains("EMP-000000"));
+    assert!(
+        leaves[1].contains("1111") && !leaves[1].contains("4111 1111"),
+        "{}",
+        leaves[1]
+    );
+    assert!(
+        leaves[2].contains("[REDACTED:employee_id]"),
+        "{}",
+        leaves[2]
+    );
+
+    // Go verifies every log, each with its own key, under /logs/<name>/.
+    let vkey = |n: &str| {
+        std::fs::read_to_string(tmp.path().join(n).join("log.vkey"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let mut vkeys = std::collections::BTreeSet::new();
+    for n in names {
+        assert_eq!(
+            go_verifies(tmp.path(), http, &format!("/logs/{n}"), &vkey(n)),
+            300,
+            "{n}"
+        );
+        assert!(vkeys.insert(vkey(n)), "{n}: keys differ per log");
+    }
+    // The default log is also at `/`.
+    assert_eq!(go_verifies(tmp.path(), http, "", &vkey("default")), 300);
+    // `GET /logs` lists every log with its origin and verifier key.
+    let (status, list) = fetch(http, "/logs").await;
+    assert_eq!(status, 200);
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    for n in names {
+        let l = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == n)
+            .unwrap();
+        assert_eq!(l["origin"], format!("{n}.cairn.test/log"));
+        assert_eq!(l["vkey"], vkey(n));
+        assert_eq!(l["size"], 300);
+        assert_eq!(l["default"], n == "default");
+    }
+
+    // Unknown log: NOT_FOUND (the name not echoed), 404 over HTTP.
+    let mut c2 = c.clone();
+    let e = c2
+        .append(authed(event("nope-secret-name", 0), "tok-ops"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    assert!(!e.message().contains("nope-secret-name"), "{}", e.message());
+    assert_eq!(fetch(http, "/logs/nope/checkpoint").await.0, 404);
+    // A token scoped to `payments`: fine there, refused on `hr`.
+    c2.append(authed(event("payments", 1000), "tok-pay"))
+        .await
+        .unwrap();
+    let e = c2
+        .append(authed(event("hr", 1000), "tok-pay"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{}", e.message());
+    assert!(e.message().contains("hr"), "{}", e.message());
+    // ...and it cannot freeze another log either.
+    let e = c2
+        .freeze_log(authed(
+            pb::FreezeLogRequest { log: "ops".into() },
+            "tok-pay",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+
+    // Freeze `ops`: appends refused, naming the log; proofs go on; the
+    // final checkpoint is the one Go verifies.
+    let frozen = c2
+        .freeze_log(authed(
+            pb::FreezeLogRequest { log: "ops".into() },
+            "tok-ops",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(frozen.frozen);
+    let final_cp = frozen.checkpoint.unwrap();
+    assert_eq!(final_cp.size, 300);
+    let e = c2
+        .append(authed(event("ops", 1), "tok-ops"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        e.message().contains("\"ops\"") && e.message().contains("300"),
+        "{}",
+        e.message()
+    );
+    let p = c2
+        .get_inclusion_proof(pb::GetInclusionProofRequest {
+            leaf: Some(pb::get_inclusion_proof_request::Leaf::Index(7)),
+            log: "ops".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(p.tree_size, 300);
+    assert_eq!(
+        go_verifies(tmp.path(), http, "/logs/ops", &vkey("ops")),
+        300
+    );
+    assert_eq!(fetch(http, "/logs/ops/checkpoint").await.1, final_cp.note);
+    // Healthy: a frozen log is meant to take no appends.
+    assert_eq!(fetch(http, "/healthz").await.0, 200);
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+
+    // Corrupt `hr`'s store; restart. `hr` is reported, the others serve,
+    // and `ops` is still frozen (recorded beside its store).
+    let current = tmp.path().join("hr").join("CURRENT");
+    assert!(current.exists());
+    std::fs::write(&current, "MANIFEST-999999\n").unwrap();
+    let ((grpc, http), stop, task) = start(cfg.clone()).await;
+    let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
+    let e = c
+        .append(authed(event("hr", 1), "tok-ops"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unavailable, "{}", e.message());
+    assert!(e.message().contains("\"hr\""), "{}", e.message());
+    let (status, health) = fetch(http, "/healthz").await;
+    assert_eq!(status, 503);
+    assert!(
+        health.contains("\"hr\"") && !health.contains("payments"),
+        "{health}"
+    );
+    assert_eq!(fetch(http, "/logs/hr/healthz").await.0, 503);
+    assert_eq!(fetch(http, "/logs/payments/healthz").await.0, 200);
+    for n in ["default", "payments"] {
+        let r = c
+            .append(authed(event(n, 2000), "tok-ops"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.index, if n == "payments" { 301 } else { 300 }, "{n}");
+        assert!(go_verifies(tmp.path(), http, &format!("/logs/{n}"), &vkey(n)) > 300);
+    }
+    let e = c
+        .append(authed(event("ops", 2), "tok-ops"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    let logs = c
+        .list_logs(pb::ListLogsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .logs;
+    let hr = logs.iter().find(|l| l.name == "hr").unwrap();
+    assert!(!hr.unhealthy.is_empty() && hr.checkpoint.is_none());
+    assert!(logs.iter().find(|l| l.name == "ops").unwrap().frozen);
+    let (status, metrics) = fetch_with(http, "/metrics", Some("tok-ops")).await;
+    assert_eq!(status, 200);
+    for series in [
+        "cairn_log_halted{log=\"hr\"} 1",
+        "cairn_log_halted{log=\"payments\"} 0",
+        "cairn_log_frozen{log=\"ops\"} 1",
+        "cairn_tree_size{log=\"payments\"} 302",
+    ] {
+        assert!(metrics.contains(series), "{series}\n{metrics}");
+    }
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}

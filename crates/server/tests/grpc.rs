@@ -206,7 +206,9 @@ async fn idempotency_and_watch() {
     let addr = serve(rocks(tmp.path())).await;
     let mut c = client(addr).await;
     let mut watch = c
-        .watch_checkpoints(pb::WatchCheckpointsRequest { ..Default::default() })
+        .watch_checkpoints(pb::WatchCheckpointsRequest {
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -426,7 +428,11 @@ async fn fault_matrix_never_loses_acked_entries_or_forks() {
             }
             _ => {
                 let s = c
-                    .get_entries(pb::GetEntriesRequest { start: 0, end: 3, ..Default::default() })
+                    .get_entries(pb::GetEntriesRequest {
+                        start: 0,
+                        end: 3,
+                        ..Default::default()
+                    })
                     .await;
                 let failed = match s {
                     Err(s) => Some(s),

@@ -379,9 +379,7 @@ async fn guard_failures_are_surfaced_and_a_missing_guard_is_refused() {
         health.starts_with("HTTP/1.1 503") && health.contains("fork guard"),
         "{health}"
     );
-    assert!(
-        failures(&get(http, "/metrics", None).await) > before
-    );
+    assert!(failures(&get(http, "/metrics", None).await) > before);
     // Repaired: the next checkpoint writes the guard again.
     std::fs::remove_dir(&guard).unwrap();
     c.append(event("three", "")).await.unwrap();

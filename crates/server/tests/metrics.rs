@@ -90,5 +90,8 @@ async fn refusals_and_appends_are_counted_exactly() {
     );
     assert_eq!(delta("cairn_duplicates_total{log=\"default\"}"), 1);
     assert_eq!(value(&after, "cairn_log_halted{log=\"default\"}"), 0);
-    assert!(after.contains("cairn_log_halted{log=\"default\"} 0"), "{after}");
+    assert!(
+        after.contains("cairn_log_halted{log=\"default\"} 0"),
+        "{after}"
+    );
 }

@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use cairn_core::note::NoteSigner;
+use cairn_log::{Log, LogName, LogOptions};
 use cairn_masking::{Masker, Policy, TokenKeys};
 use cairn_server::auth::{AuthConfig, Authorizer};
-use cairn_log::{Log, LogName, LogOptions};
 use cairn_server::{LogService, Logs};
 use cairn_storage::LogStore;
 use cairn_storage_rocks::{Compression, RocksStore, StoreOptions};
