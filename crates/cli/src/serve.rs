@@ -627,6 +627,9 @@ pub(crate) struct TokenNewArgs {
     /// Comma-separated scopes: append, read, admin.
     #[arg(long, value_delimiter = ',', default_value = "append")]
     scopes: Vec<String>,
+    /// Comma-separated logs the token may use. [default: every log]
+    #[arg(long, value_delimiter = ',')]
+    logs: Vec<String>,
 }
 
 /// `cairn token new`: a fresh random token, and the entry (holding only its
@@ -636,6 +639,9 @@ pub(crate) fn token_new(args: TokenNewArgs) -> Result<ExitCode> {
         if !matches!(s.as_str(), "append" | "read" | "admin") {
             bail!("unknown scope {s:?} (append, read, admin)");
         }
+    }
+    for l in &args.logs {
+        cairn_log::LogName::new(l).map_err(|e| anyhow::anyhow!("--logs: {e}"))?;
     }
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw).map_err(|e| anyhow::anyhow!("OS random source: {e}"))?;
@@ -647,8 +653,14 @@ pub(crate) fn token_new(args: TokenNewArgs) -> Result<ExitCode> {
     eprintln!("cairn token: give this token to the client; it is shown once and stored nowhere:");
     println!("{token}");
     eprintln!("cairn token: add this entry to the token file:");
+    let logs = if args.logs.is_empty() {
+        String::new()
+    } else {
+        let l: Vec<String> = args.logs.iter().map(|s| format!("{s:?}")).collect();
+        format!("logs = [{}]\n", l.join(", "))
+    };
     eprintln!(
-        "\n[[token]]\nname = {:?}\nsha256 = \"{}\"\nscopes = [{}]\n",
+        "\n[[token]]\nname = {:?}\nsha256 = \"{}\"\nscopes = [{}]\n{logs}",
         args.name,
         cairn_server::auth::token_hash_hex(&token),
         scopes.join(", ")

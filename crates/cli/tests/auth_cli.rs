@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::process::Stdio;
 
 use cairn_server::pb;
@@ -300,4 +300,159 @@ fn client_commands_over_tls_with_a_token() {
             .arg(&ca),
     );
     assert!(String::from_utf8_lossy(&cp.stdout).contains("\n1\n"));
+}
+
+/// Two logs from `[[log]]` tables, driven by the client commands: `--log`
+/// picks the log, `cairn log list` shows both, a token scoped with
+/// `cairn token new --logs` is refused on the other log, `cairn log
+/// freeze` (admin) freezes one for good and appends to it then fail,
+/// naming the log. Config mistakes are named by `cairn config check`.
+#[test]
+fn many_logs_from_config_and_the_log_commands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (admin, e1) = new_token("ops", "admin");
+    let out = cairn()
+        .args([
+            "token", "new", "--name", "a-only", "--scopes", "append", "--logs", "alpha",
+        ])
+        .output()
+        .unwrap();
+    let a_only = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let err = String::from_utf8(out.stderr).unwrap();
+    let e2 = err[err.find("[[token]]").unwrap()..].to_owned();
+    assert!(e2.contains("logs = [\"alpha\"]"), "{e2}");
+    let tokens = tmp.path().join("tokens.toml");
+    std::fs::write(&tokens, format!("{e1}\n{e2}")).unwrap();
+    let cfg = tmp.path().join("cairn.toml");
+    let d = tmp.path().display();
+    std::fs::write(
+        &cfg,
+        format!(
+            "grpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\ntoken_file = \"{}\"\nmax_batch = 512\n\n[[log]]\nname = \"alpha\"\norigin = \"alpha.example/log\"\ndata_dir = \"{d}/alpha\"\n\n[[log]]\nname = \"beta\"\norigin = \"beta.example/log\"\ndata_dir = \"{d}/beta\"\nnot_after = 2999-01-01T00:00:00Z\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let check = cairn()
+        .args(["config", "check"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let st = start(cairn().args(["serve", "--config"]).arg(&cfg));
+    assert!(st.startup.contains("log \"alpha\""), "{}", st.startup);
+    assert!(st.startup.contains("log \"beta\""), "{}", st.startup);
+    let server = format!("http://127.0.0.1:{}", st.port);
+    let run = |args: &[&str], token: &str, stdin: &[u8]| {
+        let mut child = cairn()
+            .args(args)
+            .args(["--server", &server])
+            .env("CAIRN_TOKEN", token)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let events = b"{\"i\":1}\n{\"i\":2}\n{\"i\":3}\n";
+    let (code, _, err) = run(&["append", "--log", "beta", "-"], &admin, events);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = run(&["append", "--log", "alpha", "-"], &a_only, b"{\"i\":1}\n");
+    assert_eq!(code, Some(0), "{err}");
+    let (code, cp, _) = run(&["checkpoint", "--log", "beta"], &admin, b"");
+    assert_eq!(code, Some(0));
+    assert!(cp.starts_with("beta.example/log\n3\n"), "{cp}");
+    // Without --log: the first log (no log is named `default`).
+    let (_, cp, _) = run(&["checkpoint"], &admin, b"");
+    assert!(cp.starts_with("alpha.example/log\n1\n"), "{cp}");
+    // The scoped token, on the other log.
+    let (code, _, err) = run(&["append", "--log", "beta", "-"], &a_only, b"{\"i\":9}\n");
+    assert_ne!(code, Some(0));
+    assert!(err.contains("may not use log \"beta\""), "{err}");
+    let (code, list, _) = run(&["log", "list"], &admin, b"");
+    assert_eq!(code, Some(0));
+    assert!(
+        list.contains("alpha (default)\twriting\tsize 1\talpha.example/log"),
+        "{list}"
+    );
+    assert!(
+        list.contains("beta\twriting\tsize 3\tbeta.example/log"),
+        "{list}"
+    );
+    // Freezing needs admin; then beta is frozen for good.
+    let (code, _, err) = run(&["log", "freeze", "beta"], &a_only, b"");
+    assert_ne!(code, Some(0));
+    assert!(err.contains("PermissionDenied"), "{err}");
+    let (code, cp, err) = run(&["log", "freeze", "beta"], &admin, b"");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(cp.starts_with("beta.example/log\n3\n"), "{cp}");
+    assert!(err.contains("frozen at size 3"), "{err}");
+    let (code, _, err) = run(&["append", "--log", "beta", "-"], &admin, events);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("log \"beta\" is frozen at size 3"), "{err}");
+    let (_, list, _) = run(&["log", "list", "--json"], &admin, b"");
+    let beta: serde_json::Value = list
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["name"] == "beta")
+        .unwrap();
+    assert_eq!(beta["frozen"], true);
+    assert_eq!(beta["size"], 3);
+    drop(st);
+
+    // Config mistakes, named.
+    for (text, want) in [
+        (
+            "origin = \"x\"\n[[log]]\nname = \"a\"\norigin = \"a/log\"\ndata_dir = \"a\"\n",
+            "set it in each [[log]] table",
+        ),
+        (
+            "[[log]]\nname = \"Bad Name\"\norigin = \"a/log\"\ndata_dir = \"a\"\n",
+            "log name \"Bad Name\"",
+        ),
+        (
+            "[[log]]\nname = \"a\"\norigin = \"a/log\"\ndata_dir = \"a\"\nnot_after = \"tomorrow\"\n",
+            "not_after: \"tomorrow\" is not an RFC 3339 time",
+        ),
+    ] {
+        let bad = tmp.path().join("bad.toml");
+        std::fs::write(&bad, text).unwrap();
+        let out = cairn()
+            .args(["config", "check"])
+            .arg(&bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{text}: {err}");
+    }
+    // Two logs with one origin: refused when the server starts.
+    let dup = tmp.path().join("dup.toml");
+    std::fs::write(
+        &dup,
+        format!("grpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\n[[log]]\nname = \"a\"\norigin = \"same/log\"\ndata_dir = \"{d}/x1\"\n[[log]]\nname = \"b\"\norigin = \"same/log\"\ndata_dir = \"{d}/x2\"\n"),
+    )
+    .unwrap();
+    let out = cairn()
+        .args(["serve", "--config"])
+        .arg(&dup)
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("have the same origin"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

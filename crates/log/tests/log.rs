@@ -74,7 +74,14 @@ fn verifies(r: &Receipt) {
     .unwrap();
     assert_eq!(v.checkpoint.size, r.head.size);
     assert_eq!(r.leaf_hash, cairn_core::hash::leaf_hash(&r.leaf));
-    verify_inclusion(&r.leaf_hash, r.index, r.head.size, &r.path, &v.checkpoint.root).unwrap();
+    verify_inclusion(
+        &r.leaf_hash,
+        r.index,
+        r.head.size,
+        &r.path,
+        &v.checkpoint.root,
+    )
+    .unwrap();
 }
 
 /// Receipts of concurrent appends verify, and none of them read the
@@ -143,7 +150,11 @@ async fn a_frozen_log_keeps_its_final_checkpoint_and_serves_reads() {
         e.contains(&format!("frozen at size {}", final_head.size)),
         "{e}"
     );
-    assert_eq!(log.latest().size, final_head.size, "nothing after the freeze");
+    assert_eq!(
+        log.latest().size,
+        final_head.size,
+        "nothing after the freeze"
+    );
     assert_eq!(final_head.size.0 + refused, 500);
     // Reads and proofs go on.
     let p = log
