@@ -64,6 +64,9 @@ pub(crate) struct WitnessArgs {
 struct FileLog {
     vkey: String,
     url: Option<String>,
+    /// The log's name on a Cairn server that hosts several.
+    #[serde(default)]
+    name: String,
 }
 
 #[derive(serde::Deserialize)]
@@ -142,6 +145,7 @@ fn build(args: WitnessArgs) -> Result<WitnessConfig> {
         logs.push(WitnessedLog {
             vkey: vkey(&l.vkey, KeyType::Ed25519, "log key")?,
             url: l.url.clone(),
+            log: l.name.clone(),
         });
     }
     for l in &args.logs {
@@ -149,6 +153,7 @@ fn build(args: WitnessArgs) -> Result<WitnessConfig> {
         logs.push(WitnessedLog {
             vkey: vkey(k, KeyType::Ed25519, "--log")?,
             url: url.map(str::to_owned),
+            log: String::new(),
         });
     }
     let mut peers = Vec::new();

@@ -231,6 +231,7 @@ async fn bind_witness(
         logs: vec![WitnessedLog {
             vkey: log.clone(),
             url: None,
+            log: String::new(),
         }],
         peers: vec![],
         gossip_interval: GOSSIP,
@@ -815,6 +816,7 @@ async fn witnessing_over_tls() {
         logs: vec![WitnessedLog {
             vkey: vkey.clone(),
             url: None,
+            log: String::new(),
         }],
         peers: vec![],
         gossip_interval: GOSSIP,

@@ -43,6 +43,9 @@ pub struct WitnessedLog {
     pub vkey: NoteVerifier,
     /// The log's gRPC URL, for the consistency proofs gossip needs.
     pub url: Option<String>,
+    /// The log's name on a Cairn server that hosts several (the `log`
+    /// field of its requests); empty: the server's default log.
+    pub log: String,
 }
 
 /// A peer witness to gossip with.
@@ -154,16 +157,16 @@ impl Shared {
                     old,
                     new,
                 } => {
-                    let Some(url) = self
+                    let Some((url, log)) = self
                         .logs
                         .iter()
                         .find(|l| l.vkey.name() == cp.origin)
-                        .and_then(|l| l.url.clone())
+                        .and_then(|l| Some((l.url.clone()?, l.log.clone())))
                     else {
                         tracing::warn!(origin = %cp.origin, "no log URL configured: cannot check a gossiped checkpoint of another size");
                         continue;
                     };
-                    let proof = match fetch_consistency(&self.out, &url, old, new).await {
+                    let proof = match fetch_consistency(&self.out, &url, &log, old, new).await {
                         Ok(p) => Ok(p),
                         Err(Fetch::Refused(why)) => Err(why),
                         Err(Fetch::Unreachable(why)) => {
@@ -228,6 +231,7 @@ enum Fetch {
 async fn fetch_consistency(
     out: &crate::outbound::Outbound,
     url: &str,
+    log: &str,
     old: u64,
     new: u64,
 ) -> Result<Vec<Hash>, Fetch> {
@@ -236,7 +240,7 @@ async fn fetch_consistency(
         .get_consistency_proof(pb::GetConsistencyProofRequest {
             old_size: old,
             new_size: new,
-            ..Default::default()
+            log: log.to_owned(),
         })
         .await
         .map_err(|s| match s.code() {

@@ -443,6 +443,7 @@ async fn replayed_gossip_makes_the_witness_do_no_work() {
         logs: vec![WitnessedLog {
             vkey: log.verifier(),
             url: Some(fake_url),
+            log: String::new(),
         }],
         peers: vec![Peer {
             name: "w2".into(),
