@@ -14,59 +14,17 @@ use crate::auth::AuthError;
 use crate::sequencer::AppendError;
 use cairn_log::LogError;
 
-/// Everything a request can fail with.
+/// Everything a request can fail with: the engine's errors (which carry
+/// storage's, masking's and the sequencer's) and authorization's.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    /// The event could not be masked (malformed JSON, not UTF-8, too deep…).
-    #[error("event rejected: {0}")]
-    Mask(#[from] MaskError),
-    /// A request field is invalid.
-    #[error("{0}")]
-    InvalidArgument(String),
-    /// An index or size beyond the tree.
-    #[error("{0}")]
-    OutOfRange(String),
-    /// No entry has that leaf hash.
-    #[error("{0}")]
-    NotFound(String),
-    /// The append queue is full.
-    #[error("the append queue is full; retry later")]
-    Busy,
-    /// Storage or the sequencer is unavailable.
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    /// The request needs a feature this server is not configured for.
-    #[error("{0}")]
-    FailedPrecondition(String),
-    /// A wait the client asked for ran out (the work itself is done).
-    #[error("{0}")]
-    DeadlineExceeded(String),
-    /// The request conflicts with an earlier one (an idempotency key used
-    /// for a different event).
-    #[error("{0}")]
-    AlreadyExists(String),
+    /// From the engine: the request, the log's state, storage.
+    #[error(transparent)]
+    Log(#[from] LogError),
     /// Authentication, authorization or a quota
     /// ([`crate::auth::Authorizer`]).
     #[error("{0}")]
     Auth(#[from] AuthError),
-}
-
-impl From<LogError> for ServerError {
-    /// The engine's errors keep their kind; the wire mapping below is the
-    /// only one.
-    fn from(e: LogError) -> Self {
-        match e {
-            LogError::Mask(m) => ServerError::Mask(m),
-            LogError::InvalidArgument(m) => ServerError::InvalidArgument(m),
-            LogError::OutOfRange(m) => ServerError::OutOfRange(m),
-            LogError::NotFound(m) => ServerError::NotFound(m),
-            LogError::Busy => ServerError::Busy,
-            LogError::Unavailable(m) => ServerError::Unavailable(m),
-            LogError::FailedPrecondition(m) => ServerError::FailedPrecondition(m),
-            LogError::DeadlineExceeded(m) => ServerError::DeadlineExceeded(m),
-            LogError::AlreadyExists(m) => ServerError::AlreadyExists(m),
-        }
-    }
 }
 
 /// The engine's sources of errors, through [`LogError`]'s mapping.
@@ -74,26 +32,34 @@ macro_rules! via_log_error {
     ($($t:ty),*) => {$(
         impl From<$t> for ServerError {
             fn from(e: $t) -> Self {
-                LogError::from(e).into()
+                ServerError::Log(LogError::from(e))
             }
         }
     )*};
 }
-via_log_error!(AppendError, StoreError, ProofError, ProveError<StoreError>);
+via_log_error!(
+    AppendError,
+    StoreError,
+    ProofError,
+    ProveError<StoreError>,
+    MaskError
+);
 
 impl ServerError {
     /// The status family in snake case: the label of
     /// `cairn_errors_total{category}`.
     pub fn category(&self) -> &'static str {
         match self {
-            ServerError::Mask(_) | ServerError::InvalidArgument(_) => "invalid_argument",
-            ServerError::OutOfRange(_) => "out_of_range",
-            ServerError::NotFound(_) => "not_found",
-            ServerError::Busy => "resource_exhausted",
-            ServerError::Unavailable(_) => "unavailable",
-            ServerError::FailedPrecondition(_) => "failed_precondition",
-            ServerError::DeadlineExceeded(_) => "deadline_exceeded",
-            ServerError::AlreadyExists(_) => "already_exists",
+            ServerError::Log(LogError::Mask(_) | LogError::InvalidArgument(_)) => {
+                "invalid_argument"
+            }
+            ServerError::Log(LogError::OutOfRange(_)) => "out_of_range",
+            ServerError::Log(LogError::NotFound(_)) => "not_found",
+            ServerError::Log(LogError::Busy) => "resource_exhausted",
+            ServerError::Log(LogError::Unavailable(_)) => "unavailable",
+            ServerError::Log(LogError::FailedPrecondition(_)) => "failed_precondition",
+            ServerError::Log(LogError::DeadlineExceeded(_)) => "deadline_exceeded",
+            ServerError::Log(LogError::AlreadyExists(_)) => "already_exists",
             ServerError::Auth(AuthError::Unauthenticated(_)) => "unauthenticated",
             ServerError::Auth(AuthError::PermissionDenied { .. } | AuthError::LogDenied { .. }) => {
                 "permission_denied"
@@ -105,13 +71,15 @@ impl ServerError {
     /// The HTTP status of the same condition (the table in docs/api.md).
     pub fn http_status(&self) -> u16 {
         match self {
-            ServerError::Mask(_) | ServerError::InvalidArgument(_) => 400,
-            ServerError::OutOfRange(_) | ServerError::NotFound(_) => 404,
-            ServerError::Busy | ServerError::Auth(AuthError::Exhausted { .. }) => 429,
-            ServerError::Unavailable(_) => 503,
-            ServerError::FailedPrecondition(_) => 412,
-            ServerError::DeadlineExceeded(_) => 504,
-            ServerError::AlreadyExists(_) => 409,
+            ServerError::Log(LogError::Mask(_) | LogError::InvalidArgument(_)) => 400,
+            ServerError::Log(LogError::OutOfRange(_) | LogError::NotFound(_)) => 404,
+            ServerError::Log(LogError::Busy) | ServerError::Auth(AuthError::Exhausted { .. }) => {
+                429
+            }
+            ServerError::Log(LogError::Unavailable(_)) => 503,
+            ServerError::Log(LogError::FailedPrecondition(_)) => 412,
+            ServerError::Log(LogError::DeadlineExceeded(_)) => 504,
+            ServerError::Log(LogError::AlreadyExists(_)) => 409,
             ServerError::Auth(AuthError::Unauthenticated(_)) => 401,
             ServerError::Auth(AuthError::PermissionDenied { .. } | AuthError::LogDenied { .. }) => {
                 403
@@ -151,14 +119,16 @@ impl From<ServerError> for Status {
         crate::metrics::METRICS.error(e.category());
         let msg = e.to_string();
         match e {
-            ServerError::Mask(_) | ServerError::InvalidArgument(_) => Status::invalid_argument(msg),
-            ServerError::OutOfRange(_) => Status::out_of_range(msg),
-            ServerError::NotFound(_) => Status::not_found(msg),
-            ServerError::Busy => Status::resource_exhausted(msg),
-            ServerError::Unavailable(_) => Status::unavailable(msg),
-            ServerError::FailedPrecondition(_) => Status::failed_precondition(msg),
-            ServerError::DeadlineExceeded(_) => Status::deadline_exceeded(msg),
-            ServerError::AlreadyExists(_) => Status::already_exists(msg),
+            ServerError::Log(LogError::Mask(_) | LogError::InvalidArgument(_)) => {
+                Status::invalid_argument(msg)
+            }
+            ServerError::Log(LogError::OutOfRange(_)) => Status::out_of_range(msg),
+            ServerError::Log(LogError::NotFound(_)) => Status::not_found(msg),
+            ServerError::Log(LogError::Busy) => Status::resource_exhausted(msg),
+            ServerError::Log(LogError::Unavailable(_)) => Status::unavailable(msg),
+            ServerError::Log(LogError::FailedPrecondition(_)) => Status::failed_precondition(msg),
+            ServerError::Log(LogError::DeadlineExceeded(_)) => Status::deadline_exceeded(msg),
+            ServerError::Log(LogError::AlreadyExists(_)) => Status::already_exists(msg),
             ServerError::Auth(AuthError::Unauthenticated(_)) => Status::unauthenticated(msg),
             ServerError::Auth(AuthError::PermissionDenied { .. } | AuthError::LogDenied { .. }) => {
                 Status::permission_denied(msg)
@@ -211,55 +181,55 @@ mod tests {
     fn one_table_for_grpc_http_and_metrics() {
         let rows: Vec<(ServerError, Code, u16, &str)> = vec![
             (
-                ServerError::Mask(MaskError::TooDeep { limit: 1 }),
+                ServerError::Log(LogError::Mask(MaskError::TooDeep { limit: 1 })),
                 Code::InvalidArgument,
                 400,
                 "invalid_argument",
             ),
             (
-                ServerError::InvalidArgument("x".into()),
+                ServerError::Log(LogError::InvalidArgument("x".into())),
                 Code::InvalidArgument,
                 400,
                 "invalid_argument",
             ),
             (
-                ServerError::OutOfRange("x".into()),
+                ServerError::Log(LogError::OutOfRange("x".into())),
                 Code::OutOfRange,
                 404,
                 "out_of_range",
             ),
             (
-                ServerError::NotFound("x".into()),
+                ServerError::Log(LogError::NotFound("x".into())),
                 Code::NotFound,
                 404,
                 "not_found",
             ),
             (
-                ServerError::Busy,
+                ServerError::Log(LogError::Busy),
                 Code::ResourceExhausted,
                 429,
                 "resource_exhausted",
             ),
             (
-                ServerError::Unavailable("x".into()),
+                ServerError::Log(LogError::Unavailable("x".into())),
                 Code::Unavailable,
                 503,
                 "unavailable",
             ),
             (
-                ServerError::FailedPrecondition("x".into()),
+                ServerError::Log(LogError::FailedPrecondition("x".into())),
                 Code::FailedPrecondition,
                 412,
                 "failed_precondition",
             ),
             (
-                ServerError::DeadlineExceeded("x".into()),
+                ServerError::Log(LogError::DeadlineExceeded("x".into())),
                 Code::DeadlineExceeded,
                 504,
                 "deadline_exceeded",
             ),
             (
-                ServerError::AlreadyExists("x".into()),
+                ServerError::Log(LogError::AlreadyExists("x".into())),
                 Code::AlreadyExists,
                 409,
                 "already_exists",

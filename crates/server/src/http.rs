@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cairn_core::hash::LeafIndex;
 use cairn_core::tile::{TILE_WIDTH, Tile, TilePath, encode_entry_bundle};
-use cairn_log::Log;
+use cairn_log::{Log, LogError};
 
 use crate::auth::{Authorizer, Identity, Scope};
 use crate::error::ServerError;
@@ -191,7 +191,7 @@ async fn list(State(h): State<Http>, creds: Creds) -> Response {
             body + "\n",
         )
             .into_response(),
-        Err(e) => ServerError::Unavailable(format!("listing logs: {e}")).into_http(),
+        Err(e) => ServerError::Log(LogError::Unavailable(format!("listing logs: {e}"))).into_http(),
     }
 }
 
@@ -312,7 +312,8 @@ async fn tile(
                 }
                 Ok(Err(e)) => return ServerError::from(e).into_http(),
                 Err(e) => {
-                    return ServerError::Unavailable(format!("worker failed: {e}")).into_http();
+                    return ServerError::Log(LogError::Unavailable(format!("worker failed: {e}")))
+                        .into_http();
                 }
             }
         }
@@ -334,7 +335,8 @@ async fn tile(
                 },
                 Ok(Err(e)) => return ServerError::from(e).into_http(),
                 Err(e) => {
-                    return ServerError::Unavailable(format!("worker failed: {e}")).into_http();
+                    return ServerError::Log(LogError::Unavailable(format!("worker failed: {e}")))
+                        .into_http();
                 }
             }
         }

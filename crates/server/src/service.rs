@@ -132,18 +132,18 @@ pub fn check_append(
 /// length and the content type.
 fn check_fields(req: &pb::AppendRequest) -> Result<ContentType, ServerError> {
     if req.idempotency_key.len() > MAX_IDEMPOTENCY_KEY {
-        return Err(ServerError::InvalidArgument(format!(
+        return Err(ServerError::Log(LogError::InvalidArgument(format!(
             "idempotency key is {} bytes; the limit is {MAX_IDEMPOTENCY_KEY}",
             req.idempotency_key.len()
-        )));
+        ))));
     }
     match pb::ContentType::try_from(req.content_type) {
         Ok(pb::ContentType::Unspecified | pb::ContentType::Json) => Ok(ContentType::Json),
         Ok(pb::ContentType::Text) => Ok(ContentType::Text),
-        Err(_) => Err(ServerError::InvalidArgument(format!(
+        Err(_) => Err(ServerError::Log(LogError::InvalidArgument(format!(
             "unknown content type {}",
             req.content_type
-        ))),
+        )))),
     }
 }
 
@@ -323,9 +323,9 @@ impl Target {
             self.attach_cosigned(&mut receipt, w, wait_cosigned.then_some(self.cosign_wait))
                 .await?;
         } else if wait_cosigned {
-            return Err(ServerError::FailedPrecondition(
+            return Err(ServerError::Log(LogError::FailedPrecondition(
                 "wait_cosigned: this log has no witnesses configured".into(),
-            ));
+            )));
         }
         Ok(receipt)
     }
@@ -348,9 +348,9 @@ impl Target {
                     Ok(Ok(c)) => c.clone(),
                     Ok(Err(_)) => None,
                     Err(_) => {
-                        return Err(ServerError::DeadlineExceeded(format!(
+                        return Err(ServerError::Log(LogError::DeadlineExceeded(format!(
                             "entry {index} is durable, but no checkpoint covering it reached the witness quorum within {d:?}"
-                        )));
+                        ))));
                     }
                 }
             }
@@ -440,7 +440,9 @@ impl pb::log_server::Log for LogService {
                     Some(Err(status)) => {
                         let _ = p_tx
                             .send((
-                                Err(ServerError::InvalidArgument(status.message().to_owned())),
+                                Err(ServerError::Log(LogError::InvalidArgument(
+                                    status.message().to_owned(),
+                                ))),
                                 None,
                             ))
                             .await;
@@ -515,9 +517,9 @@ impl pb::log_server::Log for LogService {
             while let Some((p, permit)) = p_rx.recv().await {
                 let r = match p {
                     Ok(building) => building.await.unwrap_or_else(|e| {
-                        Err(ServerError::Unavailable(format!(
+                        Err(ServerError::Log(LogError::Unavailable(format!(
                             "receipt task failed: {e}"
-                        )))
+                        ))))
                     }),
                     Err(e) => Err(e),
                 };
@@ -544,13 +546,15 @@ impl pb::log_server::Log for LogService {
             return Ok(Response::new(head_pb(&t.log.latest())));
         }
         let Some(w) = &t.witnessing else {
-            return Err(ServerError::FailedPrecondition(
+            return Err(ServerError::Log(LogError::FailedPrecondition(
                 "cosigned: this log has no witnesses configured".into(),
-            )
+            ))
             .into());
         };
         let c = w.latest().ok_or_else(|| {
-            ServerError::Unavailable("no checkpoint has reached the witness quorum yet".into())
+            ServerError::Log(LogError::Unavailable(
+                "no checkpoint has reached the witness quorum yet".into(),
+            ))
         })?;
         Ok(Response::new(pb::SignedCheckpoint {
             size: c.size.0,
@@ -569,11 +573,15 @@ impl pb::log_server::Log for LogService {
         let req = request.into_inner();
         let at = match req.leaf {
             None => {
-                return Err(ServerError::InvalidArgument("set index or leaf_hash".into()).into());
+                return Err(ServerError::Log(LogError::InvalidArgument(
+                    "set index or leaf_hash".into(),
+                ))
+                .into());
             }
             Some(pb::get_inclusion_proof_request::Leaf::Index(i)) => LeafRef::Index(LeafIndex(i)),
             Some(pb::get_inclusion_proof_request::Leaf::LeafHash(h)) => LeafRef::Hash(
-                Hash::from_slice(&h).map_err(|e| ServerError::InvalidArgument(e.to_string()))?,
+                Hash::from_slice(&h)
+                    .map_err(|e| ServerError::Log(LogError::InvalidArgument(e.to_string())))?,
             ),
         };
         let p = t
@@ -621,17 +629,17 @@ impl pb::log_server::Log for LogService {
         let req = request.into_inner();
         let size = t.log.latest().size.0;
         if req.start > req.end {
-            return Err(ServerError::InvalidArgument(format!(
+            return Err(ServerError::Log(LogError::InvalidArgument(format!(
                 "start {} is after end {}",
                 req.start, req.end
-            ))
+            )))
             .into());
         }
         if req.start > size {
-            return Err(ServerError::OutOfRange(format!(
+            return Err(ServerError::Log(LogError::OutOfRange(format!(
                 "start {} is beyond the tree size {size}",
                 req.start
-            ))
+            )))
             .into());
         }
         let end = req.end.min(size);
@@ -702,9 +710,9 @@ impl pb::log_server::Log for LogService {
         let log = request.get_ref().log.clone();
         if self.inner.auth.is_none() {
             // Irreversible: never open to whoever reaches an open log.
-            return Err(ServerError::FailedPrecondition(
+            return Err(ServerError::Log(LogError::FailedPrecondition(
                 "freezing a log needs an admin token, and this server has no token file; set `frozen = true` (or `not_after`) in the log's [[log]] table instead".into(),
-            )
+            ))
             .into());
         }
         let (id, t) = self.inner.authorize(&request, Scope::Admin, &log)?;
