@@ -234,57 +234,63 @@ impl Metrics {
         for (log, m) in logs {
             m.batch_seconds.render(&mut out, "cairn_batch_seconds", log);
         }
-        let _ = writeln!(
-            out,
-            "# HELP cairn_masked_total Values masked, by detector or field rule (never the values).\n# TYPE cairn_masked_total counter"
+        family(
+            &mut out,
+            "cairn_masked_total",
+            "Values masked, by detector or field rule (never the values).",
+            logs.iter().flat_map(|(log, m)| {
+                snapshot(&m.masked).into_iter().map(move |(d, n)| {
+                    (
+                        format!("log=\"{}\",detector=\"{}\"", escape(log), escape(&d)),
+                        n,
+                    )
+                })
+            }),
         );
-        for (log, m) in logs {
-            for (d, n) in m
-                .masked
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .iter()
-            {
-                let _ = writeln!(
-                    out,
-                    "cairn_masked_total{{log=\"{}\",detector=\"{}\"}} {n}",
-                    escape(log),
-                    escape(d)
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP cairn_witness_submissions_total Checkpoint submissions to witnesses, by result.\n# TYPE cairn_witness_submissions_total counter"
+        family(
+            &mut out,
+            "cairn_witness_submissions_total",
+            "Checkpoint submissions to witnesses, by result.",
+            logs.iter().flat_map(|(log, m)| {
+                snapshot(&m.witness).into_iter().map(move |((w, r), n)| {
+                    (
+                        format!(
+                            "log=\"{}\",witness=\"{}\",result=\"{r}\"",
+                            escape(log),
+                            escape(&w)
+                        ),
+                        n,
+                    )
+                })
+            }),
         );
-        for (log, m) in logs {
-            for ((w, r), n) in m
-                .witness
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .iter()
-            {
-                let _ = writeln!(
-                    out,
-                    "cairn_witness_submissions_total{{log=\"{}\",witness=\"{}\",result=\"{r}\"}} {n}",
-                    escape(log),
-                    escape(w)
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP cairn_errors_total Failed requests, by status category.\n# TYPE cairn_errors_total counter"
+        family(
+            &mut out,
+            "cairn_errors_total",
+            "Failed requests, by status category.",
+            snapshot(&self.errors)
+                .into_iter()
+                .map(|(c, n)| (format!("category=\"{c}\""), n)),
         );
-        for (c, n) in self
-            .errors
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-        {
-            let _ = writeln!(out, "cairn_errors_total{{category=\"{c}\"}} {n}");
-        }
         out
+    }
+}
+
+/// A copy of a labelled counter map (the lock held only to copy).
+fn snapshot<K: Clone + Ord>(m: &Mutex<BTreeMap<K, u64>>) -> Vec<(K, u64)> {
+    m.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .map(|(k, n)| (k.clone(), *n))
+        .collect()
+}
+
+/// One counter family: its HELP and TYPE lines, then a line per labelled
+/// value (`labels` already escaped).
+fn family(out: &mut String, name: &str, help: &str, rows: impl IntoIterator<Item = (String, u64)>) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (labels, n) in rows {
+        let _ = writeln!(out, "{name}{{{labels}}} {n}");
     }
 }
 
