@@ -224,6 +224,8 @@ struct FileLog {
     #[serde(default)]
     frozen: bool,
     not_after: Option<FileTime>,
+    append_rate: Option<f64>,
+    append_burst: Option<f64>,
 }
 
 /// The config file: every setting optional.
@@ -382,6 +384,7 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
             rebuild_guard: args.rebuild_guard,
             frozen: false,
             not_after: None,
+            quota: None,
         }]
     } else {
         // Several logs: what names one log cannot be said once for all.
@@ -435,6 +438,17 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
                     .as_ref()
                     .map(|t| t.resolve(&format!("{what}: not_after")))
                     .transpose()?,
+                quota: match (l.append_rate, l.append_burst) {
+                    (None, None) => None,
+                    (None, Some(_)) => bail!("{what}: append_burst needs append_rate"),
+                    (Some(r), _) if !(r > 0.0 && r.is_finite()) => {
+                        bail!("{what}: append_rate must be positive")
+                    }
+                    (Some(rate), burst) => Some(cairn_server::auth::Quota {
+                        rate,
+                        burst: burst.unwrap_or(rate.max(1.0)),
+                    }),
+                },
             });
         }
         logs

@@ -425,6 +425,10 @@ fn many_logs_from_config_and_the_log_commands() {
             "[[log]]\nname = \"a\"\norigin = \"a/log\"\ndata_dir = \"a\"\nnot_after = \"tomorrow\"\n",
             "not_after: \"tomorrow\" is not an RFC 3339 time",
         ),
+        (
+            "[[log]]\nname = \"a\"\norigin = \"a/log\"\ndata_dir = \"a\"\nappend_rate = -1.0\n",
+            "append_rate must be positive",
+        ),
     ] {
         let bad = tmp.path().join("bad.toml");
         std::fs::write(&bad, text).unwrap();

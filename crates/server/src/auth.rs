@@ -110,6 +110,15 @@ struct Token {
     logs: Option<Arc<[String]>>,
 }
 
+/// A per-identity append rate limit: `rate` per second, `burst` deep.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Quota {
+    /// Appends per second.
+    pub rate: f64,
+    /// Appends that may arrive at once.
+    pub burst: f64,
+}
+
 /// Validated authorization settings.
 #[derive(Clone, Debug, Default)]
 pub struct AuthConfig {
@@ -284,6 +293,9 @@ pub fn token_hash_hex(token: &str) -> String {
         .collect()
 }
 
+/// A rate bucket's owner: an identity, in one log or server-wide.
+type BucketKey = (Arc<str>, Option<Arc<str>>);
+
 struct Bucket {
     tokens: f64,
     at: Instant,
@@ -292,7 +304,8 @@ struct Bucket {
 /// Checks credentials, scopes and quotas for every request.
 pub struct Authorizer {
     cfg: AuthConfig,
-    buckets: Mutex<HashMap<Arc<str>, Bucket>>,
+    /// By identity, and log when the log has its own rate.
+    buckets: Mutex<HashMap<BucketKey, Bucket>>,
     streams: Arc<Mutex<HashMap<Arc<str>, usize>>>,
 }
 
@@ -494,17 +507,35 @@ impl Authorizer {
         }
     }
 
-    /// Takes `n` appends from the identity's bucket, or says when to retry.
+    /// Takes `n` appends from the identity's server-wide bucket, or says
+    /// when to retry.
     pub fn take(&self, id: Option<&Identity>, n: f64) -> Result<(), AuthError> {
-        let (Some(rate), Some(id)) = (self.cfg.rate, id) else {
-            return Ok(());
+        self.take_in(id, n, None)
+    }
+
+    /// Takes `n` appends for the identity: from its bucket in `log` when
+    /// that log has its own rate (a `[[log]]` table's `append_rate`), else
+    /// from its server-wide bucket.
+    pub fn take_in(
+        &self,
+        id: Option<&Identity>,
+        n: f64,
+        log: Option<(&Arc<str>, Quota)>,
+    ) -> Result<(), AuthError> {
+        let Some(id) = id else { return Ok(()) };
+        let (rate, burst, key) = match log {
+            Some((name, q)) => (q.rate, q.burst, Some(name.clone())),
+            None => match self.cfg.rate {
+                Some(r) => (r, self.cfg.burst, None),
+                None => return Ok(()),
+            },
         };
         let mut m = self
             .buckets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let burst = self.cfg.burst.max(1.0);
-        let b = m.entry(id.name.clone()).or_insert(Bucket {
+        let burst = burst.max(1.0);
+        let b = m.entry((id.name.clone(), key.clone())).or_insert(Bucket {
             tokens: burst,
             at: Instant::now(),
         });
@@ -517,7 +548,10 @@ impl Authorizer {
         } else {
             let wait = ((n - b.tokens) / rate * 1000.0).ceil() as u64;
             Err(exhausted(
-                &format!("append rate limit for {:?}", &*id.name),
+                &match &key {
+                    Some(log) => format!("append rate limit for {:?} in log {log:?}", &*id.name),
+                    None => format!("append rate limit for {:?}", &*id.name),
+                },
                 wait.max(1),
             ))
         }
@@ -629,6 +663,34 @@ mod tests {
             let e = AuthConfig::from_toml("t.toml", &t).unwrap_err();
             assert!(e.to_string().contains(why) && e.line == 1, "{e}");
         }
+    }
+
+    /// A log's own rate is a separate bucket per identity: spending it
+    /// leaves the server-wide one (and other logs) untouched, and the
+    /// refusal names the log.
+    #[test]
+    fn per_log_rates_have_their_own_buckets() {
+        let mut cfg = cfg();
+        cfg.rate = Some(1000.0);
+        cfg.burst = 1000.0;
+        let a = Authorizer::new(cfg);
+        let id = Identity {
+            name: "ingest".into(),
+            logs: None,
+        };
+        let hr: Arc<str> = "hr".into();
+        let q = Quota {
+            rate: 0.001,
+            burst: 2.0,
+        };
+        a.take_in(Some(&id), 2.0, Some((&hr, q))).unwrap();
+        let e = a.take_in(Some(&id), 1.0, Some((&hr, q))).unwrap_err();
+        assert!(e.to_string().contains("in log \"hr\""), "{e}");
+        a.take(Some(&id), 500.0).unwrap();
+        let pay: Arc<str> = "payments".into();
+        a.take_in(Some(&id), 2.0, Some((&pay, q))).unwrap();
+        // Anonymous callers (an open server) are never limited.
+        a.take_in(None, 1e9, Some((&hr, q))).unwrap();
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub struct LogConfig {
     pub frozen: bool,
     /// Freeze at this time (and start frozen after it).
     pub not_after: Option<SystemTime>,
+    /// Appends per identity in this log, replacing the server-wide
+    /// `append_rate` for it (needs a token file).
+    pub quota: Option<crate::auth::Quota>,
 }
 
 impl Default for LogConfig {
@@ -71,6 +74,7 @@ impl Default for LogConfig {
             rebuild_guard: false,
             frozen: false,
             not_after: None,
+            quota: None,
         }
     }
 }
@@ -475,6 +479,12 @@ fn check_config(cfg: &ServeConfig) -> Result<(), ServeError> {
                 )));
             }
         }
+        if l.quota.is_some() && cfg.auth.is_none() {
+            return Err(ServeError::Setup(format!(
+                "log {:?}: append_rate needs a token file: without one there are no identities to apply it to",
+                l.name.as_str()
+            )));
+        }
         if let Some(w) = &l.witnessing
             && !w.witnesses.is_empty()
         {
@@ -551,7 +561,12 @@ impl Server {
                 .insert(l.name.clone(), hosted)
                 .map_err(ServeError::Setup)?;
         }
-        let logs = Logs::new(registry, witnessing, cfg.cosign_wait);
+        let quotas = cfg
+            .logs
+            .iter()
+            .filter_map(|l| Some((l.name.clone(), l.quota?)))
+            .collect();
+        let logs = Logs::new(registry, witnessing, cfg.cosign_wait).with_quotas(quotas);
         let auth = cfg.auth.clone().map(|a| Arc::new(Authorizer::new(a)));
         if let Some(a) = &cfg.auth {
             for name in a.log_names() {

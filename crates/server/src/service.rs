@@ -20,7 +20,7 @@ use tokio_stream::wrappers::{ReceiverStream, WatchStream};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::{Authorizer, Identity, Scope};
+use crate::auth::{Authorizer, Identity, Quota, Scope};
 use crate::error::ServerError;
 use crate::pb;
 use crate::sequencer::{Reply, SignedHead};
@@ -56,6 +56,8 @@ pub struct Logs {
     /// Every log of the process.
     pub registry: Arc<Registry>,
     witnessing: Arc<HashMap<LogName, Witnessing>>,
+    /// Logs with their own per-identity append rate.
+    quotas: Arc<HashMap<LogName, Quota>>,
     /// Longest a `wait_cosigned` append waits for a quorum.
     pub cosign_wait: Duration,
 }
@@ -70,8 +72,15 @@ impl Logs {
         Logs {
             registry: Arc::new(registry),
             witnessing: Arc::new(witnessing),
+            quotas: Arc::default(),
             cosign_wait,
         }
+    }
+
+    /// With per-log append rates (a `[[log]]` table's `append_rate`).
+    pub fn with_quotas(mut self, quotas: HashMap<LogName, Quota>) -> Self {
+        self.quotas = Arc::new(quotas);
+        self
     }
 
     /// One running log, the default, without witnesses.
@@ -92,6 +101,21 @@ impl Logs {
         let log = self.registry.get(name)?;
         Authorizer::check_log(id, log.name().as_str())?;
         Ok(log)
+    }
+
+    /// The log resolved for one caller, with what the transport needs of
+    /// it: witnessing, the cosign wait, its quota.
+    fn target(&self, name: &str, id: Option<&Identity>) -> Result<Target, ServerError> {
+        let log = self.resolve(name, id)?.clone();
+        Ok(Target {
+            witnessing: self.witnessing(log.name()).cloned(),
+            cosign_wait: self.cosign_wait,
+            quota: self
+                .quotas
+                .get(log.name())
+                .map(|q| (Arc::<str>::from(log.name().as_str()), *q)),
+            log,
+        })
     }
 }
 
@@ -229,6 +253,8 @@ struct Target {
     log: Arc<Log>,
     witnessing: Option<Witnessing>,
     cosign_wait: Duration,
+    /// The log's own per-identity rate, if it has one.
+    quota: Option<(Arc<str>, Quota)>,
 }
 
 impl Inner {
@@ -243,12 +269,7 @@ impl Inner {
         log: &str,
     ) -> Result<(Option<Identity>, Target), Status> {
         let id = self.identity(req, need)?;
-        let l = self.logs.resolve(log, id.as_ref())?;
-        let target = Target {
-            witnessing: self.logs.witnessing(l.name()).cloned(),
-            cosign_wait: self.logs.cosign_wait,
-            log: l.clone(),
-        };
+        let target = self.logs.target(log, id.as_ref())?;
         Ok((id, target))
     }
 
@@ -261,11 +282,14 @@ impl Inner {
         }
     }
 
-    /// Takes one append from the caller's rate limit.
-    fn take(&self, id: Option<&Identity>) -> Result<(), ServerError> {
+    /// Takes one append from the caller's rate limit (the log's own, or
+    /// the server-wide one).
+    fn take(&self, id: Option<&Identity>, t: &Target) -> Result<(), ServerError> {
         match &self.auth {
             None => Ok(()),
-            Some(a) => a.take(id, 1.0).map_err(ServerError::Auth),
+            Some(a) => a
+                .take_in(id, 1.0, t.quota.as_ref().map(|(n, q)| (n, *q)))
+                .map_err(ServerError::Auth),
         }
     }
 }
@@ -379,7 +403,7 @@ impl pb::log_server::Log for LogService {
     ) -> Result<Response<pb::Receipt>, Status> {
         let log = request.get_ref().log.clone();
         let (id, t) = self.inner.authorize(&request, Scope::Append, &log)?;
-        self.inner.take(id.as_ref())?;
+        self.inner.take(id.as_ref(), &t)?;
         let req = request.into_inner();
         let masked = t.mask(&req)?;
         let append = t.request(&masked, &req, id.as_ref());
@@ -451,13 +475,9 @@ impl pb::log_server::Log for LogService {
                 };
                 let t = match &target {
                     Some((name, t)) if *name == req.log => t.clone(),
-                    _ => match inner.logs.resolve(&req.log, id.as_ref()) {
-                        Ok(l) => {
-                            let t = Arc::new(Target {
-                                witnessing: inner.logs.witnessing(l.name()).cloned(),
-                                cosign_wait: inner.logs.cosign_wait,
-                                log: l.clone(),
-                            });
+                    _ => match inner.logs.target(&req.log, id.as_ref()) {
+                        Ok(t) => {
+                            let t = Arc::new(t);
                             target = Some((req.log.clone(), t.clone()));
                             t
                         }
@@ -467,7 +487,7 @@ impl pb::log_server::Log for LogService {
                         }
                     },
                 };
-                if let Err(e) = inner.take(id.as_ref()) {
+                if let Err(e) = inner.take(id.as_ref(), &t) {
                     let _ = p_tx.send((Err(e), None)).await;
                     break;
                 }
