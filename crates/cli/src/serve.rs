@@ -213,6 +213,7 @@ struct FileLog {
     data_dir: PathBuf,
     policy: Option<PathBuf>,
     key_file: Option<PathBuf>,
+    signing_key: Option<PathBuf>,
     guard_file: Option<PathBuf>,
     max_batch: Option<usize>,
     max_batch_age_ms: Option<u64>,
@@ -247,6 +248,7 @@ struct FileConfig {
     origin: Option<String>,
     policy: Option<PathBuf>,
     key_file: Option<PathBuf>,
+    signing_key: Option<PathBuf>,
     max_batch: Option<usize>,
     max_batch_age_ms: Option<u64>,
     guard_file: Option<PathBuf>,
@@ -377,6 +379,7 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
                 .unwrap_or(dl.origin.clone()),
             policy: args.policy.clone().or(file.policy.clone()),
             key_file: args.key_file.clone().or(file.key_file.clone()),
+            signing_key: file.signing_key.clone(),
             sequencer: sequencer(None, None, None)?,
             witnessing: witnessing(&file.witness, file.witness_quorum)?,
             tile_cache_mb: tile_cache_mb(None),
@@ -399,6 +402,7 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
                 "key_file",
                 args.key_file.is_some() || file.key_file.is_some(),
             ),
+            ("signing_key", file.signing_key.is_some()),
             (
                 "guard_file",
                 args.guard_file.is_some() || file.guard_file.is_some(),
@@ -425,6 +429,7 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
                 origin: l.origin.clone(),
                 policy: l.policy.clone(),
                 key_file: l.key_file.clone(),
+                signing_key: l.signing_key.clone(),
                 sequencer: sequencer(l.max_batch, l.max_batch_age_ms, l.queue_mb)
                     .with_context(|| what.clone())?,
                 witnessing: witnessing(&l.witness, l.witness_quorum)

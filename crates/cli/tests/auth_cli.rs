@@ -323,12 +323,20 @@ fn many_logs_from_config_and_the_log_commands() {
     assert!(e2.contains("logs = [\"alpha\"]"), "{e2}");
     let tokens = tmp.path().join("tokens.toml");
     std::fs::write(&tokens, format!("{e1}\n{e2}")).unwrap();
+    // alpha's signing key lives outside its data folder.
+    let key = tmp.path().join("alpha.key");
+    let out = cairn()
+        .args(["keygen", "--origin", "alpha.example/log", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    let alpha_vkey = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let cfg = tmp.path().join("cairn.toml");
     let d = tmp.path().display();
     std::fs::write(
         &cfg,
         format!(
-            "grpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\ntoken_file = \"{}\"\nmax_batch = 512\n\n[[log]]\nname = \"alpha\"\norigin = \"alpha.example/log\"\ndata_dir = \"{d}/alpha\"\n\n[[log]]\nname = \"beta\"\norigin = \"beta.example/log\"\ndata_dir = \"{d}/beta\"\nnot_after = 2999-01-01T00:00:00Z\n",
+            "grpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\ntoken_file = \"{}\"\nmax_batch = 512\n\n[[log]]\nname = \"alpha\"\norigin = \"alpha.example/log\"\ndata_dir = \"{d}/alpha\"\nsigning_key = \"{d}/alpha.key\"\n\n[[log]]\nname = \"beta\"\norigin = \"beta.example/log\"\ndata_dir = \"{d}/beta\"\nnot_after = 2999-01-01T00:00:00Z\n",
             tokens.display()
         ),
     )
@@ -383,9 +391,12 @@ fn many_logs_from_config_and_the_log_commands() {
     let (code, list, _) = run(&["log", "list"], &admin, b"");
     assert_eq!(code, Some(0));
     assert!(
-        list.contains("alpha (default)\twriting\tsize 1\talpha.example/log"),
+        list.contains(&format!(
+            "alpha (default)\twriting\tsize 1\talpha.example/log\t{alpha_vkey}"
+        )),
         "{list}"
     );
+    assert!(!tmp.path().join("alpha").join("log.key").exists());
     assert!(
         list.contains("beta\twriting\tsize 3\tbeta.example/log"),
         "{list}"

@@ -35,6 +35,10 @@ pub struct LogConfig {
     pub policy: Option<PathBuf>,
     /// Token key file for `token` masks.
     pub key_file: Option<PathBuf>,
+    /// The log's signing key (a Go-style private key file, mode 0600,
+    /// named for the origin); `None`: `<data_dir>/log.key`, created on
+    /// first start.
+    pub signing_key: Option<PathBuf>,
     /// Batching.
     pub sequencer: SequencerConfig,
     /// Witnesses to submit checkpoints to, if any.
@@ -67,6 +71,7 @@ impl Default for LogConfig {
             origin: "localhost/cairn".into(),
             policy: None,
             key_file: None,
+            signing_key: None,
             sequencer: SequencerConfig::default(),
             witnessing: None,
             tile_cache_mb: cairn_log::DEFAULT_TILE_CACHE_MB,
@@ -277,6 +282,22 @@ pub fn load_or_create_key(dir: &Path, origin: &str) -> Result<NoteSigner, ServeE
     load_or_create(dir, "log", origin)
 }
 
+/// Loads a log signing key kept elsewhere than the data folder (it must
+/// exist, be private, and be named for `origin`).
+pub fn load_key(path: &Path, origin: &str) -> Result<NoteSigner, ServeError> {
+    let text = read_secret(path, NoteSigner::WHAT)?;
+    let key = NoteSigner::parse_private(text.trim())
+        .map_err(|e| ServeError::Setup(format!("{}: {e}", path.display())))?;
+    if key.key_name() != origin {
+        return Err(ServeError::Setup(format!(
+            "{} is the key of {:?}, but the origin configured is {origin:?}",
+            path.display(),
+            key.key_name()
+        )));
+    }
+    Ok(key)
+}
+
 /// Loads `<dir>/<stem>.key`, or creates it (mode 0600) with
 /// `<dir>/<stem>.vkey`. Refuses a key file readable by group or others, or
 /// one with another name.
@@ -418,7 +439,10 @@ fn open_log(
     let rocks = RocksStore::open(so).map_err(|e| ServeError::Setup(e.to_string()))?;
     let lease = rocks.lease();
     let store: Arc<dyn LogStore> = Arc::new(rocks);
-    let signer = load_or_create_key(&cfg.data_dir, &cfg.origin)?;
+    let signer = match &cfg.signing_key {
+        None => load_or_create_key(&cfg.data_dir, &cfg.origin)?,
+        Some(p) => load_key(p, &cfg.origin)?,
+    };
     let masker = Arc::new(build_masker(
         cfg.policy.as_deref(),
         cfg.key_file.as_deref(),
