@@ -25,6 +25,11 @@ pub(crate) struct AppendArgs {
     /// `cosigned_inclusion_proof`.
     #[arg(long)]
     wait_cosigned: bool,
+    /// Stop at the first rejected line: events are then sent one at a
+    /// time, so nothing after that line is appended. Without it, every
+    /// good line is appended and each rejected one reported.
+    #[arg(long)]
+    fail_fast: bool,
     #[command(flatten)]
     server: ServerArg,
 }
@@ -126,25 +131,47 @@ pub(crate) fn append(args: AppendArgs) -> Result<ExitCode> {
     };
     let wait_cosigned = args.wait_cosigned;
     let log = args.server.log.clone();
+    let fail_fast = args.fail_fast;
     runtime()?.block_on(async move {
         let mut client = args.server.connect().await?;
         let (tx, rx) = tokio::sync::mpsc::channel::<pb::AppendRequest>(1024);
-        // Read lines on a plain thread; blank lines are skipped.
+        // The line number of every event sent, in order: answers come back
+        // in request order, one each.
+        let (lines_tx, lines_rx) = std::sync::mpsc::channel::<u64>();
+        // With --fail-fast, one event in flight: the next is sent only
+        // once the previous one was appended.
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        // Read lines on a plain thread, as bytes (a line that is not UTF-8
+        // is the server's to refuse); blank lines are skipped.
         std::thread::spawn(move || {
-            for line in BufReader::new(input).lines() {
-                let Ok(line) = line else { break };
-                if line.trim().is_empty() {
+            let mut input = BufReader::new(input);
+            let mut line_no = 0u64;
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match input.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                line_no += 1;
+                while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    buf.pop();
+                }
+                if buf.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
                 let req = pb::AppendRequest {
-                    event: line.into_bytes(),
+                    event: buf.clone(),
                     content_type: pb::ContentType::Json as i32,
                     policy: String::new(),
                     idempotency_key: Vec::new(),
                     wait_cosigned,
                     log: log.clone(),
                 };
-                if tx.blocking_send(req).is_err() {
+                if lines_tx.send(line_no).is_err() || tx.blocking_send(req).is_err() {
+                    break;
+                }
+                if fail_fast && go_rx.recv().is_err() {
                     break;
                 }
             }
@@ -158,8 +185,34 @@ pub(crate) fn append(args: AppendArgs) -> Result<ExitCode> {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
         let mut n = 0u64;
+        let mut rejected = 0u64;
+        let mut go = fail_fast.then_some(go_tx);
         while let Some(r) = receipts.next().await {
-            let r = r.map_err(|s| anyhow!("append failed after {n} receipts: {} ({:?})", s.message(), s.code()))?;
+            let r = r.map_err(|s| {
+                anyhow!(
+                    "append stopped after {n} appended, {rejected} rejected: {} ({:?})",
+                    s.message(),
+                    s.code()
+                )
+            })?;
+            let line = lines_rx.recv().unwrap_or(0);
+            if let Some(e) = &r.error {
+                // The line number and the server's reason (no content).
+                eprintln!(
+                    "cairn append: line {line}: {} ({:?})",
+                    e.message,
+                    tonic::Code::from(e.code)
+                );
+                rejected += 1;
+                if fail_fast {
+                    // The reader stops; nothing after this line was sent.
+                    go = None;
+                }
+                continue;
+            }
+            if let Some(g) = &go {
+                let _ = g.send(());
+            }
             let cp = r.checkpoint.unwrap_or_default();
             // Written directly rather than through a `serde_json::Value`:
             // this loop runs once per appended event. Only the note needs
@@ -204,8 +257,13 @@ pub(crate) fn append(args: AppendArgs) -> Result<ExitCode> {
         if let Some(b) = bar {
             b.finish_and_clear();
         }
-        eprintln!("cairn append: {n} entries appended");
-        Ok(ExitCode::SUCCESS)
+        drop(go);
+        eprintln!("cairn append: {n} appended, {rejected} rejected");
+        Ok(if rejected == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        })
     })
 }
 

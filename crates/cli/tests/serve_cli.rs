@@ -346,3 +346,75 @@ fn config_check_names_file_line_and_key() {
         }
     }
 }
+
+/// `cairn append` with bad lines among good ones (issue 24): each rejected
+/// line is reported by number with the server's reason (never its
+/// content), every good line is appended with its receipt printed in
+/// order, the summary counts both, and the exit status is 1. With
+/// `--fail-fast` nothing after the first rejected line is appended.
+#[test]
+fn append_reports_bad_lines_by_number_and_keeps_the_good_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let input: &[u8] =
+        b"{\"a\":1}\n[\"not\",\"an object\"]\n\n{\"a\":2}\nnot json at all\n{\"a\":3,\"b\":\xff\xfe}\n{\"a\":4}\n";
+    for (fail_fast, appended) in [(false, 3usize), (true, 1)] {
+        let data = dir.path().join(format!("data-{fail_fast}"));
+        let st = start(cairn().args(["serve", "--data-dir"]).arg(&data).args([
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ]));
+        let server = format!("http://127.0.0.1:{}", st.port);
+        let mut cmd = cairn();
+        cmd.args(["append", "--server", &server, "-"]);
+        if fail_fast {
+            cmd.arg("--fail-fast");
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        let receipts: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(receipts.len(), appended, "{err}");
+        for (k, r) in receipts.iter().enumerate() {
+            assert_eq!(r["index"], k as u64);
+        }
+        assert!(
+            err.contains(
+                "line 2: event rejected: a JSON event must be an object (InvalidArgument)"
+            ),
+            "{err}"
+        );
+        if fail_fast {
+            assert!(!err.contains("line 5"), "{err}");
+            assert!(err.contains("1 appended, 1 rejected"), "{err}");
+        } else {
+            assert!(err.contains("line 5: event rejected"), "{err}");
+            assert!(err.contains("line 6: event rejected"), "{err}");
+            assert!(err.contains("3 appended, 3 rejected"), "{err}");
+        }
+        // No content of a rejected line in the report.
+        assert!(
+            !err.contains("not json at all") && !err.contains("an object\""),
+            "{err}"
+        );
+        let cp = cairn()
+            .args(["checkpoint", "--server", &server])
+            .output()
+            .unwrap();
+        let size = String::from_utf8(cp.stdout).unwrap();
+        assert_eq!(size.lines().nth(1), Some(appended.to_string().as_str()));
+        drop(st);
+    }
+}

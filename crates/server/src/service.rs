@@ -49,6 +49,29 @@ const ENTRIES_CHUNK: usize = 256;
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
+/// One request's place in an `AppendStream`'s answers, in request order.
+enum Slot {
+    /// Queued: its receipt is being built.
+    Building(tokio::task::JoinHandle<Result<pb::Receipt, ServerError>>),
+    /// Refused: answered with its error, and the stream goes on.
+    Refused(ServerError),
+    /// The stream cannot go on (a request the transport could not decode).
+    End(Status),
+}
+
+/// A refused event's answer on a stream: its status code and message (no
+/// event content), counted in `cairn_errors_total` like any refusal.
+fn event_error(e: ServerError) -> pb::Receipt {
+    let status = Status::from(e);
+    pb::Receipt {
+        error: Some(pb::EventError {
+            code: status.code() as i32,
+            message: status.message().to_owned(),
+        }),
+        ..Default::default()
+    }
+}
+
 /// The logs a server hosts (the engine's registry) and, per log, its
 /// witness cosigning: what every transport serves.
 #[derive(Clone)]
@@ -206,6 +229,7 @@ fn receipt_pb(r: Receipt) -> pb::Receipt {
         leaf: r.leaf,
         cosigned_checkpoint: None,
         cosigned_inclusion_proof: Vec::new(),
+        error: None,
     }
 }
 
@@ -445,11 +469,7 @@ impl pb::log_server::Log for LogService {
         // Each receipt is built by its own task as soon as its append is
         // queued (proofs for many receipts run in parallel); the writer
         // awaits them in request order.
-        type Building = tokio::task::JoinHandle<Result<pb::Receipt, ServerError>>;
-        type InFlight = (
-            Result<Building, ServerError>,
-            Option<tokio::sync::OwnedSemaphorePermit>,
-        );
+        type InFlight = (Slot, Option<tokio::sync::OwnedSemaphorePermit>);
         let (p_tx, mut p_rx) = mpsc::channel::<InFlight>(4096);
         let inner = self.inner.clone();
         tokio::spawn(async move {
@@ -462,14 +482,12 @@ impl pb::log_server::Log for LogService {
                     None => break,
                     Some(Ok(r)) => r,
                     Some(Err(status)) => {
-                        let _ = p_tx
-                            .send((
-                                Err(ServerError::Log(LogError::InvalidArgument(
-                                    status.message().to_owned(),
-                                ))),
-                                None,
-                            ))
-                            .await;
+                        // The transport could not decode a request: the
+                        // stream cannot go on.
+                        let e = ServerError::Log(LogError::InvalidArgument(
+                            status.message().to_owned(),
+                        ));
+                        let _ = p_tx.send((Slot::End(Status::from(e)), None)).await;
                         break;
                     }
                 };
@@ -482,14 +500,19 @@ impl pb::log_server::Log for LogService {
                             t
                         }
                         Err(e) => {
-                            let _ = p_tx.send((Err(e), None)).await;
-                            break;
+                            // This event's answer; the stream goes on.
+                            if p_tx.send((Slot::Refused(e), None)).await.is_err() {
+                                break;
+                            }
+                            continue;
                         }
                     },
                 };
                 if let Err(e) = inner.take(id.as_ref(), &t) {
-                    let _ = p_tx.send((Err(e), None)).await;
-                    break;
+                    if p_tx.send((Slot::Refused(e), None)).await.is_err() {
+                        break;
+                    }
+                    continue;
                 }
                 let pending = match t.mask(&req) {
                     Ok(m) => {
@@ -516,38 +539,43 @@ impl pb::log_server::Log for LogService {
                             Ok(rx) => {
                                 let t = t.clone();
                                 (
-                                    Ok(tokio::spawn(
-                                        async move { t.finish(m, hash, rx, wait).await },
-                                    )),
+                                    Slot::Building(tokio::spawn(async move {
+                                        t.finish(m, hash, rx, wait).await
+                                    })),
                                     Some(permit),
                                 )
                             }
-                            Err(e) => (Err(ServerError::from(e)), None),
+                            Err(e) => (Slot::Refused(ServerError::from(e)), None),
                         }
                     }
-                    Err(e) => (Err(e), None),
+                    Err(e) => (Slot::Refused(e), None),
                 };
-                let stop = pending.0.is_err();
-                if p_tx.send(pending).await.is_err() || stop {
+                if p_tx.send(pending).await.is_err() {
                     break;
                 }
             }
         });
         tokio::spawn(async move {
             while let Some((p, permit)) = p_rx.recv().await {
-                let r = match p {
-                    Ok(building) => building.await.unwrap_or_else(|e| {
-                        Err(ServerError::Log(LogError::Unavailable(format!(
-                            "receipt task failed: {e}"
-                        ))))
-                    }),
-                    Err(e) => Err(e),
+                // A refused event is answered in its slot and the stream
+                // goes on; only a transport error (a request that could
+                // not be decoded) ends it.
+                let answer = match p {
+                    Slot::Building(building) => match building.await {
+                        Ok(Ok(receipt)) => Ok(receipt),
+                        Ok(Err(e)) => Ok(event_error(e)),
+                        Err(e) => Ok(event_error(ServerError::Log(LogError::Unavailable(
+                            format!("receipt task failed: {e}"),
+                        )))),
+                    },
+                    Slot::Refused(e) => Ok(event_error(e)),
+                    Slot::End(status) => Err(status),
                 };
-                let stop = r.is_err();
-                let sent = out_tx.send(r.map_err(Status::from)).await;
+                let end = answer.is_err();
+                let sent = out_tx.send(answer).await;
                 // The receipt is the transport's now: its share returns.
                 drop(permit);
-                if sent.is_err() || stop {
+                if sent.is_err() || end {
                     break;
                 }
             }
