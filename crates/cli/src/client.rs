@@ -28,8 +28,17 @@ pub(crate) struct AppendArgs {
     /// Stop at the first rejected line: events are then sent one at a
     /// time, so nothing after that line is appended. Without it, every
     /// good line is appended and each rejected one reported.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "batch")]
     fail_fast: bool,
+    /// What each receipt carries: `full` (with the tlog-proof text),
+    /// `proof` (the proof; checkpoints sent once), `index` (index and
+    /// leaf hash).
+    #[arg(long, value_enum, default_value = "full")]
+    receipts: ReceiptFormArg,
+    /// Send the lines in batches of this many (at most 1,000) over
+    /// AppendBatchStream: the fastest way in.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1000), conflicts_with = "wait_cosigned")]
+    batch: Option<u16>,
     #[command(flatten)]
     server: ServerArg,
 }
@@ -121,6 +130,154 @@ fn b64s(v: &[Vec<u8>]) -> Vec<String> {
     v.iter().map(|h| encode_base64(h)).collect()
 }
 
+/// The receipt forms `cairn append --receipts` offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ReceiptFormArg {
+    /// Leaf, checkpoint, inclusion proof and tlog-proof text, per receipt.
+    Full,
+    /// Inclusion proof; the checkpoint sent once per stream or batch (the
+    /// printed receipt is the same as with `full`, but for the leaf).
+    Proof,
+    /// Index and leaf hash only (fetch proofs later with `cairn prove`).
+    Index,
+}
+
+impl ReceiptFormArg {
+    fn pb(self) -> i32 {
+        match self {
+            ReceiptFormArg::Full => pb::ReceiptForm::Full as i32,
+            ReceiptFormArg::Proof => pb::ReceiptForm::Proof as i32,
+            ReceiptFormArg::Index => pb::ReceiptForm::Index as i32,
+        }
+    }
+}
+
+/// One event read from the input, with its line number.
+struct Line {
+    no: u64,
+    event: Vec<u8>,
+}
+
+/// Reads the input's non-blank lines (as bytes: a line that is not UTF-8
+/// is the server's to refuse), in order.
+fn read_lines(input: Box<dyn Read + Send>, mut each: impl FnMut(Line) -> bool) {
+    let mut input = BufReader::new(input);
+    let mut no = 0u64;
+    loop {
+        let mut buf = Vec::new();
+        match input.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        no += 1;
+        while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            buf.pop();
+        }
+        if buf.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if !each(Line { no, event: buf }) {
+            break;
+        }
+    }
+}
+
+/// Writes one receipt as a JSON line: index, leaf hash, tree size, and,
+/// when there are any, the checkpoint, the inclusion proof, the
+/// cosigned checkpoint and the openings.
+fn write_receipt(
+    out: &mut impl Write,
+    r: &pb::Receipt,
+    checkpoint: Option<&pb::SignedCheckpoint>,
+) -> Result<()> {
+    // Written directly rather than through a `serde_json::Value`: this
+    // runs once per appended event. Only notes need escaping; base64 and
+    // numbers never do.
+    write!(
+        out,
+        "{{\"index\":{},\"leaf_hash\":\"{}\",\"tree_size\":{}",
+        r.index,
+        encode_base64(&r.leaf_hash),
+        r.checkpoint_size
+    )?;
+    if let Some(cp) = checkpoint {
+        write!(out, ",\"checkpoint\":{}", serde_json::to_string(&cp.note)?)?;
+    }
+    if checkpoint.is_some() || !r.inclusion_proof.is_empty() {
+        out.write_all(b",\"inclusion_proof\":[")?;
+        for (i, h) in r.inclusion_proof.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            write!(out, "{sep}\"{}\"", encode_base64(h))?;
+        }
+        out.write_all(b"]")?;
+    }
+    if let Some(c) = &r.cosigned_checkpoint {
+        write!(
+            out,
+            ",\"cosigned_checkpoint\":{},\"cosigned_inclusion_proof\":{}",
+            serde_json::to_string(&c.note)?,
+            serde_json::to_string(&b64s(&r.cosigned_inclusion_proof))?
+        )?;
+    }
+    if !r.openings.is_empty() {
+        let openings: Vec<serde_json::Value> = r
+            .openings
+            .iter()
+            .map(|o| serde_json::json!({"pointer": o.pointer, "detector": o.detector, "commitment": o.commitment, "salt": encode_base64(&o.salt), "value": o.value}))
+            .collect();
+        write!(out, ",\"openings\":{}", serde_json::Value::Array(openings))?;
+    }
+    out.write_all(b"}\n")?;
+    Ok(())
+}
+
+/// Counts and reports the answers of `cairn append`, in input order.
+struct Tally<W: Write> {
+    out: W,
+    appended: u64,
+    rejected: u64,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl<W: Write> Tally<W> {
+    /// One answer: a receipt (printed) or a refusal (reported by line).
+    /// Returns whether it was appended.
+    fn answer(
+        &mut self,
+        line: u64,
+        r: &pb::Receipt,
+        checkpoint: Option<&pb::SignedCheckpoint>,
+    ) -> Result<bool> {
+        if let Some(e) = &r.error {
+            // The line number and the server's reason (no content).
+            eprintln!(
+                "cairn append: line {line}: {} ({:?})",
+                e.message,
+                tonic::Code::from(e.code)
+            );
+            self.rejected += 1;
+            return Ok(false);
+        }
+        write_receipt(&mut self.out, r, checkpoint)?;
+        self.appended += 1;
+        if let Some(b) = &self.bar {
+            b.set_message(format!("{} appended", self.appended));
+            b.tick();
+        }
+        Ok(true)
+    }
+
+    fn stopped(&self, s: &tonic::Status) -> anyhow::Error {
+        anyhow!(
+            "append stopped after {} appended, {} rejected: {} ({:?})",
+            self.appended,
+            self.rejected,
+            s.message(),
+            s.code()
+        )
+    }
+}
+
 pub(crate) fn append(args: AppendArgs) -> Result<ExitCode> {
     let input: Box<dyn Read + Send> = match &args.input {
         None => Box::new(std::io::stdin()),
@@ -132,134 +289,129 @@ pub(crate) fn append(args: AppendArgs) -> Result<ExitCode> {
     let wait_cosigned = args.wait_cosigned;
     let log = args.server.log.clone();
     let fail_fast = args.fail_fast;
+    let form = args.receipts;
+    let batch = args.batch.map(usize::from);
     runtime()?.block_on(async move {
         let mut client = args.server.connect().await?;
-        let (tx, rx) = tokio::sync::mpsc::channel::<pb::AppendRequest>(1024);
         // The line number of every event sent, in order: answers come back
         // in request order, one each.
         let (lines_tx, lines_rx) = std::sync::mpsc::channel::<u64>();
-        // With --fail-fast, one event in flight: the next is sent only
-        // once the previous one was appended.
-        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-        // Read lines on a plain thread, as bytes (a line that is not UTF-8
-        // is the server's to refuse); blank lines are skipped.
-        std::thread::spawn(move || {
-            let mut input = BufReader::new(input);
-            let mut line_no = 0u64;
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                match input.read_until(b'\n', &mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-                line_no += 1;
-                while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                    buf.pop();
-                }
-                if buf.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                let req = pb::AppendRequest {
-                    event: buf.clone(),
-                    content_type: pb::ContentType::Json as i32,
-                    policy: String::new(),
-                    idempotency_key: Vec::new(),
-                    wait_cosigned,
+        let mut tally = Tally {
+            out: std::io::BufWriter::new(std::io::stdout().lock()),
+            appended: 0,
+            rejected: 0,
+            bar: std::io::stderr()
+                .is_terminal()
+                .then(indicatif::ProgressBar::new_spinner),
+        };
+        if let Some(size) = batch {
+            // Batches of up to `size` lines (and 4 MiB), over one
+            // AppendBatchStream.
+            let (tx, rx) = tokio::sync::mpsc::channel::<pb::AppendBatchRequest>(16);
+            std::thread::spawn(move || {
+                let new = || pb::AppendBatchRequest {
+                    events: Vec::with_capacity(size),
                     log: log.clone(),
+                    receipt_form: form.pb(),
                 };
-                if lines_tx.send(line_no).is_err() || tx.blocking_send(req).is_err() {
-                    break;
+                let mut cur = new();
+                let mut bytes = 0usize;
+                let mut ok = true;
+                read_lines(input, |l| {
+                    if cur.events.len() == size || bytes + l.event.len() > (4 << 20) {
+                        let full = std::mem::replace(&mut cur, new());
+                        bytes = 0;
+                        if tx.blocking_send(full).is_err() {
+                            ok = false;
+                            return false;
+                        }
+                    }
+                    bytes += l.event.len();
+                    cur.events.push(pb::AppendRequest {
+                        event: l.event,
+                        content_type: pb::ContentType::Json as i32,
+                        ..Default::default()
+                    });
+                    lines_tx.send(l.no).is_ok()
+                });
+                if ok && !cur.events.is_empty() {
+                    let _ = tx.blocking_send(cur);
                 }
-                if fail_fast && go_rx.recv().is_err() {
-                    break;
+            });
+            let mut responses = client
+                .append_batch_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+                .map_err(|s| anyhow!("append: {} ({:?})", s.message(), s.code()))?
+                .into_inner();
+            while let Some(resp) = responses.next().await {
+                let resp = resp.map_err(|s| tally.stopped(&s))?;
+                for r in &resp.receipts {
+                    let line = lines_rx.recv().unwrap_or(0);
+                    let cp = resp
+                        .checkpoints
+                        .iter()
+                        .find(|c| c.size == r.checkpoint_size && form != ReceiptFormArg::Index);
+                    tally.answer(line, r, cp)?;
                 }
             }
-        });
-        let mut receipts = client
-            .append_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await
-            .map_err(|s| anyhow!("append: {} ({:?})", s.message(), s.code()))?
-            .into_inner();
-        let bar = std::io::stderr().is_terminal().then(indicatif::ProgressBar::new_spinner);
-        let stdout = std::io::stdout();
-        let mut out = std::io::BufWriter::new(stdout.lock());
-        let mut n = 0u64;
-        let mut rejected = 0u64;
-        let mut go = fail_fast.then_some(go_tx);
-        while let Some(r) = receipts.next().await {
-            let r = r.map_err(|s| {
-                anyhow!(
-                    "append stopped after {n} appended, {rejected} rejected: {} ({:?})",
-                    s.message(),
-                    s.code()
-                )
-            })?;
-            let line = lines_rx.recv().unwrap_or(0);
-            if let Some(e) = &r.error {
-                // The line number and the server's reason (no content).
-                eprintln!(
-                    "cairn append: line {line}: {} ({:?})",
-                    e.message,
-                    tonic::Code::from(e.code)
-                );
-                rejected += 1;
-                if fail_fast {
+        } else {
+            let (tx, rx) = tokio::sync::mpsc::channel::<pb::AppendRequest>(1024);
+            // With --fail-fast, one event in flight: the next is sent only
+            // once the previous one was appended.
+            let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+            std::thread::spawn(move || {
+                read_lines(input, |l| {
+                    let req = pb::AppendRequest {
+                        event: l.event,
+                        content_type: pb::ContentType::Json as i32,
+                        wait_cosigned,
+                        log: log.clone(),
+                        receipt_form: form.pb(),
+                        ..Default::default()
+                    };
+                    lines_tx.send(l.no).is_ok()
+                        && tx.blocking_send(req).is_ok()
+                        && (!fail_fast || go_rx.recv().is_ok())
+                });
+            });
+            let mut receipts = client
+                .append_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+                .map_err(|s| anyhow!("append: {} ({:?})", s.message(), s.code()))?
+                .into_inner();
+            let mut go = fail_fast.then_some(go_tx);
+            // PROOF receipts leave out the checkpoint the stream sent last.
+            let mut last_checkpoint: Option<pb::SignedCheckpoint> = None;
+            while let Some(r) = receipts.next().await {
+                let r = r.map_err(|s| tally.stopped(&s))?;
+                let line = lines_rx.recv().unwrap_or(0);
+                if let Some(cp) = &r.checkpoint {
+                    last_checkpoint = Some(cp.clone());
+                }
+                let cp = match form {
+                    ReceiptFormArg::Index => None,
+                    _ => last_checkpoint.as_ref(),
+                };
+                if tally.answer(line, &r, cp)? {
+                    if let Some(g) = &go {
+                        let _ = g.send(());
+                    }
+                } else if fail_fast {
                     // The reader stops; nothing after this line was sent.
                     go = None;
                 }
-                continue;
             }
-            if let Some(g) = &go {
-                let _ = g.send(());
-            }
-            let cp = r.checkpoint.unwrap_or_default();
-            // Written directly rather than through a `serde_json::Value`:
-            // this loop runs once per appended event. Only the note needs
-            // escaping; base64 and numbers never do.
-            write!(
-                out,
-                "{{\"index\":{},\"leaf_hash\":\"{}\",\"tree_size\":{},\"checkpoint\":{},\"inclusion_proof\":[",
-                r.index,
-                encode_base64(&r.leaf_hash),
-                cp.size,
-                serde_json::to_string(&cp.note)?
-            )?;
-            for (i, h) in r.inclusion_proof.iter().enumerate() {
-                let sep = if i == 0 { "" } else { "," };
-                write!(out, "{sep}\"{}\"", encode_base64(h))?;
-            }
-            out.write_all(b"]")?;
-            if let Some(c) = &r.cosigned_checkpoint {
-                write!(
-                    out,
-                    ",\"cosigned_checkpoint\":{},\"cosigned_inclusion_proof\":{}",
-                    serde_json::to_string(&c.note)?,
-                    serde_json::to_string(&b64s(&r.cosigned_inclusion_proof))?
-                )?;
-            }
-            if !r.openings.is_empty() {
-                let openings: Vec<serde_json::Value> = r
-                    .openings
-                    .iter()
-                    .map(|o| serde_json::json!({"pointer": o.pointer, "detector": o.detector, "commitment": o.commitment, "salt": encode_base64(&o.salt), "value": o.value}))
-                    .collect();
-                write!(out, ",\"openings\":{}", serde_json::Value::Array(openings))?;
-            }
-            out.write_all(b"}\n")?;
-            n += 1;
-            if let Some(b) = &bar {
-                b.set_message(format!("{n} appended"));
-                b.tick();
-            }
+            drop(go);
         }
-        out.flush()?;
-        if let Some(b) = bar {
+        tally.out.flush()?;
+        if let Some(b) = &tally.bar {
             b.finish_and_clear();
         }
-        drop(go);
-        eprintln!("cairn append: {n} appended, {rejected} rejected");
-        Ok(if rejected == 0 {
+        eprintln!(
+            "cairn append: {} appended, {} rejected",
+            tally.appended, tally.rejected
+        );
+        Ok(if tally.rejected == 0 {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(1)

@@ -523,15 +523,58 @@ impl Log {
         Ok(self.seq.queue_wait(req).await?)
     }
 
-    /// Waits for a queued append's answer and builds its receipt.
+    /// Waits for a queued append's answer and builds its receipt (with
+    /// its inclusion proof when `prove`; otherwise `path` is empty).
     pub async fn finish(
         self: &Arc<Self>,
         masked: Masked,
         hash: Hash,
         reply: Reply,
+        prove: bool,
     ) -> Result<Receipt, LogError> {
         let done = reply.await.unwrap_or(Err(AppendError::ShuttingDown))?;
+        if !prove {
+            let Appended {
+                index,
+                head,
+                duplicate,
+            } = done;
+            return Ok(Receipt {
+                index,
+                // A duplicate's leaf hash is the original's: the same leaf
+                // only if the event masked to the same bytes, so look.
+                leaf_hash: if duplicate {
+                    self.leaf_hash_at(index).await?
+                } else {
+                    hash
+                },
+                leaf: Vec::new(),
+                openings: if duplicate {
+                    Vec::new()
+                } else {
+                    masked.openings
+                },
+                head,
+                path: Vec::new(),
+                duplicate,
+            });
+        }
         self.receipt(masked, hash, done).await
+    }
+
+    /// The leaf hash of a stored entry (from the cache when its tile is
+    /// there).
+    async fn leaf_hash_at(self: &Arc<Self>, index: LeafIndex) -> Result<Hash, LogError> {
+        let size = self.latest().size;
+        if let Some(h) = self.tiles.leaf_cached(index.0, size.0) {
+            return Ok(h);
+        }
+        let leaf = self
+            .entries(index, 1)
+            .await?
+            .pop()
+            .ok_or_else(|| LogError::Unavailable("stored entry missing".into()))?;
+        Ok(leaf_hash(&leaf))
     }
 
     /// Builds the receipt of a durable, checkpointed append: from the

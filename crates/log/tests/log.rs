@@ -61,7 +61,7 @@ async fn append(log: &Arc<Log>, i: u64) -> Result<Receipt, LogError> {
     let req = log.request(&masked, None);
     let hash = req.leaf_hash;
     let reply = log.try_append(req)?;
-    log.finish(masked, hash, reply).await
+    log.finish(masked, hash, reply, true).await
 }
 
 fn verifies(r: &Receipt) {

@@ -29,11 +29,14 @@ use crate::witnessing::{Cosigned, Witnessing};
 /// Longest idempotency key accepted.
 pub const MAX_IDEMPOTENCY_KEY: usize = 128;
 
-/// Largest gRPC request message accepted (one `AppendRequest`, or one
-/// message of an `AppendStream`): larger ones are refused while decoding
-/// with `OUT_OF_RANGE`, before any of it is masked. Four times the entry
-/// limit, since masking can shrink an event (dropped fields).
+/// Largest event accepted (in one `AppendRequest`, alone, on a stream or
+/// in a batch): larger ones are refused with `OUT_OF_RANGE` before any of
+/// it is masked. Four times the entry limit, since masking can shrink an
+/// event (dropped fields).
 pub const MAX_REQUEST_BYTES: usize = 4 * cairn_core::tile::MAX_ENTRY_LEN;
+/// Largest gRPC message decoded: a full `AppendBatchRequest` (4 MiB of
+/// events) and its framing. Larger ones are refused while decoding.
+pub const MAX_MESSAGE_BYTES: usize = MAX_BATCH_BYTES + (256 << 10);
 /// Bytes one `AppendStream` may hold in flight (events being masked and
 /// appended, receipts not yet handed to the transport): 16 MiB, room for
 /// ~3,000 typical appends, so one stream still fills whole batches. What a
@@ -58,6 +61,25 @@ enum Slot {
     /// The stream cannot go on (a request the transport could not decode).
     End(Status),
 }
+
+/// On a stream, a PROOF receipt leaves out its checkpoint when it is the
+/// one the client received last on the stream (the rule documented on
+/// `ReceiptForm`); a FULL receipt always carries it.
+fn share_checkpoint(r: &mut pb::Receipt, last: &mut Option<String>) {
+    let Some(cp) = &r.checkpoint else { return };
+    if r.tlog_proof.is_empty() && last.as_deref() == Some(cp.note.as_str()) {
+        r.checkpoint = None;
+    } else {
+        *last = Some(cp.note.clone());
+    }
+}
+
+/// Most events in one `AppendBatch`.
+pub const MAX_BATCH_EVENTS: usize = 1000;
+/// Most bytes of events in one `AppendBatch`.
+pub const MAX_BATCH_BYTES: usize = 4 << 20;
+/// Batches of one `AppendBatchStream` being appended at once.
+const BATCHES_IN_FLIGHT: usize = 8;
 
 /// A refused event's answer on a stream: its status code and message (no
 /// event content), counted in `cairn_errors_total` like any refusal.
@@ -178,6 +200,12 @@ pub fn check_append(
 /// The request fields checked before masking: the idempotency key's
 /// length and the content type.
 fn check_fields(req: &pb::AppendRequest) -> Result<ContentType, ServerError> {
+    if req.event.len() > MAX_REQUEST_BYTES {
+        return Err(ServerError::Log(LogError::OutOfRange(format!(
+            "the event is {} bytes; the limit is {MAX_REQUEST_BYTES}",
+            req.event.len()
+        ))));
+    }
     if req.idempotency_key.len() > MAX_IDEMPOTENCY_KEY {
         return Err(ServerError::Log(LogError::InvalidArgument(format!(
             "idempotency key is {} bytes; the limit is {MAX_IDEMPOTENCY_KEY}",
@@ -206,22 +234,74 @@ fn hashes_pb(path: &[Hash]) -> Vec<Vec<u8>> {
     path.iter().map(|h| h.0.to_vec()).collect()
 }
 
-fn receipt_pb(r: Receipt) -> pb::Receipt {
+/// What a receipt carries (`pb::ReceiptForm`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// Everything, the tlog-proof text too.
+    Full,
+    /// The proof and its checkpoint (sent once per response or stream).
+    Proof,
+    /// Index and leaf hash.
+    Index,
+}
+
+impl Form {
+    /// The form a request asks for; an unknown value is `INVALID_ARGUMENT`.
+    pub fn parse(v: i32) -> Result<Form, ServerError> {
+        match pb::ReceiptForm::try_from(v) {
+            Ok(pb::ReceiptForm::Unspecified | pb::ReceiptForm::Full) => Ok(Form::Full),
+            Ok(pb::ReceiptForm::Proof) => Ok(Form::Proof),
+            Ok(pb::ReceiptForm::Index) => Ok(Form::Index),
+            Err(_) => Err(ServerError::Log(LogError::InvalidArgument(format!(
+                "unknown receipt form {v}"
+            )))),
+        }
+    }
+}
+
+fn receipt_pb(r: Receipt, form: Form) -> pb::Receipt {
+    let openings = r
+        .openings
+        .iter()
+        .map(|o| pb::Opening {
+            pointer: o.pointer.clone(),
+            detector: o.detector.clone(),
+            commitment: o.commitment.clone(),
+            salt: o.salt.to_vec(),
+            value: o.value.to_string(),
+        })
+        .collect();
+    match form {
+        Form::Full => {}
+        Form::Proof => {
+            return pb::Receipt {
+                index: r.index.0,
+                leaf_hash: r.leaf_hash.0.to_vec(),
+                openings,
+                checkpoint: Some(head_pb(&r.head)),
+                checkpoint_size: r.head.size.0,
+                inclusion_proof: hashes_pb(&r.path),
+                duplicate: r.duplicate,
+                ..Default::default()
+            };
+        }
+        Form::Index => {
+            return pb::Receipt {
+                index: r.index.0,
+                leaf_hash: r.leaf_hash.0.to_vec(),
+                openings,
+                checkpoint_size: r.head.size.0,
+                duplicate: r.duplicate,
+                ..Default::default()
+            };
+        }
+    }
     let tlog_proof = r.tlog_proof();
     pb::Receipt {
         index: r.index.0,
         leaf_hash: r.leaf_hash.0.to_vec(),
-        openings: r
-            .openings
-            .iter()
-            .map(|o| pb::Opening {
-                pointer: o.pointer.clone(),
-                detector: o.detector.clone(),
-                commitment: o.commitment.clone(),
-                salt: o.salt.to_vec(),
-                value: o.value.to_string(),
-            })
-            .collect(),
+        checkpoint_size: r.head.size.0,
+        openings,
         checkpoint: Some(head_pb(&r.head)),
         inclusion_proof: hashes_pb(&r.path),
         tlog_proof,
@@ -268,7 +348,7 @@ impl LogService {
 
     /// The tonic server wrapper.
     pub fn into_server(self) -> pb::log_server::LogServer<LogService> {
-        pb::log_server::LogServer::new(self).max_decoding_message_size(MAX_REQUEST_BYTES)
+        pb::log_server::LogServer::new(self).max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
 }
 
@@ -282,6 +362,84 @@ struct Target {
 }
 
 impl Inner {
+    /// Appends a batch to `t`'s log: each event checked, masked and queued
+    /// on its own (a refused one answered in its slot), then every receipt
+    /// in order, each distinct checkpoint once. Refused as a whole only
+    /// for its size or the caller's rate limit (nothing appended).
+    async fn batch(
+        &self,
+        t: Arc<Target>,
+        id: Option<&Identity>,
+        req: pb::AppendBatchRequest,
+    ) -> Result<pb::AppendBatchResponse, ServerError> {
+        let form = Form::parse(req.receipt_form)?;
+        let bytes: usize = req.events.iter().map(|e| e.event.len()).sum();
+        if req.events.len() > MAX_BATCH_EVENTS || bytes > MAX_BATCH_BYTES {
+            return Err(ServerError::Log(LogError::InvalidArgument(format!(
+                "a batch holds at most {MAX_BATCH_EVENTS} events and {MAX_BATCH_BYTES} bytes; this one has {} events and {bytes} bytes",
+                req.events.len()
+            ))));
+        }
+        if let Some(a) = &self.auth {
+            a.take_in(
+                id,
+                req.events.len() as f64,
+                t.quota.as_ref().map(|(n, q)| (n, *q)),
+            )?;
+        }
+        // Mask and queue in request order; the sequencer batches them.
+        let mut slots = Vec::with_capacity(req.events.len());
+        for ev in &req.events {
+            let slot = match t.mask(ev) {
+                Ok(m) => {
+                    let r = t.request(&m, ev, id);
+                    let hash = r.leaf_hash;
+                    match t.log.queue_wait(r).await {
+                        Ok(rx) => {
+                            let t = t.clone();
+                            Slot::Building(tokio::spawn(async move {
+                                t.finish(m, hash, rx, false, form).await
+                            }))
+                        }
+                        Err(e) => Slot::Refused(ServerError::from(e)),
+                    }
+                }
+                Err(e) => Slot::Refused(e),
+            };
+            slots.push(slot);
+        }
+        drop(req);
+        let mut receipts = Vec::with_capacity(slots.len());
+        let mut checkpoints: Vec<pb::SignedCheckpoint> = Vec::new();
+        for slot in slots {
+            let mut r = match slot {
+                Slot::Building(b) => match b.await {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(e)) => event_error(e),
+                    Err(e) => event_error(ServerError::Log(LogError::Unavailable(format!(
+                        "receipt task failed: {e}"
+                    )))),
+                },
+                Slot::Refused(e) => event_error(e),
+                Slot::End(status) => {
+                    return Err(ServerError::Log(LogError::Unavailable(
+                        status.message().to_owned(),
+                    )));
+                }
+            };
+            if let Some(cp) = r.checkpoint.take()
+                && !checkpoints.iter().any(|c| c.note == cp.note)
+            {
+                checkpoints.push(cp);
+            }
+            receipts.push(r);
+        }
+        Ok(pb::AppendBatchResponse {
+            receipts,
+            checkpoints,
+        })
+    }
+
     /// Checks the caller's credentials for `need` (nothing to check on an
     /// open log) and resolves the log it names, if the caller may use it.
     /// A refusal goes through [`ServerError`], so that it is counted in
@@ -364,9 +522,13 @@ impl Target {
         hash: Hash,
         reply: Reply,
         wait_cosigned: bool,
+        form: Form,
     ) -> Result<pb::Receipt, ServerError> {
-        let receipt = self.log.finish(masked, hash, reply).await?;
-        let mut receipt = receipt_pb(receipt);
+        let receipt = self
+            .log
+            .finish(masked, hash, reply, form != Form::Index)
+            .await?;
+        let mut receipt = receipt_pb(receipt, form);
         if let Some(w) = &self.witnessing {
             self.attach_cosigned(&mut receipt, w, wait_cosigned.then_some(self.cosign_wait))
                 .await?;
@@ -429,13 +591,92 @@ impl pb::log_server::Log for LogService {
         let (id, t) = self.inner.authorize(&request, Scope::Append, &log)?;
         self.inner.take(id.as_ref(), &t)?;
         let req = request.into_inner();
+        let form = Form::parse(req.receipt_form)?;
         let masked = t.mask(&req)?;
         let append = t.request(&masked, &req, id.as_ref());
         let hash = append.leaf_hash;
         let rx = t.log.try_append(append).map_err(ServerError::from)?;
         Ok(Response::new(
-            t.finish(masked, hash, rx, req.wait_cosigned).await?,
+            t.finish(masked, hash, rx, req.wait_cosigned, form).await?,
         ))
+    }
+
+    #[tracing::instrument(name = "cairn.v1.Log/AppendBatch", level = "debug", skip_all)]
+    async fn append_batch(
+        &self,
+        request: Request<pb::AppendBatchRequest>,
+    ) -> Result<Response<pb::AppendBatchResponse>, Status> {
+        let log = request.get_ref().log.clone();
+        let (id, t) = self.inner.authorize(&request, Scope::Append, &log)?;
+        let req = request.into_inner();
+        Ok(Response::new(
+            self.inner.batch(Arc::new(t), id.as_ref(), req).await?,
+        ))
+    }
+
+    type AppendBatchStreamStream = BoxStream<pb::AppendBatchResponse>;
+
+    /// One response per request, in order; batches overlap (up to
+    /// `BATCHES_IN_FLIGHT` per stream), so one stream fills the
+    /// sequencer's batches.
+    #[tracing::instrument(name = "cairn.v1.Log/AppendBatchStream", level = "debug", skip_all)]
+    async fn append_batch_stream(
+        &self,
+        request: Request<Streaming<pb::AppendBatchRequest>>,
+    ) -> Result<Response<Self::AppendBatchStreamStream>, Status> {
+        let id = self.inner.identity(&request, Scope::Append)?;
+        let slot = match &self.inner.auth {
+            Some(a) => a
+                .open_stream(id.as_ref())
+                .map_err(|e| Status::from(ServerError::Auth(e)))?,
+            None => None,
+        };
+        let mut inbound = request.into_inner();
+        let (out_tx, out_rx) = mpsc::channel::<Result<pb::AppendBatchResponse, Status>>(2);
+        type Pending = tokio::task::JoinHandle<Result<pb::AppendBatchResponse, Status>>;
+        let (p_tx, mut p_rx) = mpsc::channel::<Pending>(BATCHES_IN_FLIGHT);
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            while let Some(next) = inbound.next().await {
+                let pending: Pending = match next {
+                    Ok(req) => {
+                        let inner = inner.clone();
+                        let id = id.clone();
+                        tokio::spawn(async move {
+                            let t = inner.logs.target(&req.log, id.as_ref())?;
+                            Ok(inner.batch(Arc::new(t), id.as_ref(), req).await?)
+                        })
+                    }
+                    Err(status) => {
+                        let e = ServerError::Log(LogError::InvalidArgument(
+                            status.message().to_owned(),
+                        ));
+                        let status = Status::from(e);
+                        tokio::spawn(async move { Err(status) })
+                    }
+                };
+                if p_tx.send(pending).await.is_err() {
+                    break;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(p) = p_rx.recv().await {
+                let r = p.await.unwrap_or_else(|e| {
+                    Err(Status::from(ServerError::Log(LogError::Unavailable(
+                        format!("batch task failed: {e}"),
+                    ))))
+                });
+                // A whole batch refused (credentials for its log, its
+                // size, the rate limit) ends the stream with its status.
+                let end = r.is_err();
+                if out_tx.send(r).await.is_err() || end {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
     }
 
     type AppendStreamStream = BoxStream<pb::Receipt>;
@@ -530,6 +771,15 @@ impl pb::log_server::Log for LogService {
                             Ok(p) => p,
                             Err(_) => break,
                         };
+                        let form = match Form::parse(req.receipt_form) {
+                            Ok(f) => f,
+                            Err(e) => {
+                                if p_tx.send((Slot::Refused(e), None)).await.is_err() {
+                                    break;
+                                }
+                                continue;
+                            }
+                        };
                         let r = t.request(&m, &req, id.as_ref());
                         let wait = req.wait_cosigned;
                         // The event is masked: only the leaf goes on.
@@ -540,7 +790,7 @@ impl pb::log_server::Log for LogService {
                                 let t = t.clone();
                                 (
                                     Slot::Building(tokio::spawn(async move {
-                                        t.finish(m, hash, rx, wait).await
+                                        t.finish(m, hash, rx, wait, form).await
                                     })),
                                     Some(permit),
                                 )
@@ -556,6 +806,8 @@ impl pb::log_server::Log for LogService {
             }
         });
         tokio::spawn(async move {
+            // The checkpoint the client received last on this stream.
+            let mut last_checkpoint: Option<String> = None;
             while let Some((p, permit)) = p_rx.recv().await {
                 // A refused event is answered in its slot and the stream
                 // goes on; only a transport error (a request that could
@@ -571,6 +823,10 @@ impl pb::log_server::Log for LogService {
                     Slot::Refused(e) => Ok(event_error(e)),
                     Slot::End(status) => Err(status),
                 };
+                let answer = answer.map(|mut r| {
+                    share_checkpoint(&mut r, &mut last_checkpoint);
+                    r
+                });
                 let end = answer.is_err();
                 let sent = out_tx.send(answer).await;
                 // The receipt is the transport's now: its share returns.
