@@ -8,9 +8,18 @@
 //! receipts (p50/p90/p99/p999/max), and client and (with `--server-pid`)
 //! server CPU, as one JSON object on stdout (and in `--out`).
 //!
+//! Batches (`--batch N`): each client sends `AppendBatch`es of N events
+//! over one `AppendBatchStream`; an event's latency is from its batch's
+//! send to the batch's answer. `--receipts full|proof|index` picks what
+//! each receipt carries.
+//!
 //! Proofs (`--proofs`): `--clients` workers ask for inclusion proofs of
 //! random entries (and, one request in four, consistency proofs from a
 //! random older size) in the latest tree for `--duration` seconds.
+//!
+//! The report has the server's CPU per operation (with `--server-pid`)
+//! and a timeline (per 250 ms: operations/s, p50 and p99 latency); with
+//! `--out FILE`, the timeline is also drawn as `FILE.svg`.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,6 +71,13 @@ pub(crate) struct BenchArgs {
     /// `cairn log list`). [default: --log]
     #[arg(long, value_delimiter = ',')]
     logs: Vec<String>,
+    /// What each receipt carries.
+    #[arg(long, value_enum, default_value = "full")]
+    receipts: crate::client::ReceiptFormArg,
+    /// Send `AppendBatch`es of this many events (at most 1,000) over one
+    /// `AppendBatchStream` per client.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1000), conflicts_with_all = ["stream", "proofs"])]
+    batch: Option<u16>,
 }
 
 impl BenchArgs {
@@ -121,20 +137,123 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
-#[derive(Default)]
 struct Tally {
+    start: Instant,
     lat_us: Mutex<Vec<u64>>,
+    /// Completion times (ms since start), beside `lat_us`.
+    done_ms: Mutex<Vec<u32>>,
     errors: AtomicU64,
     bytes: AtomicU64,
 }
 
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            start: Instant::now(),
+            lat_us: Mutex::default(),
+            done_ms: Mutex::default(),
+            errors: AtomicU64::default(),
+            bytes: AtomicU64::default(),
+        }
+    }
+}
+
 impl Tally {
     fn ok(&self, t0: Instant) {
-        self.lat_us
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(t0.elapsed().as_micros() as u64);
+        self.ok_n(t0, 1);
     }
+
+    /// `n` operations sent at `t0` are done now.
+    fn ok_n(&self, t0: Instant, n: usize) {
+        let lat = t0.elapsed().as_micros() as u64;
+        let at = u32::try_from(self.start.elapsed().as_millis()).unwrap_or(u32::MAX);
+        let mut l = self.lat_us.lock().unwrap_or_else(|p| p.into_inner());
+        let mut d = self.done_ms.lock().unwrap_or_else(|p| p.into_inner());
+        for _ in 0..n {
+            l.push(lat);
+            d.push(at);
+        }
+    }
+}
+
+/// Operations/s and latency per `step_ms` window, from completion times
+/// and latencies (same order).
+fn timeline(done_ms: &[u32], lat_us: &[u64], step_ms: u32) -> Vec<serde_json::Value> {
+    let end = done_ms.iter().copied().max().unwrap_or(0);
+    let windows = (end / step_ms + 1) as usize;
+    let mut lats: Vec<Vec<u64>> = vec![Vec::new(); windows];
+    for (d, l) in done_ms.iter().zip(lat_us) {
+        if let Some(w) = lats.get_mut((d / step_ms) as usize) {
+            w.push(*l);
+        }
+    }
+    lats.into_iter()
+        .enumerate()
+        .map(|(i, mut w)| {
+            w.sort_unstable();
+            serde_json::json!({
+                "t_s": (i as f64 + 1.0) * f64::from(step_ms) / 1000.0,
+                "per_s": w.len() as f64 * 1000.0 / f64::from(step_ms),
+                "p50_ms": percentile(&w, 0.50),
+                "p99_ms": percentile(&w, 0.99),
+            })
+        })
+        .collect()
+}
+
+/// Draws the timeline: operations/s above, p50 and p99 latency below.
+fn plot(path: &std::path::Path, title: &str, tl: &[serde_json::Value]) -> Result<()> {
+    use plotters::prelude::*;
+    let get = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(0.0);
+    let pts =
+        |k: &str| -> Vec<(f64, f64)> { tl.iter().map(|v| (get(v, "t_s"), get(v, k))).collect() };
+    let (rate, p50, p99) = (pts("per_s"), pts("p50_ms"), pts("p99_ms"));
+    let t_max = rate.last().map_or(1.0, |p| p.0).max(0.25);
+    let r_max = rate.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
+    let l_max = p99.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
+    let root = SVGBackend::new(path, (900, 600)).into_drawing_area();
+    let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("plotting {}: {e}", path.display());
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let (top, bottom) = root.split_vertically(300);
+    let mut c = ChartBuilder::on(&top)
+        .caption(title, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..t_max, 0.0..r_max)
+        .map_err(|e| err(&e))?;
+    c.configure_mesh()
+        .x_desc("seconds")
+        .y_desc("operations/s")
+        .draw()
+        .map_err(|e| err(&e))?;
+    c.draw_series(LineSeries::new(rate, &BLUE))
+        .map_err(|e| err(&e))?;
+    let mut c = ChartBuilder::on(&bottom)
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..t_max, 0.0..l_max)
+        .map_err(|e| err(&e))?;
+    c.configure_mesh()
+        .x_desc("seconds")
+        .y_desc("latency, ms")
+        .draw()
+        .map_err(|e| err(&e))?;
+    c.draw_series(LineSeries::new(p50, &GREEN))
+        .map_err(|e| err(&e))?
+        .label("p50")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREEN));
+    c.draw_series(LineSeries::new(p99, &RED))
+        .map_err(|e| err(&e))?
+        .label("p99")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+    c.configure_series_labels()
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
 }
 
 /// Paces `total` sends at `rate`/s (0: no pacing): each call to
@@ -198,6 +317,7 @@ async fn stream_client(
             for i in due {
                 let mut ev = event(id * 1_000_000_000 + i, a2.event_size, a2.pii_density);
                 ev.log = a2.log_for(id);
+                ev.receipt_form = a2.receipts.pb();
                 t2.bytes.fetch_add(ev.event.len() as u64, Ordering::Relaxed);
                 stamps
                     .lock()
@@ -292,7 +412,16 @@ async fn run(args: Arc<BenchArgs>) -> Result<serde_json::Value> {
                 per
             };
             let (c, a, t) = (client.clone(), args.clone(), tally.clone());
-            if args.stream {
+            if let Some(size) = args.batch {
+                tasks.push(tokio::spawn(batch_client(
+                    c,
+                    a,
+                    id,
+                    n,
+                    usize::from(size),
+                    t,
+                )));
+            } else if args.stream {
                 tasks.push(tokio::spawn(stream_client(c, a, id, n, rate, t)));
             } else {
                 tasks.push(tokio::spawn(unary_client(c, a, id, n, rate, t)));
@@ -301,7 +430,14 @@ async fn run(args: Arc<BenchArgs>) -> Result<serde_json::Value> {
         for t in tasks {
             let _ = t.await;
         }
-        (if args.stream { "stream" } else { "unary" }, total)
+        let mode = if args.batch.is_some() {
+            "batch"
+        } else if args.stream {
+            "stream"
+        } else {
+            "unary"
+        };
+        (mode, total)
     };
     let elapsed = start.elapsed().as_secs_f64();
     let cpu1 = (
@@ -309,9 +445,23 @@ async fn run(args: Arc<BenchArgs>) -> Result<serde_json::Value> {
         server_pid.as_deref().and_then(cpu_seconds),
     );
     let mut l = std::mem::take(&mut *tally.lat_us.lock().unwrap_or_else(|p| p.into_inner()));
+    let done = std::mem::take(&mut *tally.done_ms.lock().unwrap_or_else(|p| p.into_inner()));
+    let tl = timeline(&done, &l, 250);
+    drop(done);
     l.sort_unstable();
     let bytes = tally.bytes.load(Ordering::Relaxed);
     let cpu = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| b - a);
+    let per_op = |c: Option<f64>| c.map(|c| c / (l.len().max(1) as f64) * 1e6);
+    if let Some(out) = &args.out {
+        let svg = out.with_extension("svg");
+        let title = format!(
+            "cairn bench: {mode}, {} clients{}",
+            args.clients,
+            args.batch
+                .map_or(String::new(), |b| format!(", batches of {b}"))
+        );
+        plot(&svg, &title, &tl)?;
+    }
     Ok(serde_json::json!({
         "mode": mode,
         "clients": args.clients,
@@ -326,14 +476,87 @@ async fn run(args: Arc<BenchArgs>) -> Result<serde_json::Value> {
         "mb_per_s": bytes as f64 / elapsed / 1e6,
         "client_cpu_s": cpu(cpu0.0, cpu1.0),
         "server_cpu_s": cpu(cpu0.1, cpu1.1),
+        "client_cpu_us_per_op": per_op(cpu(cpu0.0, cpu1.0)),
+        "server_cpu_us_per_op": per_op(cpu(cpu0.1, cpu1.1)),
+        "receipts": format!("{:?}", args.receipts).to_lowercase(),
+        "batch": args.batch,
         "latency_ms": {
             "p50": percentile(&l, 0.50),
             "p90": percentile(&l, 0.90),
             "p99": percentile(&l, 0.99),
             "p999": percentile(&l, 0.999),
             "max": percentile(&l, 1.0),
-        }
+        },
+        "timeline": tl,
     }))
+}
+
+/// Batches over one `AppendBatchStream`: `total` events in batches of
+/// `size`, closed loop (up to 8 batches in flight, the server's window).
+async fn batch_client(
+    mut client: crate::conn::Client,
+    args: Arc<BenchArgs>,
+    id: u64,
+    total: u64,
+    size: usize,
+    tally: Arc<Tally>,
+) {
+    let sent_at: Arc<Mutex<std::collections::VecDeque<(Instant, usize)>>> = Arc::default();
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::AppendBatchRequest>(8);
+    let (stamps, t2, a2) = (sent_at.clone(), tally.clone(), args.clone());
+    tokio::spawn(async move {
+        let mut i = 0u64;
+        while i < total {
+            let n = (total - i).min(size as u64);
+            let events: Vec<pb::AppendRequest> = (i..i + n)
+                .map(|k| event(id * 1_000_000_000 + k, a2.event_size, a2.pii_density))
+                .collect();
+            let bytes: usize = events.iter().map(|e| e.event.len()).sum();
+            t2.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+            stamps
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push_back((Instant::now(), events.len()));
+            let req = pb::AppendBatchRequest {
+                events,
+                log: a2.log_for(id),
+                receipt_form: a2.receipts.pb(),
+            };
+            if tx.send(req).await.is_err() {
+                return;
+            }
+            i += n;
+        }
+    });
+    let mut answers = match client
+        .append_batch_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+    {
+        Ok(r) => r.into_inner(),
+        Err(_) => {
+            tally.errors.fetch_add(total, Ordering::Relaxed);
+            return;
+        }
+    };
+    while let Some(r) = tokio_stream::StreamExt::next(&mut answers).await {
+        let sent = sent_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front();
+        match (r, sent) {
+            (Ok(resp), Some((t0, _))) => {
+                let bad = resp.receipts.iter().filter(|r| r.error.is_some()).count();
+                tally.ok_n(t0, resp.receipts.len() - bad);
+                tally.errors.fetch_add(bad as u64, Ordering::Relaxed);
+            }
+            (_, sent) => {
+                tally
+                    .errors
+                    .fetch_add(sent.map_or(1, |s| s.1) as u64, Ordering::Relaxed);
+                break;
+            }
+        }
+    }
 }
 
 /// Unary appends: one task per request, paced.
@@ -351,6 +574,7 @@ async fn unary_client(
         for i in due {
             let mut ev = event(id * 1_000_000_000 + i, args.event_size, args.pii_density);
             ev.log = args.log_for(id);
+            ev.receipt_form = args.receipts.pb();
             tally
                 .bytes
                 .fetch_add(ev.event.len() as u64, Ordering::Relaxed);

@@ -143,7 +143,7 @@ pub(crate) enum ReceiptFormArg {
 }
 
 impl ReceiptFormArg {
-    fn pb(self) -> i32 {
+    pub(crate) fn pb(self) -> i32 {
         match self {
             ReceiptFormArg::Full => pb::ReceiptForm::Full as i32,
             ReceiptFormArg::Proof => pb::ReceiptForm::Proof as i32,
