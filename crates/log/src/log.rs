@@ -500,14 +500,25 @@ impl Log {
     /// scoped to the caller (`scope`: the identity's name, `None` on an open
     /// log) and hashed here, so no client byte goes further; `request` is
     /// what makes two appends the same (event, content type, policy).
+    /// The leaf is copied: the receipt keeps `masked`'s.
     pub fn request(
         &self,
         masked: &Masked,
         idempotency: Option<IdempotentAppend<'_>>,
     ) -> AppendRequest {
+        self.request_with(masked.leaf.clone(), idempotency)
+    }
+
+    /// [`Log::request`] for a leaf the caller hands over (a receipt that
+    /// does not carry the leaf needs no copy of it).
+    pub fn request_with(
+        &self,
+        leaf: Vec<u8>,
+        idempotency: Option<IdempotentAppend<'_>>,
+    ) -> AppendRequest {
         AppendRequest {
-            leaf_hash: leaf_hash(&masked.leaf),
-            leaf: masked.leaf.clone(),
+            leaf_hash: leaf_hash(&leaf),
+            leaf,
             idempotency: idempotency
                 .map(|i| self.seq.idempotency().record(i.scope, i.key, i.request)),
         }

@@ -259,7 +259,10 @@ impl Form {
     }
 }
 
-fn receipt_pb(r: Receipt, form: Form) -> pb::Receipt {
+/// The receipt in `form`; with `checkpoint`, the signed checkpoint too (a
+/// batch sends each once, beside its receipts).
+fn receipt_pb(r: Receipt, form: Form, checkpoint: bool) -> pb::Receipt {
+    let cp = || checkpoint.then(|| head_pb(&r.head));
     let openings = r
         .openings
         .iter()
@@ -278,7 +281,7 @@ fn receipt_pb(r: Receipt, form: Form) -> pb::Receipt {
                 index: r.index.0,
                 leaf_hash: r.leaf_hash.0.to_vec(),
                 openings,
-                checkpoint: Some(head_pb(&r.head)),
+                checkpoint: cp(),
                 checkpoint_size: r.head.size.0,
                 inclusion_proof: hashes_pb(&r.path),
                 duplicate: r.duplicate,
@@ -297,12 +300,13 @@ fn receipt_pb(r: Receipt, form: Form) -> pb::Receipt {
         }
     }
     let tlog_proof = r.tlog_proof();
+    let checkpoint = cp();
     pb::Receipt {
         index: r.index.0,
         leaf_hash: r.leaf_hash.0.to_vec(),
         checkpoint_size: r.head.size.0,
         openings,
-        checkpoint: Some(head_pb(&r.head)),
+        checkpoint,
         inclusion_proof: hashes_pb(&r.path),
         tlog_proof,
         duplicate: r.duplicate,
@@ -388,52 +392,49 @@ impl Inner {
             )?;
         }
         // Mask and queue in request order; the sequencer batches them.
-        let mut slots = Vec::with_capacity(req.events.len());
+        let mut queued = Vec::with_capacity(req.events.len());
         for ev in &req.events {
             let slot = match t.mask(ev) {
-                Ok(m) => {
-                    let r = t.request(&m, ev, id);
+                Ok(mut m) => {
+                    let r = t.request(&mut m, ev, id, form);
                     let hash = r.leaf_hash;
                     match t.log.queue_wait(r).await {
-                        Ok(rx) => {
-                            let t = t.clone();
-                            Slot::Building(tokio::spawn(async move {
-                                t.finish(m, hash, rx, false, form).await
-                            }))
-                        }
-                        Err(e) => Slot::Refused(ServerError::from(e)),
+                        Ok(rx) => Ok((m, hash, rx)),
+                        Err(e) => Err(ServerError::from(e)),
                     }
                 }
-                Err(e) => Slot::Refused(e),
+                Err(e) => Err(e),
             };
-            slots.push(slot);
+            queued.push(slot);
         }
         drop(req);
-        let mut receipts = Vec::with_capacity(slots.len());
-        let mut checkpoints: Vec<pb::SignedCheckpoint> = Vec::new();
-        for slot in slots {
-            let mut r = match slot {
-                Slot::Building(b) => match b.await {
-                    Ok(Ok(r)) => r,
-                    Ok(Err(e)) => event_error(e),
-                    Err(e) => event_error(ServerError::Log(LogError::Unavailable(format!(
-                        "receipt task failed: {e}"
-                    )))),
+        // Answers in order, on this task: they arrive together as the
+        // sequencer writes the batch, and each proof is a few lookups in
+        // the tiles it just cached.
+        let mut receipts = Vec::with_capacity(queued.len());
+        let mut heads: Vec<Arc<cairn_log::SignedHead>> = Vec::new();
+        for slot in queued {
+            let r = match slot {
+                Ok((m, hash, rx)) => match t.log.finish(m, hash, rx, form != Form::Index).await {
+                    Ok(r) => {
+                        if !heads
+                            .iter()
+                            .any(|h| Arc::ptr_eq(h, &r.head) || h.size == r.head.size)
+                        {
+                            heads.push(r.head.clone());
+                        }
+                        receipt_pb(r, form, false)
+                    }
+                    Err(e) => event_error(ServerError::from(e)),
                 },
-                Slot::Refused(e) => event_error(e),
-                Slot::End(status) => {
-                    return Err(ServerError::Log(LogError::Unavailable(
-                        status.message().to_owned(),
-                    )));
-                }
+                Err(e) => event_error(e),
             };
-            if let Some(cp) = r.checkpoint.take()
-                && !checkpoints.iter().any(|c| c.note == cp.note)
-            {
-                checkpoints.push(cp);
-            }
             receipts.push(r);
         }
+        let checkpoints = match form {
+            Form::Index => Vec::new(),
+            Form::Full | Form::Proof => heads.iter().map(|h| head_pb(h)).collect(),
+        };
         Ok(pb::AppendBatchResponse {
             receipts,
             checkpoints,
@@ -487,11 +488,14 @@ impl Target {
     /// caller and hashed by the engine (no client byte goes further); the
     /// request digest covers what makes two appends the same: the event,
     /// its content type and the policy name.
+    /// Only a FULL receipt carries the leaf: for the others it moves
+    /// into the request instead of being copied.
     fn request(
         &self,
-        masked: &Masked,
+        masked: &mut Masked,
         req: &pb::AppendRequest,
         id: Option<&Identity>,
+        form: Form,
     ) -> cairn_log::AppendRequest {
         // Defaults spelled out, so that "" and "default" (or no content
         // type and JSON) are the same request.
@@ -506,8 +510,13 @@ impl Target {
         }
         .to_be_bytes();
         let digest: [&[u8]; 3] = [&req.event, &content_type, policy.as_bytes()];
-        self.log.request(
-            masked,
+        let leaf = if form == Form::Full {
+            masked.leaf.clone()
+        } else {
+            std::mem::take(&mut masked.leaf)
+        };
+        self.log.request_with(
+            leaf,
             (!req.idempotency_key.is_empty()).then(|| cairn_log::log::IdempotentAppend {
                 scope: id.map(|i| &*i.name),
                 key: &req.idempotency_key,
@@ -528,7 +537,7 @@ impl Target {
             .log
             .finish(masked, hash, reply, form != Form::Index)
             .await?;
-        let mut receipt = receipt_pb(receipt, form);
+        let mut receipt = receipt_pb(receipt, form, true);
         if let Some(w) = &self.witnessing {
             self.attach_cosigned(&mut receipt, w, wait_cosigned.then_some(self.cosign_wait))
                 .await?;
@@ -592,8 +601,8 @@ impl pb::log_server::Log for LogService {
         self.inner.take(id.as_ref(), &t)?;
         let req = request.into_inner();
         let form = Form::parse(req.receipt_form)?;
-        let masked = t.mask(&req)?;
-        let append = t.request(&masked, &req, id.as_ref());
+        let mut masked = t.mask(&req)?;
+        let append = t.request(&mut masked, &req, id.as_ref(), form);
         let hash = append.leaf_hash;
         let rx = t.log.try_append(append).map_err(ServerError::from)?;
         Ok(Response::new(
@@ -756,7 +765,7 @@ impl pb::log_server::Log for LogService {
                     continue;
                 }
                 let pending = match t.mask(&req) {
-                    Ok(m) => {
+                    Ok(mut m) => {
                         // Event, leaf (twice: the sequencer's copy and the
                         // receipt's), proof and checkpoint: a generous
                         // estimate, capped at the budget so that one large
@@ -780,7 +789,7 @@ impl pb::log_server::Log for LogService {
                                 continue;
                             }
                         };
-                        let r = t.request(&m, &req, id.as_ref());
+                        let r = t.request(&mut m, &req, id.as_ref(), form);
                         let wait = req.wait_cosigned;
                         // The event is masked: only the leaf goes on.
                         drop(req);
