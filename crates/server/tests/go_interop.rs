@@ -543,3 +543,122 @@ async fn four_logs_in_one_process() {
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }
+
+/// PROOF and INDEX receipts agree with Go (issue 18): after a batch with
+/// PROOF receipts and one with INDEX receipts, Go's `sumdb/tlog` checks
+/// the log's tiles and entries against the checkpoint `sumdb/note`
+/// verified, and every receipt's inclusion proof (carried, or fetched
+/// later for INDEX) verifies against that same checkpoint's root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proof_and_index_receipts_agree_with_go() {
+    if !have_go() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = ServeConfig {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        ..ServeConfig::single(tmp.path().join("data"))
+    };
+    let server = Server::bind(&cfg).await.unwrap();
+    let (grpc, http) = (server.grpc_addr().unwrap(), server.http_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
+    let batch = |form: pb::ReceiptForm, from: u64| pb::AppendBatchRequest {
+        events: (from..from + 700)
+            .map(|i| pb::AppendRequest {
+                event: format!(r#"{{"i":{i},"email":"p{i}@example.com"}}"#).into_bytes(),
+                ..Default::default()
+            })
+            .collect(),
+        receipt_form: form as i32,
+        ..Default::default()
+    };
+    let proof = c
+        .append_batch(batch(pb::ReceiptForm::Proof, 0))
+        .await
+        .unwrap()
+        .into_inner();
+    let index = c
+        .append_batch(batch(pb::ReceiptForm::Index, 700))
+        .await
+        .unwrap()
+        .into_inner();
+    let vkey = std::fs::read_to_string(cfg.logs[0].data_dir.join("log.vkey")).unwrap();
+    assert_eq!(go_verifies(tmp.path(), http, "", vkey.trim()), 1400);
+    let note = String::from_utf8(get(http, "/checkpoint").await).unwrap();
+    let vk = cairn_core::NoteVerifier::parse(vkey.trim()).unwrap();
+    let cp = cairn_core::checkpoint::verify_checkpoint(
+        note.as_bytes(),
+        None,
+        &vk,
+        &cairn_core::checkpoint::WitnessPolicy::default(),
+    )
+    .unwrap()
+    .checkpoint;
+    let hash = |b: &[u8]| cairn_core::Hash::from_slice(b).unwrap();
+    for r in proof.receipts.iter().chain(&index.receipts) {
+        // The proof in the tree Go verified (refetched at that size).
+        let p = c
+            .get_inclusion_proof(pb::GetInclusionProofRequest {
+                leaf: Some(pb::get_inclusion_proof_request::Leaf::Index(r.index)),
+                tree_size: cp.size.0,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(p.leaf_hash, r.leaf_hash);
+        let path: Vec<_> = p.proof.iter().map(|h| hash(h)).collect();
+        cairn_core::proof::verify_inclusion(
+            &hash(&r.leaf_hash),
+            cairn_core::LeafIndex(r.index),
+            cp.size,
+            &path,
+            &cp.root,
+        )
+        .unwrap();
+    }
+    // The PROOF receipts' own proofs, against the checkpoints they name,
+    // which are consistent with the one Go verified.
+    for r in &proof.receipts {
+        let named = proof
+            .checkpoints
+            .iter()
+            .find(|c| c.size == r.checkpoint_size)
+            .unwrap();
+        let v = cairn_core::checkpoint::verify_checkpoint(
+            named.note.as_bytes(),
+            None,
+            &vk,
+            &cairn_core::checkpoint::WitnessPolicy::default(),
+        )
+        .unwrap()
+        .checkpoint;
+        let path: Vec<_> = r.inclusion_proof.iter().map(|h| hash(h)).collect();
+        cairn_core::proof::verify_inclusion(
+            &hash(&r.leaf_hash),
+            cairn_core::LeafIndex(r.index),
+            v.size,
+            &path,
+            &v.root,
+        )
+        .unwrap();
+        let cons = c
+            .get_consistency_proof(pb::GetConsistencyProofRequest {
+                old_size: v.size.0,
+                new_size: cp.size.0,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let path: Vec<_> = cons.proof.iter().map(|h| hash(h)).collect();
+        cairn_core::proof::verify_consistency(v.size, cp.size, &v.root, &cp.root, &path).unwrap();
+    }
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}

@@ -706,3 +706,187 @@ async fn one_bad_event_never_sinks_a_stream() {
         .into_inner();
     assert_eq!(cp.size, next_index);
 }
+
+/// Receipt forms and batches (issue 18): PROOF receipts on a stream carry
+/// the checkpoint only when it changes, and each verifies against the
+/// checkpoint received last; INDEX receipts verify once their proof is
+/// fetched; an `AppendBatch` answers every event in order (a bad one in
+/// its slot), sends each checkpoint once, and every receipt verifies
+/// against the checkpoint its `checkpoint_size` names. Oversized batches
+/// are refused whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipt_forms_and_batches_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = serve(rocks(tmp.path())).await;
+    let mut c = client(addr).await;
+    let vk = signer().verifier();
+    let verify = |index: u64, leaf_hash: &[u8], proof: &[Vec<u8>], note: &str| {
+        let v = verify_checkpoint(note.as_bytes(), None, &vk, &WitnessPolicy::default()).unwrap();
+        verify_inclusion(
+            &Hash::from_slice(leaf_hash).unwrap(),
+            LeafIndex(index),
+            v.checkpoint.size,
+            &hashes(proof),
+            &v.checkpoint.root,
+        )
+        .unwrap();
+        v.checkpoint.size
+    };
+    // PROOF on a stream.
+    let reqs: Vec<pb::AppendRequest> = (0..2000)
+        .map(|i| pb::AppendRequest {
+            receipt_form: pb::ReceiptForm::Proof as i32,
+            ..event(i)
+        })
+        .collect();
+    let mut s = c
+        .append_stream(tokio_stream::iter(reqs))
+        .await
+        .unwrap()
+        .into_inner();
+    let (mut last, mut sent, mut n) = (None::<String>, 0, 0u64);
+    while let Some(r) = s.next().await {
+        let r = r.unwrap();
+        if let Some(cp) = &r.checkpoint {
+            assert_ne!(
+                last.as_deref(),
+                Some(cp.note.as_str()),
+                "a checkpoint sent twice in a row"
+            );
+            last = Some(cp.note.clone());
+            sent += 1;
+        }
+        assert!(r.leaf.is_empty() && r.tlog_proof.is_empty());
+        let size = verify(
+            r.index,
+            &r.leaf_hash,
+            &r.inclusion_proof,
+            last.as_deref().unwrap(),
+        );
+        assert_eq!(size, TreeSize(r.checkpoint_size));
+        assert_eq!(r.index, n);
+        n += 1;
+    }
+    assert_eq!(n, 2000);
+    assert!(
+        sent < 200,
+        "checkpoints are shared: {sent} sent for 2000 receipts"
+    );
+    // INDEX, unary: no proof, no checkpoint; the proof fetched later.
+    let r = c
+        .append(pb::AppendRequest {
+            receipt_form: pb::ReceiptForm::Index as i32,
+            ..event(5000)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.inclusion_proof.is_empty() && r.checkpoint.is_none() && r.leaf.is_empty());
+    assert_eq!((r.index, r.checkpoint_size), (2000, 2001));
+    let p = c
+        .get_inclusion_proof(pb::GetInclusionProofRequest {
+            leaf: Some(pb::get_inclusion_proof_request::Leaf::Index(r.index)),
+            tree_size: r.checkpoint_size,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(p.leaf_hash, r.leaf_hash);
+    let cp = c
+        .get_checkpoint(pb::GetCheckpointRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    verify(r.index, &r.leaf_hash, &p.proof, &cp.note);
+    // A batch of each form, with bad events among the good.
+    for form in [
+        pb::ReceiptForm::Full,
+        pb::ReceiptForm::Proof,
+        pb::ReceiptForm::Index,
+    ] {
+        let events: Vec<pb::AppendRequest> = (0..1000u64)
+            .map(|i| {
+                if i % 250 == 7 {
+                    pb::AppendRequest {
+                        event: b"[\"not an object\"]".to_vec(),
+                        ..Default::default()
+                    }
+                } else {
+                    event(10_000 + i)
+                }
+            })
+            .collect();
+        let before = c
+            .get_checkpoint(pb::GetCheckpointRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .size;
+        let resp = c
+            .append_batch(pb::AppendBatchRequest {
+                events,
+                receipt_form: form as i32,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(resp.receipts.len(), 1000);
+        let mut next = before;
+        for (i, r) in resp.receipts.iter().enumerate() {
+            if i % 250 == 7 {
+                assert_eq!(r.error.as_ref().unwrap().code, Code::InvalidArgument as i32);
+                continue;
+            }
+            assert!(r.error.is_none() && r.checkpoint.is_none());
+            assert_eq!(r.index, next, "{form:?} {i}");
+            next += 1;
+            match form {
+                pb::ReceiptForm::Index => {
+                    assert!(resp.checkpoints.is_empty() && r.inclusion_proof.is_empty());
+                }
+                _ => {
+                    let cp = resp
+                        .checkpoints
+                        .iter()
+                        .find(|c| c.size == r.checkpoint_size)
+                        .expect("the receipt's checkpoint is in the response");
+                    verify(r.index, &r.leaf_hash, &r.inclusion_proof, &cp.note);
+                    assert_eq!(form == pb::ReceiptForm::Full, !r.tlog_proof.is_empty());
+                    assert_eq!(form == pb::ReceiptForm::Full, !r.leaf.is_empty());
+                }
+            }
+        }
+        let mut notes: Vec<&str> = resp.checkpoints.iter().map(|c| c.note.as_str()).collect();
+        notes.dedup();
+        assert_eq!(notes.len(), resp.checkpoints.len(), "each checkpoint once");
+    }
+    // Too many events: refused whole, nothing appended.
+    let size = c
+        .get_checkpoint(pb::GetCheckpointRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .size;
+    let e = c
+        .append_batch(pb::AppendBatchRequest {
+            events: (0..1001).map(event).collect(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message().contains("at most 1000 events"),
+        "{}",
+        e.message()
+    );
+    let after = c
+        .get_checkpoint(pb::GetCheckpointRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .size;
+    assert_eq!(after, size);
+}
