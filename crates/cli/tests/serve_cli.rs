@@ -418,3 +418,91 @@ fn append_reports_bad_lines_by_number_and_keeps_the_good_ones() {
         drop(st);
     }
 }
+
+/// `cairn append --batch N --receipts proof|index` (issue 18): batches
+/// over AppendBatchStream; PROOF receipts print with their checkpoint and
+/// verify offline with `cairn verify receipt`; INDEX receipts print index,
+/// leaf hash and tree size; a bad line in a batch is reported by number.
+#[test]
+fn append_in_batches_with_receipt_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let st = start(cairn().args(["serve", "--data-dir"]).arg(&data).args([
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+    ]));
+    let server = format!("http://127.0.0.1:{}", st.port);
+    let vkey = std::fs::read_to_string(data.join("log.vkey")).unwrap();
+    let mut input = String::new();
+    for i in 0..250 {
+        if i == 100 {
+            input.push_str("[1]\n");
+        } else {
+            input.push_str(&format!("{{\"i\":{i},\"email\":\"u{i}@example.com\"}}\n"));
+        }
+    }
+    for (form, verifiable) in [("proof", true), ("index", false)] {
+        let mut child = cairn()
+            .args([
+                "append",
+                "--server",
+                &server,
+                "--batch",
+                "64",
+                "--receipts",
+                form,
+                "-",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("line 101: event rejected"), "{err}");
+        assert!(err.contains("249 appended, 1 rejected"), "{err}");
+        let lines: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(lines.len(), 249);
+        for line in [&lines[0], &lines[150], &lines[248]] {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert!(v["tree_size"].as_u64().unwrap() > v["index"].as_u64().unwrap());
+            assert_eq!(v.get("checkpoint").is_some(), verifiable, "{line}");
+            if verifiable {
+                let mut check = cairn()
+                    .args(["verify", "receipt", "-", "--vkey", vkey.trim()])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                check
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(line.as_bytes())
+                    .unwrap();
+                let ok = check.wait_with_output().unwrap();
+                assert!(
+                    ok.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&ok.stderr)
+                );
+            }
+        }
+    }
+    drop(st);
+}
