@@ -806,17 +806,35 @@ impl LogStore for RocksStore {
         let mut wb = WriteBatch::default();
         let (entries, leaves) = (cf(db, CF_ENTRIES)?, cf(db, CF_LEAF_INDEX)?);
         let start = batch.expected_size.0;
+        // The leaf-hash index's keys are random: put in key order, each
+        // memtable insert starts from where the previous one ended
+        // instead of from the top of the skip list.
+        let mut leaf_keys: Vec<_> = batch
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| leaf_key(&e.leaf_hash, start + i as u64))
+            .collect();
+        leaf_keys.sort_unstable();
+        for k in &leaf_keys {
+            wb.put_cf(leaves, k, []);
+        }
+        let mut idem_records = Vec::new();
         for (i, e) in batch.entries.iter().enumerate() {
             let idx = start + i as u64;
             wb.put_cf(entries, entry_key(idx), e.data);
-            wb.put_cf(leaves, leaf_key(&e.leaf_hash, idx), []);
             if let Some(k) = e.idempotency {
                 // Value: the index, then the request digest.
                 let mut v = [0u8; 40];
                 v[..8].copy_from_slice(&idx.to_be_bytes());
                 v[8..].copy_from_slice(&k.request);
-                wb.put_cf(idem, k.key.0, v);
+                idem_records.push((k.key.0, v));
             }
+        }
+        // Keyed hashes: random too, so in key order as well.
+        idem_records.sort_unstable_by_key(|r| r.0);
+        for (k, v) in &idem_records {
+            wb.put_cf(idem, k, v);
         }
         for u in batch.tiles {
             let mut bytes = existing
