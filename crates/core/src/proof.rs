@@ -114,6 +114,22 @@ pub struct ProofPlan {
     nodes: Vec<NodeSource>,
     /// Each proof hash is `fold_right` of `nodes[range]`.
     outputs: Vec<std::ops::Range<usize>>,
+    /// The leaf range `[lo, hi)` whose root each output is.
+    ranges: Vec<(u64, u64)>,
+}
+
+/// Roots of leaf ranges already folded: `MTH(D[lo:hi])` depends only on
+/// the leaves, which never change, so a memo is valid for every tree size.
+/// Proofs of neighbouring entries in one tree share their right-edge
+/// ranges; a batch's receipts fold each once. Bounded: cleared when full.
+#[derive(Debug, Default)]
+pub struct RangeMemo {
+    roots: std::collections::HashMap<(u64, u64), Hash>,
+}
+
+impl RangeMemo {
+    /// Most ranges kept before the memo starts over.
+    pub const CAP: usize = 4096;
 }
 
 /// Largest power of two strictly smaller than `n` (`n >= 2`).
@@ -191,6 +207,7 @@ impl ProofPlan {
             tiles: Vec::new(),
             nodes: Vec::new(),
             outputs: Vec::with_capacity(ranges.len()),
+            ranges: ranges.to_vec(),
         };
         let mut ids = Vec::with_capacity(8);
         for &(lo, hi) in ranges {
@@ -280,6 +297,45 @@ impl ProofPlan {
             t.and_then(|t| t.node(start, count))
                 .ok_or(t.map_or(0, ExpandedTile::width))
         })
+    }
+
+    /// [`resolve_expanded`](Self::resolve_expanded), folding each
+    /// incomplete range at most once across the calls that share `memo`.
+    pub fn resolve_expanded_memo<T: AsRef<ExpandedTile>>(
+        &self,
+        tiles: &[T],
+        memo: &mut RangeMemo,
+    ) -> Result<Vec<Hash>, ProofError> {
+        let node = |n: &NodeSource| -> Result<Hash, ProofError> {
+            let t = tiles.get(n.tile).map(AsRef::as_ref);
+            t.and_then(|t| t.node(n.start, n.count))
+                .ok_or_else(|| ProofError::ShortTile {
+                    path: self.tiles.get(n.tile).map(Tile::path).unwrap_or_default(),
+                    got: t.map_or(0, ExpandedTile::width),
+                    need: n.start + n.count,
+                })
+        };
+        if memo.roots.len() > RangeMemo::CAP {
+            memo.roots.clear();
+        }
+        let mut out = Vec::with_capacity(self.outputs.len());
+        for (r, range) in self.outputs.iter().zip(&self.ranges) {
+            let nodes = &self.nodes[r.clone()];
+            let h = match nodes {
+                [one] => node(one)?,
+                _ => match memo.roots.get(range) {
+                    Some(h) => *h,
+                    None => {
+                        let hashes = nodes.iter().map(node).collect::<Result<Vec<_>, _>>()?;
+                        let h = fold_right(&hashes).ok_or(ProofError::RootMismatch)?;
+                        memo.roots.insert(*range, h);
+                        h
+                    }
+                },
+            };
+            out.push(h);
+        }
+        Ok(out)
     }
 
     /// Shared by the resolvers: `node(tile position, start, count)` gives a

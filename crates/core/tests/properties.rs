@@ -370,4 +370,29 @@ proptest! {
             prop_assert_eq!(plan.resolve(&raw).unwrap(), plan.resolve_expanded(&expanded).unwrap());
         }
     }
+
+    /// Proofs resolved with a shared range memo (as a batch's receipts
+    /// are) equal the ones resolved without, for many indexes and sizes
+    /// sharing one memo: a range's root does not depend on the tree size.
+    #[test]
+    fn a_shared_range_memo_gives_the_same_proofs(ns in proptest::collection::vec(2..=BIG, 1..4), ms in proptest::collection::vec(any::<u64>(), 1..40)) {
+        use cairn_core::proof::{ExpandedTile, ProofPlan, RangeMemo, TileReader};
+        let (_, tiles, _) = big_tree();
+        let mut memo = RangeMemo::default();
+        for n in ns {
+            for m in &ms {
+                for plan in [
+                    ProofPlan::inclusion(LeafIndex(m % n), TreeSize(n)).unwrap(),
+                    ProofPlan::consistency(TreeSize(m % (n - 1) + 1), TreeSize(n)).unwrap(),
+                ] {
+                    let raw = tiles.read_tiles(plan.tiles()).unwrap();
+                    let expanded: Vec<ExpandedTile> = raw.iter().map(|t| ExpandedTile::new(t)).collect();
+                    prop_assert_eq!(
+                        plan.resolve(&raw).unwrap(),
+                        plan.resolve_expanded_memo(&expanded, &mut memo).unwrap()
+                    );
+                }
+            }
+        }
+    }
 }

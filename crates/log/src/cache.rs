@@ -14,7 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use cairn_core::hash::Hash;
-use cairn_core::proof::{ExpandedTile, ProofPlan};
+use cairn_core::proof::{ExpandedTile, ProofPlan, RangeMemo};
 use cairn_core::tile::Tile;
 use cairn_core::tree::TileUpdate;
 use cairn_storage::LogStore;
@@ -44,6 +44,9 @@ type Entries = (HashMap<Key, Arc<Cached>>, VecDeque<Key>);
 pub struct TileCache {
     cap: usize,
     inner: Mutex<Entries>,
+    /// Right-edge range roots, shared by the proofs of one tree (a
+    /// batch's receipts fold each range once).
+    ranges: Mutex<RangeMemo>,
 }
 
 impl std::fmt::Debug for TileCache {
@@ -64,6 +67,7 @@ impl TileCache {
         TileCache {
             cap: cap.max(1),
             inner: Mutex::new((HashMap::new(), VecDeque::new())),
+            ranges: Mutex::new(RangeMemo::default()),
         }
     }
 
@@ -129,8 +133,7 @@ impl TileCache {
                 .collect()
         };
         let tiles = tiles?;
-        let expanded: Vec<&ExpandedTile> = tiles.iter().map(|c| c.expanded()).collect();
-        Some(plan.resolve_expanded(&expanded).map_err(LogError::from))
+        Some(self.resolve(plan, &tiles))
     }
 
     /// The leaf hash at `index` in the tree of `size`, from the cached
@@ -148,6 +151,13 @@ impl TileCache {
         let g = self.lock();
         let t = g.0.get(&(0, tile, width))?;
         t.hashes.get((index % 256) as usize).copied()
+    }
+
+    /// The proof from its tiles, with the shared range memo.
+    fn resolve(&self, plan: &ProofPlan, tiles: &[Arc<Cached>]) -> Result<Vec<Hash>, LogError> {
+        let expanded: Vec<&ExpandedTile> = tiles.iter().map(|c| c.expanded()).collect();
+        let mut memo = self.ranges.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(plan.resolve_expanded_memo(&expanded, &mut memo)?)
     }
 
     /// Resolves a proof plan, reading only the tiles not cached (in one
@@ -195,8 +205,7 @@ impl TileCache {
             .into_iter()
             .map(|f| f.ok_or_else(|| LogError::Unavailable("tile cache lost a tile".into())))
             .collect::<Result<_, _>>()?;
-        let expanded: Vec<&ExpandedTile> = tiles.iter().map(|c| c.expanded()).collect();
-        Ok(plan.resolve_expanded(&expanded)?)
+        self.resolve(plan, &tiles)
     }
 }
 
