@@ -1,4 +1,4 @@
-//! Compiles proto/cairn/v1/{log,witness}.proto with protox (pure Rust: no protoc on
+//! Compiles proto/cairn/v1/{log,witness}.proto and OTLP's logs service with protox (pure Rust: no protoc on
 //! the build machine) and generates the tonic service and client.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -8,6 +8,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         root.join("cairn/v1/log.proto"),
         root.join("cairn/v1/witness.proto"),
+        // OpenTelemetry's OTLP logs service (v1.9.0, Apache-2.0), for the
+        // OTLP receiver.
+        root.join("opentelemetry/proto/collector/logs/v1/logs_service.proto"),
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());

@@ -11,6 +11,35 @@
 
 tonic::include_proto!("cairn.v1");
 
+/// OpenTelemetry's OTLP logs (`proto/opentelemetry`, v1.9.0): the
+/// `LogsService` the OTLP receiver serves, and its messages.
+pub mod opentelemetry {
+    pub mod proto {
+        pub mod common {
+            pub mod v1 {
+                tonic::include_proto!("opentelemetry.proto.common.v1");
+            }
+        }
+        pub mod resource {
+            pub mod v1 {
+                tonic::include_proto!("opentelemetry.proto.resource.v1");
+            }
+        }
+        pub mod logs {
+            pub mod v1 {
+                tonic::include_proto!("opentelemetry.proto.logs.v1");
+            }
+        }
+        pub mod collector {
+            pub mod logs {
+                pub mod v1 {
+                    tonic::include_proto!("opentelemetry.proto.collector.logs.v1");
+                }
+            }
+        }
+    }
+}
+
 /// The encoded file descriptor set of `cairn.v1`, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/cairn_v1_descriptor.bin"));

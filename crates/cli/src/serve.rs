@@ -235,6 +235,7 @@ struct FileLog {
 struct FileConfig {
     #[serde(default)]
     log: Vec<FileLog>,
+    otlp_log: Option<String>,
     #[serde(default)]
     witness: Vec<FileWitness>,
     witness_quorum: Option<usize>,
@@ -516,6 +517,7 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
             .map_or(d.cosign_wait, Duration::from_millis),
         grpc_addr: args.grpc_addr.or(file.grpc_addr).unwrap_or(d.grpc_addr),
         http_addr: args.http_addr.or(file.http_addr).unwrap_or(d.http_addr),
+        otlp_log: file.otlp_log.unwrap_or_default(),
     };
     Ok(cfg)
 }

@@ -14,7 +14,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use cairn_core::hash::LeafIndex;
 use cairn_core::tile::{TILE_WIDTH, Tile, TilePath, encode_entry_bundle};
 use cairn_log::{Log, LogError};
@@ -27,6 +27,8 @@ use crate::service::Logs;
 struct Http {
     logs: Logs,
     auth: Option<Arc<Authorizer>>,
+    /// The appending side, shared with gRPC (OTLP, NDJSON).
+    inner: Arc<crate::service::Inner>,
 }
 
 /// A request's credentials: its `authorization` header and, on an mTLS
@@ -78,6 +80,11 @@ impl Http {
         .map_err(ServerError::Auth)
     }
 
+    /// The caller's identity if it may append (`None` on an open server).
+    fn identity_for_append(&self, creds: &Creds) -> Result<Option<Identity>, ServerError> {
+        self.identity(creds, Scope::Append)
+    }
+
     /// The log `name` names (`""`: the default log), for a caller with
     /// `Read` that may use it.
     fn log(&self, creds: &Creds, name: &str) -> Result<Arc<Log>, ServerError> {
@@ -90,7 +97,12 @@ impl Http {
 /// newest checkpoint that met its witness quorum (with their
 /// cosignatures).
 pub fn router(logs: Logs, auth: Option<Arc<Authorizer>>) -> Router {
+    let inner = crate::service::LogService::new(logs.clone(), auth.clone()).shared();
+    let ingest_limit = axum::extract::DefaultBodyLimit::max(crate::service::MAX_OTLP_BYTES);
     Router::new()
+        .route("/v1/logs", post(otlp_http).layer(ingest_limit))
+        .route("/append", post(default_append).layer(ingest_limit))
+        .route("/logs/{log}/append", post(append).layer(ingest_limit))
         .route("/checkpoint", get(default_checkpoint))
         .route("/tile/{*path}", get(default_tile))
         .route("/logs", get(list))
@@ -99,7 +111,7 @@ pub fn router(logs: Logs, auth: Option<Arc<Authorizer>>) -> Router {
         .route("/logs/{log}/healthz", get(log_healthz))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .with_state(Http { logs, auth })
+        .with_state(Http { logs, auth, inner })
 }
 
 fn text(status: StatusCode, body: String) -> Response {
@@ -355,4 +367,237 @@ async fn tile(
         body,
     )
         .into_response()
+}
+
+/// `POST /v1/logs`: OTLP/HTTP, `application/x-protobuf` or
+/// `application/json` (uncompressed), answered in the same encoding
+/// (`crate::otlp`).
+async fn otlp_http(
+    State(h): State<Http>,
+    creds: Creds,
+    headers: axum::http::HeaderMap,
+    body: bytes::Bytes,
+) -> Response {
+    use cairn_api::opentelemetry::proto::collector::logs::v1 as collector;
+    let id = match h.identity_for_append(&creds) {
+        Ok(i) => i,
+        Err(e) => return e.into_http(),
+    };
+    if headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes() != b"identity")
+    {
+        return text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "compressed OTLP bodies are not accepted; send them uncompressed\n".into(),
+        );
+    }
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let json = match ct.as_str() {
+        "application/json" => true,
+        "application/x-protobuf" => false,
+        _ => {
+            return text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Content-Type must be application/x-protobuf or application/json\n".into(),
+            );
+        }
+    };
+    let req = if json {
+        crate::otlp::decode_json(&body)
+    } else {
+        <collector::ExportLogsServiceRequest as prost::Message>::decode(body.as_ref())
+            .map_err(|_| "not an OTLP ExportLogsServiceRequest".to_owned())
+    };
+    drop(body);
+    let req = match req {
+        Ok(r) => r,
+        Err(why) => {
+            return ServerError::Log(LogError::InvalidArgument(format!("OTLP export: {why}")))
+                .into_http();
+        }
+    };
+    let log = h.logs.otlp_log.clone();
+    let out = match crate::otlp::ingest(&h.inner, id.as_ref(), req, &log).await {
+        Ok(o) => o,
+        Err(e) => return e.into_http(),
+    };
+    let resp = out.response();
+    if json {
+        let body = match &resp.partial_success {
+            None => serde_json::json!({}),
+            Some(p) => serde_json::json!({"partialSuccess": {
+                "rejectedLogRecords": p.rejected_log_records.to_string(),
+                "errorMessage": p.error_message,
+            }}),
+        };
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            prost::Message::encode_to_vec(&resp),
+        )
+            .into_response()
+    }
+}
+
+async fn default_append(
+    State(h): State<Http>,
+    creds: Creds,
+    headers: axum::http::HeaderMap,
+    body: bytes::Bytes,
+) -> Response {
+    append(State(h), Path(String::new()), creds, headers, body).await
+}
+
+/// Longest `Idempotency-Key` header accepted (each line's key is the
+/// header, `/`, and the line number).
+const MAX_IDEMPOTENCY_HEADER: usize = 100;
+
+/// `POST /logs/<name>/append` (and `/append` for the default log): one
+/// JSON event per line (NDJSON); one answer per non-blank line, in order,
+/// as NDJSON: a receipt (`line`, `index`, `leaf_hash`, `tree_size`,
+/// `checkpoint`, `inclusion_proof`) or `{"line": N, "error": {"code",
+/// "message"}}` for a refused line (never its content). With an
+/// `Idempotency-Key` header, line N is appended with the key
+/// `<header>/<N>`: resending the same body with the same header appends
+/// nothing twice.
+async fn append(
+    State(h): State<Http>,
+    Path(log): Path<String>,
+    creds: Creds,
+    headers: axum::http::HeaderMap,
+    body: bytes::Bytes,
+) -> Response {
+    let id = match h.identity_for_append(&creds) {
+        Ok(i) => i,
+        Err(e) => return e.into_http(),
+    };
+    let t = match h.inner.logs.target(&log, id.as_ref()) {
+        Ok(t) => Arc::new(t),
+        Err(e) => return e.into_http(),
+    };
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) if v.len() <= MAX_IDEMPOTENCY_HEADER => Some(v.as_bytes().to_vec()),
+        Some(v) => {
+            return ServerError::Log(LogError::InvalidArgument(format!(
+                "Idempotency-Key is {} bytes; the limit is {MAX_IDEMPOTENCY_HEADER}",
+                v.len()
+            )))
+            .into_http();
+        }
+    };
+    let mut lines: Vec<(usize, crate::pb::AppendRequest)> = Vec::new();
+    for (i, line) in body.split(|b| *b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let idempotency_key = key
+            .as_ref()
+            .map(|k| [k.as_slice(), format!("/{}", i + 1).as_bytes()].concat())
+            .unwrap_or_default();
+        lines.push((
+            i + 1,
+            crate::pb::AppendRequest {
+                event: line.to_vec(),
+                content_type: crate::pb::ContentType::Json as i32,
+                idempotency_key,
+                ..Default::default()
+            },
+        ));
+    }
+    drop(body);
+    let mut out = String::new();
+    let mut rest = lines.into_iter().peekable();
+    while rest.peek().is_some() {
+        let chunk: Vec<_> = rest
+            .by_ref()
+            .take(crate::service::MAX_BATCH_EVENTS)
+            .collect();
+        let numbers: Vec<usize> = chunk.iter().map(|(n, _)| *n).collect();
+        let resp = h
+            .inner
+            .batch(
+                t.clone(),
+                id.as_ref(),
+                crate::pb::AppendBatchRequest {
+                    events: chunk.into_iter().map(|(_, e)| e).collect(),
+                    log: log.clone(),
+                    receipt_form: crate::pb::ReceiptForm::Proof as i32,
+                },
+            )
+            .await;
+        let resp = match resp {
+            Ok(r) => r,
+            // Lines answered before this batch stay answered.
+            Err(e) if out.is_empty() => return e.into_http(),
+            Err(e) => {
+                let message = e.to_string();
+                let code = tonic::Status::from(e).code() as i32;
+                for n in numbers {
+                    out.push_str(&line_error(n, code, &message));
+                }
+                continue;
+            }
+        };
+        for (n, r) in numbers.into_iter().zip(resp.receipts) {
+            match r.error {
+                Some(e) => out.push_str(&line_error(n, e.code, &e.message)),
+                None => {
+                    let cp = resp
+                        .checkpoints
+                        .iter()
+                        .find(|c| c.size == r.checkpoint_size)
+                        .map(|c| c.note.clone());
+                    let proof: Vec<String> = r
+                        .inclusion_proof
+                        .iter()
+                        .map(|h| cairn_core::encoding::encode_base64(h))
+                        .collect();
+                    let v = serde_json::json!({
+                        "line": n,
+                        "index": r.index,
+                        "leaf_hash": cairn_core::encoding::encode_base64(&r.leaf_hash),
+                        "tree_size": r.checkpoint_size,
+                        "checkpoint": cp,
+                        "inclusion_proof": proof,
+                        "duplicate": r.duplicate,
+                    });
+                    out.push_str(&v.to_string());
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        out,
+    )
+        .into_response()
+}
+
+/// A refused line's answer: its number, the gRPC code's name, the reason.
+fn line_error(line: usize, code: i32, message: &str) -> String {
+    let v = serde_json::json!({
+        "line": line,
+        "error": {"code": format!("{:?}", tonic::Code::from(code)), "message": message},
+    });
+    format!("{v}\n")
 }

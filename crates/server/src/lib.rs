@@ -12,6 +12,7 @@ pub mod http;
 /// The engine's metrics and sequencer (`cairn-log`), under their old paths.
 pub use cairn_log::{metrics, sequencer};
 pub mod listen;
+pub mod otlp;
 pub mod outbound;
 pub mod run;
 pub mod service;

@@ -102,6 +102,9 @@ pub struct ServeConfig {
     pub tls: Option<TlsFiles>,
     /// Timeouts and caps of both listeners.
     pub limits: crate::listen::Limits,
+    /// The log OTLP records go to when their resource has no `cairn.log`
+    /// attribute (empty: the default log).
+    pub otlp_log: String,
 }
 
 impl Default for ServeConfig {
@@ -117,6 +120,7 @@ impl Default for ServeConfig {
             auth: None,
             tls: None,
             limits: crate::listen::Limits::default(),
+            otlp_log: String::new(),
         }
     }
 }
@@ -590,7 +594,15 @@ impl Server {
             .iter()
             .filter_map(|l| Some((l.name.clone(), l.quota?)))
             .collect();
-        let logs = Logs::new(registry, witnessing, cfg.cosign_wait).with_quotas(quotas);
+        if !cfg.otlp_log.is_empty() && !cfg.logs.iter().any(|l| l.name.as_str() == cfg.otlp_log) {
+            return Err(ServeError::Setup(format!(
+                "otlp_log {:?} is not a configured log",
+                cfg.otlp_log
+            )));
+        }
+        let logs = Logs::new(registry, witnessing, cfg.cosign_wait)
+            .with_quotas(quotas)
+            .with_otlp_log(&cfg.otlp_log);
         let auth = cfg.auth.clone().map(|a| Arc::new(Authorizer::new(a)));
         if let Some(a) = &cfg.auth {
             for name in a.log_names() {
@@ -703,6 +715,7 @@ impl Server {
         let router = crate::listen::grpc_builder(&self.limits)
             .add_service(health)
             .add_service(reflection)
+            .add_service(LogService::new(self.logs.clone(), self.auth.clone()).otlp())
             .add_service(LogService::new(self.logs.clone(), self.auth.clone()).into_server());
         let (grpc_tls, http_tls) = self.tls.map(|t| (t.grpc, t.http)).unzip();
         let limits = self.limits;

@@ -105,6 +105,9 @@ pub struct Logs {
     quotas: Arc<HashMap<LogName, Quota>>,
     /// Longest a `wait_cosigned` append waits for a quorum.
     pub cosign_wait: Duration,
+    /// The log OTLP records go to when their resource has no `cairn.log`
+    /// (empty: the default log).
+    pub otlp_log: String,
 }
 
 impl Logs {
@@ -119,7 +122,14 @@ impl Logs {
             witnessing: Arc::new(witnessing),
             quotas: Arc::default(),
             cosign_wait,
+            otlp_log: String::new(),
         }
+    }
+
+    /// With the OTLP receiver's log (`otlp_log`).
+    pub fn with_otlp_log(mut self, log: &str) -> Self {
+        self.otlp_log = log.to_owned();
+        self
     }
 
     /// With per-log append rates (a `[[log]]` table's `append_rate`).
@@ -150,7 +160,7 @@ impl Logs {
 
     /// The log resolved for one caller, with what the transport needs of
     /// it: witnessing, the cosign wait, its quota.
-    fn target(&self, name: &str, id: Option<&Identity>) -> Result<Target, ServerError> {
+    pub(crate) fn target(&self, name: &str, id: Option<&Identity>) -> Result<Target, ServerError> {
         let log = self.resolve(name, id)?.clone();
         Ok(Target {
             witnessing: self.witnessing(log.name()).cloned(),
@@ -164,10 +174,11 @@ impl Logs {
     }
 }
 
-struct Inner {
-    logs: Logs,
+/// What every transport of a server shares: the logs and authorization.
+pub(crate) struct Inner {
+    pub(crate) logs: Logs,
     /// Tokens, scopes and quotas; `None`: an open log.
-    auth: Option<Arc<Authorizer>>,
+    pub(crate) auth: Option<Arc<Authorizer>>,
 }
 
 /// The gRPC service.
@@ -354,10 +365,53 @@ impl LogService {
     pub fn into_server(self) -> pb::log_server::LogServer<LogService> {
         pb::log_server::LogServer::new(self).max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
+
+    /// The OTLP logs receiver over the same logs and credentials; records
+    /// of resources without `cairn.log` go to the logs' `otlp_log`.
+    pub fn otlp(&self) -> OtlpLogsServer<OtlpService> {
+        OtlpLogsServer::new(OtlpService {
+            inner: self.inner.clone(),
+        })
+        .max_decoding_message_size(MAX_OTLP_BYTES)
+    }
+
+    pub(crate) fn shared(&self) -> Arc<Inner> {
+        self.inner.clone()
+    }
+}
+
+/// Largest OTLP export accepted (gRPC message or HTTP body): 16 MiB.
+pub const MAX_OTLP_BYTES: usize = 16 << 20;
+
+use cairn_api::opentelemetry::proto::collector::logs::v1::logs_service_server::{
+    LogsService as OtlpLogs, LogsServiceServer as OtlpLogsServer,
+};
+use cairn_api::opentelemetry::proto::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+
+/// `opentelemetry.proto.collector.logs.v1.LogsService` (see [`crate::otlp`]).
+#[derive(Clone)]
+pub struct OtlpService {
+    inner: Arc<Inner>,
+}
+
+#[tonic::async_trait]
+impl OtlpLogs for OtlpService {
+    #[tracing::instrument(name = "opentelemetry.LogsService/Export", level = "debug", skip_all)]
+    async fn export(
+        &self,
+        request: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        let id = self.inner.identity(&request, Scope::Append)?;
+        let log = self.inner.logs.otlp_log.clone();
+        let out = crate::otlp::ingest(&self.inner, id.as_ref(), request.into_inner(), &log).await?;
+        Ok(Response::new(out.response()))
+    }
 }
 
 /// One log, resolved for one caller.
-struct Target {
+pub(crate) struct Target {
     log: Arc<Log>,
     witnessing: Option<Witnessing>,
     cosign_wait: Duration,
@@ -370,7 +424,7 @@ impl Inner {
     /// on its own (a refused one answered in its slot), then every receipt
     /// in order, each distinct checkpoint once. Refused as a whole only
     /// for its size or the caller's rate limit (nothing appended).
-    async fn batch(
+    pub(crate) async fn batch(
         &self,
         t: Arc<Target>,
         id: Option<&Identity>,
@@ -456,7 +510,11 @@ impl Inner {
         Ok((id, target))
     }
 
-    fn identity<T>(&self, req: &Request<T>, need: Scope) -> Result<Option<Identity>, Status> {
+    pub(crate) fn identity<T>(
+        &self,
+        req: &Request<T>,
+        need: Scope,
+    ) -> Result<Option<Identity>, Status> {
         match &self.auth {
             None => Ok(None),
             Some(a) => a
