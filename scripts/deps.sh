@@ -52,3 +52,26 @@ if [ "${CAIRN_TEST_DEPS:-}" = 1 ]; then
         fi
     fi
 fi
+
+# Tests only: the OpenTelemetry Python SDK and its OTLP exporters (gRPC,
+# HTTP protobuf, HTTP JSON), pinned, in a virtual environment the OTLP
+# interoperability test uses (crates/cli/tests/otel_sdk.rs).
+if [ "${CAIRN_TEST_DEPS:-}" = 1 ]; then
+    venv="${CAIRN_VENV:-$HOME/.cache/cairn-venv}"
+    if ! "$venv/bin/python" -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc, opentelemetry.exporter.otlp.proto.http, opentelemetry.exporter.otlp.json.http' >/dev/null 2>&1; then
+        echo "==> installing the OpenTelemetry Python SDK into $venv" >&2
+        if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q \
+            "opentelemetry-sdk==1.45.1" \
+            "opentelemetry-exporter-otlp-proto-grpc==1.45.1" \
+            "opentelemetry-exporter-otlp-proto-http==1.45.1" \
+            "opentelemetry-exporter-otlp-json-http==0.66b1"; } >/tmp/cairn-pip.log 2>&1; then
+            cat /tmp/cairn-pip.log >&2
+            if [ -n "${CI:-}" ] && [ "${CI}" != false ]; then
+                echo "error: could not install the OpenTelemetry Python SDK (needed by the tests)" >&2
+                exit 1
+            fi
+            echo "warning: could not install the OpenTelemetry Python SDK; the OTLP interoperability test will say it did not run" >&2
+        fi
+    fi
+    export CAIRN_VENV="$venv"
+fi
