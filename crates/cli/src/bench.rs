@@ -78,6 +78,11 @@ pub(crate) struct BenchArgs {
     /// `AppendBatchStream` per client.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1000), conflicts_with_all = ["stream", "proofs"])]
     batch: Option<u16>,
+    /// Send OTLP/gRPC log exports of this many records (each the same
+    /// event as a log record's body) to the server's OTLP receiver, one
+    /// export at a time per client.
+    #[arg(long, conflicts_with_all = ["stream", "proofs", "batch"])]
+    otlp: Option<u16>,
 }
 
 impl BenchArgs {
@@ -412,7 +417,9 @@ async fn run(args: Arc<BenchArgs>) -> Result<serde_json::Value> {
                 per
             };
             let (c, a, t) = (client.clone(), args.clone(), tally.clone());
-            if let Some(size) = args.batch {
+            if let Some(size) = args.otlp {
+                tasks.push(tokio::spawn(otlp_client(a, id, n, usize::from(size), t)));
+            } else if let Some(size) = args.batch {
                 tasks.push(tokio::spawn(batch_client(
                     c,
                     a,
@@ -430,7 +437,9 @@ async fn run(args: Arc<BenchArgs>) -> Result<serde_json::Value> {
         for t in tasks {
             let _ = t.await;
         }
-        let mode = if args.batch.is_some() {
+        let mode = if args.otlp.is_some() {
+            "otlp"
+        } else if args.batch.is_some() {
             "batch"
         } else if args.stream {
             "stream"
@@ -556,6 +565,68 @@ async fn batch_client(
                 break;
             }
         }
+    }
+}
+
+/// OTLP/gRPC exports of `size` log records, one at a time (as an OTLP
+/// exporter sends them); a record's latency is its export's.
+async fn otlp_client(args: Arc<BenchArgs>, id: u64, total: u64, size: usize, tally: Arc<Tally>) {
+    use cairn_api::opentelemetry::proto::collector::logs::v1 as collector;
+    use cairn_api::opentelemetry::proto::common::v1 as common;
+    use cairn_api::opentelemetry::proto::logs::v1 as logs;
+    let channel = match args.server.channel().await {
+        Ok(c) => c,
+        Err(_) => {
+            tally.errors.fetch_add(total, Ordering::Relaxed);
+            return;
+        }
+    };
+    let mut client = collector::logs_service_client::LogsServiceClient::new(channel);
+    let mut i = 0u64;
+    while i < total {
+        let n = (total - i).min(size as u64);
+        let records: Vec<logs::LogRecord> = (i..i + n)
+            .map(|k| {
+                let ev = event(id * 1_000_000_000 + k, args.event_size, args.pii_density);
+                tally
+                    .bytes
+                    .fetch_add(ev.event.len() as u64, Ordering::Relaxed);
+                logs::LogRecord {
+                    time_unix_nano: 1_700_000_000_000_000_000 + k,
+                    severity_number: 9,
+                    body: Some(common::AnyValue {
+                        value: Some(common::any_value::Value::StringValue(
+                            String::from_utf8_lossy(&ev.event).into_owned(),
+                        )),
+                    }),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let req = collector::ExportLogsServiceRequest {
+            resource_logs: vec![logs::ResourceLogs {
+                scope_logs: vec![logs::ScopeLogs {
+                    log_records: records,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let t0 = Instant::now();
+        match client.export(args.server.request(req)).await {
+            Ok(r) => {
+                let bad = r
+                    .into_inner()
+                    .partial_success
+                    .map_or(0, |p| p.rejected_log_records.max(0) as usize);
+                tally.ok_n(t0, n as usize - bad.min(n as usize));
+                tally.errors.fetch_add(bad as u64, Ordering::Relaxed);
+            }
+            Err(_) => {
+                tally.errors.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        i += n;
     }
 }
 

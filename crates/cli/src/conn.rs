@@ -53,6 +53,35 @@ impl Interceptor for Bearer {
 impl ServerArg {
     /// Connects (TLS for `https://`, verified against `--tls-ca`).
     pub(crate) async fn connect(&self) -> Result<Client> {
+        let bearer = self.bearer()?;
+        Ok(LogClient::with_interceptor(self.channel().await?, bearer))
+    }
+
+    /// The bearer token's header value, if a token is given.
+    fn bearer(&self) -> Result<Bearer> {
+        Ok(match &self.token {
+            None => Bearer(None),
+            Some(t) => Bearer(Some(
+                format!("Bearer {}", t.trim())
+                    .parse()
+                    .context("the token holds characters a header cannot carry")?,
+            )),
+        })
+    }
+
+    /// `msg` as a request carrying the bearer token, if any (for clients
+    /// of other services on the same connection, e.g. OTLP).
+    pub(crate) fn request<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
+        if let Ok(Bearer(Some(v))) = self.bearer() {
+            r.metadata_mut().insert("authorization", v);
+        }
+        r
+    }
+
+    /// A connection to the server (TLS for `https://`, verified against
+    /// `--tls-ca`).
+    pub(crate) async fn channel(&self) -> Result<Channel> {
         let server = &self.server;
         let mut ep = Endpoint::from_shared(server.clone())
             .with_context(|| format!("{server} is not a valid address"))?
@@ -71,18 +100,8 @@ impl ServerArg {
         } else if self.tls_ca.is_some() {
             bail!("--tls-ca is given but {server} is not https://");
         }
-        let bearer = match &self.token {
-            None => Bearer(None),
-            Some(t) => Bearer(Some(
-                format!("Bearer {}", t.trim())
-                    .parse()
-                    .context("the token holds characters a header cannot carry")?,
-            )),
-        };
-        let channel = ep
-            .connect()
+        ep.connect()
             .await
-            .with_context(|| format!("connecting to {server}"))?;
-        Ok(LogClient::with_interceptor(channel, bearer))
+            .with_context(|| format!("connecting to {server}"))
     }
 }
