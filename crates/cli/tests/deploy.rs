@@ -251,3 +251,83 @@ fn dockerfile_and_systemd_units() {
         }
     }
 }
+
+/// The shipper configurations (issue 20) have the shape Cairn needs: OTLP
+/// or NDJSON to the right paths, no compression, a bearer token from the
+/// environment. The Collector's and Vector's own validators run when they
+/// are installed (`otelcol validate`, `vector validate`).
+#[test]
+fn shipper_configs_have_the_shape_cairn_needs() {
+    let dir = root().join("deploy/shippers");
+    // Vector (TOML).
+    let v: toml::Value =
+        toml::from_str(&std::fs::read_to_string(dir.join("vector.toml")).unwrap()).unwrap();
+    let sink = &v["sinks"]["cairn"];
+    assert_eq!(sink["type"].as_str(), Some("http"));
+    assert!(
+        sink["uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("/logs/payments/append")
+    );
+    assert_eq!(sink["compression"].as_str(), Some("none"));
+    assert_eq!(
+        sink["framing"]["method"].as_str(),
+        Some("newline_delimited")
+    );
+    assert_eq!(sink["encoding"]["codec"].as_str(), Some("json"));
+    assert_eq!(sink["auth"]["strategy"].as_str(), Some("bearer"));
+    assert!(sink["batch"]["max_events"].as_integer().unwrap() <= 1000);
+    // Fluent Bit (classic format): the OUTPUT section.
+    let fb = std::fs::read_to_string(dir.join("fluent-bit.conf")).unwrap();
+    let output: std::collections::HashMap<String, String> = fb
+        .split("[OUTPUT]")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('['))
+        .filter_map(|l| l.split_once(char::is_whitespace))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    assert_eq!(output["name"], "opentelemetry");
+    assert_eq!(output["logs_uri"], "/v1/logs");
+    assert!(output["header"].starts_with("Authorization Bearer ${"));
+    assert!(!output.contains_key("compress"));
+    // The Collector (YAML).
+    let Some(out) = python_yaml(
+        r#"
+import yaml
+c = yaml.safe_load(open("deploy/shippers/otel-collector.yaml"))
+e = c["exporters"]["otlp/cairn"]
+assert e["compression"] == "none", e
+assert e["headers"]["authorization"].startswith("Bearer ${env:"), e
+assert c["processors"]["batch"]["send_batch_max_size"] <= 1000
+p = c["service"]["pipelines"]["logs"]
+assert p["exporters"] == ["otlp/cairn"], p
+assert any(a["key"] == "cairn.log" for a in c["processors"]["resource/cairn"]["attributes"])
+print("ok")
+"#,
+    ) else {
+        return;
+    };
+    assert_eq!(out.trim(), "ok");
+    for (tool, args, file) in [
+        ("otelcol", ["validate", "--config"], "otel-collector.yaml"),
+        ("vector", ["validate", "--no-environment"], "vector.toml"),
+    ] {
+        if Command::new(tool).arg("--version").output().is_ok() {
+            let out = Command::new(tool)
+                .args(args)
+                .arg(dir.join(file))
+                .env("CAIRN_TOKEN", "x")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{tool}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
