@@ -236,6 +236,8 @@ struct FileConfig {
     #[serde(default)]
     log: Vec<FileLog>,
     otlp_log: Option<String>,
+    otlp_grpc_addr: Option<SocketAddr>,
+    otlp_http_addr: Option<SocketAddr>,
     #[serde(default)]
     witness: Vec<FileWitness>,
     witness_quorum: Option<usize>,
@@ -518,6 +520,8 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
         grpc_addr: args.grpc_addr.or(file.grpc_addr).unwrap_or(d.grpc_addr),
         http_addr: args.http_addr.or(file.http_addr).unwrap_or(d.http_addr),
         otlp_log: file.otlp_log.unwrap_or_default(),
+        otlp_grpc_addr: file.otlp_grpc_addr,
+        otlp_http_addr: file.otlp_http_addr,
     };
     Ok(cfg)
 }
@@ -583,6 +587,16 @@ fn run_server(cfg: ServeConfig) -> Result<ExitCode> {
                 eprintln!(
                     "cairn: logs listed at {http}://{h}/logs, each under {http}://{h}/logs/<name>/"
                 );
+            }
+            match server.otlp_addrs() {
+                (None, None) => {
+                    eprintln!("cairn: OTLP logs on the gRPC listener and at {http}://{h}/v1/logs")
+                }
+                (g, hh) => eprintln!(
+                    "cairn: OTLP logs also on {}{}",
+                    g.map_or(String::new(), |a| format!("gRPC {a} ")),
+                    hh.map_or(String::new(), |a| format!("{http}://{a}/v1/logs"))
+                ),
             }
         }
         server.run(shutdown_signal()).await?;

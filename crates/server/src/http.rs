@@ -114,6 +114,15 @@ pub fn router(logs: Logs, auth: Option<Arc<Authorizer>>) -> Router {
         .with_state(Http { logs, auth, inner })
 }
 
+/// OTLP/HTTP alone (`POST /v1/logs`), for OTLP's own listener.
+pub fn otlp_router(logs: Logs, auth: Option<Arc<Authorizer>>) -> Router {
+    let inner = crate::service::LogService::new(logs.clone(), auth.clone()).shared();
+    let ingest_limit = axum::extract::DefaultBodyLimit::max(crate::service::MAX_OTLP_BYTES);
+    Router::new()
+        .route("/v1/logs", post(otlp_http).layer(ingest_limit))
+        .with_state(Http { logs, auth, inner })
+}
+
 fn text(status: StatusCode, body: String) -> Response {
     (
         status,

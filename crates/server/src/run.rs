@@ -105,6 +105,12 @@ pub struct ServeConfig {
     /// The log OTLP records go to when their resource has no `cairn.log`
     /// attribute (empty: the default log).
     pub otlp_log: String,
+    /// A listener of its own for OTLP/gRPC (the OTLP default is
+    /// 0.0.0.0:4317); OTLP is served on the main gRPC listener as well.
+    pub otlp_grpc_addr: Option<SocketAddr>,
+    /// A listener of its own for OTLP/HTTP `/v1/logs` (OTLP default
+    /// 0.0.0.0:4318); also on the main HTTP listener.
+    pub otlp_http_addr: Option<SocketAddr>,
 }
 
 impl Default for ServeConfig {
@@ -121,6 +127,8 @@ impl Default for ServeConfig {
             tls: None,
             limits: crate::listen::Limits::default(),
             otlp_log: String::new(),
+            otlp_grpc_addr: None,
+            otlp_http_addr: None,
         }
     }
 }
@@ -419,6 +427,9 @@ pub fn exposure_warnings(cfg: &ServeConfig) -> Vec<String> {
 pub struct Server {
     grpc: TcpListener,
     http: TcpListener,
+    /// OTLP's own listeners, when configured.
+    otlp_grpc: Option<TcpListener>,
+    otlp_http: Option<TcpListener>,
     logs: Logs,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     auth: Option<Arc<Authorizer>>,
@@ -624,9 +635,27 @@ impl Server {
         let http = TcpListener::bind(cfg.http_addr)
             .await
             .map_err(setup(&format!("HTTP address {}", cfg.http_addr)))?;
+        let mut otlp = Vec::new();
+        for (what, addr) in [
+            ("OTLP/gRPC", cfg.otlp_grpc_addr),
+            ("OTLP/HTTP", cfg.otlp_http_addr),
+        ] {
+            otlp.push(match addr {
+                None => None,
+                Some(a) => Some(
+                    TcpListener::bind(a)
+                        .await
+                        .map_err(setup(&format!("{what} address {a}")))?,
+                ),
+            });
+        }
+        let otlp_http = otlp.pop().flatten();
+        let otlp_grpc = otlp.pop().flatten();
         Ok(Server {
             grpc,
             http,
+            otlp_grpc,
+            otlp_http,
             logs,
             tasks,
             auth,
@@ -649,6 +678,14 @@ impl Server {
     /// The bound HTTP address.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http.local_addr().ok()
+    }
+
+    /// The bound OTLP/gRPC and OTLP/HTTP addresses, when configured.
+    pub fn otlp_addrs(&self) -> (Option<SocketAddr>, Option<SocketAddr>) {
+        (
+            self.otlp_grpc.as_ref().and_then(|l| l.local_addr().ok()),
+            self.otlp_http.as_ref().and_then(|l| l.local_addr().ok()),
+        )
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets the
@@ -719,6 +756,24 @@ impl Server {
             .add_service(LogService::new(self.logs.clone(), self.auth.clone()).into_server());
         let (grpc_tls, http_tls) = self.tls.map(|t| (t.grpc, t.http)).unzip();
         let limits = self.limits;
+        // OTLP's own listeners: only the OTLP service and route.
+        let mut extra = Vec::new();
+        if let Some(l) = self.otlp_grpc {
+            let router = crate::listen::grpc_builder(&limits)
+                .add_service(LogService::new(self.logs.clone(), self.auth.clone()).otlp());
+            let (tls, limits, stop) = (grpc_tls.clone(), limits.clone(), wait(stop_rx.clone()));
+            extra.push(tokio::spawn(async move {
+                serve_grpc(router, l, tls, &limits, stop).await
+            }));
+        }
+        if let Some(l) = self.otlp_http {
+            let router = crate::http::otlp_router(self.logs.clone(), self.auth.clone());
+            let (tls, limits, stop) = (http_tls.clone(), limits.clone(), wait(stop_rx.clone()));
+            extra.push(tokio::spawn(async move {
+                serve_http(l, tls, router, &limits, stop).await;
+                Ok(())
+            }));
+        }
         let grpc = serve_grpc(router, self.grpc, grpc_tls, &limits, wait(stop_rx.clone()));
         let router = crate::http::router(self.logs.clone(), self.auth.clone());
         let http = serve_http(self.http, http_tls, router, &limits, wait(stop_rx));
@@ -728,6 +783,10 @@ impl Server {
         });
         let (g, ()) = tokio::join!(grpc, http);
         g?;
+        for e in extra {
+            e.await
+                .map_err(|e| ServeError::Setup(format!("OTLP listener: {e}")))??;
+        }
         // Both servers are down: each sequencer writes and answers what is
         // queued, then ends.
         for l in self.logs.registry.running() {

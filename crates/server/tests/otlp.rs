@@ -439,3 +439,57 @@ async fn ingestion_needs_the_append_scope() {
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }
+
+/// OTLP on listeners of its own (`otlp_grpc_addr`, `otlp_http_addr`):
+/// exports land there, and those listeners serve OTLP only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_on_its_own_listeners() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = ServeConfig {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        otlp_grpc_addr: Some("127.0.0.1:0".parse().unwrap()),
+        otlp_http_addr: Some("127.0.0.1:0".parse().unwrap()),
+        ..ServeConfig::single(tmp.path().join("data"))
+    };
+    let server = Server::bind(&cfg).await.unwrap();
+    let grpc = server.grpc_addr().unwrap();
+    let (og, oh) = server.otlp_addrs();
+    let (og, oh) = (og.unwrap(), oh.unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    let mut otlp =
+        collector::logs_service_client::LogsServiceClient::connect(format!("http://{og}"))
+            .await
+            .unwrap();
+    let r = otlp
+        .export(export(&[(None, vec!["via 4317".into()])]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.partial_success.is_none());
+    let body = export(&[(None, vec!["via 4318".into()])]).encode_to_vec();
+    let (status, _, _) = post(
+        oh,
+        "/v1/logs",
+        &[("Content-Type", "application/x-protobuf")],
+        &body,
+    )
+    .await;
+    assert_eq!(status, 200);
+    // OTLP only: the log's API is not on these listeners.
+    let (status, _, _) = post(oh, "/append", &[], b"{}\n").await;
+    assert_eq!(status, 404);
+    let mut wrong = LogClient::connect(format!("http://{og}")).await.unwrap();
+    let e = wrong
+        .get_checkpoint(pb::GetCheckpointRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unimplemented);
+    let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
+    assert_eq!(entries(&mut c, "").await.len(), 2);
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
