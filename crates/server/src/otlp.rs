@@ -140,6 +140,162 @@ pub fn record_event(
     Value::Object(e)
 }
 
+/// [`record_event`] written straight to JSON bytes (the same value, key
+/// order aside: the leaf is canonical JSON whatever the order), without
+/// building a `serde_json::Value` per record.
+pub fn record_event_bytes(
+    resource: Option<&resource::Resource>,
+    scope: Option<&common::InstrumentationScope>,
+    r: &logs::LogRecord,
+    out: &mut Vec<u8>,
+) {
+    let mut w = Obj::new(out);
+    if let Some(b) = &r.body {
+        w.key("body");
+        any_bytes(b, w.out);
+    }
+    if !r.attributes.is_empty() {
+        w.key("attributes");
+        kv_bytes(&r.attributes, w.out);
+    }
+    if let Some(res) = resource
+        && !res.attributes.is_empty()
+    {
+        w.key("resource");
+        kv_bytes(&res.attributes, w.out);
+    }
+    if let Some(sc) = scope
+        && (!sc.name.is_empty() || !sc.version.is_empty() || !sc.attributes.is_empty())
+    {
+        w.key("scope");
+        let mut s2 = Obj::new(w.out);
+        if !sc.name.is_empty() {
+            s2.key("name");
+            json_str(&sc.name, s2.out);
+        }
+        if !sc.version.is_empty() {
+            s2.key("version");
+            json_str(&sc.version, s2.out);
+        }
+        if !sc.attributes.is_empty() {
+            s2.key("attributes");
+            kv_bytes(&sc.attributes, s2.out);
+        }
+        s2.end();
+    }
+    if r.severity_number != 0 {
+        w.key("severity_number");
+        w.out
+            .extend_from_slice(r.severity_number.to_string().as_bytes());
+    }
+    if !r.severity_text.is_empty() {
+        w.key("severity_text");
+        json_str(&r.severity_text, w.out);
+    }
+    if r.time_unix_nano != 0 {
+        w.key("time_unix_nano");
+        w.out
+            .extend_from_slice(format!("\"{}\"", r.time_unix_nano).as_bytes());
+    }
+    if r.observed_time_unix_nano != 0 {
+        w.key("observed_time_unix_nano");
+        w.out
+            .extend_from_slice(format!("\"{}\"", r.observed_time_unix_nano).as_bytes());
+    }
+    if !r.trace_id.is_empty() {
+        w.key("trace_id");
+        w.out
+            .extend_from_slice(format!("\"{}\"", hex(&r.trace_id)).as_bytes());
+    }
+    if !r.span_id.is_empty() {
+        w.key("span_id");
+        w.out
+            .extend_from_slice(format!("\"{}\"", hex(&r.span_id)).as_bytes());
+    }
+    if r.flags != 0 {
+        w.key("flags");
+        w.out.extend_from_slice(r.flags.to_string().as_bytes());
+    }
+    if !r.event_name.is_empty() {
+        w.key("event_name");
+        json_str(&r.event_name, w.out);
+    }
+    w.end();
+}
+
+/// Writes a JSON object's members, comma-separated.
+struct Obj<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> Obj<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Obj { out, first: true }
+    }
+
+    fn key(&mut self, k: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        json_str(k, self.out);
+        self.out.push(b':');
+    }
+
+    fn end(self) {
+        self.out.push(b'}');
+    }
+}
+
+fn json_str(s: &str, out: &mut Vec<u8>) {
+    // Writing a `str` to a `Vec` cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+fn any_bytes(v: &common::AnyValue, out: &mut Vec<u8>) {
+    use common::any_value::Value as V;
+    match &v.value {
+        None => out.extend_from_slice(b"null"),
+        Some(V::StringValue(s)) => json_str(s, out),
+        Some(V::BoolValue(b)) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Some(V::IntValue(i)) => out.extend_from_slice(i.to_string().as_bytes()),
+        Some(V::DoubleValue(d)) => match serde_json::Number::from_f64(*d) {
+            Some(n) => out.extend_from_slice(n.to_string().as_bytes()),
+            None => json_str(&d.to_string(), out),
+        },
+        Some(V::BytesValue(b)) => json_str(&encode_base64(b), out),
+        Some(V::ArrayValue(a)) => {
+            out.push(b'[');
+            for (i, x) in a.values.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                any_bytes(x, out);
+            }
+            out.push(b']');
+        }
+        Some(V::KvlistValue(kv)) => kv_bytes(&kv.values, out),
+    }
+}
+
+/// A key-value list as an object; a repeated key: the last wins.
+fn kv_bytes(kvs: &[common::KeyValue], out: &mut Vec<u8>) {
+    let mut w = Obj::new(out);
+    for (i, kv) in kvs.iter().enumerate() {
+        if kvs[i + 1..].iter().any(|later| later.key == kv.key) {
+            continue;
+        }
+        w.key(&kv.key);
+        match &kv.value {
+            Some(v) => any_bytes(v, w.out),
+            None => w.out.extend_from_slice(b"null"),
+        }
+    }
+    w.end();
+}
+
 /// The log a resource's records go to: its `cairn.log` attribute, if it
 /// has one (a string), else `default`.
 fn resource_log<'a>(res: Option<&'a resource::Resource>, default: &'a str) -> &'a str {
@@ -219,10 +375,8 @@ pub(crate) async fn ingest(
         };
         for sl in &rl.scope_logs {
             for r in &sl.log_records {
-                let event = record_event(rl.resource.as_ref(), sl.scope.as_ref(), r);
-                let bytes = serde_json::to_vec(&event).map_err(|e| {
-                    ServerError::Log(LogError::InvalidArgument(format!("a log record: {e}")))
-                })?;
+                let mut bytes = Vec::with_capacity(256);
+                record_event_bytes(rl.resource.as_ref(), sl.scope.as_ref(), r, &mut bytes);
                 by_log[at].1.push(pb::AppendRequest {
                     event: bytes,
                     content_type: pb::ContentType::Json as i32,
@@ -489,11 +643,40 @@ mod tests {
             "span_id": "eee19b7ec3c1b174"
         });
         assert_eq!(e, want);
+        // The direct writer writes the same value.
+        let mut bytes = Vec::new();
+        record_event_bytes(
+            rl.resource.as_ref(),
+            sl.scope.as_ref(),
+            &sl.log_records[0],
+            &mut bytes,
+        );
+        assert_eq!(serde_json::from_slice::<Value>(&bytes).unwrap(), want);
         // The same export as protobuf maps the same way.
         let bytes = prost::Message::encode_to_vec(&req);
         let back: collector::ExportLogsServiceRequest =
             prost::Message::decode(bytes.as_slice()).unwrap();
         assert_eq!(back, req);
+    }
+
+    /// A repeated key in a key-value list: the last wins, in both writers.
+    #[test]
+    fn a_repeated_key_keeps_the_last_value() {
+        let kv = |k: &str, v: i64| common::KeyValue {
+            key: k.into(),
+            value: Some(common::AnyValue {
+                value: Some(common::any_value::Value::IntValue(v)),
+            }),
+        };
+        let r = logs::LogRecord {
+            attributes: vec![kv("a", 1), kv("b", 2), kv("a", 3)],
+            ..Default::default()
+        };
+        let want = serde_json::json!({"attributes": {"a": 3, "b": 2}});
+        assert_eq!(record_event(None, None, &r), want);
+        let mut bytes = Vec::new();
+        record_event_bytes(None, None, &r, &mut bytes);
+        assert_eq!(serde_json::from_slice::<Value>(&bytes).unwrap(), want);
     }
 
     /// Malformed OTLP/JSON names the field, never the value.
