@@ -378,8 +378,23 @@ async fn tile(
         .into_response()
 }
 
+/// Inflates a gzip body, refusing one that inflates past `max` bytes (a
+/// small body can inflate a thousandfold).
+fn gunzip(body: &[u8], max: usize) -> Result<bytes::Bytes, String> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(body)
+        .take(max as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|_| "the body is not valid gzip".to_owned())?;
+    if out.len() > max {
+        return Err(format!("the body inflates past {max} bytes"));
+    }
+    Ok(out.into())
+}
+
 /// `POST /v1/logs`: OTLP/HTTP, `application/x-protobuf` or
-/// `application/json` (uncompressed), answered in the same encoding
+/// `application/json`, uncompressed or gzip, answered in the same encoding
 /// (`crate::otlp`).
 async fn otlp_http(
     State(h): State<Http>,
@@ -392,15 +407,22 @@ async fn otlp_http(
         Ok(i) => i,
         Err(e) => return e.into_http(),
     };
-    if headers
-        .get(header::CONTENT_ENCODING)
-        .is_some_and(|v| v.as_bytes() != b"identity")
-    {
-        return text(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "compressed OTLP bodies are not accepted; send them uncompressed\n".into(),
-        );
-    }
+    let body = match headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) {
+        None | Some(b"identity") => body,
+        Some(b"gzip") => match gunzip(&body, crate::service::MAX_OTLP_BYTES) {
+            Ok(b) => b,
+            Err(why) => {
+                return ServerError::Log(LogError::InvalidArgument(format!("OTLP export: {why}")))
+                    .into_http();
+            }
+        },
+        Some(_) => {
+            return text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Content-Encoding must be gzip or identity\n".into(),
+            );
+        }
+    };
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

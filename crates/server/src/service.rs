@@ -372,6 +372,8 @@ impl LogService {
         OtlpLogsServer::new(OtlpService {
             inner: self.inner.clone(),
         })
+        // The Collector's otlp exporter compresses with gzip by default.
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
         .max_decoding_message_size(MAX_OTLP_BYTES)
     }
 

@@ -223,6 +223,37 @@ async fn otlp_and_ndjson_ingestion() {
     let r = collector::ExportLogsServiceResponse::decode(out.as_slice()).unwrap();
     assert!(r.partial_success.is_none());
 
+    // The same, gzip-compressed (the Collector's default).
+    let body = {
+        use std::io::Write;
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(&export(&[(None, vec!["http-gzip".into()])]).encode_to_vec())
+            .unwrap();
+        z.finish().unwrap()
+    };
+    let (status, _, _) = post(
+        http,
+        "/v1/logs",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("Content-Encoding", "gzip"),
+        ],
+        &body,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut gz =
+        collector::logs_service_client::LogsServiceClient::connect(format!("http://{grpc}"))
+            .await
+            .unwrap()
+            .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    let r = gz
+        .export(export(&[(None, vec!["grpc-gzip".into()])]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.partial_success.is_none());
+
     // OTLP/HTTP JSON (the OTLP JSON mapping: camelCase, hex ids).
     let json = format!(
         r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"cairn.log","value":{{"stringValue":"audit"}}}}]}},"scopeLogs":[{{"logRecords":[{{"timeUnixNano":"1700000000000000001","severityNumber":13,"traceId":"0102030405060708090a0b0c0d0e0f10","body":{{"stringValue":"http-json {CANARY}"}},"attributes":[{{"key":"card","value":{{"stringValue":"4111 1111 1111 1111"}}}}]}}]}}]}}]}}"#
@@ -253,12 +284,44 @@ async fn otlp_and_ndjson_ingestion() {
         "/v1/logs",
         &[
             ("Content-Type", "application/json"),
-            ("Content-Encoding", "gzip"),
+            ("Content-Encoding", "br"),
         ],
         b"x",
     )
     .await;
     assert_eq!(status, 415);
+    let (status, _, out) = post(
+        http,
+        "/v1/logs",
+        &[
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "gzip"),
+        ],
+        b"not gzip",
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&out).contains("not valid gzip"));
+    // A gzip bomb: a small body that inflates past the 16 MiB limit.
+    let bomb = {
+        use std::io::Write;
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(&vec![b' '; (16 << 20) + 10]).unwrap();
+        z.finish().unwrap()
+    };
+    assert!(bomb.len() < 100_000);
+    let (status, _, out) = post(
+        http,
+        "/v1/logs",
+        &[
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "gzip"),
+        ],
+        &bomb,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&out).contains("inflates past"));
     let (status, _, out) = post(
         http,
         "/v1/logs",
@@ -281,7 +344,7 @@ async fn otlp_and_ndjson_ingestion() {
     // Each record landed once, masked, in its log; each verifies.
     let default_log = entries(&mut c, "").await;
     let audit = entries(&mut c, "audit").await;
-    assert_eq!(default_log.len(), 3, "{default_log:?}");
+    assert_eq!(default_log.len(), 5, "{default_log:?}");
     assert_eq!(audit.len(), 2, "{audit:?}");
     for leaf in default_log.iter().chain(&audit) {
         assert!(!leaf.contains(CANARY), "{leaf}");
