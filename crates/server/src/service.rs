@@ -525,6 +525,22 @@ impl Inner {
         }
     }
 
+    /// A new append stream's caller (with the `append` scope) and one of
+    /// its stream slots, held until the stream ends.
+    fn open_stream<T>(
+        &self,
+        request: &Request<T>,
+    ) -> Result<(Option<Identity>, Option<crate::auth::StreamSlot>), Status> {
+        let id = self.identity(request, Scope::Append)?;
+        let slot = match &self.auth {
+            Some(a) => a
+                .open_stream(id.as_ref())
+                .map_err(|e| Status::from(ServerError::Auth(e)))?,
+            None => None,
+        };
+        Ok((id, slot))
+    }
+
     /// Takes one append from the caller's rate limit (the log's own, or
     /// the server-wide one).
     fn take(&self, id: Option<&Identity>, t: &Target) -> Result<(), ServerError> {
@@ -693,13 +709,7 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<Streaming<pb::AppendBatchRequest>>,
     ) -> Result<Response<Self::AppendBatchStreamStream>, Status> {
-        let id = self.inner.identity(&request, Scope::Append)?;
-        let slot = match &self.inner.auth {
-            Some(a) => a
-                .open_stream(id.as_ref())
-                .map_err(|e| Status::from(ServerError::Auth(e)))?,
-            None => None,
-        };
+        let (id, slot) = self.inner.open_stream(&request)?;
         let mut inbound = request.into_inner();
         let (out_tx, out_rx) = mpsc::channel::<Result<pb::AppendBatchResponse, Status>>(2);
         type Pending = tokio::task::JoinHandle<Result<pb::AppendBatchResponse, Status>>;
@@ -757,13 +767,7 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<Streaming<pb::AppendRequest>>,
     ) -> Result<Response<Self::AppendStreamStream>, Status> {
-        let id = self.inner.identity(&request, Scope::Append)?;
-        let slot = match &self.inner.auth {
-            Some(a) => a
-                .open_stream(id.as_ref())
-                .map_err(|e| Status::from(ServerError::Auth(e)))?,
-            None => None,
-        };
+        let (id, slot) = self.inner.open_stream(&request)?;
         let mut inbound = request.into_inner();
         // Memory per stream is bounded in bytes, not entries: each append
         // holds its share of STREAM_INFLIGHT_BYTES (its event, its masked
