@@ -445,6 +445,18 @@ impl Sequencer {
             .unwrap_or(Err(AppendError::ShuttingDown))
     }
 
+    /// Room in the queue right now, and its size: `(entries free, bytes
+    /// free, entries in all, bytes in all)`. A snapshot: other appends may
+    /// take it the next moment.
+    pub fn room(&self) -> (usize, usize, usize, usize) {
+        (
+            self.tx.capacity(),
+            self.bytes.available_permits(),
+            self.tx.max_capacity(),
+            self.budget,
+        )
+    }
+
     /// The latest signed head; `changed()` wakes on every new one.
     pub fn head(&self) -> watch::Receiver<Arc<SignedHead>> {
         self.head.clone()

@@ -12,7 +12,9 @@
 //! counted in `partial_success` with the first reason (which never holds
 //! record content). Refusals of the whole export: credentials, the rate
 //! limit (retryable: gRPC `RESOURCE_EXHAUSTED`, HTTP 429 with
-//! `Retry-After`), a malformed payload (`INVALID_ARGUMENT`, HTTP 400).
+//! `Retry-After`), a full queue (retryable: `UNAVAILABLE`, HTTP 503;
+//! checked before anything is queued, so a retry appends nothing twice), a
+//! malformed payload (`INVALID_ARGUMENT`, HTTP 400).
 
 use std::sync::Arc;
 
@@ -396,6 +398,20 @@ pub(crate) async fn ingest(
                 continue;
             }
         };
+        // OTLP's answer to a full queue is a retryable status, not a
+        // wait: refused whole (before anything of this log is queued)
+        // when the queue has no room for it now but could hold it.
+        let (free, free_bytes, all, all_bytes) = t.log.sequencer().room();
+        let bytes: usize = events.iter().map(|e| e.event.len()).sum();
+        if events.len() <= all && bytes <= all_bytes && (events.len() > free || bytes > free_bytes)
+        {
+            let why = format!("log \"{name}\"'s queue is full; retry later");
+            if out.accepted == 0 && out.rejected == 0 {
+                return Err(ServerError::Log(LogError::Unavailable(why)));
+            }
+            out.reject(events.len() as u64, why);
+            continue;
+        }
         let mut events = events.into_iter().peekable();
         while events.peek().is_some() {
             let chunk: Vec<pb::AppendRequest> = events.by_ref().take(MAX_BATCH_EVENTS).collect();

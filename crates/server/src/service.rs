@@ -414,7 +414,7 @@ impl OtlpLogs for OtlpService {
 
 /// One log, resolved for one caller.
 pub(crate) struct Target {
-    log: Arc<Log>,
+    pub(crate) log: Arc<Log>,
     witnessing: Option<Witnessing>,
     cosign_wait: Duration,
     /// The log's own per-identity rate, if it has one.

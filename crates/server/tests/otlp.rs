@@ -7,6 +7,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common/mod.rs"]
+mod harness;
+
 use std::net::SocketAddr;
 
 use cairn_api::opentelemetry::proto::collector::logs::v1 as collector;
@@ -555,4 +558,118 @@ async fn otlp_on_its_own_listeners() {
     assert_eq!(entries(&mut c, "").await.len(), 2);
     let _ = stop.send(());
     task.await.unwrap().unwrap();
+}
+
+/// A store whose durable commits take 1.2 s: the queue stays full while
+/// a batch is written.
+struct SlowStore(cairn_storage::MemoryStore);
+
+impl cairn_storage::LogStore for SlowStore {
+    fn load_state(&self) -> Result<cairn_storage::LoadedState, cairn_storage::StoreError> {
+        self.0.load_state()
+    }
+    fn commit_batch(
+        &self,
+        batch: cairn_storage::CommitBatch<'_>,
+    ) -> Result<(), cairn_storage::StoreError> {
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        self.0.commit_batch(batch)
+    }
+    fn put_checkpoint(
+        &self,
+        size: cairn_core::TreeSize,
+        note: &[u8],
+    ) -> Result<(), cairn_storage::StoreError> {
+        self.0.put_checkpoint(size, note)
+    }
+    fn read_entries(
+        &self,
+        start: LeafIndex,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, cairn_storage::StoreError> {
+        self.0.read_entries(start, limit)
+    }
+    fn read_tiles(
+        &self,
+        tiles: &[cairn_core::tile::Tile],
+    ) -> Result<Vec<Vec<Hash>>, cairn_storage::StoreError> {
+        self.0.read_tiles(tiles)
+    }
+    fn checkpoint(
+        &self,
+        size: Option<cairn_core::TreeSize>,
+    ) -> Result<Option<cairn_storage::StoredCheckpoint>, cairn_storage::StoreError> {
+        self.0.checkpoint(size)
+    }
+    fn find_leaf(&self, h: &Hash) -> Result<Option<LeafIndex>, cairn_storage::StoreError> {
+        self.0.find_leaf(h)
+    }
+    fn find_idempotency_key(
+        &self,
+        key: &cairn_storage::IdempotencyKey,
+    ) -> Result<Option<cairn_storage::IdempotencyRecord>, cairn_storage::StoreError> {
+        self.0.find_idempotency_key(key)
+    }
+}
+
+/// A full queue is answered with a retryable status (OTLP's rule), not a
+/// wait, and before anything of the export is queued: `UNAVAILABLE` over
+/// gRPC, 503 over HTTP. An export that fits is appended once room frees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_is_a_retryable_status() {
+    let opts = cairn_log::LogOptions {
+        sequencer: cairn_server::SequencerConfig {
+            queue_bytes: 256 << 10,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let store = std::sync::Arc::new(SlowStore(cairn_storage::MemoryStore::new()));
+    let (grpc, http) = harness::serve_with(store, None, opts).await;
+    let mut otlp =
+        collector::logs_service_client::LogsServiceClient::connect(format!("http://{grpc}"))
+            .await
+            .unwrap();
+    // ~200 KiB of records: fits the 256 KiB queue, and holds it while its
+    // batch is written (1.2 s).
+    let bodies = |tag: &str| {
+        (0..200)
+            .map(|i| format!("{tag} {i} {}", "y".repeat(1000)))
+            .collect::<Vec<_>>()
+    };
+    let first = {
+        let mut c = otlp.clone();
+        let req = export(&[(None, bodies("first"))]);
+        tokio::spawn(async move { c.export(req).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let e = otlp
+        .export(export(&[(None, bodies("second"))]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unavailable, "{}", e.message());
+    assert!(e.message().contains("queue is full"), "{}", e.message());
+    let body = export(&[(None, bodies("third"))]).encode_to_vec();
+    let (status, _, _) = post(
+        http,
+        "/v1/logs",
+        &[("Content-Type", "application/x-protobuf")],
+        &body,
+    )
+    .await;
+    assert_eq!(status, 503);
+    let r = first.await.unwrap().unwrap().into_inner();
+    assert!(r.partial_success.is_none());
+    // Room again: the retry succeeds, and only the first and the retry
+    // were appended.
+    let r = otlp
+        .export(export(&[(None, bodies("second"))]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.partial_success.is_none());
+    let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
+    let leaves = entries(&mut c, "").await;
+    assert_eq!(leaves.len(), 400);
+    assert_eq!(leaves.iter().filter(|l| l.contains("\"third ")).count(), 0);
 }

@@ -31,6 +31,16 @@ pub fn rocks(dir: &std::path::Path) -> RocksStore {
 /// The log service (and the HTTP router, for health) over `store`, with
 /// `auth`; returns the gRPC and HTTP addresses.
 pub async fn serve(store: Arc<dyn LogStore>, auth: Option<AuthConfig>) -> (SocketAddr, SocketAddr) {
+    serve_with(store, auth, LogOptions::default()).await
+}
+
+/// [`serve`] with the log's options (batching, queue limits), and the
+/// OTLP receiver on the same gRPC listener.
+pub async fn serve_with(
+    store: Arc<dyn LogStore>,
+    auth: Option<AuthConfig>,
+    opts: LogOptions,
+) -> (SocketAddr, SocketAddr) {
     let masker = Arc::new(
         Masker::new(Policy::default_policy().unwrap(), &TokenKeys::new(), ORIGIN).unwrap(),
     );
@@ -40,7 +50,7 @@ pub async fn serve(store: Arc<dyn LogStore>, auth: Option<AuthConfig>) -> (Socke
         store,
         signer(),
         masker,
-        LogOptions::default(),
+        opts,
     )
     .unwrap();
     let logs = Logs::single(log);
@@ -50,6 +60,7 @@ pub async fn serve(store: Arc<dyn LogStore>, auth: Option<AuthConfig>) -> (Socke
     let grpc = listener.local_addr().unwrap();
     tokio::spawn(
         tonic::transport::Server::builder()
+            .add_service(svc.otlp())
             .add_service(svc.into_server())
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
