@@ -478,6 +478,13 @@ async fn ingestion_needs_the_append_scope() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::Unauthenticated);
+    // Over the 16 MiB limit: refused while decoding, before credentials
+    // are even looked at.
+    let e = otlp
+        .export(export(&[(None, vec!["z".repeat((16 << 20) + 1)])]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::OutOfRange, "{}", e.message());
     let mut r = tonic::Request::new(export(&[(None, vec!["x".into()])]));
     r.metadata_mut()
         .insert("authorization", "Bearer tok-read".parse().unwrap());
