@@ -40,7 +40,7 @@ pub(crate) struct ServeArgs {
     /// Token key file for `token` masks.
     #[arg(long, env = "CAIRN_KEY_FILE")]
     key_file: Option<PathBuf>,
-    /// Largest batch, in entries. [default: 4096]
+    /// Largest batch, in entries. [default: 16384]
     #[arg(long, env = "CAIRN_MAX_BATCH")]
     max_batch: Option<usize>,
     /// Longest a batch stays open, in milliseconds. [default: 2]
