@@ -425,7 +425,7 @@ async fn run(args: Arc<BenchArgs>) -> Result<serde_json::Value> {
                     a,
                     id,
                     n,
-                    usize::from(size),
+                    (usize::from(size), rate),
                     t,
                 )));
             } else if args.stream {
@@ -501,21 +501,30 @@ async fn run(args: Arc<BenchArgs>) -> Result<serde_json::Value> {
 }
 
 /// Batches over one `AppendBatchStream`: `total` events in batches of
-/// `size`, closed loop (up to 8 batches in flight, the server's window).
+/// `size`, closed loop (up to 8 batches in flight, the server's window),
+/// or with `rate` > 0 one batch every `size / rate` seconds (open loop).
 async fn batch_client(
     mut client: crate::conn::Client,
     args: Arc<BenchArgs>,
     id: u64,
     total: u64,
-    size: usize,
+    (size, rate): (usize, u64),
     tally: Arc<Tally>,
 ) {
     let sent_at: Arc<Mutex<std::collections::VecDeque<(Instant, usize)>>> = Arc::default();
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::AppendBatchRequest>(8);
     let (stamps, t2, a2) = (sent_at.clone(), tally.clone(), args.clone());
     tokio::spawn(async move {
+        let mut tick = (rate > 0).then(|| {
+            let mut t = tokio::time::interval(Duration::from_secs_f64(size as f64 / rate as f64));
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            t
+        });
         let mut i = 0u64;
         while i < total {
+            if let Some(t) = &mut tick {
+                t.tick().await;
+            }
             let n = (total - i).min(size as u64);
             let events: Vec<pb::AppendRequest> = (i..i + n)
                 .map(|k| event(id * 1_000_000_000 + k, a2.event_size, a2.pii_density))
