@@ -485,6 +485,24 @@ async fn ingestion_needs_the_append_scope() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::OutOfRange, "{}", e.message());
+    // The same, gzip-compressed (a few KiB on the wire): the limit holds
+    // for the inflated message too.
+    let mut gz = otlp
+        .clone()
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    let e = gz
+        .export(export(&[(None, vec!["z".repeat((16 << 20) + 1)])]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e.code(),
+            tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+        ),
+        "{:?}: {}",
+        e.code(),
+        e.message()
+    );
     let mut r = tonic::Request::new(export(&[(None, vec!["x".into()])]));
     r.metadata_mut()
         .insert("authorization", "Bearer tok-read".parse().unwrap());
