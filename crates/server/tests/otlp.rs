@@ -581,6 +581,13 @@ async fn otlp_on_its_own_listeners() {
     assert_eq!(e.code(), tonic::Code::Unimplemented);
     let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
     assert_eq!(entries(&mut c, "").await.len(), 2);
+    // An open server (no token file) never freezes a log on request.
+    let e = c
+        .freeze_log(pb::FreezeLogRequest { log: String::new() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    assert!(e.message().contains("admin token"), "{}", e.message());
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }
