@@ -509,6 +509,11 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
         args.tls_key.or(file.tls_key),
         args.tls_client_ca.or(file.tls_client_ca),
     )?;
+    if let Some(o) = &file.otlp_log
+        && !logs.iter().any(|l| l.name.as_str() == o)
+    {
+        bail!("otlp_log {o:?} is not a configured log");
+    }
     let cfg = ServeConfig {
         logs,
         limits: args.limits.resolve(file.limits)?,

@@ -440,6 +440,10 @@ fn many_logs_from_config_and_the_log_commands() {
             "[[log]]\nname = \"a\"\norigin = \"a/log\"\ndata_dir = \"a\"\nappend_rate = -1.0\n",
             "append_rate must be positive",
         ),
+        (
+            "otlp_log = \"nope\"\n[[log]]\nname = \"a\"\norigin = \"a/log\"\ndata_dir = \"a\"\n",
+            "otlp_log \"nope\" is not a configured log",
+        ),
     ] {
         let bad = tmp.path().join("bad.toml");
         std::fs::write(&bad, text).unwrap();
