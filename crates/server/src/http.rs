@@ -97,7 +97,14 @@ impl Http {
 /// newest checkpoint that met its witness quorum (with their
 /// cosignatures).
 pub fn router(logs: Logs, auth: Option<Arc<Authorizer>>) -> Router {
-    let inner = crate::service::LogService::new(logs.clone(), auth.clone()).shared();
+    router_for(&crate::service::LogService::new(logs, auth))
+}
+
+/// [`router`] over an existing service (sharing its logs, credentials and
+/// quota buckets with the gRPC listeners).
+pub fn router_for(service: &crate::service::LogService) -> Router {
+    let inner = service.shared();
+    let (logs, auth) = (inner.logs.clone(), inner.auth.clone());
     let ingest_limit = axum::extract::DefaultBodyLimit::max(crate::service::MAX_OTLP_BYTES);
     Router::new()
         .route("/v1/logs", post(otlp_http).layer(ingest_limit))
@@ -115,8 +122,9 @@ pub fn router(logs: Logs, auth: Option<Arc<Authorizer>>) -> Router {
 }
 
 /// OTLP/HTTP alone (`POST /v1/logs`), for OTLP's own listener.
-pub fn otlp_router(logs: Logs, auth: Option<Arc<Authorizer>>) -> Router {
-    let inner = crate::service::LogService::new(logs.clone(), auth.clone()).shared();
+pub fn otlp_router(service: &crate::service::LogService) -> Router {
+    let inner = service.shared();
+    let (logs, auth) = (inner.logs.clone(), inner.auth.clone());
     let ingest_limit = axum::extract::DefaultBodyLimit::max(crate::service::MAX_OTLP_BYTES);
     Router::new()
         .route("/v1/logs", post(otlp_http).layer(ingest_limit))

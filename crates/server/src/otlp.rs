@@ -24,7 +24,7 @@ use cairn_api::opentelemetry::proto::logs::v1 as logs;
 use cairn_api::opentelemetry::proto::resource::v1 as resource;
 use cairn_core::encoding::encode_base64;
 use cairn_log::LogError;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::auth::Identity;
 use crate::error::ServerError;
@@ -37,114 +37,17 @@ pub const LOG_ATTRIBUTE: &str = "cairn.log";
 /// Most records in one export (a Collector's batches are far smaller).
 pub const MAX_EXPORT_RECORDS: usize = 100_000;
 
-/// An `AnyValue` as JSON: strings, booleans, numbers as themselves
-/// (non-finite doubles as strings), bytes as base64, arrays, and
-/// key-value lists as objects (a repeated key: the last wins).
-fn any_json(v: &common::AnyValue) -> Value {
-    use common::any_value::Value as V;
-    match &v.value {
-        None => Value::Null,
-        Some(V::StringValue(s)) => Value::String(s.clone()),
-        Some(V::BoolValue(b)) => Value::Bool(*b),
-        Some(V::IntValue(i)) => Value::from(*i),
-        Some(V::DoubleValue(d)) => serde_json::Number::from_f64(*d)
-            .map_or_else(|| Value::String(d.to_string()), Value::Number),
-        Some(V::BytesValue(b)) => Value::String(encode_base64(b)),
-        Some(V::ArrayValue(a)) => Value::Array(a.values.iter().map(any_json).collect()),
-        Some(V::KvlistValue(kv)) => Value::Object(kv_json(&kv.values)),
-    }
-}
-
-fn kv_json(kvs: &[common::KeyValue]) -> Map<String, Value> {
-    let mut m = Map::new();
-    for kv in kvs {
-        m.insert(
-            kv.key.clone(),
-            kv.value.as_ref().map_or(Value::Null, any_json),
-        );
-    }
-    m
-}
-
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// One record as the event Cairn masks and appends (docs/ingestion.md).
-/// Empty fields are left out.
-pub fn record_event(
-    resource: Option<&resource::Resource>,
-    scope: Option<&common::InstrumentationScope>,
-    r: &logs::LogRecord,
-) -> Value {
-    let mut e = Map::new();
-    if let Some(b) = &r.body {
-        e.insert("body".into(), any_json(b));
-    }
-    if !r.attributes.is_empty() {
-        e.insert("attributes".into(), Value::Object(kv_json(&r.attributes)));
-    }
-    if let Some(res) = resource
-        && !res.attributes.is_empty()
-    {
-        e.insert("resource".into(), Value::Object(kv_json(&res.attributes)));
-    }
-    if let Some(s) = scope {
-        let mut m = Map::new();
-        if !s.name.is_empty() {
-            m.insert("name".into(), Value::String(s.name.clone()));
-        }
-        if !s.version.is_empty() {
-            m.insert("version".into(), Value::String(s.version.clone()));
-        }
-        if !s.attributes.is_empty() {
-            m.insert("attributes".into(), Value::Object(kv_json(&s.attributes)));
-        }
-        if !m.is_empty() {
-            e.insert("scope".into(), Value::Object(m));
-        }
-    }
-    if r.severity_number != 0 {
-        e.insert("severity_number".into(), Value::from(r.severity_number));
-    }
-    if !r.severity_text.is_empty() {
-        e.insert(
-            "severity_text".into(),
-            Value::String(r.severity_text.clone()),
-        );
-    }
-    // Nanoseconds since the epoch, as decimal strings: JSON numbers lose
-    // precision past 2^53 in most readers.
-    if r.time_unix_nano != 0 {
-        e.insert(
-            "time_unix_nano".into(),
-            Value::String(r.time_unix_nano.to_string()),
-        );
-    }
-    if r.observed_time_unix_nano != 0 {
-        e.insert(
-            "observed_time_unix_nano".into(),
-            Value::String(r.observed_time_unix_nano.to_string()),
-        );
-    }
-    if !r.trace_id.is_empty() {
-        e.insert("trace_id".into(), Value::String(hex(&r.trace_id)));
-    }
-    if !r.span_id.is_empty() {
-        e.insert("span_id".into(), Value::String(hex(&r.span_id)));
-    }
-    if r.flags != 0 {
-        e.insert("flags".into(), Value::from(r.flags));
-    }
-    if !r.event_name.is_empty() {
-        e.insert("event_name".into(), Value::String(r.event_name.clone()));
-    }
-    Value::Object(e)
-}
-
-/// [`record_event`] written straight to JSON bytes (the same value, key
-/// order aside: the leaf is canonical JSON whatever the order), without
-/// building a `serde_json::Value` per record.
+/// One record as the event Cairn masks and appends (docs/ingestion.md),
+/// written straight to JSON bytes (no `serde_json::Value` per record; key
+/// order does not matter, the leaf is canonical JSON). Empty fields are
+/// left out; an `AnyValue` is written as itself (strings, booleans,
+/// numbers, a non-finite double as a string, bytes as base64, arrays,
+/// key-value lists as objects where a repeated key keeps its last value);
+/// times are decimal strings (JSON numbers lose precision past 2^53).
 pub fn record_event_bytes(
     resource: Option<&resource::Resource>,
     scope: Option<&common::InstrumentationScope>,
@@ -638,7 +541,14 @@ mod tests {
         let req = decode_json(body.as_bytes()).unwrap();
         let rl = &req.resource_logs[0];
         let sl = &rl.scope_logs[0];
-        let e = record_event(rl.resource.as_ref(), sl.scope.as_ref(), &sl.log_records[0]);
+        let mut bytes = Vec::new();
+        record_event_bytes(
+            rl.resource.as_ref(),
+            sl.scope.as_ref(),
+            &sl.log_records[0],
+            &mut bytes,
+        );
+        let e: Value = serde_json::from_slice(&bytes).unwrap();
         let want: Value = serde_json::json!({
             "body": "Example log record",
             "attributes": {
@@ -675,7 +585,7 @@ mod tests {
         assert_eq!(back, req);
     }
 
-    /// A repeated key in a key-value list: the last wins, in both writers.
+    /// A repeated key in a key-value list: the last wins.
     #[test]
     fn a_repeated_key_keeps_the_last_value() {
         let kv = |k: &str, v: i64| common::KeyValue {
@@ -689,7 +599,6 @@ mod tests {
             ..Default::default()
         };
         let want = serde_json::json!({"attributes": {"a": 3, "b": 2}});
-        assert_eq!(record_event(None, None, &r), want);
         let mut bytes = Vec::new();
         record_event_bytes(None, None, &r, &mut bytes);
         assert_eq!(serde_json::from_slice::<Value>(&bytes).unwrap(), want);

@@ -749,25 +749,26 @@ impl Server {
             .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
             .build_v1()
             .map_err(|e| ServeError::Setup(format!("gRPC reflection: {e}")))?;
+        // One service (logs, credentials, quotas) behind every listener.
+        let service = LogService::new(self.logs.clone(), self.auth.clone());
         let router = crate::listen::grpc_builder(&self.limits)
             .add_service(health)
             .add_service(reflection)
-            .add_service(LogService::new(self.logs.clone(), self.auth.clone()).otlp())
-            .add_service(LogService::new(self.logs.clone(), self.auth.clone()).into_server());
+            .add_service(service.otlp())
+            .add_service(service.clone().into_server());
         let (grpc_tls, http_tls) = self.tls.map(|t| (t.grpc, t.http)).unzip();
         let limits = self.limits;
         // OTLP's own listeners: only the OTLP service and route.
         let mut extra = Vec::new();
         if let Some(l) = self.otlp_grpc {
-            let router = crate::listen::grpc_builder(&limits)
-                .add_service(LogService::new(self.logs.clone(), self.auth.clone()).otlp());
+            let router = crate::listen::grpc_builder(&limits).add_service(service.otlp());
             let (tls, limits, stop) = (grpc_tls.clone(), limits.clone(), wait(stop_rx.clone()));
             extra.push(tokio::spawn(async move {
                 serve_grpc(router, l, tls, &limits, stop).await
             }));
         }
         if let Some(l) = self.otlp_http {
-            let router = crate::http::otlp_router(self.logs.clone(), self.auth.clone());
+            let router = crate::http::otlp_router(&service);
             let (tls, limits, stop) = (http_tls.clone(), limits.clone(), wait(stop_rx.clone()));
             extra.push(tokio::spawn(async move {
                 serve_http(l, tls, router, &limits, stop).await;
@@ -775,7 +776,7 @@ impl Server {
             }));
         }
         let grpc = serve_grpc(router, self.grpc, grpc_tls, &limits, wait(stop_rx.clone()));
-        let router = crate::http::router(self.logs.clone(), self.auth.clone());
+        let router = crate::http::router_for(&service);
         let http = serve_http(self.http, http_tls, router, &limits, wait(stop_rx));
         tokio::spawn(async move {
             shutdown.await;
