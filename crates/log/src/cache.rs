@@ -96,11 +96,11 @@ impl TileCache {
     /// width plus the new hashes; one whose old width is not cached (the
     /// first batch after a start) is skipped, and read from the store the
     /// first time a proof needs it. Cheap: no hashing here.
-    pub fn insert_updates(&self, updates: &[TileUpdate]) {
+    pub fn insert_updates(&self, updates: Vec<TileUpdate>) {
         let mut g = self.lock();
         for u in updates {
             let hashes = if u.offset == 0 {
-                u.hashes.clone()
+                u.hashes
             } else {
                 match g.0.get(&(u.tile.level, u.tile.index, u.offset)) {
                     Some(prev) if prev.hashes.len() == usize::from(u.offset) => {
@@ -249,7 +249,7 @@ mod tests {
                     checkpoint: None,
                 })
                 .unwrap();
-            cache.insert_updates(&integ.tiles);
+            cache.insert_updates(integ.tiles);
             tree = integ.state;
             n += batch as u64;
             let size = TreeSize(n);

@@ -576,7 +576,7 @@ async fn run(
             r
         });
         match outcome {
-            Ok(done) => {
+            Ok(mut done) => {
                 tree = done.tree;
                 if let Some(e) = &done.fatal {
                     // Before the answers: an append arriving after them
@@ -600,7 +600,7 @@ async fn run(
                     .fetch_add(duplicates as u64, std::sync::atomic::Ordering::Relaxed);
                 if let Some(t) = &config.tiles {
                     // Before the answers: receipts prove from these.
-                    t.insert_updates(&done.tiles);
+                    t.insert_updates(std::mem::take(&mut done.tiles));
                 }
                 if let Some(h) = done.head {
                     metrics
