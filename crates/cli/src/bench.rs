@@ -516,7 +516,13 @@ async fn batch_client(
     let (stamps, t2, a2) = (sent_at.clone(), tally.clone(), args.clone());
     tokio::spawn(async move {
         let mut tick = (rate > 0).then(|| {
-            let mut t = tokio::time::interval(Duration::from_secs_f64(size as f64 / rate as f64));
+            // The clients' ticks are spread over the period (client `id`
+            // starts `id / clients` of a period late), as independent
+            // producers would be: in phase, every client's batch would land
+            // at once, and the figure would be a burst's, not a rate's.
+            let period = Duration::from_secs_f64(size as f64 / rate as f64);
+            let phase = period.mul_f64((id % a2.clients) as f64 / a2.clients.max(1) as f64);
+            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + phase, period);
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             t
         });

@@ -702,3 +702,114 @@ pub(crate) fn log(cmd: LogCmd) -> Result<ExitCode> {
         }
     })
 }
+
+/// `cairn erase`: destroy a data subject's key (admin token).
+#[derive(clap::Args)]
+pub(crate) struct EraseArgs {
+    /// The subject's identifier, as the policy's `subject` pointer finds it
+    /// in events (or the encrypted value itself). Prefer
+    /// `--subject-stdin`: a flag shows in the process list.
+    #[arg(
+        long,
+        conflicts_with = "subject_stdin",
+        required_unless_present = "subject_stdin"
+    )]
+    subject: Option<String>,
+    /// Read the identifier from the first line of stdin.
+    #[arg(long)]
+    subject_stdin: bool,
+    /// Why (required; recorded in the log, masked like an event).
+    #[arg(long)]
+    reason: String,
+    #[command(flatten)]
+    server: ServerArg,
+}
+
+/// `cairn reveal`: decrypt one field of one entry (reveal token).
+#[derive(clap::Args)]
+pub(crate) struct RevealArgs {
+    /// The entry's index.
+    #[arg(long)]
+    index: u64,
+    /// JSON pointer to the field in the entry's body (as in its `masked`
+    /// list); empty for a text event.
+    #[arg(long, default_value = "")]
+    pointer: String,
+    /// Why (required; recorded in the log, masked like an event).
+    #[arg(long)]
+    purpose: String,
+    #[command(flatten)]
+    server: ServerArg,
+}
+
+fn receipt_summary(r: Option<&pb::Receipt>) -> serde_json::Value {
+    match r {
+        Some(r) => serde_json::json!({
+            "index": r.index,
+            "leaf_hash": encode_base64(&r.leaf_hash),
+            "checkpoint_size": r.checkpoint.as_ref().map(|c| c.size),
+            "tlog_proof": r.tlog_proof,
+        }),
+        None => serde_json::Value::Null,
+    }
+}
+
+/// `cairn erase`: prints the erasure record's receipt (JSON).
+pub(crate) fn erase(args: EraseArgs) -> Result<ExitCode> {
+    let subject = zeroize::Zeroizing::new(match args.subject {
+        Some(s) => s,
+        None => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    });
+    runtime()?.block_on(async move {
+        let r = args
+            .server
+            .connect()
+            .await?
+            .erase(pb::EraseRequest {
+                log: args.server.log.clone(),
+                subject: subject.to_string(),
+                reason: args.reason,
+            })
+            .await
+            .map_err(|s| anyhow!("{} ({:?})", s.message(), s.code()))?
+            .into_inner();
+        let v = serde_json::json!({
+            "subject_key_id": r.subject_key_id,
+            "existed": r.existed,
+            "erasure_record": receipt_summary(r.record.as_ref()),
+        });
+        println!("{v}");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `cairn reveal`: prints the plaintext (stdout) and the access record's
+/// receipt (stderr, JSON).
+pub(crate) fn reveal(args: RevealArgs) -> Result<ExitCode> {
+    runtime()?.block_on(async move {
+        let r = args
+            .server
+            .connect()
+            .await?
+            .reveal(pb::RevealRequest {
+                log: args.server.log.clone(),
+                index: args.index,
+                pointer: args.pointer,
+                purpose: args.purpose,
+            })
+            .await
+            .map_err(|s| anyhow!("{} ({:?})", s.message(), s.code()))?
+            .into_inner();
+        let plain = zeroize::Zeroizing::new(r.plaintext);
+        eprintln!(
+            "{}",
+            serde_json::json!({ "access_record": receipt_summary(r.record.as_ref()) })
+        );
+        println!("{}", &*plain);
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -65,6 +65,15 @@ enum Command {
     /// The logs of a server: list them, freeze one.
     #[command(subcommand)]
     Log(client::LogCmd),
+    /// Erase a data subject: destroy its key (admin token); the erasure
+    /// record's receipt is printed.
+    Erase(client::EraseArgs),
+    /// Decrypt one encrypted field of one entry (reveal token); the access
+    /// is recorded in the log first.
+    Reveal(client::RevealArgs),
+    /// Generate a key-encryption key for a subject key store (base64, to a
+    /// new file with mode 0600).
+    NewKek(serve::NewKekArgs),
     /// Bulk-load events into a stopped log (masked, integrated, committed).
     Import(import::ImportArgs),
     /// Mask NDJSON events (one per line) from a file or stdin to stdout.
@@ -154,6 +163,9 @@ fn main() -> ExitCode {
         Command::Verify(cmd) => client::verify(cmd),
         Command::Bench(args) => bench::bench(args),
         Command::Log(cmd) => client::log(cmd),
+        Command::Erase(a) => client::erase(a),
+        Command::Reveal(a) => client::reveal(a),
+        Command::NewKek(a) => serve::new_kek(a),
         Command::Import(args) => import::import(args),
         Command::Mask(args) => mask::run(args),
     };

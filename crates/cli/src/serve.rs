@@ -40,6 +40,14 @@ pub(crate) struct ServeArgs {
     /// Token key file for `token` masks.
     #[arg(long, env = "CAIRN_KEY_FILE")]
     key_file: Option<PathBuf>,
+    /// Subject key store for `encrypt` masks: a folder of its own, never
+    /// inside the data folder (docs/design/erasure.md).
+    #[arg(long, env = "CAIRN_SUBJECT_KEYS")]
+    subject_keys: Option<PathBuf>,
+    /// Key-encryption key file (base64 of 32 bytes, mode 0600) for the
+    /// subject key store. [default: the CAIRN_KEK variable]
+    #[arg(long, env = "CAIRN_KEK_FILE")]
+    kek_file: Option<PathBuf>,
     /// Largest batch, in entries. [default: 16384]
     #[arg(long, env = "CAIRN_MAX_BATCH")]
     max_batch: Option<usize>,
@@ -213,6 +221,8 @@ struct FileLog {
     data_dir: PathBuf,
     policy: Option<PathBuf>,
     key_file: Option<PathBuf>,
+    subject_keys: Option<PathBuf>,
+    kek_file: Option<PathBuf>,
     signing_key: Option<PathBuf>,
     guard_file: Option<PathBuf>,
     max_batch: Option<usize>,
@@ -251,6 +261,8 @@ struct FileConfig {
     origin: Option<String>,
     policy: Option<PathBuf>,
     key_file: Option<PathBuf>,
+    subject_keys: Option<PathBuf>,
+    kek_file: Option<PathBuf>,
     signing_key: Option<PathBuf>,
     max_batch: Option<usize>,
     max_batch_age_ms: Option<u64>,
@@ -391,6 +403,8 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
             frozen: false,
             not_after: None,
             quota: None,
+            subject_keys: args.subject_keys.clone().or(file.subject_keys.clone()),
+            kek_file: args.kek_file.clone().or(file.kek_file.clone()),
         }]
     } else {
         // Several logs: what names one log cannot be said once for all.
@@ -406,6 +420,14 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
                 args.key_file.is_some() || file.key_file.is_some(),
             ),
             ("signing_key", file.signing_key.is_some()),
+            (
+                "subject_keys",
+                args.subject_keys.is_some() || file.subject_keys.is_some(),
+            ),
+            (
+                "kek_file",
+                args.kek_file.is_some() || file.kek_file.is_some(),
+            ),
             (
                 "guard_file",
                 args.guard_file.is_some() || file.guard_file.is_some(),
@@ -432,6 +454,8 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
                 origin: l.origin.clone(),
                 policy: l.policy.clone(),
                 key_file: l.key_file.clone(),
+                subject_keys: l.subject_keys.clone(),
+                kek_file: l.kek_file.clone(),
                 signing_key: l.signing_key.clone(),
                 sequencer: sequencer(l.max_batch, l.max_batch_age_ms, l.queue_mb)
                     .with_context(|| what.clone())?,
@@ -676,8 +700,8 @@ pub(crate) struct TokenNewArgs {
 /// hash) to add to the token file.
 pub(crate) fn token_new(args: TokenNewArgs) -> Result<ExitCode> {
     for s in &args.scopes {
-        if !matches!(s.as_str(), "append" | "read" | "admin") {
-            bail!("unknown scope {s:?} (append, read, admin)");
+        if !matches!(s.as_str(), "append" | "read" | "admin" | "reveal") {
+            bail!("unknown scope {s:?} (append, read, admin, reveal)");
         }
     }
     for l in &args.logs {
@@ -744,5 +768,32 @@ pub(crate) fn keygen(args: KeygenArgs) -> Result<ExitCode> {
     writeln!(f, "{private}")?;
     f.sync_all()?;
     println!("{public}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cairn new-kek`.
+#[derive(clap::Args)]
+pub(crate) struct NewKekArgs {
+    /// The file to create (refused if it exists).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// `cairn new-kek`: a fresh random KEK in a new file, mode 0600.
+pub(crate) fn new_kek(args: NewKekArgs) -> Result<ExitCode> {
+    let kek = cairn_subjects::LocalKek::generate_base64()?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    f.write_all(kek.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()?;
+    eprintln!(
+        "cairn new-kek: wrote {}; keep a copy apart from the subject key store (docs/design/erasure.md)",
+        args.out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -475,3 +475,178 @@ fn many_logs_from_config_and_the_log_commands() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Erasure from the command line (issue 21): `cairn new-kek` (mode 0600,
+/// refuses to overwrite), `serve --subject-keys --kek-file` with an
+/// encrypting policy, `append`, `reveal` (the plaintext on stdout, the
+/// access record on stderr; refused for an admin token), `erase` (the
+/// record's receipt), then `reveal` answers "erased". The subject never
+/// reaches the server's log output.
+#[test]
+fn erase_and_reveal_from_the_command_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let (admin, e1) = new_token("ops", "admin,append");
+    let (dpo, e2) = new_token("dpo", "reveal");
+    let tokens = tmp.path().join("tokens.toml");
+    std::fs::write(&tokens, format!("{e1}\n{e2}")).unwrap();
+    let kek = tmp.path().join("kek");
+    let out = cairn()
+        .args(["new-kek", "--out"])
+        .arg(&kek)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::metadata(&kek).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let again = cairn()
+        .args(["new-kek", "--out"])
+        .arg(&kek)
+        .output()
+        .unwrap();
+    assert!(!again.status.success(), "new-kek must not overwrite a KEK");
+    let policy = tmp.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "version = 1\nsubject = \"/user\"\n[detectors]\nemail = \"encrypt\"\n",
+    )
+    .unwrap();
+    // Without a key store, an encrypting policy does not start.
+    let out = cairn()
+        .args([
+            "serve",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(tmp.path().join("d0"))
+        .arg("--policy")
+        .arg(&policy)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no subject key store"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut st = start(
+        cairn()
+            .args([
+                "serve",
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(tmp.path().join("data"))
+            .arg("--policy")
+            .arg(&policy)
+            .arg("--subject-keys")
+            .arg(tmp.path().join("keys"))
+            .arg("--kek-file")
+            .arg(&kek)
+            .arg("--token-file")
+            .arg(&tokens),
+    );
+    let server = format!("http://127.0.0.1:{}", st.port);
+    let run = |args: &[&str], token: &str, stdin: &[u8]| {
+        let mut child = cairn()
+            .args(args)
+            .args(["--server", &server])
+            .env("CAIRN_TOKEN", token)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let canary = "zq.canary.person@example.com";
+    let events = format!(
+        "{{\"user\":\"{canary}\",\"action\":\"login\"}}\n{{\"user\":\"{canary}\",\"note\":\"again {canary}\"}}\n"
+    );
+    let (code, receipts, err) = run(&["append", "-"], &admin, events.as_bytes());
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!receipts.contains(canary), "{receipts}");
+    // Reveal: admin may not; the dpo may, with a purpose.
+    let (code, _, err) = run(
+        &[
+            "reveal",
+            "--index",
+            "0",
+            "--pointer",
+            "/user",
+            "--purpose",
+            "x",
+        ],
+        &admin,
+        b"",
+    );
+    assert_ne!(code, Some(0));
+    assert!(err.contains("PermissionDenied"), "{err}");
+    let (code, plain, err) = run(
+        &[
+            "reveal",
+            "--index",
+            "1",
+            "--pointer",
+            "/note",
+            "--purpose",
+            "ticket 9",
+        ],
+        &dpo,
+        b"",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(plain.trim(), format!("again {canary}"));
+    let access: serde_json::Value = serde_json::from_str(err.trim()).unwrap();
+    assert_eq!(access["access_record"]["index"], 2);
+    // Erase (subject from stdin, so it is not in the process list).
+    let (code, out, err) = run(
+        &["erase", "--subject-stdin", "--reason", "user asked"],
+        &admin,
+        format!("{canary}\n").as_bytes(),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let erased: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(erased["existed"], true);
+    assert_eq!(erased["erasure_record"]["index"], 3);
+    let (code, _, err) = run(
+        &[
+            "reveal",
+            "--index",
+            "0",
+            "--pointer",
+            "/user",
+            "--purpose",
+            "x",
+        ],
+        &dpo,
+        b"",
+    );
+    assert_ne!(code, Some(0));
+    assert!(err.contains("erased") && err.contains("index 3"), "{err}");
+    // Nothing of the subject in the server's output.
+    drop(st.serving);
+    let mut rest = String::new();
+    st.stderr.read_to_string(&mut rest).unwrap();
+    let all = format!("{}{rest}", st.startup);
+    assert!(!all.contains(canary), "{all}");
+    assert!(all.contains("subject erased"), "{all}");
+}

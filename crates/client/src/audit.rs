@@ -293,7 +293,10 @@ impl FullAudit {
 
 /// Checks one leaf against leaf format v1 and re-scans its body with the
 /// built-in detectors. Returns `(pointer, detector)` for every detection
-/// that the leaf's own `masked` list does not account for.
+/// that the leaf's own `masked` list does not account for. A field the
+/// list says was encrypted holds `enc:` values (ciphertext, whatever a
+/// detector makes of it), and the log's own records (erasure, access)
+/// must be well formed.
 pub fn scan_leaf(masker: &Masker, leaf: &[u8]) -> Result<Vec<(String, String)>, String> {
     if !leaf.starts_with(b"{\"body\":") {
         return Err("does not start with {\"body\": (keys must be sorted, no whitespace)".into());
@@ -322,17 +325,36 @@ pub fn scan_leaf(masker: &Masker, leaf: &[u8]) -> Result<Vec<(String, String)>, 
         return Err("policy is not a 64-digit lowercase hex digest".into());
     }
     let mut masked: HashSet<(String, String)> = HashSet::new();
+    let mut sealed: HashSet<String> = HashSet::new();
     for m in obj["masked"].as_array().ok_or("masked is not an array")? {
         let t = m
             .as_array()
             .filter(|a| a.len() == 3 && a.iter().all(serde_json::Value::is_string))
             .ok_or("masked entries must be [pointer, detector, action]")?;
-        masked.insert((
-            t[0].as_str().unwrap_or_default().to_owned(),
-            t[1].as_str().unwrap_or_default().to_owned(),
-        ));
+        let pointer = t[0].as_str().unwrap_or_default().to_owned();
+        if t[2].as_str() == Some("encrypt") {
+            sealed.insert(pointer.clone());
+        }
+        masked.insert((pointer, t[1].as_str().unwrap_or_default().to_owned()));
     }
     let body = &obj["body"];
+    if cairn_masking::records::parse_record(body)?.is_some() {
+        // A record's structural members are the log's own (a key id, a
+        // pointer); its free text was masked like any event's.
+        sealed.insert("/_cairn_record/subject".into());
+        sealed.insert("/_cairn_record/pointer".into());
+    }
+    for p in sealed.iter().filter(|p| !p.starts_with("/_cairn_record/")) {
+        let ok = body
+            .pointer(p)
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|s| !cairn_masking::seal::find_sealed(s).is_empty());
+        if !ok {
+            return Err(format!(
+                "masked says {p:?} was encrypted, but it holds no enc: value"
+            ));
+        }
+    }
     let scanned = match body {
         serde_json::Value::String(s) => {
             masker.mask(s.as_bytes(), ContentType::Text, 0, &mut || [0u8; 16])
@@ -348,7 +370,7 @@ pub fn scan_leaf(masker: &Masker, leaf: &[u8]) -> Result<Vec<(String, String)>, 
         .decisions
         .into_iter()
         .map(|d| (d.pointer, d.detector.into_owned()))
-        .filter(|k| !masked.contains(k))
+        .filter(|k| !masked.contains(k) && !sealed.contains(&k.0))
         .collect())
 }
 
@@ -391,5 +413,74 @@ mod tests {
             let e = scan_leaf(&m, leaf).unwrap_err();
             assert!(e.contains(needle), "{e}");
         }
+    }
+
+    struct OneKey;
+    impl cairn_masking::SubjectKeys for OneKey {
+        fn data_key(
+            &mut self,
+            _: &str,
+        ) -> Result<
+            Option<(cairn_masking::KeyId, cairn_masking::seal::DataKey)>,
+            cairn_masking::SubjectKeyError,
+        > {
+            Ok(Some((
+                cairn_masking::KeyId::from_bytes(&[3; 16]),
+                zeroize::Zeroizing::new([4; 32]),
+            )))
+        }
+    }
+
+    #[test]
+    fn encrypted_values_and_records_pass_and_forged_ones_do_not() {
+        let m = masker();
+        let enc = Masker::new(
+            Policy::from_toml("p", "version = 1\n[detectors]\nemail = \"encrypt\"\n").unwrap(),
+            &TokenKeys::new(),
+            "o",
+        )
+        .unwrap();
+        let leaf = enc
+            .mask_sealed(
+                br#"{"user":"ana@example.com"}"#,
+                ContentType::Json,
+                1,
+                &mut || [9u8; 16],
+                &mut OneKey,
+            )
+            .unwrap()
+            .leaf;
+        assert_eq!(scan_leaf(&m, &leaf).unwrap(), vec![]);
+        // `masked` claims encrypt where there is no sealed value.
+        let text = String::from_utf8(leaf).unwrap();
+        let forged = text.replacen("enc:", "xyz:", 1);
+        assert!(
+            scan_leaf(&m, forged.as_bytes())
+                .unwrap_err()
+                .contains("no enc: value")
+        );
+        // Records: well formed passes, malformed is reported.
+        let rm = cairn_masking::records::record_masker("o").unwrap();
+        let kid = cairn_masking::KeyId::from_bytes(&[1; 16]);
+        let rec = cairn_masking::records::record_leaf(
+            &rm,
+            &cairn_masking::records::Record::Erasure {
+                subject: &kid,
+                by: "dpo",
+                reason: "asked by ana@example.com",
+            },
+            5,
+        )
+        .unwrap()
+        .leaf;
+        assert_eq!(scan_leaf(&m, &rec).unwrap(), vec![]);
+        let bad = String::from_utf8(rec)
+            .unwrap()
+            .replace(kid.as_str(), "not-a-key-id");
+        assert!(
+            scan_leaf(&m, bad.as_bytes())
+                .unwrap_err()
+                .contains("key id")
+        );
     }
 }

@@ -29,8 +29,12 @@ use cairn_core::note::NoteSigner;
 use cairn_core::proof::ProofPlan;
 use cairn_core::tile::MAX_ENTRY_LEN;
 use cairn_core::tlog_proof::TlogProof;
+use cairn_masking::records::{self, Record};
+use cairn_masking::seal::{KeyId, OpenError, find_sealed};
 use cairn_masking::{ContentType, Masked, Masker, Opening, SaltSource};
 use cairn_storage::LogStore;
+use cairn_subjects::{KeyState, SubjectStore};
+use zeroize::Zeroizing;
 
 use crate::cache::TileCache;
 use crate::error::LogError;
@@ -103,6 +107,9 @@ pub struct LogOptions {
     /// Freeze at this time (configuration: `not_after`); a log started
     /// after it starts frozen.
     pub not_after: Option<SystemTime>,
+    /// The subject key store the `encrypt` action seals under (required
+    /// when the policy encrypts; configuration: `subject_keys`).
+    pub subjects: Option<Arc<SubjectStore>>,
 }
 
 /// The proof tile cache's default size: 128 MiB, ~5,000 expanded tiles.
@@ -188,6 +195,9 @@ pub struct Log {
     tiles: Arc<TileCache>,
     metrics: Arc<LogMetrics>,
     freeze_marker: Option<PathBuf>,
+    subjects: Option<Arc<SubjectStore>>,
+    /// Masks the log's own records (erasure, access).
+    records: Arc<Masker>,
 }
 
 impl std::fmt::Debug for Log {
@@ -222,6 +232,19 @@ pub fn mask_event(
     now_ms: u64,
     salts: &mut dyn SaltSource,
 ) -> Result<Masked, LogError> {
+    mask_event_sealed(masker, policy, event, content_type, now_ms, salts, None)
+}
+
+/// [`mask_event`] with the log's subject key store (for `encrypt`).
+pub fn mask_event_sealed(
+    masker: &Masker,
+    policy: &str,
+    event: &[u8],
+    content_type: ContentType,
+    now_ms: u64,
+    salts: &mut dyn SaltSource,
+    subjects: Option<&SubjectStore>,
+) -> Result<Masked, LogError> {
     if !policy.is_empty() && policy != DEFAULT_POLICY {
         // The name is not echoed: a client could put anything in it.
         return Err(LogError::InvalidArgument(format!(
@@ -229,7 +252,33 @@ pub fn mask_event(
             policy.len()
         )));
     }
-    let masked = masker.mask(event, content_type, now_ms, salts)?;
+    let masked = match subjects {
+        Some(s) => masker
+            .mask_sealed(
+                event,
+                content_type,
+                now_ms,
+                salts,
+                &mut cairn_subjects::Keys(s),
+            )
+            .map_err(|e| match e {
+                // Transient, and its detail (paths) is for the server's log.
+                cairn_masking::MaskError::SubjectKeys(k) => {
+                    tracing::error!(error = %k, "subject key store");
+                    LogError::Unavailable(
+                        "the subject key store failed (see the server log)".into(),
+                    )
+                }
+                e => e.into(),
+            })?,
+        None => masker.mask(event, content_type, now_ms, salts)?,
+    };
+    if content_type == ContentType::Json && records::is_reserved(masked.body()) {
+        return Err(LogError::InvalidArgument(format!(
+            "the top-level member \"{}\" is reserved for the log's own records",
+            records::RECORD_KEY
+        )));
+    }
     if masked.leaf.len() > MAX_ENTRY_LEN {
         return Err(LogError::InvalidArgument(format!(
             "the masked entry is {} bytes; the limit is {MAX_ENTRY_LEN}",
@@ -340,6 +389,12 @@ impl Log {
             let size = store.load_state()?.tree.size();
             cfg.frozen = Some(frozen_message(&name, size));
         }
+        if masker.encrypts() && opts.subjects.is_none() {
+            return Err(LogError::FailedPrecondition(format!(
+                "log \"{name}\": the policy encrypts, but no subject key store is configured (subject_keys and a key-encryption key)"
+            )));
+        }
+        let records = Arc::new(records::record_masker(origin)?);
         let (seq, task) = Sequencer::start(store.clone(), signer, origin.to_owned(), cfg)?;
         let log = Arc::new(Log {
             name,
@@ -351,6 +406,8 @@ impl Log {
             tiles,
             metrics,
             freeze_marker: opts.freeze_marker,
+            subjects: opts.subjects,
+            records,
         });
         if let Some(size) = recorded {
             let head = log.latest().size;
@@ -483,13 +540,14 @@ impl Log {
         event: &[u8],
         content_type: ContentType,
     ) -> Result<Masked, LogError> {
-        let masked = mask_event(
+        let masked = mask_event_sealed(
             &self.masker,
             policy,
             event,
             content_type,
             now_ms(),
             &mut os_salt,
+            self.subjects.as_deref(),
         )?;
         self.metrics
             .masked(masked.decisions.iter().map(|d| &*d.detector));
@@ -758,5 +816,209 @@ impl Log {
     pub async fn entries(&self, start: LeafIndex, n: usize) -> Result<Vec<Vec<u8>>, LogError> {
         let store = self.store.clone();
         blocking(move || Ok(store.read_entries(start, n)?)).await
+    }
+}
+
+/// What an erasure did.
+#[derive(Debug)]
+pub struct Erased {
+    /// The subject's key id (as in the leaves and the erasure record).
+    pub subject: KeyId,
+    /// Whether a key existed (false: never seen, or erased before).
+    pub existed: bool,
+    /// The erasure record's receipt.
+    pub record: Receipt,
+}
+
+/// Subject keys errors: the store's own message goes to the server's log,
+/// the caller gets a fixed one.
+fn subjects_err(e: cairn_subjects::Error) -> LogError {
+    tracing::error!(error = %e, "subject key store");
+    LogError::Unavailable("the subject key store failed (see the server log)".into())
+}
+
+impl Log {
+    /// The log's subject key store, if it has one.
+    pub fn subjects(&self) -> Option<&Arc<SubjectStore>> {
+        self.subjects.as_ref()
+    }
+
+    fn need_subjects(&self) -> Result<Arc<SubjectStore>, LogError> {
+        self.subjects.clone().ok_or_else(|| {
+            LogError::FailedPrecondition(format!(
+                "log \"{}\" has no subject key store (subject_keys): it encrypts nothing",
+                self.name
+            ))
+        })
+    }
+
+    /// Appends one of the log's own records and waits for its receipt
+    /// (with its inclusion proof).
+    pub async fn append_record(self: &Arc<Self>, record: &Record<'_>) -> Result<Receipt, LogError> {
+        let masked = records::record_leaf(&self.records, record, now_ms())?;
+        let req = self.request(&masked, None);
+        let hash = req.leaf_hash;
+        let reply = self.queue_wait(req).await?;
+        self.finish(masked, hash, reply, true).await
+    }
+
+    /// Erases a data subject (docs/design/erasure.md): destroys its key
+    /// (tombstone, then the key file; both synced), then appends an
+    /// erasure record naming the subject's key id, who and why. Every
+    /// value sealed for the subject is unreadable from then on; the tree
+    /// and every proof are untouched. Idempotent: erasing again destroys
+    /// nothing more and appends another record.
+    ///
+    /// If the record cannot be appended (a frozen or stopped log), the key
+    /// is destroyed all the same and the error says so.
+    pub async fn erase(
+        self: &Arc<Self>,
+        subject: &str,
+        by: &str,
+        reason: &str,
+    ) -> Result<Erased, LogError> {
+        let subjects = self.need_subjects()?;
+        if subject.is_empty() {
+            return Err(LogError::InvalidArgument("the subject is empty".into()));
+        }
+        if reason.trim().is_empty() {
+            return Err(LogError::InvalidArgument(
+                "an erasure needs a reason (it is recorded in the log)".into(),
+            ));
+        }
+        let s2 = subjects.clone();
+        let subj = Zeroizing::new(subject.to_owned());
+        let (kid, existed) = blocking(move || s2.erase(&subj).map_err(subjects_err)).await?;
+        let record = self
+            .append_record(&Record::Erasure {
+                subject: &kid,
+                by,
+                reason,
+            })
+            .await
+            .map_err(|e| {
+                LogError::FailedPrecondition(format!(
+                    "the subject's key is destroyed, but the erasure record could not be appended ({e}); erase again to record it"
+                ))
+            })?;
+        let (s2, k2, at) = (subjects, kid.clone(), record.index.0);
+        if let Err(e) = blocking(move || s2.erased_at(&k2, at).map_err(subjects_err)).await {
+            // The key is gone and the record is in the log; only the
+            // tombstone's pointer to the record is missing.
+            tracing::warn!(error = %e, "recording the erasure record's index in the tombstone failed");
+        }
+        tracing::info!(log = %self.name, subject = %kid, index = at, "subject erased");
+        Ok(Erased {
+            subject: kid,
+            existed,
+            record,
+        })
+    }
+
+    /// Reveals the sealed values of one field of one entry: decrypts them
+    /// in memory, then appends an access record (who, which entry and
+    /// field, why) and only then answers, with the field's text (sealed
+    /// values replaced by their plaintext) and the record's receipt.
+    pub async fn reveal(
+        self: &Arc<Self>,
+        index: LeafIndex,
+        pointer: &str,
+        by: &str,
+        purpose: &str,
+    ) -> Result<(Zeroizing<String>, Receipt), LogError> {
+        let subjects = self.need_subjects()?;
+        if purpose.trim().is_empty() {
+            return Err(LogError::InvalidArgument(
+                "a reveal needs a purpose (it is recorded in the log)".into(),
+            ));
+        }
+        if !(pointer.is_empty() || pointer.starts_with('/')) {
+            return Err(LogError::InvalidArgument(
+                "pointer must be a JSON pointer (RFC 6901): empty, or starting with /".into(),
+            ));
+        }
+        let size = self.latest().size;
+        if index.0 >= size.0 {
+            return Err(LogError::OutOfRange(format!(
+                "index {} is beyond the tree (size {})",
+                index.0, size.0
+            )));
+        }
+        let leaf = self
+            .entries(index, 1)
+            .await?
+            .pop()
+            .ok_or_else(|| LogError::Unavailable("the entry could not be read".into()))?;
+        let v: serde_json::Value = serde_json::from_slice(&leaf)
+            .map_err(|_| LogError::FailedPrecondition("the entry is not a JSON leaf".into()))?;
+        let text = v
+            .get("body")
+            .and_then(|b| b.pointer(pointer))
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| {
+                LogError::NotFound(format!(
+                    "entry {} has no string at that pointer ({} bytes)",
+                    index.0,
+                    pointer.len()
+                ))
+            })?;
+        let spans = find_sealed(text);
+        if spans.is_empty() {
+            return Err(LogError::InvalidArgument(format!(
+                "the field of entry {} holds no encrypted value",
+                index.0
+            )));
+        }
+        let s2 = subjects.clone();
+        let kids: Vec<KeyId> = spans.iter().map(|(_, s)| s.kid.clone()).collect();
+        let keys = blocking(move || {
+            kids.iter()
+                .map(|k| s2.key(k).map_err(subjects_err))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+        let mut out = Zeroizing::new(String::with_capacity(text.len()));
+        let mut at = 0;
+        for ((range, sealed), state) in spans.iter().zip(keys) {
+            let key = match state {
+                KeyState::Live(k) => k,
+                KeyState::Erased(Some(i)) => {
+                    return Err(LogError::NotFound(format!(
+                        "erased: the subject's key was destroyed (erasure record at index {i})"
+                    )));
+                }
+                KeyState::Erased(None) => {
+                    return Err(LogError::NotFound(
+                        "erased: the subject's key was destroyed".into(),
+                    ));
+                }
+                KeyState::Unknown => {
+                    return Err(LogError::NotFound(
+                        "no key for this value in the subject key store".into(),
+                    ));
+                }
+            };
+            let plain = sealed
+                .open(&key, &self.origin, pointer)
+                .map_err(|e| match e {
+                    OpenError::Malformed | OpenError::Forged => {
+                        LogError::FailedPrecondition(format!("the sealed value does not open: {e}"))
+                    }
+                })?;
+            out.push_str(&text[at..range.start]);
+            out.push_str(&plain);
+            at = range.end;
+        }
+        out.push_str(&text[at..]);
+        let record = self
+            .append_record(&Record::Access {
+                index: index.0,
+                pointer,
+                by,
+                purpose,
+            })
+            .await?;
+        tracing::info!(log = %self.name, entry = index.0, record = record.index.0, "sealed value revealed");
+        Ok((out, record))
     }
 }

@@ -29,6 +29,8 @@ mod fields;
 mod json;
 pub mod keys;
 pub mod policy;
+pub mod records;
+pub mod seal;
 pub mod strategy;
 
 use std::borrow::Cow;
@@ -40,6 +42,7 @@ use zeroize::Zeroizing;
 pub use detect::{DETECTOR_SET_VERSION, Detector};
 pub use keys::{KeyFileError, TokenKeys};
 pub use policy::{Action, Mode, Policy, PolicyError};
+pub use seal::{KeyId, Sealed, SubjectKeyError, SubjectKeys};
 pub use strategy::{commitment, verify_opening};
 
 use detect::{Engine, Hit, Match, MatchKindId};
@@ -102,6 +105,9 @@ pub enum MaskError {
     /// The detector engine could not be built.
     #[error("internal: cannot build the detector engine: {0}")]
     Engine(String),
+    /// The subject key store failed (transient: nothing was written).
+    #[error("{0}")]
+    SubjectKeys(SubjectKeyError),
 }
 
 /// A source of fresh 128-bit salts for commitments (the server passes an
@@ -185,6 +191,8 @@ pub struct Masker {
     digest: String,
     /// Current epoch and derived key per detector name.
     token: Option<(u32, DerivedKeys)>,
+    /// The log's origin: bound into sealed values.
+    origin: String,
 }
 
 impl std::fmt::Debug for Masker {
@@ -269,6 +277,7 @@ impl Masker {
             engine,
             fields: field_rules,
             token,
+            origin: origin.to_owned(),
         })
     }
 
@@ -291,6 +300,20 @@ impl Masker {
         ts_ms: u64,
         salts: &mut dyn SaltSource,
     ) -> Result<Masked, MaskError> {
+        self.mask_sealed(event, content_type, ts_ms, salts, &mut seal::NoKeys)
+    }
+
+    /// [`Masker::mask`], with the subject key store that the `encrypt`
+    /// action seals under. A subject whose key was erased gets `redact`
+    /// (and the decision says so); a key store failure fails the event.
+    pub fn mask_sealed(
+        &self,
+        event: &[u8],
+        content_type: ContentType,
+        ts_ms: u64,
+        salts: &mut dyn SaltSource,
+        keys: &mut dyn SubjectKeys,
+    ) -> Result<Masked, MaskError> {
         // Key spans are 31-bit (see `Key`).
         if event.len() > MAX_EVENT {
             return Err(MaskError::TooLarge { limit: MAX_EVENT });
@@ -298,7 +321,27 @@ impl Masker {
         let text = std::str::from_utf8(event).map_err(|e| MaskError::NotUtf8 {
             offset: e.valid_up_to(),
         })?;
-        with_per_thread(|pt| self.mask_str(text, content_type, ts_ms, salts, pt))
+        // `encrypt` with a subject pointer: find the subject first (only
+        // for such policies; the walk itself is one pass).
+        let subject: Option<Zeroizing<String>> = match (&self.policy.subject, content_type) {
+            (Some(ptr), ContentType::Json) if self.encrypts() => {
+                serde_json::from_str::<serde_json::Value>(text)
+                    .ok()
+                    .and_then(|v| match v.pointer(ptr)? {
+                        serde_json::Value::String(s) => Some(Zeroizing::new(s.clone())),
+                        serde_json::Value::Number(n) => Some(Zeroizing::new(n.to_string())),
+                        _ => None,
+                    })
+            }
+            _ => None,
+        };
+        let subject = subject.as_deref().map(String::as_str);
+        with_per_thread(|pt| self.mask_str(text, content_type, ts_ms, salts, (keys, subject), pt))
+    }
+
+    /// Whether the policy uses `encrypt` anywhere.
+    pub fn encrypts(&self) -> bool {
+        self.policy.uses(|a| a == Action::Encrypt)
     }
 
     fn mask_str(
@@ -307,6 +350,7 @@ impl Masker {
         content_type: ContentType,
         ts_ms: u64,
         salts: &mut dyn SaltSource,
+        (keys, subject): (&mut dyn SubjectKeys, Option<&str>),
         pt: &mut PerThread,
     ) -> Result<Masked, MaskError> {
         let event = text.as_bytes();
@@ -327,6 +371,11 @@ impl Masker {
             decisions: Vec::new(),
             openings: Vec::new(),
             salts,
+            sealing: Sealing {
+                keys,
+                subject,
+                failed: None,
+            },
             b: &mut pt.bufs,
         };
         w.out.extend_from_slice(b"{\"body\":");
@@ -353,6 +402,9 @@ impl Masker {
             }
         }
         let body = body_start..w.out.len();
+        if let Some(e) = w.sealing.failed.take() {
+            return Err(MaskError::SubjectKeys(e));
+        }
         let Walk {
             mut out,
             mut decisions,
@@ -631,8 +683,19 @@ struct Walk<'a, 'm, 's> {
     decisions: Vec<Decision>,
     openings: Vec<Opening>,
     salts: &'s mut dyn SaltSource,
+    /// The `encrypt` action's keys and subject.
+    sealing: Sealing<'s>,
     /// Scratch buffers and stacks, lent by the thread.
     b: &'s mut Bufs,
+}
+
+/// What the `encrypt` action needs during one event.
+struct Sealing<'s> {
+    keys: &'s mut dyn SubjectKeys,
+    /// The subject named by the policy's pointer, if it was found.
+    subject: Option<&'s str>,
+    /// The first key store failure (the event then fails).
+    failed: Option<SubjectKeyError>,
 }
 
 /// What a string value becomes.
@@ -690,7 +753,7 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
 
     /// Applies a (non-scan) action to a whole value or a span, appending
     /// what it becomes to `dst`. Returns false if it is dropped.
-    fn apply(&mut self, who: Who<'_>, action: Action, value: &str, dst: &mut String) -> bool {
+    fn apply(&mut self, who: Who<'_>, mut action: Action, value: &str, dst: &mut String) -> bool {
         let name = who.name();
         match action {
             Action::Keep | Action::Detect => {
@@ -735,6 +798,38 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 match who.builtin().and_then(|d| strategy::generalize(d, value)) {
                     Some(g) => dst.push_str(&g),
                     None => strategy::redact_into(dst, name),
+                }
+            }
+            Action::Encrypt => {
+                // The subject: the policy's pointer, or the value itself.
+                let subject = match &self.m.policy.subject {
+                    Some(_) => self.sealing.subject,
+                    None => Some(value),
+                };
+                let key = match subject {
+                    None => None,
+                    Some(s) => match self.sealing.keys.data_key(s) {
+                        Ok(k) => k,
+                        Err(e) => {
+                            self.sealing.failed.get_or_insert(e);
+                            None
+                        }
+                    },
+                };
+                match key {
+                    Some((kid, key)) => {
+                        let salt = self.salts.salt();
+                        let mut nonce = [0u8; 12];
+                        nonce.copy_from_slice(&salt[..12]);
+                        let pointer = self.pointer();
+                        seal::seal_into(dst, &key, &kid, &nonce, &self.m.origin, &pointer, value);
+                    }
+                    // No subject in the event, or an erased one: redacted,
+                    // and the decision says so.
+                    None => {
+                        strategy::redact_into(dst, name);
+                        action = Action::Redact;
+                    }
                 }
             }
         }

@@ -6,11 +6,13 @@
 //! mode = "detect"          # or "allowlist" (fail-closed)
 //! unlisted = "redact"      # allowlist mode: what happens to unlisted fields ("redact" | "drop")
 //! max_depth = 128          # deepest JSON nesting accepted
+//! subject = "/actor/id"    # `encrypt`: whose key (JSON pointer); unset: the value itself
 //!
 //! [detectors]              # per-detector actions (built-in or custom)
 //! email = "partial"
 //! credit_card = { action = "partial", keep_last = 4 }
 //! ipv4 = "generalize"
+//! ssn = "encrypt"          # sealed under the data subject's own key
 //!
 //! [[fields]]               # JSON-path globs: `*` one key, `**` any depth
 //! path = "**.password"
@@ -53,6 +55,9 @@ pub enum Action {
     Generalize,
     /// Remove the value (a field: the member; inside a string: the span).
     Drop,
+    /// `enc:<key id>:<base64url>`: sealed under the data subject's key
+    /// (crate::seal); erasing the key erases the value.
+    Encrypt,
     /// Leave it as it is.
     Keep,
     /// (Field rules only) scan the value with the detectors.
@@ -69,6 +74,7 @@ impl Action {
             Action::Commit => "commit",
             Action::Generalize => "generalize",
             Action::Drop => "drop",
+            Action::Encrypt => "encrypt",
             Action::Keep => "keep",
             Action::Detect => "detect",
         }
@@ -143,6 +149,9 @@ pub struct Policy {
     actions: [Action; Detector::ALL.len()],
     pub(crate) fields: Vec<FieldRule>,
     pub(crate) custom: Vec<CustomDetector>,
+    /// `encrypt`: the JSON pointer of the data subject's identifier in an
+    /// event; `None`: each value is its own subject.
+    pub subject: Option<String>,
     digest: [u8; 32],
 }
 
@@ -206,6 +215,8 @@ struct RawPolicy {
     #[serde(default)]
     max_depth: Option<toml::Spanned<usize>>,
     #[serde(default)]
+    subject: Option<toml::Spanned<String>>,
+    #[serde(default)]
     detectors: BTreeMap<String, toml::Spanned<RawAction>>,
     #[serde(default)]
     fields: Vec<RawField>,
@@ -261,6 +272,7 @@ impl Ctx<'_> {
             "commit" => Action::Commit,
             "generalize" => Action::Generalize,
             "drop" => Action::Drop,
+            "encrypt" => Action::Encrypt,
             "keep" => Action::Keep,
             "detect" if field => Action::Detect,
             other => {
@@ -268,7 +280,7 @@ impl Ctx<'_> {
                     raw.span(),
                     key,
                     format!(
-                        "unknown action {other:?} (expected redact, partial, token, commit, generalize, drop, keep{})",
+                        "unknown action {other:?} (expected redact, partial, token, commit, generalize, drop, encrypt, keep{})",
                         if field { ", detect" } else { "" }
                     ),
                 ));
@@ -385,6 +397,17 @@ impl Policy {
                     d.span(),
                     "max_depth",
                     format!("must be between 1 and {MAX_DEPTH_LIMIT}"),
+                ));
+            }
+        };
+        let subject = match &raw.subject {
+            None => None,
+            Some(p) if p.get_ref().starts_with('/') => Some(p.get_ref().clone()),
+            Some(p) => {
+                return Err(cx.at(
+                    p.span(),
+                    "subject",
+                    "must be a JSON pointer (RFC 6901), e.g. \"/actor/id\"",
                 ));
             }
         };
@@ -519,6 +542,7 @@ impl Policy {
             actions,
             fields,
             custom,
+            subject,
             digest: [0; 32],
         };
         p.digest = p.compute_digest();
@@ -583,6 +607,10 @@ impl Policy {
                 act(f.action),
                 f.detector
             ));
+        }
+        // Only when set: the digests of earlier policies stay as they were.
+        if let Some(p) = &self.subject {
+            s.push_str(&format!("subject={p:?}\n"));
         }
         s
     }

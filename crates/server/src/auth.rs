@@ -7,7 +7,7 @@
 //! [[token]]
 //! name = "ingest-eu-1"          # the identity: in logs and quotas
 //! sha256 = "<64 hex digits>"    # SHA-256 of the token's UTF-8 bytes
-//! scopes = ["append"]           # append, read, admin (admin implies all)
+//! scopes = ["append"]           # append, read, admin (implies all but reveal), reveal
 //! ```
 //!
 //! `cairn token new --name N --scopes append,read` prints a fresh token and
@@ -36,7 +36,8 @@
 //! | `/metrics` | `admin`, unless reads are public |
 //!
 //! | `ListLogs`, `GET /logs` | `read` (a scoped identity sees its logs) |
-//! | `FreezeLog` | `admin` |
+//! | `FreezeLog`, `Erase` | `admin` |
+//! | `Reveal` | `reveal` (not implied by `admin`; every use is recorded in the log) |
 //!
 //! No credentials → `UNAUTHENTICATED` (HTTP 401); a token without the
 //! scope, or scoped to other logs → `PERMISSION_DENIED` (403). Token values are never logged, never
@@ -61,8 +62,11 @@ pub enum Scope {
     Append,
     /// Read checkpoints, proofs, entries.
     Read,
-    /// Everything, and operator endpoints.
+    /// Everything, and operator endpoints (but not `Reveal`).
     Admin,
+    /// Decrypt sealed values (`Reveal`): a separate duty, not implied by
+    /// `admin`; every use is recorded in the log.
+    Reveal,
 }
 
 #[derive(serde::Deserialize)]
@@ -451,7 +455,7 @@ impl Authorizer {
                 (&c.name, &c.scopes, &c.logs)
             }
         };
-        if scopes.contains(&need) || scopes.contains(&Scope::Admin) {
+        if scopes.contains(&need) || (scopes.contains(&Scope::Admin) && need != Scope::Reveal) {
             Ok(Identity {
                 name: name.clone(),
                 logs: logs.clone(),

@@ -59,6 +59,12 @@ pub struct LogConfig {
     /// Appends per identity in this log, replacing the server-wide
     /// `append_rate` for it (needs a token file).
     pub quota: Option<crate::auth::Quota>,
+    /// The subject key store for the `encrypt` action (a folder of its
+    /// own, never inside `data_dir`: docs/design/erasure.md).
+    pub subject_keys: Option<PathBuf>,
+    /// The key-encryption key's file (mode 0600); `None`: the
+    /// `CAIRN_KEK` environment variable.
+    pub kek_file: Option<PathBuf>,
 }
 
 impl Default for LogConfig {
@@ -80,6 +86,8 @@ impl Default for LogConfig {
             frozen: false,
             not_after: None,
             quota: None,
+            subject_keys: None,
+            kek_file: None,
         }
     }
 }
@@ -463,6 +471,10 @@ fn open_log(
         cfg.key_file.as_deref(),
         &cfg.origin,
     )?);
+    let subjects = match &cfg.subject_keys {
+        None => None,
+        Some(dir) => Some(Arc::new(open_subjects(cfg, dir)?)),
+    };
     let (log, task) = Log::start(
         cfg.name.clone(),
         &cfg.origin,
@@ -478,6 +490,7 @@ fn open_log(
             freeze_marker: Some(cfg.data_dir.join("frozen.checkpoint")),
             frozen: cfg.frozen,
             not_after: cfg.not_after,
+            subjects,
         },
     )
     .map_err(|e| ServeError::Setup(e.to_string()))?;
@@ -488,6 +501,43 @@ fn open_log(
         _ => None,
     };
     Ok((log, task, witnessing))
+}
+
+/// Opens a log's subject key store with its KEK (file, or `CAIRN_KEK`).
+/// The store must not live inside the log's data folder: erasure must
+/// not depend on what a backup of the log keeps.
+pub fn open_subjects(
+    cfg: &LogConfig,
+    dir: &Path,
+) -> Result<cairn_subjects::SubjectStore, ServeError> {
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+    let (d, data) = (abs(dir), abs(&cfg.data_dir));
+    if d.starts_with(&data) || data.starts_with(&d) {
+        return Err(ServeError::Setup(format!(
+            "log \"{}\": subject_keys ({}) must be a folder of its own, neither inside nor around data_dir ({})",
+            cfg.name,
+            dir.display(),
+            cfg.data_dir.display()
+        )));
+    }
+    let kek = match &cfg.kek_file {
+        Some(p) => cairn_subjects::LocalKek::from_file(p),
+        None => match std::env::var(cairn_subjects::KEK_ENV) {
+            Ok(v) => {
+                cairn_subjects::LocalKek::from_base64(&zeroize::Zeroizing::new(v)).map_err(|e| {
+                    cairn_subjects::Error::Kek(format!("{}: {e}", cairn_subjects::KEK_ENV))
+                })
+            }
+            Err(_) => Err(cairn_subjects::Error::Kek(format!(
+                "log \"{}\" has subject_keys but no key-encryption key: set kek_file, or {}",
+                cfg.name,
+                cairn_subjects::KEK_ENV
+            ))),
+        },
+    }
+    .map_err(|e| ServeError::Setup(e.to_string()))?;
+    cairn_subjects::SubjectStore::open(dir, &cfg.origin, Box::new(kek))
+        .map_err(|e| ServeError::Setup(e.to_string()))
 }
 
 /// Checks what can be checked before anything is opened: names, folders

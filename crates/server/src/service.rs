@@ -1108,4 +1108,60 @@ impl pb::log_server::Log for LogService {
         );
         Ok(Response::new(info))
     }
+
+    #[tracing::instrument(name = "cairn.v1.Log/Erase", level = "debug", skip_all)]
+    async fn erase(
+        &self,
+        request: Request<pb::EraseRequest>,
+    ) -> Result<Response<pb::EraseResponse>, Status> {
+        let log = request.get_ref().log.clone();
+        if self.inner.auth.is_none() {
+            // Irreversible, like a freeze.
+            return Err(ServerError::Log(LogError::FailedPrecondition(
+                "erasing a subject needs an admin token, and this server has no token file; use `cairn erase --data-dir` on the stopped server's folder instead".into(),
+            ))
+            .into());
+        }
+        let (id, t) = self.inner.authorize(&request, Scope::Admin, &log)?;
+        let req = request.into_inner();
+        let by = id.as_ref().map_or("an open-log caller", |i| &*i.name);
+        let done = t
+            .log
+            .erase(&req.subject, by, &req.reason)
+            .await
+            .map_err(ServerError::from)?;
+        Ok(Response::new(pb::EraseResponse {
+            subject_key_id: done.subject.to_string(),
+            existed: done.existed,
+            record: Some(receipt_pb(done.record, Form::Full, true)),
+        }))
+    }
+
+    #[tracing::instrument(name = "cairn.v1.Log/Reveal", level = "debug", skip_all)]
+    async fn reveal(
+        &self,
+        request: Request<pb::RevealRequest>,
+    ) -> Result<Response<pb::RevealResponse>, Status> {
+        let log = request.get_ref().log.clone();
+        if self.inner.auth.is_none() {
+            // Who looked must be known: never open to whoever reaches the port.
+            return Err(ServerError::Log(LogError::FailedPrecondition(
+                "revealing needs a token with the reveal scope, and this server has no token file"
+                    .into(),
+            ))
+            .into());
+        }
+        let (id, t) = self.inner.authorize(&request, Scope::Reveal, &log)?;
+        let req = request.into_inner();
+        let by = id.as_ref().map_or("an open-log caller", |i| &*i.name);
+        let (plain, record) = t
+            .log
+            .reveal(LeafIndex(req.index), &req.pointer, by, &req.purpose)
+            .await
+            .map_err(ServerError::from)?;
+        Ok(Response::new(pb::RevealResponse {
+            plaintext: plain.to_string(),
+            record: Some(receipt_pb(record, Form::Full, true)),
+        }))
+    }
 }

@@ -662,3 +662,423 @@ async fn proof_and_index_receipts_agree_with_go() {
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Right to erasure (issue 21): 10,000 events of 1,000 subjects under an
+/// `encrypt` policy. No canary is raw in any file of the data folder or
+/// the key store, in the leaves, or in the metrics; an authorised reveal
+/// returns the exact value and appends an access record; after erasing
+/// 100 subjects, no wrapped key left in the key store (unwrapped with the
+/// KEK) opens any of their ciphertexts, while the other 900 still reveal;
+/// Go's `sumdb/tlog` verifies the whole log afterwards and an earlier
+/// receipt still verifies. Refusals: no `reveal` scope → PERMISSION_DENIED
+/// (admin does not imply it), no purpose → INVALID_ARGUMENT, an erased
+/// subject → NOT_FOUND naming its erasure record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_and_audited_reveal() {
+    use cairn_masking::seal::{KeyId, find_sealed};
+    use std::os::unix::fs::PermissionsExt;
+    if !have_go() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let policy = write(
+        "policy.toml",
+        "version = 1\nsubject = \"/actor/id\"\n[detectors]\nemail = \"encrypt\"\nssn = \"encrypt\"\n",
+    );
+    let kek = write("kek", &cairn_subjects::LocalKek::generate_base64().unwrap());
+    std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let tokens = write(
+        "tokens.toml",
+        &format!(
+            "[[token]]\nname = \"ops\"\nsha256 = \"{}\"\nscopes = [\"admin\"]\n\n[[token]]\nname = \"dpo\"\nsha256 = \"{}\"\nscopes = [\"reveal\"]\n",
+            cairn_server::auth::token_hash_hex("tok-ops"),
+            cairn_server::auth::token_hash_hex("tok-dpo"),
+        ),
+    );
+    let mut auth = cairn_server::auth::AuthConfig::from_toml(
+        "tokens.toml",
+        &std::fs::read_to_string(&tokens).unwrap(),
+    )
+    .unwrap();
+    auth.public_reads = true;
+    let (data, keys) = (tmp.path().join("data"), tmp.path().join("subjects"));
+    let log_cfg = LogConfig {
+        data_dir: data.clone(),
+        origin: "erasure.cairn.test/log".into(),
+        policy: Some(policy),
+        subject_keys: Some(keys.clone()),
+        kek_file: Some(kek.clone()),
+        tile_cache_mb: 4,
+        ..LogConfig::default()
+    };
+    // The key store may not live inside the data folder.
+    let inside = ServeConfig {
+        logs: vec![LogConfig {
+            subject_keys: Some(data.join("subjects")),
+            ..log_cfg.clone()
+        }],
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        ..ServeConfig::default()
+    };
+    match Server::bind(&inside).await {
+        Err(e) => assert!(e.to_string().contains("folder of its own"), "{e}"),
+        Ok(_) => panic!("a key store inside the data folder was accepted"),
+    }
+    let cfg = ServeConfig {
+        logs: vec![log_cfg],
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        auth: Some(auth),
+        ..ServeConfig::default()
+    };
+    let server = Server::bind(&cfg).await.unwrap();
+    let (grpc, http) = (server.grpc_addr().unwrap(), server.http_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    let c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
+
+    // 10,000 events, subject k = i % 1,000, over 4 streams.
+    let email = |k: u64| format!("canary.subject{k:04}@example.com");
+    let ssn = |k: u64| format!("{:03}-{:02}-{:04}", 201 + k % 400, 11 + k % 80, 1001 + k);
+    let event = |i: u64| {
+        let k = i % 1000;
+        pb::AppendRequest {
+            event: format!(
+                r#"{{"actor":{{"id":"{}"}},"action":"view","ssn":"{}","i":{i}}}"#,
+                email(k),
+                ssn(k)
+            )
+            .into_bytes(),
+            content_type: pb::ContentType::Json as i32,
+            ..Default::default()
+        }
+    };
+    let mut tasks = Vec::new();
+    for part in 0..4u64 {
+        let mut c = c.clone();
+        let reqs: Vec<_> = (0..2500).map(|j| event(part * 2500 + j)).collect();
+        tasks.push(tokio::spawn(async move {
+            let mut s = c
+                .append_stream(authed(tokio_stream::iter(reqs), "tok-ops"))
+                .await
+                .unwrap()
+                .into_inner();
+            let mut out = Vec::new();
+            while let Some(r) = s.next().await {
+                out.push(r.unwrap());
+            }
+            out
+        }));
+    }
+    // event number -> receipt
+    let mut receipts = std::collections::BTreeMap::new();
+    for (part, t) in tasks.into_iter().enumerate() {
+        for (j, r) in t.await.unwrap().into_iter().enumerate() {
+            receipts.insert(part as u64 * 2500 + j as u64, r);
+        }
+    }
+    assert_eq!(receipts.len(), 10_000);
+    let canaries: Vec<String> = (0..1000).flat_map(|k| [email(k), ssn(k)]).collect();
+    let leaf_of = |i: u64| String::from_utf8(receipts[&i].leaf.clone()).unwrap();
+    for i in [0, 1, 999, 5000, 9999] {
+        let leaf = leaf_of(i);
+        assert!(
+            leaf.contains("\"/actor/id\",\"email\",\"encrypt\""),
+            "{leaf}"
+        );
+        assert!(leaf.contains("\"/ssn\",\"ssn\",\"encrypt\""), "{leaf}");
+    }
+
+    // Reveal: the exact value, after an access record.
+    let mut dpo = c.clone();
+    let idx = receipts[&5].index;
+    let r = dpo
+        .reveal(authed(
+            pb::RevealRequest {
+                log: String::new(),
+                index: idx,
+                pointer: "/actor/id".into(),
+                purpose: "incident 7 review".into(),
+            },
+            "tok-dpo",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.plaintext, email(5));
+    let rec = r.record.unwrap();
+    let rec_leaf: serde_json::Value = serde_json::from_slice(&rec.leaf).unwrap();
+    assert_eq!(
+        cairn_masking::records::parse_record(&rec_leaf["body"]).unwrap(),
+        Some(cairn_masking::records::ParsedRecord::Access {
+            index: idx,
+            pointer: "/actor/id".into()
+        })
+    );
+    assert_eq!(rec_leaf["body"]["_cairn_record"]["by"], "dpo");
+    assert_eq!(rec.index, 10_000, "the access record is the next leaf");
+    let ssn_idx = receipts[&7].index;
+    let r = dpo
+        .reveal(authed(
+            pb::RevealRequest {
+                log: String::new(),
+                index: ssn_idx,
+                pointer: "/ssn".into(),
+                purpose: "fraud case".into(),
+            },
+            "tok-dpo",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.plaintext, ssn(7));
+    // Refusals.
+    let reveal = |token: &'static str, purpose: &'static str| {
+        let mut c = c.clone();
+        async move {
+            c.reveal(authed(
+                pb::RevealRequest {
+                    log: String::new(),
+                    index: idx,
+                    pointer: "/actor/id".into(),
+                    purpose: purpose.into(),
+                },
+                token,
+            ))
+            .await
+        }
+    };
+    let e = reveal("tok-ops", "because").await.unwrap_err();
+    assert_eq!(
+        e.code(),
+        tonic::Code::PermissionDenied,
+        "admin does not imply reveal"
+    );
+    let e = reveal("tok-dpo", "  ").await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{}", e.message());
+    let mut anon = c.clone();
+    let e = anon
+        .reveal(pb::RevealRequest {
+            log: String::new(),
+            index: idx,
+            pointer: "/actor/id".into(),
+            purpose: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated);
+    // A client cannot forge a record.
+    let mut ops = c.clone();
+    let e = ops
+        .append(authed(
+            pb::AppendRequest {
+                event: br#"{"_cairn_record":{"kind":"erasure"}}"#.to_vec(),
+                content_type: pb::ContentType::Json as i32,
+                ..Default::default()
+            },
+            "tok-ops",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{}", e.message());
+
+    // Erase subjects 0..100 (the reason itself names the subject: it is
+    // masked in the record).
+    let mut erased_kids = std::collections::BTreeSet::new();
+    let mut erasure_index = std::collections::BTreeMap::new();
+    for k in 0..100u64 {
+        let r = ops
+            .erase(authed(
+                pb::EraseRequest {
+                    log: String::new(),
+                    subject: email(k),
+                    reason: format!("GDPR art. 17 request from {}", email(k)),
+                },
+                "tok-ops",
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.existed);
+        let rec = r.record.unwrap();
+        let leaf = String::from_utf8(rec.leaf.clone()).unwrap();
+        assert!(!leaf.contains(&email(k)), "{leaf}");
+        assert!(leaf.contains(&r.subject_key_id), "{leaf}");
+        erasure_index.insert(k, rec.index);
+        erased_kids.insert(KeyId::parse(&r.subject_key_id).unwrap());
+    }
+    // Erased: NOT_FOUND, naming the record; the others still reveal.
+    let e = dpo
+        .reveal(authed(
+            pb::RevealRequest {
+                log: String::new(),
+                index: receipts[&3].index,
+                pointer: "/actor/id".into(),
+                purpose: "check".into(),
+            },
+            "tok-dpo",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    assert!(
+        e.message().contains("erased")
+            && e.message()
+                .contains(&format!("index {}", erasure_index[&3])),
+        "{}",
+        e.message()
+    );
+    for i in [100u64, 555, 999, 1100, 9999] {
+        let r = dpo
+            .reveal(authed(
+                pb::RevealRequest {
+                    log: String::new(),
+                    index: receipts[&i].index,
+                    pointer: "/actor/id".into(),
+                    purpose: "check".into(),
+                },
+                "tok-dpo",
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.plaintext, email(i % 1000));
+    }
+
+    // Try every wrapped key left, unwrapped with the KEK, on every
+    // ciphertext of the erased subjects: none opens.
+    let store = cairn_subjects::SubjectStore::open(
+        &keys,
+        "erasure.cairn.test/log",
+        Box::new(cairn_subjects::LocalKek::from_file(&kek).unwrap()),
+    )
+    .unwrap();
+    let left: Vec<_> = store
+        .wrapped_keys()
+        .unwrap()
+        .into_iter()
+        .map(|(kid, blob)| {
+            assert!(!erased_kids.contains(&kid), "an erased key file survived");
+            store.unwrap(&kid, &blob).unwrap()
+        })
+        .collect();
+    assert_eq!(left.len(), 900);
+    let mut tried = 0;
+    for (i, r) in &receipts {
+        if i % 1000 >= 100 {
+            continue;
+        }
+        let leaf: serde_json::Value = serde_json::from_slice(&r.leaf).unwrap();
+        for p in ["/actor/id", "/ssn"] {
+            let text = leaf["body"].pointer(p).unwrap().as_str().unwrap();
+            for (_, sealed) in find_sealed(text) {
+                assert!(erased_kids.contains(&sealed.kid));
+                for key in &left {
+                    assert!(sealed.open(key, "erasure.cairn.test/log", p).is_err());
+                    tried += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(
+        tried,
+        2000 * 900,
+        "every erased ciphertext against every key left"
+    );
+
+    // No canary, raw, in any file of the data folder, the key store or
+    // the guard, nor in the entries as served, nor in the metrics.
+    let mut files = files_under(tmp.path());
+    files.retain(|p| !p.ends_with("policy.toml") && !p.ends_with("tokens.toml"));
+    assert!(files.len() > 900, "{}", files.len());
+    let finder: Vec<_> = canaries
+        .iter()
+        .map(|c| memchr::memmem::Finder::new(c.as_bytes()).into_owned())
+        .collect();
+    let clean = |what: &str, bytes: &[u8]| {
+        for (f, c) in finder.iter().zip(&canaries) {
+            assert!(f.find(bytes).is_none(), "canary {c} in {what}");
+        }
+    };
+    for f in &files {
+        clean(&f.display().to_string(), &std::fs::read(f).unwrap());
+    }
+    let mut all = Vec::new();
+    // The events, 2 + 5 access records, 100 erasure records.
+    let size = 10_000 + 2 + 100 + 5;
+    let mut got = 0;
+    while got < size {
+        let mut s = c
+            .clone()
+            .get_entries(pb::GetEntriesRequest {
+                start: got,
+                end: size,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        while let Some(e) = s.next().await {
+            all.extend_from_slice(&e.unwrap().leaf);
+            got += 1;
+        }
+    }
+    clean("the entries", &all);
+    let metrics = {
+        let mut s = tokio::net::TcpStream::connect(http).await.unwrap();
+        s.write_all(
+            b"GET /metrics HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer tok-ops\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.unwrap();
+        assert!(buf.starts_with(b"HTTP/1.1 200"));
+        buf
+    };
+    assert!(String::from_utf8_lossy(&metrics).contains("cairn_masked_total"));
+    clean("/metrics", &metrics);
+
+    // Go verifies the whole log, records included; an earlier receipt
+    // still verifies against the log key.
+    let vkey = std::fs::read_to_string(data.join("log.vkey"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(go_verifies(tmp.path(), http, "", &vkey), size);
+    let early = &receipts[&0];
+    let vk = cairn_core::note::NoteVerifier::parse(&vkey).unwrap();
+    cairn_core::tlog_proof::TlogProof::parse(&early.tlog_proof)
+        .unwrap()
+        .verify(
+            &cairn_core::hash::leaf_hash(&early.leaf),
+            None,
+            &vk,
+            &cairn_core::checkpoint::WitnessPolicy::default(),
+        )
+        .unwrap();
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
