@@ -375,6 +375,7 @@ impl Masker {
                 keys,
                 subject,
                 failed: None,
+                pointed: None,
             },
             b: &mut pt.bufs,
         };
@@ -696,6 +697,37 @@ struct Sealing<'s> {
     subject: Option<&'s str>,
     /// The first key store failure (the event then fails).
     failed: Option<SubjectKeyError>,
+    /// The policy's subject's key, once asked for in this event (every
+    /// value of the event is sealed under it: one lookup per event).
+    pointed: Option<Option<(KeyId, seal::DataKey)>>,
+}
+
+impl Sealing<'_> {
+    /// The key to seal `value` under: the event's subject's (`pointed`),
+    /// or the value's own. `None`: no subject, or an erased one.
+    fn key_for(&mut self, pointed: bool, value: &str) -> Option<(KeyId, seal::DataKey)> {
+        if !pointed {
+            return self.lookup(value);
+        }
+        let s = self.subject?;
+        if self.pointed.is_none() {
+            let k = self.lookup(s);
+            self.pointed = Some(k);
+        }
+        self.pointed
+            .as_ref()
+            .and_then(|k| k.as_ref().map(|(id, k)| (id.clone(), Zeroizing::new(**k))))
+    }
+
+    fn lookup(&mut self, subject: &str) -> Option<(KeyId, seal::DataKey)> {
+        match self.keys.data_key(subject) {
+            Ok(k) => k,
+            Err(e) => {
+                self.failed.get_or_insert(e);
+                None
+            }
+        }
+    }
 }
 
 /// What a string value becomes.
@@ -801,21 +833,9 @@ impl<'a, 'm> Walk<'a, 'm, '_> {
                 }
             }
             Action::Encrypt => {
-                // The subject: the policy's pointer, or the value itself.
-                let subject = match &self.m.policy.subject {
-                    Some(_) => self.sealing.subject,
-                    None => Some(value),
-                };
-                let key = match subject {
-                    None => None,
-                    Some(s) => match self.sealing.keys.data_key(s) {
-                        Ok(k) => k,
-                        Err(e) => {
-                            self.sealing.failed.get_or_insert(e);
-                            None
-                        }
-                    },
-                };
+                // The subject: the policy's pointer (its key looked up once
+                // per event), or the value itself.
+                let key = self.sealing.key_for(self.m.policy.subject.is_some(), value);
                 match key {
                     Some((kid, key)) => {
                         let salt = self.salts.salt();
