@@ -38,6 +38,27 @@ fn req<T>(msg: T, token: Option<&str>) -> tonic::Request<T> {
     r
 }
 
+/// Runs a client command against `server` with `token`, feeding `stdin`:
+/// (exit code, stdout, stderr).
+fn client(server: &str, args: &[&str], token: &str, stdin: &[u8]) -> (Option<i32>, String, String) {
+    let mut child = cairn()
+        .args(args)
+        .args(["--server", server])
+        .env("CAIRN_TOKEN", token)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
 fn ev(i: u64) -> pb::AppendRequest {
     pb::AppendRequest {
         event: format!(r#"{{"i":{i}}}"#).into_bytes(),
@@ -355,24 +376,7 @@ fn many_logs_from_config_and_the_log_commands() {
     assert!(st.startup.contains("log \"alpha\""), "{}", st.startup);
     assert!(st.startup.contains("log \"beta\""), "{}", st.startup);
     let server = format!("http://127.0.0.1:{}", st.port);
-    let run = |args: &[&str], token: &str, stdin: &[u8]| {
-        let mut child = cairn()
-            .args(args)
-            .args(["--server", &server])
-            .env("CAIRN_TOKEN", token)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(stdin).unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8(out.stdout).unwrap(),
-            String::from_utf8(out.stderr).unwrap(),
-        )
-    };
+    let run = |args: &[&str], token: &str, stdin: &[u8]| client(&server, args, token, stdin);
     let events = b"{\"i\":1}\n{\"i\":2}\n{\"i\":3}\n";
     let (code, _, err) = run(&["append", "--log", "beta", "-"], &admin, events);
     assert_eq!(code, Some(0), "{err}");
@@ -559,24 +563,7 @@ fn erase_and_reveal_from_the_command_line() {
             .arg(&tokens),
     );
     let server = format!("http://127.0.0.1:{}", st.port);
-    let run = |args: &[&str], token: &str, stdin: &[u8]| {
-        let mut child = cairn()
-            .args(args)
-            .args(["--server", &server])
-            .env("CAIRN_TOKEN", token)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(stdin).unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8(out.stdout).unwrap(),
-            String::from_utf8(out.stderr).unwrap(),
-        )
-    };
+    let run = |args: &[&str], token: &str, stdin: &[u8]| client(&server, args, token, stdin);
     let canary = "zq.canary.person@example.com";
     let events = format!(
         "{{\"user\":\"{canary}\",\"action\":\"login\"}}\n{{\"user\":\"{canary}\",\"note\":\"again {canary}\"}}\n"

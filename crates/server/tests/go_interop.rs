@@ -275,11 +275,7 @@ async fn four_logs_in_one_process() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let write = |name: &str, text: &str| {
-        let p = tmp.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    };
+    let write = |name: &str, text: &str| write_file(tmp.path(), name, text);
     let pay_policy = write(
         "payments.toml",
         "version = 1\n[detectors]\ncredit_card = { action = \"partial\", keep_last = 4 }\n",
@@ -663,6 +659,13 @@ async fn proof_and_index_receipts_agree_with_go() {
     task.await.unwrap().unwrap();
 }
 
+/// Writes `text` to `dir/name`; returns the path.
+fn write_file(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
 /// Every file under `dir`, recursively.
 fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
@@ -695,11 +698,7 @@ async fn erasure_and_audited_reveal() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let write = |name: &str, text: &str| {
-        let p = tmp.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    };
+    let write = |name: &str, text: &str| write_file(tmp.path(), name, text);
     let policy = write(
         "policy.toml",
         "version = 1\nsubject = \"/actor/id\"\n[detectors]\nemail = \"encrypt\"\nssn = \"encrypt\"\n",
