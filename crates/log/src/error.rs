@@ -10,7 +10,7 @@ use cairn_storage::StoreError;
 use crate::sequencer::AppendError;
 
 /// Why an engine call failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LogError {
     /// The event could not be masked (malformed JSON, not UTF-8, too deep…).
     #[error("event rejected: {0}")]

@@ -592,6 +592,12 @@ impl Log {
         Ok(self.seq.queue_wait(req).await?)
     }
 
+    /// Queues a batch of appends in order (see
+    /// [`Sequencer::queue_wait_many`]).
+    pub async fn queue_wait_many(&self, reqs: Vec<AppendRequest>) -> Result<Vec<Reply>, LogError> {
+        Ok(self.seq.queue_wait_many(reqs).await?)
+    }
+
     /// Waits for a queued append's answer and builds its receipt (with
     /// its inclusion proof when `prove`; otherwise `path` is empty).
     pub async fn finish(

@@ -439,6 +439,58 @@ impl Sequencer {
         Ok(rx)
     }
 
+    /// Queues a batch of appends in order, as [`Sequencer::queue_wait`]
+    /// does one at a time, but with one check of the log's state, one wait
+    /// for the batch's share of the byte budget and one reservation of
+    /// queue slots (a batch of a thousand events pays them once). A batch
+    /// larger than the whole byte budget is queued one by one.
+    pub async fn queue_wait_many(
+        &self,
+        reqs: Vec<AppendRequest>,
+    ) -> Result<Vec<Reply>, AppendError> {
+        self.check_halted()?;
+        let costs: Vec<u32> = reqs.iter().map(|r| self.cost(r)).collect();
+        let total: u64 = costs.iter().map(|&c| u64::from(c)).sum();
+        let Ok(total) = u32::try_from(total) else {
+            return self.queue_each(reqs).await;
+        };
+        if total as usize > self.budget || reqs.len() > self.tx.max_capacity() {
+            return self.queue_each(reqs).await;
+        }
+        let mut bytes = self
+            .bytes
+            .clone()
+            .acquire_many_owned(total)
+            .await
+            .map_err(|_| AppendError::ShuttingDown)?;
+        let slots = self
+            .tx
+            .reserve_many(reqs.len())
+            .await
+            .map_err(|_| AppendError::ShuttingDown)?;
+        let mut replies = Vec::with_capacity(reqs.len());
+        for ((req, cost), slot) in reqs.into_iter().zip(costs).zip(slots) {
+            // `total` is the sum of the costs: every split succeeds.
+            let Some(share) = bytes.split(cost as usize) else {
+                return Err(AppendError::Unavailable(
+                    "internal: the batch's byte budget did not split".into(),
+                ));
+            };
+            let (job, rx) = Job::new(req, share);
+            slot.send(job);
+            replies.push(rx);
+        }
+        Ok(replies)
+    }
+
+    async fn queue_each(&self, reqs: Vec<AppendRequest>) -> Result<Vec<Reply>, AppendError> {
+        let mut replies = Vec::with_capacity(reqs.len());
+        for r in reqs {
+            replies.push(self.queue_wait(r).await?);
+        }
+        Ok(replies)
+    }
+
     /// Appends and waits for the durable, checkpointed result.
     pub async fn append(&self, req: AppendRequest) -> Result<Appended, AppendError> {
         self.try_append(req)?

@@ -478,3 +478,43 @@ async fn publishers_see_every_durable_head_in_order_before_the_answer() {
     }
     assert_eq!(seen.last().unwrap().0, 21);
 }
+
+/// A batch queued in one go (`queue_wait_many`) gets consecutive indexes
+/// in request order, gives its byte budget back as it is written, falls
+/// back to one at a time when it is larger than the whole budget, and is
+/// refused as a whole once the log is frozen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_queued_in_order_and_within_the_byte_budget() {
+    let store: Arc<dyn LogStore> = Arc::new(MemoryStore::new());
+    let leaf_len = req(0, None).leaf.len();
+    let cfg = SequencerConfig {
+        queue_bytes: 10 * leaf_len,
+        ..SequencerConfig::default()
+    };
+    let seq = start(store, cfg);
+    for round in 0..3u64 {
+        // 8 fit the budget at once; 25 do not, and go one at a time.
+        for n in [8u64, 25] {
+            let start = round * 100 + n * 1000;
+            let replies = seq
+                .queue_wait_many((start..start + n).map(|i| req(i, None)).collect())
+                .await
+                .unwrap();
+            assert_eq!(replies.len(), n as usize);
+            let mut indexes = Vec::new();
+            for rx in replies {
+                indexes.push(rx.await.unwrap().unwrap().index.0);
+            }
+            assert!(indexes.windows(2).all(|w| w[1] == w[0] + 1), "{indexes:?}");
+        }
+    }
+    assert_eq!(seq.room().1, 10 * leaf_len, "every byte came back");
+    seq.freeze(Box::new(|_| "frozen for the test".into()))
+        .await
+        .unwrap();
+    let e = seq
+        .queue_wait_many(vec![req(1, None), req(2, None)])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AppendError::Frozen(_)), "{e}");
+}

@@ -76,6 +76,12 @@ fn share_checkpoint(r: &mut pb::Receipt, last: &mut Option<String>) {
 
 /// Most events in one `AppendBatch`.
 pub const MAX_BATCH_EVENTS: usize = 1000;
+
+/// Events of a batch queued together (see `Inner::batch`): large enough to
+/// pay the queue's fixed costs once per many events, small enough that the
+/// sequencer starts on a batch while the rest of it is being masked.
+const QUEUE_CHUNK: usize = 128;
+
 /// Most bytes of events in one `AppendBatch`.
 pub const MAX_BATCH_BYTES: usize = 4 << 20;
 /// Batches of one `AppendBatchStream` being appended at once.
@@ -447,21 +453,34 @@ impl Inner {
                 t.quota.as_ref().map(|(n, q)| (n, *q)),
             )?;
         }
-        // Mask and queue in request order; the sequencer batches them.
+        // Mask and queue in request order, in chunks: each chunk's good
+        // events are queued in one go (one wait for room, one state check),
+        // and the sequencer can start writing the first chunk while the
+        // next is masked.
         let mut queued = Vec::with_capacity(req.events.len());
-        for ev in &req.events {
-            let slot = match t.mask(ev) {
-                Ok(mut m) => {
+        for chunk in req.events.chunks(QUEUE_CHUNK) {
+            let mut masked = Vec::with_capacity(chunk.len());
+            let mut requests = Vec::with_capacity(chunk.len());
+            for ev in chunk {
+                masked.push(t.mask(ev).map(|mut m| {
                     let r = t.request(&mut m, ev, id, form);
                     let hash = r.leaf_hash;
-                    match t.log.queue_wait(r).await {
-                        Ok(rx) => Ok((m, hash, rx)),
-                        Err(e) => Err(ServerError::from(e)),
-                    }
-                }
-                Err(e) => Err(e),
-            };
-            queued.push(slot);
+                    requests.push(r);
+                    (m, hash)
+                }));
+            }
+            let mut replies = t.log.queue_wait_many(requests).await.map(Vec::into_iter);
+            for slot in masked {
+                queued.push(slot.and_then(|(m, hash)| match &mut replies {
+                    // One reply per request, in order.
+                    Ok(it) => it.next().map(|rx| (m, hash, rx)).ok_or_else(|| {
+                        ServerError::Log(LogError::Unavailable(
+                            "internal: a queued event lost its reply".into(),
+                        ))
+                    }),
+                    Err(e) => Err(ServerError::Log(e.clone())),
+                }));
+            }
         }
         drop(req);
         // Answers in order, on this task: they arrive together as the
