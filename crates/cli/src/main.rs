@@ -74,6 +74,9 @@ enum Command {
     /// Generate a key-encryption key for a subject key store (base64, to a
     /// new file with mode 0600).
     NewKek(serve::NewKekArgs),
+    /// Rotate a subject key store's key-encryption key into a new folder
+    /// (server stopped; docs/design/erasure.md).
+    RewrapKeys(serve::RewrapArgs),
     /// Bulk-load events into a stopped log (masked, integrated, committed).
     Import(import::ImportArgs),
     /// Mask NDJSON events (one per line) from a file or stdin to stdout.
@@ -166,6 +169,7 @@ fn main() -> ExitCode {
         Command::Erase(a) => client::erase(a),
         Command::Reveal(a) => client::reveal(a),
         Command::NewKek(a) => serve::new_kek(a),
+        Command::RewrapKeys(a) => serve::rewrap_keys(a),
         Command::Import(args) => import::import(args),
         Command::Mask(args) => mask::run(args),
     };

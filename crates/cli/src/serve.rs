@@ -797,3 +797,33 @@ pub(crate) fn new_kek(args: NewKekArgs) -> Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// `cairn rewrap-keys`.
+#[derive(clap::Args)]
+pub(crate) struct RewrapArgs {
+    /// The subject key store to rotate (left as it is).
+    #[arg(long)]
+    subject_keys: PathBuf,
+    /// Its current key-encryption key.
+    #[arg(long)]
+    kek_file: PathBuf,
+    /// The new key-encryption key (`cairn new-kek`).
+    #[arg(long)]
+    new_kek_file: PathBuf,
+    /// The new folder to write (refused if it exists).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// `cairn rewrap-keys`: KEK rotation, with the server stopped.
+pub(crate) fn rewrap_keys(args: RewrapArgs) -> Result<ExitCode> {
+    let old = cairn_subjects::LocalKek::from_file(&args.kek_file)?;
+    let new = cairn_subjects::LocalKek::from_file(&args.new_kek_file)?;
+    let n = cairn_subjects::rewrap(&args.subject_keys, &old, &args.out, &new)?;
+    eprintln!(
+        "cairn rewrap-keys: {n} subject keys rewrapped into {}; point subject_keys and kek_file at it and the new KEK, start the server, then delete {}",
+        args.out.display(),
+        args.subject_keys.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

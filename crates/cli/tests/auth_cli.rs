@@ -636,4 +636,95 @@ fn erase_and_reveal_from_the_command_line() {
     let all = format!("{}{rest}", st.startup);
     assert!(!all.contains(canary), "{all}");
     assert!(all.contains("subject erased"), "{all}");
+
+    // KEK rotation (server stopped): a new KEK, every key rewrapped into a
+    // new folder; the server starts on it and the erased subject stays
+    // erased.
+    let kek2 = tmp.path().join("kek2");
+    assert!(
+        cairn()
+            .args(["new-kek", "--out"])
+            .arg(&kek2)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let out = cairn()
+        .args(["rewrap-keys", "--subject-keys"])
+        .arg(tmp.path().join("keys"))
+        .arg("--kek-file")
+        .arg(&kek)
+        .arg("--new-kek-file")
+        .arg(&kek2)
+        .arg("--out")
+        .arg(tmp.path().join("keys2"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st = start(
+        cairn()
+            .args([
+                "serve",
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(tmp.path().join("data"))
+            .arg("--policy")
+            .arg(&policy)
+            .arg("--subject-keys")
+            .arg(tmp.path().join("keys2"))
+            .arg("--kek-file")
+            .arg(&kek2)
+            .arg("--token-file")
+            .arg(&tokens),
+    );
+    let server = format!("http://127.0.0.1:{}", st.port);
+    let (code, _, err) = client(
+        &server,
+        &[
+            "reveal",
+            "--index",
+            "1",
+            "--pointer",
+            "/note",
+            "--purpose",
+            "x",
+        ],
+        &dpo,
+        b"",
+    );
+    assert_ne!(code, Some(0));
+    assert!(err.contains("erased") && err.contains("index 3"), "{err}");
+    // A new subject seals and reveals under the rotated store.
+    let (code, _, err) = client(
+        &server,
+        &["append", "-"],
+        &admin,
+        b"{\"user\":\"x.other@example.com\"}\n",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (code, plain, err) = client(
+        &server,
+        &[
+            "reveal",
+            "--index",
+            "4",
+            "--pointer",
+            "/user",
+            "--purpose",
+            "x",
+        ],
+        &dpo,
+        b"",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(plain.trim(), "x.other@example.com");
 }

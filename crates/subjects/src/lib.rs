@@ -473,6 +473,61 @@ impl SubjectStore {
     }
 }
 
+/// Rewraps a whole key store under a new KEK into a new folder (KEK
+/// rotation, with the server stopped): the token key and every data key
+/// are unwrapped with `old` and wrapped with `new`; tombstones are copied.
+/// The old folder is left as it was, so a crash midway leaves a complete
+/// old store and a partial new one (start again); point `subject_keys`
+/// at `out` once this returns, then delete the old folder. Key ids and
+/// leaves do not change. Returns the number of data keys rewrapped.
+pub fn rewrap(
+    dir: &Path,
+    old: &dyn KeyWrap,
+    out: &Path,
+    new: &dyn KeyWrap,
+) -> Result<usize, Error> {
+    if out.exists() {
+        return Err(Error::Io {
+            path: out.display().to_string(),
+            what: "already exists (rewrap writes a new folder)".into(),
+        });
+    }
+    let unwrap = |label: &str, path: &Path| -> Result<DataKey, Error> {
+        let blob = fs::read(path).map_err(|e| io(path, &e))?;
+        old.unwrap(label, &blob).ok_or(Error::Unwrap {
+            path: path.display().to_string(),
+        })
+    };
+    make_dir(&out.join("keys"))?;
+    make_dir(&out.join("erased"))?;
+    let token = unwrap("token", &dir.join("token.key"))?;
+    create_durable(&out.join("token.key"), &new.wrap("token", &token))?;
+    let mut n = 0;
+    let keys = dir.join("keys");
+    for e in fs::read_dir(&keys).map_err(|e| io(&keys, &e))? {
+        let e = e.map_err(|e| io(&keys, &e))?;
+        let Some(kid) = e.file_name().to_str().and_then(KeyId::parse) else {
+            continue;
+        };
+        let k = unwrap(kid.as_str(), &e.path())?;
+        create_durable(
+            &out.join("keys").join(kid.as_str()),
+            &new.wrap(kid.as_str(), &k),
+        )?;
+        n += 1;
+    }
+    let erased = dir.join("erased");
+    for e in fs::read_dir(&erased).map_err(|e| io(&erased, &e))? {
+        let e = e.map_err(|e| io(&erased, &e))?;
+        let Some(kid) = e.file_name().to_str().and_then(KeyId::parse) else {
+            continue;
+        };
+        let text = fs::read(e.path()).map_err(|err| io(&e.path(), &err))?;
+        create_durable(&out.join("erased").join(kid.as_str()), &text)?;
+    }
+    Ok(n)
+}
+
 fn remember(cache: &mut HashMap<KeyId, DataKey>, kid: KeyId, k: DataKey) {
     if cache.len() >= CACHE_MAX {
         cache.clear();
@@ -547,6 +602,31 @@ mod tests {
         let s = store(d.path());
         assert!(s.data_key("ana").unwrap().is_none());
         assert!(!s.erase("ana").unwrap().1);
+    }
+
+    #[test]
+    fn rewrap_moves_every_key_under_a_new_kek_and_keeps_tombstones() {
+        let d = tempfile::tempdir().unwrap();
+        let s = store(d.path());
+        let (a, ka) = s.data_key("ana").unwrap().unwrap();
+        s.data_key("bo").unwrap().unwrap();
+        s.erase("bo").unwrap();
+        drop(s);
+        let out = d.path().join("rotated");
+        let (old, new) = (LocalKek::new([9; 32]), LocalKek::new([10; 32]));
+        assert_eq!(rewrap(d.path(), &old, &out, &new).unwrap(), 1);
+        // Refuses to write over a folder.
+        assert!(rewrap(d.path(), &old, &out, &new).is_err());
+        let s2 =
+            SubjectStore::open(&out, "example.com/log", Box::new(LocalKek::new([10; 32]))).unwrap();
+        // The same ids (same token key) and the same data keys.
+        let (a2, ka2) = s2.data_key("ana").unwrap().unwrap();
+        assert_eq!((a, *ka), (a2, *ka2));
+        assert!(s2.data_key("bo").unwrap().is_none(), "still erased");
+        // The old KEK no longer opens the new folder.
+        assert!(
+            SubjectStore::open(&out, "example.com/log", Box::new(LocalKek::new([9; 32]))).is_err()
+        );
     }
 
     #[test]
