@@ -542,26 +542,30 @@ fn erase_and_reveal_from_the_command_line() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut st = start(
-        cairn()
-            .args([
-                "serve",
-                "--grpc-addr",
-                "127.0.0.1:0",
-                "--http-addr",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
-            .arg(tmp.path().join("data"))
-            .arg("--policy")
-            .arg(&policy)
-            .arg("--subject-keys")
-            .arg(tmp.path().join("keys"))
-            .arg("--kek-file")
-            .arg(&kek)
-            .arg("--token-file")
-            .arg(&tokens),
-    );
+    // The server on this data folder, with a key store and its KEK.
+    let serve = |keys: &str, kek: &std::path::Path| {
+        start(
+            cairn()
+                .args([
+                    "serve",
+                    "--grpc-addr",
+                    "127.0.0.1:0",
+                    "--http-addr",
+                    "127.0.0.1:0",
+                ])
+                .arg("--data-dir")
+                .arg(tmp.path().join("data"))
+                .arg("--policy")
+                .arg(&policy)
+                .arg("--subject-keys")
+                .arg(tmp.path().join(keys))
+                .arg("--kek-file")
+                .arg(kek)
+                .arg("--token-file")
+                .arg(&tokens),
+        )
+    };
+    let mut st = serve("keys", &kek);
     let server = format!("http://127.0.0.1:{}", st.port);
     let run = |args: &[&str], token: &str, stdin: &[u8]| client(&server, args, token, stdin);
     let canary = "zq.canary.person@example.com";
@@ -666,26 +670,7 @@ fn erase_and_reveal_from_the_command_line() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let st = start(
-        cairn()
-            .args([
-                "serve",
-                "--grpc-addr",
-                "127.0.0.1:0",
-                "--http-addr",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
-            .arg(tmp.path().join("data"))
-            .arg("--policy")
-            .arg(&policy)
-            .arg("--subject-keys")
-            .arg(tmp.path().join("keys2"))
-            .arg("--kek-file")
-            .arg(&kek2)
-            .arg("--token-file")
-            .arg(&tokens),
-    );
+    let st = serve("keys2", &kek2);
     let server = format!("http://127.0.0.1:{}", st.port);
     let (code, _, err) = client(
         &server,

@@ -222,21 +222,10 @@ pub async fn blocking<T: Send + 'static>(
 
 /// Masks one event for `masker`'s log: every check a client's event goes
 /// through before the sequencer sees it (the fuzz target `append_request`
-/// drives it through the server's decoding). Errors name sizes and limits,
+/// drives it through the server's decoding). `subjects`: the log's subject
+/// key store, for the `encrypt` action. Errors name sizes and limits,
 /// never content.
 pub fn mask_event(
-    masker: &Masker,
-    policy: &str,
-    event: &[u8],
-    content_type: ContentType,
-    now_ms: u64,
-    salts: &mut dyn SaltSource,
-) -> Result<Masked, LogError> {
-    mask_event_sealed(masker, policy, event, content_type, now_ms, salts, None)
-}
-
-/// [`mask_event`] with the log's subject key store (for `encrypt`).
-pub fn mask_event_sealed(
     masker: &Masker,
     policy: &str,
     event: &[u8],
@@ -540,7 +529,7 @@ impl Log {
         event: &[u8],
         content_type: ContentType,
     ) -> Result<Masked, LogError> {
-        let masked = mask_event_sealed(
+        let masked = mask_event(
             &self.masker,
             policy,
             event,

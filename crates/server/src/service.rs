@@ -211,6 +211,7 @@ pub fn check_append(
         ct,
         now_ms,
         salts,
+        None,
     )?)
 }
 
