@@ -29,7 +29,8 @@ if need_libclang; then
 fi
 
 # Tests only: Go and golang.org/x/mod (the interoperability test against
-# Go's sumdb/note and sumdb/tlog), PyYAML (the deployment-file checks).
+# Go's sumdb/note and sumdb/tlog), PyYAML (the deployment-file checks),
+# fusermount3 (the power-loss harness mounts a FUSE file system).
 # A failed install is an error under CI (CI=true: the tests that need them
 # would fail anyway, and say less); elsewhere a warning, and those tests
 # say they did not run.
@@ -38,6 +39,7 @@ if [ "${CAIRN_TEST_DEPS:-}" = 1 ]; then
     command -v go >/dev/null 2>&1 || missing+=(golang-go)
     [ -d /usr/share/gocode/src/golang.org/x/mod ] || missing+=(golang-golang-x-mod-dev)
     python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
+    command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
     if [ "${#missing[@]}" -gt 0 ]; then
         echo "==> installing test tools: ${missing[*]}" >&2
         SUDO=""

@@ -16,172 +16,17 @@
 #[path = "../crates/cli/tests/common/mod.rs"]
 mod common;
 
-use std::collections::BTreeMap;
+#[path = "support/log_checks.rs"]
+mod log_checks;
+
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cairn_client::LogVerifier;
-use cairn_core::{Checkpoint, Hash, LeafIndex, NoteVerifier, TreeSize, leaf_hash};
-use cairn_server::pb;
-use cairn_server::pb::log_client::LogClient;
+use cairn_core::NoteVerifier;
 use common::{cairn, start};
-use tokio_stream::StreamExt;
-
-#[derive(Clone, Debug)]
-struct Acked {
-    index: u64,
-    leaf_hash: Hash,
-    checkpoint: String,
-}
-
-/// Every signed checkpoint seen, by size; and the sizes already proved
-/// consistent with a later tree.
-#[derive(Default)]
-struct Seen {
-    roots: BTreeMap<u64, (Hash, String)>,
-    proved: std::collections::BTreeSet<u64>,
-}
-
-impl Seen {
-    fn add(&mut self, cp: &Checkpoint, note: &str) {
-        match self.roots.get(&cp.size.0) {
-            Some((root, other)) => assert_eq!(
-                *root, cp.root,
-                "size {} was signed with two roots:\n{other}\n{note}",
-                cp.size
-            ),
-            None => {
-                self.roots.insert(cp.size.0, (cp.root, note.to_owned()));
-            }
-        }
-    }
-}
-
-async fn appender(server: String, id: usize, out: Arc<Mutex<Vec<Acked>>>) {
-    let Ok(mut c) = LogClient::connect(server).await else {
-        return;
-    };
-    let (tx, rx) = tokio::sync::mpsc::channel(512);
-    tokio::spawn(async move {
-        for i in 0u64.. {
-            let ev = format!(
-                r#"{{"writer":{id},"i":{i},"user":"u{i}@example.com","pad":"{}"}}"#,
-                "x".repeat((i % 7 * 40) as usize)
-            );
-            let req = pb::AppendRequest {
-                event: ev.into_bytes(),
-                ..Default::default()
-            };
-            if tx.send(req).await.is_err() {
-                return;
-            }
-        }
-    });
-    let Ok(resp) = c
-        .append_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-    else {
-        return;
-    };
-    let mut s = resp.into_inner();
-    while let Some(Ok(r)) = s.next().await {
-        let cp = r.checkpoint.unwrap_or_default();
-        out.lock().unwrap().push(Acked {
-            index: r.index,
-            leaf_hash: Hash::from_slice(&r.leaf_hash).unwrap(),
-            checkpoint: cp.note,
-        });
-    }
-}
-
-/// The checks after a restart.
-async fn check(server: &str, verifier: &LogVerifier, acked: &[Acked], seen: &mut Seen) -> u64 {
-    let mut c = LogClient::connect(server.to_owned()).await.unwrap();
-    let head = c
-        .get_checkpoint(pb::GetCheckpointRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    let now = verifier
-        .verify_checkpoint(head.note.as_bytes())
-        .unwrap()
-        .checkpoint;
-    seen.add(&now, &head.note);
-    // Every acknowledged entry is there, with its leaf hash.
-    let mut leaves = Vec::with_capacity(now.size.0 as usize);
-    let mut s = c
-        .get_entries(pb::GetEntriesRequest {
-            start: 0,
-            end: now.size.0,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    while let Some(e) = s.next().await {
-        leaves.push(leaf_hash(&e.unwrap().leaf));
-    }
-    assert_eq!(leaves.len() as u64, now.size.0);
-    for a in acked {
-        assert!(
-            a.index < now.size.0,
-            "acknowledged entry {} is beyond the tree ({}) after restart",
-            a.index,
-            now.size
-        );
-        assert_eq!(
-            leaves[a.index as usize], a.leaf_hash,
-            "entry {} changed",
-            a.index
-        );
-    }
-    // Every checkpoint ever returned is consistent with this tree.
-    let sizes: Vec<u64> = seen
-        .roots
-        .keys()
-        .copied()
-        .filter(|s| *s > 0 && *s < now.size.0 && !seen.proved.contains(s))
-        .collect();
-    for size in sizes {
-        let (root, _) = seen.roots[&size];
-        let old = Checkpoint {
-            origin: now.origin.clone(),
-            size: TreeSize(size),
-            root,
-            extensions: vec![],
-        };
-        let p = c
-            .get_consistency_proof(pb::GetConsistencyProofRequest {
-                old_size: size,
-                new_size: now.size.0,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        let proof = common::hashes(&p.proof);
-        LogVerifier::verify_consistency(&old, &now, &proof).unwrap_or_else(|e| {
-            panic!("checkpoint {size} is not consistent with {}: {e}", now.size)
-        });
-        seen.proved.insert(size);
-    }
-    // Spot-check inclusion of the latest acknowledged entry.
-    if let Some(a) = acked.last() {
-        let p = c
-            .get_inclusion_proof(pb::GetInclusionProofRequest {
-                leaf: Some(pb::get_inclusion_proof_request::Leaf::Index(a.index)),
-                tree_size: now.size.0,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        let proof = common::hashes(&p.proof);
-        LogVerifier::verify_inclusion(&a.leaf_hash, LeafIndex(a.index), &now, &proof).unwrap();
-    }
-    now.size.0
-}
+use log_checks::{Acked, Seen, appender, check};
 
 #[test]
 fn kill_9_at_random_moments() {
@@ -239,7 +84,9 @@ fn kill_9_at_random_moments() {
             let vkey = std::fs::read_to_string(data.join("log.vkey")).unwrap();
             LogVerifier::log_only(NoteVerifier::parse(vkey.trim()).unwrap())
         });
-        let size = rt.block_on(check(&server, v, &acked, &mut seen));
+        let size = rt
+            .block_on(check(&server, v, &acked, &mut seen))
+            .unwrap_or_else(|e| panic!("after kill {round}: {e}"));
         if round == kills {
             // The checks above are only as good as what was acknowledged:
             // a run in which nothing (or almost nothing) was acknowledged
@@ -272,14 +119,7 @@ fn kill_9_at_random_moments() {
             let _ = rt.block_on(t);
         }
         let got = std::mem::take(&mut *out.lock().unwrap());
-        for a in &got {
-            let cp = v
-                .verify_checkpoint(a.checkpoint.as_bytes())
-                .unwrap()
-                .checkpoint;
-            assert!(cp.size.0 > a.index);
-            seen.add(&cp, &a.checkpoint);
-        }
+        seen.add_receipts(v, &got).unwrap();
         eprintln!("round {round}: {} receipts before the kill", got.len());
         rounds_with_receipts += usize::from(!got.is_empty());
         acked.extend(got);

@@ -1,8 +1,6 @@
 //! `cairn serve` and `cairn keygen`.
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -759,14 +757,7 @@ pub(crate) fn keygen(args: KeygenArgs) -> Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("origin {:?}: {e}", args.origin))?;
         (s.to_private_key_string(), s.verifier().to_string())
     };
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&args.out)
-        .with_context(|| format!("creating {} (it must not exist yet)", args.out.display()))?;
-    writeln!(f, "{private}")?;
-    f.sync_all()?;
+    crate::tlsgen::create(&args.out, &format!("{private}\n"), 0o600)?;
     println!("{public}");
     Ok(ExitCode::SUCCESS)
 }
@@ -782,15 +773,8 @@ pub(crate) struct NewKekArgs {
 /// `cairn new-kek`: a fresh random KEK in a new file, mode 0600.
 pub(crate) fn new_kek(args: NewKekArgs) -> Result<ExitCode> {
     let kek = cairn_subjects::LocalKek::generate_base64()?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    f.write_all(kek.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()?;
+    let text = zeroize::Zeroizing::new(format!("{}\n", kek.as_str()));
+    crate::tlsgen::create(&args.out, &text, 0o600)?;
     eprintln!(
         "cairn new-kek: wrote {}; keep a copy apart from the subject key store (docs/design/erasure.md)",
         args.out.display()

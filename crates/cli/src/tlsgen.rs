@@ -2,8 +2,6 @@
 //! deployment that has no PKI of its own (the compose file uses it). Keys
 //! are written mode 0600 and never overwritten.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -24,15 +22,13 @@ pub(crate) struct TlsNewArgs {
 }
 
 /// Writes `text` to a new file (mode `mode`), refusing to replace one.
-fn create(path: &Path, text: &str, mode: u32) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .with_context(|| format!("creating {} (it must not exist yet)", path.display()))?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
+/// Durably, and never over an existing file (keys, certificates).
+pub(crate) fn create(path: &Path, text: &str, mode: u32) -> Result<()> {
+    if !cairn_storage::durable::create_new(path, text.as_bytes(), mode)
+        .with_context(|| format!("creating {}", path.display()))?
+    {
+        anyhow::bail!("{} exists already (it must not exist yet)", path.display());
+    }
     Ok(())
 }
 

@@ -7,10 +7,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,54 +17,10 @@ use common::post_add_checkpoint;
 
 const ORIGIN: &str = "example.com/witnessed";
 
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts `cairn witness` on port 0 and returns it with its HTTP address
-/// (read from its start-up lines on stderr).
-fn start(dir: &Path, log_vkey: &str) -> (Proc, SocketAddr, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(["witness", "--name", "w.example.com", "--data-dir"])
-        .arg(dir)
-        .args([
-            "--http-addr",
-            "127.0.0.1:0",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--log",
-            log_vkey,
-        ])
-        .env("CAIRN_LOG", "warn")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let proc = Proc(child);
-    let mut vkey = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "cairn witness exited"
-        );
-        if let Some(v) = line.strip_prefix("cairn witness: verifier key ") {
-            vkey = v.trim().to_owned();
-        }
-        if let Some(rest) = line.split("HTTP on http://").nth(1) {
-            let addr = rest.split('/').next().unwrap().parse().unwrap();
-            // Keep draining stderr so the process never blocks on it.
-            std::thread::spawn(move || {
-                let mut sink = String::new();
-                let _ = err.read_to_string(&mut sink);
-            });
-            return (proc, addr, vkey);
-        }
-    }
+/// and verifier key.
+fn start(dir: &Path, log_vkey: &str) -> (common::Serving, SocketAddr, String) {
+    common::try_start_witness(dir, log_vkey).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn request(old: u64, proof: &[Hash], note: &str) -> String {

@@ -162,12 +162,17 @@ impl EvidenceLog {
         }
         line.extend(serde_json::to_vec(e).map_err(std::io::Error::other)?);
         line.push(b'\n');
+        let new_file = !self.path.exists();
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)?;
         f.write_all(&line)?;
         f.sync_all()?;
+        if new_file {
+            // The file's name is durable only once its folder is synced.
+            cairn_storage::durable::sync_parent(&self.path)?;
+        }
         st.torn = false;
         st.seen.insert(k);
         if let Some(slot) = st.recent.get_mut(&e.origin) {

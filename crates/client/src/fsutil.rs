@@ -1,41 +1,15 @@
 //! Atomic file replacement and single-writer locks for the small state
 //! files of witnesses and auditors.
 //!
-//! [`atomic_write`] is the commit point of every state change here:
-//!
-//! 1. write `<file>.tmp` and fsync it. A crash here leaves the old file in
-//!    place and a stray `.tmp`, which the next write truncates.
-//! 2. rename it over `<file>`. POSIX rename is atomic: a reader (or a
-//!    restart) sees the old or the new contents, never a mix.
-//! 3. fsync the folder, so the rename itself survives power loss. A crash
-//!    between 2 and 3 may come back with either version; callers only
-//!    report success after step 3, so nothing was promised on the new one.
+//! [`atomic_write`] (`cairn_storage::durable::replace`: temporary file,
+//! fsync, rename, fsync of the folder) is the commit point of every state
+//! change here; its docs narrate what a crash at each step leaves.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// Replaces `path` with `bytes` atomically and durably (see the module docs).
-pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    File::open(&dir)?.sync_all()
-}
+/// Replaces `path` with `bytes` atomically and durably.
+pub use cairn_storage::durable::replace as atomic_write;
 
 /// Why a state folder could not be locked.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +35,7 @@ pub fn lock_dir(dir: &Path) -> Result<File, LockError> {
         path: path.display().to_string(),
         source,
     };
-    std::fs::create_dir_all(dir).map_err(io)?;
+    cairn_storage::durable::create_dir_all(dir).map_err(io)?;
     let f = OpenOptions::new()
         .write(true)
         .create(true)

@@ -19,7 +19,6 @@
 //! freeze marker (a file beside its store, written atomically) so that it
 //! survives restarts, whatever the configuration says later.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -327,16 +326,10 @@ fn read_marker(path: &Path) -> Result<Option<TreeSize>, LogError> {
     }
 }
 
-/// Writes the freeze marker (the final checkpoint's note) atomically:
-/// a temporary file, synced, renamed over, and the folder synced.
+/// Writes the freeze marker (the final checkpoint's note) atomically and
+/// durably ([`cairn_storage::durable::replace`]).
 fn write_marker(path: &Path, note: &str) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(note.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    cairn_storage::durable::replace(path, note.as_bytes())
 }
 
 impl Log {

@@ -1,9 +1,8 @@
 //! Running a log: open the store, load or create the key, start the
 //! sequencer, serve gRPC and HTTP, shut down gracefully.
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -12,7 +11,7 @@ use cairn_core::cosignature::Cosigner;
 use cairn_core::note::NoteSigner;
 use cairn_log::{Hosted, Log, LogName, LogOptions, Registry};
 use cairn_masking::{Masker, Policy, TokenKeys};
-use cairn_storage::LogStore;
+use cairn_storage::{LogStore, durable};
 use cairn_storage_rocks::{RocksStore, StoreOptions};
 use tokio::net::TcpListener;
 
@@ -321,9 +320,15 @@ pub fn load_key(path: &Path, origin: &str) -> Result<NoteSigner, ServeError> {
 /// Loads `<dir>/<stem>.key`, or creates it (mode 0600) with
 /// `<dir>/<stem>.vkey`. Refuses a key file readable by group or others, or
 /// one with another name.
+///
+/// Both files and the folder are created durably
+/// (`cairn_storage::durable`): a key whose name a power cut could take
+/// away would come back as a new key, and every checkpoint signed before
+/// would stop verifying. The verifier key is derived from the signing key,
+/// so it is rewritten (durably) when it is missing or does not match.
 pub fn load_or_create<K: KeyFile>(dir: &Path, stem: &str, name: &str) -> Result<K, ServeError> {
     let key_path = dir.join(format!("{stem}.key"));
-    if key_path.exists() {
+    let key = if key_path.exists() {
         let text = read_secret(&key_path, K::WHAT)?;
         let key = K::parse_private(text.trim())
             .map_err(|e| ServeError::Setup(format!("{}: {e}", key_path.display())))?;
@@ -335,27 +340,29 @@ pub fn load_or_create<K: KeyFile>(dir: &Path, stem: &str, name: &str) -> Result<
                 name
             )));
         }
-        return Ok(key);
+        key
+    } else {
+        durable::create_dir_all(dir).map_err(setup(&dir.display().to_string()))?;
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed)
+            .map_err(|e| ServeError::Setup(format!("OS random source: {e}")))?;
+        let key = K::from_seed(name, &seed)
+            .map_err(|e| ServeError::Setup(format!("{name:?} is not a valid key name: {e}")))?;
+        let text = format!("{}\n", key.private_text());
+        let created = durable::create_new(&key_path, text.as_bytes(), 0o600)
+            .map_err(setup(&key_path.display().to_string()))?;
+        if !created {
+            // Another process created it meanwhile: use that one.
+            return load_or_create(dir, stem, name);
+        }
+        key
+    };
+    let vkey_path = dir.join(format!("{stem}.vkey"));
+    let vkey = format!("{}\n", key.vkey_text());
+    if std::fs::read_to_string(&vkey_path).ok().as_deref() != Some(vkey.as_str()) {
+        durable::replace(&vkey_path, vkey.as_bytes())
+            .map_err(setup(&vkey_path.display().to_string()))?;
     }
-    std::fs::create_dir_all(dir).map_err(setup(&dir.display().to_string()))?;
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| ServeError::Setup(format!("OS random source: {e}")))?;
-    let key = K::from_seed(name, &seed)
-        .map_err(|e| ServeError::Setup(format!("{name:?} is not a valid key name: {e}")))?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&key_path)
-        .map_err(setup(&key_path.display().to_string()))?;
-    writeln!(f, "{}", key.private_text())
-        .and_then(|()| f.sync_all())
-        .map_err(setup(&key_path.display().to_string()))?;
-    std::fs::write(
-        dir.join(format!("{stem}.vkey")),
-        format!("{}\n", key.vkey_text()),
-    )
-    .map_err(setup(&format!("{stem}.vkey")))?;
     Ok(key)
 }
 

@@ -391,7 +391,9 @@ impl RocksStore {
     /// verification, fork-guard check. See the module docs.
     pub fn open(opts: StoreOptions) -> Result<Self, StoreError> {
         let dir = opts.dir.clone();
-        std::fs::create_dir_all(&dir)
+        // Durably: RocksDB syncs the files it makes in the folder, but not
+        // the folder's own name in its parent.
+        cairn_storage::durable::create_dir_all(&dir)
             .map_err(|e| StoreError::Io(format!("creating data folder {}: {e}", dir.display())))?;
         let lock = lock_dir(&dir)?;
 

@@ -35,8 +35,7 @@
 //! half-created guard is never read. v1 files are still read, and replaced
 //! by a v2 file at the next write.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -224,34 +223,10 @@ impl ForkGuard {
         let io = |what: &str, e: std::io::Error| {
             StoreError::Io(format!("{what} fork guard {}: {e}", self.path.display()))
         };
-        let mut tmp_name = self
-            .path
-            .file_name()
-            .map(|n| n.to_os_string())
-            .unwrap_or_default();
-        tmp_name.push(".tmp");
-        let tmp = self.path.with_file_name(tmp_name);
-        {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)
-                .map_err(|e| io("creating", e))?;
-            // Sequence 1 in slot 1; slot 0 stays empty until the next write.
-            let mut both = vec![0u8; SLOT];
-            both.extend_from_slice(&encode_slot(1, note));
-            f.write_all(&both).map_err(|e| io("writing", e))?;
-            f.sync_all().map_err(|e| io("syncing", e))?;
-        }
-        fs::rename(&tmp, &self.path).map_err(|e| io("replacing", e))?;
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io("syncing the folder of", e))?;
+        // Sequence 1 in slot 1; slot 0 stays empty until the next write.
+        let mut both = vec![0u8; SLOT];
+        both.extend_from_slice(&encode_slot(1, note));
+        crate::durable::replace(&self.path, &both).map_err(|e| io("creating", e))?;
         self.seq.store(1, Ordering::Release);
         Ok(())
     }

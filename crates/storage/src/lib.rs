@@ -37,6 +37,7 @@
 
 #[cfg(feature = "testing")]
 pub mod conformance;
+pub mod durable;
 mod error;
 #[cfg(feature = "testing")]
 mod faulty;

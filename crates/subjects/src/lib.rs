@@ -34,7 +34,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -42,6 +41,7 @@ use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce};
 use base64::Engine as _;
 use cairn_masking::seal::{DataKey, KeyId, SubjectKeyError, SubjectKeys};
+use cairn_storage::durable;
 use hmac::{Hmac, Mac};
 use zeroize::Zeroizing;
 
@@ -241,44 +241,15 @@ fn random_key() -> Result<Zeroizing<[u8; 32]>, Error> {
 /// synced, hard-linked to `path` (fails if it exists), the directory
 /// synced. Returns false if `path` already existed.
 fn create_durable(path: &Path, bytes: &[u8]) -> Result<bool, Error> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".tmp-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    {
-        let mut o = fs::OpenOptions::new();
-        o.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-        let mut f = o.open(&tmp).map_err(|e| io(&tmp, &e))?;
-        f.write_all(bytes).map_err(|e| io(&tmp, &e))?;
-        f.sync_all().map_err(|e| io(&tmp, &e))?;
-    }
-    let linked = fs::hard_link(&tmp, path);
-    let _ = fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
-        Err(e) => return Err(io(path, &e)),
-    }
-    sync_dir(dir)?;
-    Ok(true)
+    durable::create_new(path, bytes, 0o600).map_err(|e| io(path, &e))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), Error> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io(dir, &e))
+    durable::sync_dir(dir).map_err(|e| io(dir, &e))
 }
 
 fn make_dir(dir: &Path) -> Result<(), Error> {
-    let mut b = fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-    b.create(dir).map_err(|e| io(dir, &e))
+    durable::create_dir_all_mode(dir, 0o700).map_err(|e| io(dir, &e))
 }
 
 impl SubjectStore {

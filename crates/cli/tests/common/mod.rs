@@ -60,14 +60,25 @@ pub struct Started {
 }
 
 pub fn start(cmd: &mut Command) -> Started {
-    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+    try_start(cmd).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`start`], with a server that exits during start-up as an error (its
+/// output in the message) instead of a panic.
+pub fn try_start(cmd: &mut Command) -> Result<Started, String> {
+    let mut child = cmd
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawning {cmd:?}: {e}"))?;
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let serving = Serving(child);
     let mut startup = String::new();
     loop {
         let mut line = String::new();
-        let n = stderr.read_line(&mut line).unwrap();
-        assert!(n > 0, "cairn serve exited during start-up: {startup}");
+        let n = stderr.read_line(&mut line).unwrap_or(0);
+        if n == 0 {
+            return Err(format!("cairn serve exited during start-up: {startup}"));
+        }
         startup.push_str(&line);
         if let Some(rest) = line.split("gRPC on 127.0.0.1:").nth(1) {
             let port = rest
@@ -77,12 +88,56 @@ pub fn start(cmd: &mut Command) -> Started {
                 .trim()
                 .parse()
                 .unwrap();
-            return Started {
+            return Ok(Started {
                 serving,
                 port,
                 startup,
                 stderr,
-            };
+            });
+        }
+    }
+}
+
+/// `cairn witness --name w.example.com` on a state folder, both listeners
+/// on port 0, witnessing `log_vkey`: the process, its HTTP address and its
+/// verifier key (read from its start-up lines; the rest of stderr is
+/// drained), or why it did not start.
+pub fn try_start_witness(
+    dir: &std::path::Path,
+    log_vkey: &str,
+) -> Result<(Serving, SocketAddr, String), String> {
+    let mut child = cairn()
+        .args(["witness", "--name", "w.example.com", "--data-dir"])
+        .arg(dir)
+        .args([
+            "--http-addr",
+            "127.0.0.1:0",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--log",
+            log_vkey,
+        ])
+        .env("CAIRN_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawning cairn witness: {e}"))?;
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let proc = Serving(child);
+    let mut vkey = String::new();
+    let mut said = String::new();
+    loop {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap_or(0) == 0 {
+            return Err(format!("cairn witness exited during start-up: {said}"));
+        }
+        said.push_str(&line);
+        if let Some(v) = line.strip_prefix("cairn witness: verifier key ") {
+            vkey = v.trim().to_owned();
+        }
+        if let Some(rest) = line.split("HTTP on http://").nth(1) {
+            let addr = rest.split('/').next().unwrap().parse().unwrap();
+            drain(err);
+            return Ok((proc, addr, vkey));
         }
     }
 }
