@@ -169,7 +169,7 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// What a run of the log scenario saw.
+/// What a run of the log scenario saw (summed over its logs).
 #[derive(Debug, Default)]
 struct LogRun {
     cuts: usize,
@@ -182,10 +182,33 @@ struct LogRun {
     lied_receipts: usize,
 }
 
-/// The log scenario: `cuts` power cuts under four appending streams. With
+/// Cuts in one log's life: every restart reads the whole tree back, so a
+/// long run is several logs (bounded work per cut) rather than one huge one.
+const CUTS_PER_LOG: usize = 8;
+
+/// The log scenario: `cuts` power cuts under load, over as many logs as
+/// needed (at most [`CUTS_PER_LOG`] each). Sums what the logs saw, or
+/// returns the first finding.
+fn log_scenario(cuts: usize, rand: &mut Rand) -> Result<LogRun, (LogRun, String)> {
+    let mut total = LogRun::default();
+    let mut left = cuts;
+    while left > 0 {
+        let n = left.min(CUTS_PER_LOG);
+        let run = log_life(n, rand, false)?;
+        total.cuts += run.cuts;
+        total.acked += run.acked;
+        total.checkpoints += run.checkpoints;
+        total.final_size += run.final_size;
+        total.rounds_with_receipts += run.rounds_with_receipts;
+        left -= n;
+    }
+    Ok(total)
+}
+
+/// One log's life: `cuts` power cuts under four appending streams. With
 /// `lie`, every mount after the first is a lying disk. Returns what it saw,
 /// or the first finding (with what was seen up to it).
-fn log_scenario(cuts: usize, rand: &mut Rand, lie: bool) -> Result<LogRun, (LogRun, String)> {
+fn log_life(cuts: usize, rand: &mut Rand, lie: bool) -> Result<LogRun, (LogRun, String)> {
     let tmp = tempfile::tempdir().unwrap();
     let backing = tmp.path().join("backing");
     let mnt = tmp.path().join("mnt");
@@ -316,6 +339,8 @@ fn witness_scenario(cuts: usize, rand: &mut Rand) -> (u64, usize) {
     let mut key: Option<String> = None;
     // The roots of the forks the witness answered 422 for (evidence).
     let mut split_views: Vec<String> = Vec::new();
+    // Every checkpoint it cosigned, by size.
+    let mut cosigned_notes: Vec<(u64, String)> = Vec::new();
     for round in 0..=cuts {
         let mut disk = Disk::mount(&backing, &mnt, false, rand.next());
         let (w, addr, vkey) =
@@ -350,7 +375,16 @@ fn witness_scenario(cuts: usize, rand: &mut Rand) -> (u64, usize) {
             "after cut {round}: the witness is at size {latest}, but it cosigned {acked_max}"
         );
         assert!(latest <= log.size().0);
-        // ...and refuses another root for it (422, c2sp.org/tlog-witness).
+        // An old checkpoint replayed is refused (409: it is past it)...
+        let older: Vec<&(u64, String)> = cosigned_notes.iter().filter(|(s, _)| *s < latest).collect();
+        if !older.is_empty() {
+            let (size, note) = older[rand.below(older.len() as u64) as usize];
+            let (code, _, body) =
+                post_add_checkpoint(addr, &add_checkpoint_body(*size, &[], note)).unwrap();
+            assert_eq!(code, 409, "after cut {round}: replaying size {size}: {body}");
+        }
+        // ...and so is another root for the size it holds (422,
+        // c2sp.org/tlog-witness).
         if latest > 0 {
             let mut fork = MemoryLog::new(NoteSigner::from_seed(WITNESSED, &[1; 32]).unwrap());
             let forked = grow(&mut fork, latest, &format!("fork{round}-"));
@@ -364,10 +398,10 @@ fn witness_scenario(cuts: usize, rand: &mut Rand) -> (u64, usize) {
             break;
         }
         // Stream growth at it; cut the power at a random moment.
-        let acked = Arc::new(Mutex::new((latest, 0u64)));
+        let acked = Arc::new(Mutex::new((latest, Vec::<(u64, String)>::new())));
         let stop = Arc::new(AtomicBool::new(false));
         let mut known = latest;
-        let bodies: Vec<(u64, String)> = (0..400)
+        let bodies: Vec<(u64, String, String)> = (0..400)
             .map(|_| {
                 let cp = grow(&mut log, 1 + rand.below(50), "a");
                 let size = log.size().0;
@@ -377,12 +411,12 @@ fn witness_scenario(cuts: usize, rand: &mut Rand) -> (u64, usize) {
                     add_checkpoint_body(known, &log.consistency(known, size).unwrap(), &cp)
                 };
                 known = size;
-                (size, body)
+                (size, body, cp)
             })
             .collect();
         let (a2, s2) = (acked.clone(), stop.clone());
         let sender = std::thread::spawn(move || {
-            for (size, body) in bodies {
+            for (size, body, note) in bodies {
                 if s2.load(Ordering::SeqCst) {
                     return;
                 }
@@ -390,7 +424,7 @@ fn witness_scenario(cuts: usize, rand: &mut Rand) -> (u64, usize) {
                     Some((200, _, _)) => {
                         let mut a = a2.lock().unwrap();
                         a.0 = size;
-                        a.1 += 1;
+                        a.1.push((size, note));
                     }
                     _ => return,
                 }
@@ -401,9 +435,11 @@ fn witness_scenario(cuts: usize, rand: &mut Rand) -> (u64, usize) {
         drop(w);
         stop.store(true, Ordering::SeqCst);
         sender.join().unwrap();
-        let (size, n) = *acked.lock().unwrap();
+        let (size, notes) = std::mem::take(&mut *acked.lock().unwrap());
+        let n = notes.len() as u64;
         acked_max = size;
         cosigned += n;
+        cosigned_notes.extend(notes);
         eprintln!(
             "witness, cut {}: {n} cosignatures, last at size {size}; {report}",
             round + 1
@@ -584,7 +620,7 @@ fn power_cuts_lose_nothing_acknowledged() {
     let (log_cuts, witness_cuts) = (total / 2, total * 3 / 10);
     let auditor_cuts = total - log_cuts - witness_cuts;
     let t = Instant::now();
-    let run = log_scenario(log_cuts, &mut rand, false).unwrap_or_else(|(run, e)| {
+    let run = log_scenario(log_cuts, &mut rand).unwrap_or_else(|(run, e)| {
         panic!("log scenario (CAIRN_POWER_SEED={seed}): {e}\n(seen before it: {run:?})")
     });
     assert!(
@@ -593,7 +629,7 @@ fn power_cuts_lose_nothing_acknowledged() {
         run.rounds_with_receipts
     );
     eprintln!(
-        "log: {} cuts, {} acknowledged appends all present, {} checkpoints consistent, final tree {} ({:?})",
+        "log: {} cuts, {} acknowledged appends all present, {} checkpoints consistent, {} entries in the final trees ({:?})",
         run.cuts,
         run.acked,
         run.checkpoints,
@@ -636,7 +672,7 @@ fn a_lying_disk_is_caught() {
     let mut rand = Rand(0x5eed_cafe | 1);
     let mut possible = 0;
     for run in 0..3 {
-        match log_scenario(2, &mut rand, true) {
+        match log_life(2, &mut rand, true) {
             Ok(r) => assert_eq!(
                 r.lied_receipts, 0,
                 "run {run}: a lying disk lost acknowledged entries and nothing noticed: {r:?}"

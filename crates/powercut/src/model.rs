@@ -714,3 +714,92 @@ impl State {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn names(st: &State, dir: Ino) -> Vec<String> {
+        st.list(dir).unwrap().into_iter().skip(2).map(|(_, _, n)| n).collect()
+    }
+
+    fn reload(st: &mut State, how: Cut) -> State {
+        st.cut(how).unwrap();
+        State::load(&st.backing.clone(), false).unwrap()
+    }
+
+    #[test]
+    fn a_rename_across_folders_is_durable_half_by_half() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut st = State::load(tmp.path(), false).unwrap();
+        let a = st.create(ROOT, "a", Kind::Dir, 0o755).unwrap().ino;
+        let b = st.create(ROOT, "b", Kind::Dir, 0o755).unwrap().ino;
+        let f = st.create(a, "f", Kind::File, 0o644).unwrap().ino;
+        st.write(f, 0, b"body", true).unwrap();
+        st.sync(a).unwrap();
+        st.sync(ROOT).unwrap();
+        st.rename(a, "f", b, "g", false).unwrap();
+        // Only the target folder synced: the file has both names.
+        st.sync(b).unwrap();
+        let st = reload(&mut st, Cut::DropAll);
+        let (a, b) = (
+            st.lookup(ROOT, "a").unwrap().ino,
+            st.lookup(ROOT, "b").unwrap().ino,
+        );
+        assert_eq!(names(&st, a), ["f"]);
+        assert_eq!(names(&st, b), ["g"]);
+        let ino = st.lookup(b, "g").unwrap().ino;
+        assert_eq!(st.lookup(a, "f").unwrap().ino, ino);
+        assert_eq!(st.attr(ino).unwrap().nlink, 2);
+        assert_eq!(st.read(ino, 0, 100).unwrap(), b"body");
+    }
+
+    #[test]
+    fn an_unlinked_open_file_lives_until_released_and_files_nobody_names_are_collected() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut st = State::load(tmp.path(), false).unwrap();
+        let f = st.create(ROOT, "f", Kind::File, 0o644).unwrap().ino;
+        st.open(f).unwrap();
+        st.write(f, 0, b"x", false).unwrap();
+        st.sync(f).unwrap();
+        st.remove(ROOT, "f", Kind::File).unwrap();
+        assert_eq!(st.read(f, 0, 1).unwrap(), b"x");
+        st.release(f);
+        assert!(st.attr(f).is_err());
+        // Its synced data is in the backing folder, but no durable name
+        // points at it: the next mount removes it.
+        assert!(data_path(tmp.path(), f).exists());
+        let st2 = reload(&mut st, Cut::DropAll);
+        assert!(!data_path(tmp.path(), f).exists());
+        assert!(names(&st2, ROOT).is_empty());
+        // Inode numbers are never reused across mounts.
+        assert!(st2.next_ino > f);
+    }
+
+    #[test]
+    fn a_prefix_cut_applies_operations_in_the_order_they_were_made() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut st = State::load(tmp.path(), false).unwrap();
+        let f = st.create(ROOT, "f", Kind::File, 0o644).unwrap().ino; // op 1
+        st.write(f, 0, b"one", false).unwrap(); // op 2
+        st.rename(ROOT, "f", ROOT, "g", false).unwrap(); // op 3
+        st.write(f, 3, b"two", false).unwrap(); // op 4
+        let st2 = reload(&mut st, Cut::KeepPrefix(3));
+        let g = st2.lookup(ROOT, "g").unwrap().ino;
+        assert_eq!(st2.read(g, 0, 10).unwrap(), b"one");
+        assert!(st2.lookup(ROOT, "f").is_err());
+    }
+
+    #[test]
+    fn a_lying_disk_makes_nothing_durable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut st = State::load(tmp.path(), true).unwrap();
+        let f = st.create(ROOT, "f", Kind::File, 0o644).unwrap().ino;
+        st.write(f, 0, b"x", true).unwrap();
+        st.sync(ROOT).unwrap();
+        assert_eq!(st.stats().file_syncs, 1);
+        let st2 = reload(&mut st, Cut::DropAll);
+        assert!(names(&st2, ROOT).is_empty());
+    }
+}
