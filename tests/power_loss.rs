@@ -376,12 +376,16 @@ fn witness_scenario(cuts: usize, rand: &mut Rand) -> (u64, usize) {
         );
         assert!(latest <= log.size().0);
         // An old checkpoint replayed is refused (409: it is past it)...
-        let older: Vec<&(u64, String)> = cosigned_notes.iter().filter(|(s, _)| *s < latest).collect();
+        let older: Vec<&(u64, String)> =
+            cosigned_notes.iter().filter(|(s, _)| *s < latest).collect();
         if !older.is_empty() {
             let (size, note) = older[rand.below(older.len() as u64) as usize];
             let (code, _, body) =
                 post_add_checkpoint(addr, &add_checkpoint_body(*size, &[], note)).unwrap();
-            assert_eq!(code, 409, "after cut {round}: replaying size {size}: {body}");
+            assert_eq!(
+                code, 409,
+                "after cut {round}: replaying size {size}: {body}"
+            );
         }
         // ...and so is another root for the size it holds (422,
         // c2sp.org/tlog-witness).

@@ -721,7 +721,12 @@ mod tests {
     use super::*;
 
     fn names(st: &State, dir: Ino) -> Vec<String> {
-        st.list(dir).unwrap().into_iter().skip(2).map(|(_, _, n)| n).collect()
+        st.list(dir)
+            .unwrap()
+            .into_iter()
+            .skip(2)
+            .map(|(_, _, n)| n)
+            .collect()
     }
 
     fn reload(st: &mut State, how: Cut) -> State {
