@@ -30,20 +30,8 @@ use log_checks::{Acked, Seen, appender, check};
 
 #[test]
 fn kill_9_at_random_moments() {
-    let kills: usize = std::env::var("CAIRN_TORTURE_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let mut seed: u64 = std::env::var("CAIRN_TORTURE_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let kills = common::env_number("CAIRN_TORTURE_KILLS", 5);
+    let mut seed = common::env_seed("CAIRN_TORTURE_SEED");
     eprintln!("crash torture: {kills} kills, CAIRN_TORTURE_SEED={seed}");
     let mut rand = move || {
         seed ^= seed << 13;

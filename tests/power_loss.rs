@@ -51,7 +51,7 @@ use std::time::{Duration, Instant};
 use cairn_client::LogVerifier;
 use cairn_core::{MemoryLog, NoteSigner, NoteVerifier};
 use cairn_storage::guard::ForkGuard;
-use common::{cairn, post_add_checkpoint, try_start, try_start_witness};
+use common::{add_checkpoint_body, cairn, grow, post_add_checkpoint, try_start, try_start_witness};
 use log_checks::{Seen, appender, check};
 
 /// A small deterministic generator (xorshift64) for the schedule.
@@ -286,7 +286,10 @@ fn log_life(cuts: usize, rand: &mut Rand, lie: bool) -> Result<LogRun, (LogRun, 
             .map(|id| rt.spawn(appender(server.clone(), id, out.clone())))
             .collect();
         std::thread::sleep(Duration::from_millis(200 + rand.below(800)));
-        let report = disk.cut(round % 2 == 1);
+        // Every other cut keeps a random prefix; on the lying disk every
+        // cut drops all (a prefix may happen to keep everything, and then
+        // nothing was lost to catch).
+        let report = disk.cut(!lie && round % 2 == 1);
         drop(serving); // SIGKILL
         for t in tasks {
             let _ = rt.block_on(t);
@@ -309,21 +312,6 @@ fn log_life(cuts: usize, rand: &mut Rand, lie: bool) -> Result<LogRun, (LogRun, 
 }
 
 const WITNESSED: &str = "example.com/witnessed";
-
-fn add_checkpoint_body(old: u64, proof: &[cairn_core::Hash], note: &str) -> String {
-    cairn_client::AddCheckpoint {
-        old,
-        proof: proof.to_vec(),
-        note: note.to_owned(),
-    }
-    .encode()
-}
-
-fn grow(log: &mut MemoryLog, n: u64, tag: &str) -> String {
-    let base = log.size().0;
-    let leaves: Vec<String> = (0..n).map(|i| format!("{tag}{}", base + i)).collect();
-    log.append(&leaves).unwrap()
-}
 
 /// The witness scenario: `cuts` power cuts while checkpoints stream in.
 /// Returns the number of cosignatures and split views it answered.
@@ -605,20 +593,8 @@ fn power_cuts_lose_nothing_acknowledged() {
     if !fuse_here() {
         return;
     }
-    let total: usize = std::env::var("CAIRN_POWER_CUTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(24);
-    let seed: u64 = std::env::var("CAIRN_POWER_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        })
-        | 1;
+    let total = common::env_number("CAIRN_POWER_CUTS", 24);
+    let seed = common::env_seed("CAIRN_POWER_SEED");
     eprintln!("power loss: {total} cuts, CAIRN_POWER_SEED={seed}");
     let mut rand = Rand(seed);
     let (log_cuts, witness_cuts) = (total / 2, total * 3 / 10);
@@ -666,8 +642,8 @@ fn power_cuts_lose_nothing_acknowledged() {
 }
 
 /// The same log scenario on a disk that lies about syncs (after an honest
-/// first mount): every run in which entries were acknowledged must end in
-/// a finding.
+/// first mount), cutting with every unsynced write dropped: every run in
+/// which entries were acknowledged on the lying disk must end in a finding.
 #[test]
 fn a_lying_disk_is_caught() {
     if !fuse_here() {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cairn_core::{Hash, MemoryLog, Note, NoteSigner};
-use common::post_add_checkpoint;
+use common::{add_checkpoint_body as request, grow, post_add_checkpoint};
 
 const ORIGIN: &str = "example.com/witnessed";
 
@@ -21,21 +21,6 @@ const ORIGIN: &str = "example.com/witnessed";
 /// and verifier key.
 fn start(dir: &Path, log_vkey: &str) -> (common::Serving, SocketAddr, String) {
     common::try_start_witness(dir, log_vkey).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn request(old: u64, proof: &[Hash], note: &str) -> String {
-    cairn_client::AddCheckpoint {
-        old,
-        proof: proof.to_vec(),
-        note: note.to_owned(),
-    }
-    .encode()
-}
-
-fn grow(log: &mut MemoryLog, n: u64, tag: &str) -> String {
-    let base = log.size().0;
-    let leaves: Vec<String> = (0..n).map(|i| format!("{tag}{}", base + i)).collect();
-    log.append(&leaves).unwrap()
 }
 
 #[test]

@@ -219,3 +219,44 @@ pub fn append_stdin(server: &str, input: &[u8]) -> std::process::Output {
     append.stdin.take().unwrap().write_all(input).unwrap();
     append.wait_with_output().unwrap()
 }
+
+/// A tlog-witness add-checkpoint request body.
+pub fn add_checkpoint_body(old: u64, proof: &[cairn_core::Hash], note: &str) -> String {
+    cairn_client::AddCheckpoint {
+        old,
+        proof: proof.to_vec(),
+        note: note.to_owned(),
+    }
+    .encode()
+}
+
+/// Appends `n` leaves named `<tag><index>` to an in-memory log; its new
+/// signed checkpoint.
+pub fn grow(log: &mut cairn_core::MemoryLog, n: u64, tag: &str) -> String {
+    let base = log.size().0;
+    let leaves: Vec<String> = (0..n).map(|i| format!("{tag}{}", base + i)).collect();
+    log.append(&leaves).unwrap()
+}
+
+/// A number from the environment variable `name`, or `default`.
+pub fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A random schedule's seed: the environment variable `name` (to replay a
+/// run), or the clock. Never zero (xorshift's fixed point).
+pub fn env_seed(name: &str) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
+        | 1
+}
