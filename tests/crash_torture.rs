@@ -19,13 +19,12 @@ mod common;
 #[path = "support/log_checks.rs"]
 mod log_checks;
 
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cairn_client::LogVerifier;
 use cairn_core::NoteVerifier;
-use common::{cairn, start};
+use common::start;
 use log_checks::{Acked, Seen, appender, check};
 
 #[test]
@@ -57,14 +56,7 @@ fn kill_9_at_random_moments() {
             port,
             stderr,
             ..
-        } = start(
-            cairn()
-                .args(["serve", "--data-dir"])
-                .arg(&data)
-                .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
-                .env("CAIRN_LOG", "error")
-                .stdout(Stdio::null()),
-        );
+        } = start(&mut common::quiet_serve(&data));
         // Keep draining stderr so the server never blocks on it.
         common::drain(stderr);
         let server = format!("http://127.0.0.1:{port}");

@@ -247,14 +247,7 @@ fn log_life(cuts: usize, rand: &mut Rand, lie: bool) -> Result<LogRun, (LogRun, 
             };
             Err((run, format!("after cut {round}: {all}")))
         };
-        let started = try_start(
-            cairn()
-                .args(["serve", "--data-dir"])
-                .arg(&data)
-                .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
-                .env("CAIRN_LOG", "error")
-                .stdout(Stdio::null()),
-        );
+        let started = try_start(&mut common::quiet_serve(&data));
         let common::Started {
             serving,
             port,

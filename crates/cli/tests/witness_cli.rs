@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cairn_core::{Hash, MemoryLog, Note, NoteSigner};
+use cairn_core::{MemoryLog, Note, NoteSigner};
 use common::{add_checkpoint_body as request, grow, post_add_checkpoint};
 
 const ORIGIN: &str = "example.com/witnessed";

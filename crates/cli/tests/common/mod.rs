@@ -201,6 +201,18 @@ pub fn serve(data: &std::path::Path) -> Started {
     ]))
 }
 
+/// `cairn serve` on a data folder, both listeners on port 0, logging only
+/// errors and nothing on stdout (for the crash and power-loss loops).
+pub fn quiet_serve(data: &std::path::Path) -> Command {
+    let mut c = cairn();
+    c.args(["serve", "--data-dir"])
+        .arg(data)
+        .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .env("CAIRN_LOG", "error")
+        .stdout(Stdio::null());
+    c
+}
+
 /// The signed note `cairn checkpoint` prints.
 pub fn checkpoint_text(server: &str) -> String {
     String::from_utf8(succeed(cairn().args(["checkpoint", "--server", server])).stdout).unwrap()
