@@ -84,6 +84,7 @@ pub fn is_fatal(e: &StoreError) -> bool {
             | StoreError::Corrupt(_)
             | StoreError::UnknownFormat { .. }
             | StoreError::Locked { .. }
+            | StoreError::Fenced(_)
             | StoreError::ForkGuard(_)
     )
 }

@@ -60,6 +60,12 @@ pub enum StoreError {
         /// What the lock file says about its holder.
         holder: String,
     },
+    /// Another writer owns the store: a conditional write this writer
+    /// expected to win (create-only object with other bytes, or the state
+    /// object's compare-and-swap) lost. Shared-storage backends only. Final:
+    /// the process stops writing the log and says so.
+    #[error("another writer owns this log's store (fence lost): {0}")]
+    Fenced(String),
     /// The fork guard refuses this store. The message says why and what to do.
     #[error("{0}")]
     ForkGuard(String),
@@ -92,6 +98,9 @@ impl StoreError {
             }
             StoreError::ForkGuard(_) => {
                 "the fork guard refuses this store (details in the server log)".into()
+            }
+            StoreError::Fenced(_) => {
+                "another writer owns the log's store; this process stopped writing it".into()
             }
             StoreError::Io(_) => "storage I/O error (details in the server log)".into(),
             StoreError::GuardWrite(_) => {

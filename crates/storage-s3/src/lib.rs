@@ -1,0 +1,989 @@
+//! `cairn-storage-s3`: a Cairn log in an S3-compatible bucket (AWS S3,
+//! Cloudflare R2, Ceph RGW, MinIO…), through the `object_store` crate.
+//!
+//! # Layout
+//!
+//! Under the configured prefix, the bucket is itself a C2SP tlog-tiles
+//! endpoint (a client, or a CDN, can read the log straight from it):
+//!
+//! | object | what | written |
+//! |---|---|---|
+//! | `tile/<L>/<N>[.p/<W>]` | hash tiles | create-only |
+//! | `tile/entries/<N>[.p/<W>]` | entry bundles | create-only |
+//! | `checkpoint` | the latest signed checkpoint | overwritten, after the commit point |
+//! | `.cairn/batch/<start>` | a sequenced batch: entries, leaf hashes, idempotency records, tile hashes, the new tree | create-only |
+//! | `.cairn/idempotency/<start>` | a batch's idempotency records | create-only |
+//! | `.cairn/checkpoints/<size>` | every signed checkpoint | create-only |
+//! | `.cairn/state` | the commit point: tree size, frontier, latest checkpoint | compare-and-swap (`If-Match`) |
+//!
+//! # Life of a batch, and what a crash or a zombie leaves at each step
+//!
+//! 1. **Sequence**: `.cairn/batch/<start>` is written create-only
+//!    (`If-None-Match: *`), `start` being the committed size. Exactly one
+//!    writer wins a start. A loser whose bytes differ has been fenced
+//!    ([`StoreError::Fenced`]: it stops writing, loudly). A crash after this
+//!    step leaves a sequenced batch that no client was told about; the next
+//!    writer to open the store completes it (step 2 and 3) before anything
+//!    else, exactly as a database replays its write-ahead log.
+//! 2. **Tiles and bundles** are written create-only. Everything in them is
+//!    determined by the batch object and the committed tree, so a second
+//!    writer completing the same batch writes the same bytes: an object
+//!    that exists with identical bytes counts as written; different bytes
+//!    mean two histories (fenced, never signed).
+//! 3. **Commit point**: `.cairn/state` is replaced with `If-Match` on the
+//!    ETag this writer last saw. Only then is the batch durable for
+//!    Cairn. A writer whose ETag is stale (another writer committed since)
+//!    gets 412: it is fenced and stops; nothing it did is visible, because
+//!    every read path starts from `.cairn/state`.
+//! 4. **Checkpoint** ([`LogStore::put_checkpoint`], after the log signed):
+//!    `.cairn/checkpoints/<size>` create-only (a second, different note for a
+//!    size is refused), then `.cairn/state` again by compare-and-swap, then
+//!    the public `checkpoint`. A zombie cannot store a checkpoint: its
+//!    compare-and-swap fails. The public `checkpoint` object may briefly lag
+//!    (a crash between the two writes); the next checkpoint repairs it.
+//!
+//! Safety never depends on timing or leases: the conditional writes alone
+//! keep two writers from both extending the log. At open, the store checks
+//! that the bucket honours them at all (some stores ignore the headers):
+//! a store that lets two create-only writes of one key both succeed is
+//! refused.
+//!
+//! # Caches
+//!
+//! The leaf-hash and idempotency indexes and every hash tile are kept in
+//! memory, rebuilt from the bucket at open (level-0 tiles carry the leaf
+//! hashes: storage never hashes). Entry bundles are read from the bucket.
+
+#![forbid(unsafe_code)]
+
+mod codec;
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use bytes::Bytes;
+use cairn_core::hash::{Hash, LeafIndex, TreeSize};
+use cairn_core::tile::{TILE_WIDTH, Tile, encode_entry_bundle, entries_path, parse_entry_bundle};
+use cairn_core::tree::TreeState;
+use cairn_storage::verify::{check_checkpoint_request, validate_batch, verify_state};
+use cairn_storage::{
+    CommitBatch, IdempotencyKey, IdempotencyRecord, LoadedState, LogStore, StoreError,
+    StoredCheckpoint, WriterLease,
+};
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+
+pub use codec::BatchRecord;
+
+/// Where a log's bucket is, and how to reach it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Location {
+    /// The bucket.
+    pub bucket: String,
+    /// The prefix inside it (no leading or trailing `/`; may be empty).
+    pub prefix: String,
+}
+
+impl S3Location {
+    /// Parses `s3://bucket/prefix` (the prefix may be empty).
+    pub fn parse(url: &str) -> Result<Self, StoreError> {
+        let bad = |why: &str| StoreError::Io(format!("store {url:?}: {why} (want s3://bucket/prefix)"));
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| bad("not an s3:// URL"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(bad("no bucket"));
+        }
+        Ok(S3Location {
+            bucket: bucket.to_owned(),
+            prefix: prefix.trim_matches('/').to_owned(),
+        })
+    }
+}
+
+/// How to connect to an S3-compatible service.
+#[derive(Clone, Debug, Default)]
+pub struct S3Options {
+    /// The endpoint (`http://127.0.0.1:7780` for a local RGW); `None`: AWS,
+    /// or the `AWS_ENDPOINT` variable.
+    pub endpoint: Option<String>,
+    /// The region; `None`: `AWS_REGION` / `AWS_DEFAULT_REGION`, else `us-east-1`.
+    pub region: Option<String>,
+}
+
+/// A log's store in a bucket. See the crate docs.
+pub struct BucketStore {
+    rt: tokio::runtime::Runtime,
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    /// `s3://bucket/prefix at endpoint`, for messages.
+    describe: String,
+    inner: RwLock<Inner>,
+    /// One writer call at a time in this process.
+    writer: Mutex<()>,
+    /// Set once a conditional write was lost: every later write fails.
+    fenced: Arc<Mutex<Option<String>>>,
+    /// `If-Match` takes the ETag without quotes here (found by the probe).
+    bare_etags: bool,
+    /// A write failed after its batch was sequenced: the next
+    /// `load_state` reloads from the bucket and completes that batch.
+    needs_reload: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Default)]
+struct Inner {
+    tree: TreeState,
+    /// The ETag of `.cairn/state` this writer last wrote or read (as the
+    /// store returned it);
+    /// `None` while the bucket has none.
+    state_etag: Option<String>,
+    latest: Option<StoredCheckpoint>,
+    checkpoints: BTreeMap<u64, Vec<u8>>,
+    tiles: HashMap<(u8, u64), Vec<Hash>>,
+    leaf_index: HashMap<Hash, u64>,
+    idempotency: HashMap<IdempotencyKey, (u64, [u8; 32])>,
+    /// The entries of the last, partial bundle (size % 256 of them).
+    tail: Vec<Vec<u8>>,
+}
+
+/// The ETag without its quotes. Ceph RGW 16 answers 412 to the quoted
+/// ETag in `If-Match` (as S3 returns it, and as `object_store` sends it)
+/// even when it matches, and takes the bare one; `object_store`'s own
+/// in-memory store wants the quoted one. The probe at open finds which.
+fn unquote(e: &str) -> String {
+    e.trim().trim_start_matches("W/").trim_matches('"').to_owned()
+}
+
+fn io(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(format!("{what}: {e}"))
+}
+
+fn tiles_bytes(hashes: &[Hash]) -> Vec<u8> {
+    hashes.iter().flat_map(|h| h.0).collect()
+}
+
+fn hashes_of(bytes: &[u8], what: &str) -> Result<Vec<Hash>, StoreError> {
+    if bytes.len() % 32 != 0 {
+        return Err(StoreError::Corrupt(format!(
+            "{what}: {} bytes is not a whole number of hashes",
+            bytes.len()
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(32)
+        .map(|c| {
+            let mut h = [0u8; 32];
+            h.copy_from_slice(c);
+            Hash(h)
+        })
+        .collect())
+}
+
+const STATE: &str = ".cairn/state";
+
+fn batch_path(start: u64) -> String {
+    format!(".cairn/batch/{start:020}")
+}
+
+fn idempotency_path(start: u64) -> String {
+    format!(".cairn/idempotency/{start:020}")
+}
+
+fn checkpoint_path(size: u64) -> String {
+    format!(".cairn/checkpoints/{size:020}")
+}
+
+/// What happened to a create-only write.
+enum Created {
+    /// Written now, or found with the same bytes.
+    Done,
+    /// Another object is there.
+    Differs,
+}
+
+impl BucketStore {
+    /// Opens the log at `location` on an S3-compatible service, with
+    /// credentials from the usual AWS variables (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`…).
+    pub fn open_s3(location: &S3Location, opts: &S3Options) -> Result<Self, StoreError> {
+        let mut b = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(&location.bucket)
+            .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch);
+        let endpoint = opts.endpoint.clone().or_else(|| std::env::var("AWS_ENDPOINT").ok());
+        if let Some(e) = &endpoint {
+            b = b
+                .with_endpoint(e)
+                .with_allow_http(e.starts_with("http://"))
+                .with_virtual_hosted_style_request(false);
+        }
+        let region = opts
+            .region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .unwrap_or_else(|| "us-east-1".into());
+        b = b.with_region(region);
+        let store = b
+            .build()
+            .map_err(|e| io(&format!("configuring s3://{}", location.bucket), e))?;
+        let describe = format!(
+            "s3://{}/{} at {}",
+            location.bucket,
+            location.prefix,
+            endpoint.as_deref().unwrap_or("AWS")
+        );
+        Self::open(Arc::new(store), &location.prefix, describe)
+    }
+
+    /// Opens the log under `prefix` in any object store (the tests use this
+    /// with small fakes). `describe` names it in messages.
+    pub fn open(
+        store: Arc<dyn ObjectStore>,
+        prefix: &str,
+        describe: String,
+    ) -> Result<Self, StoreError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("cairn-s3")
+            .enable_all()
+            .build()
+            .map_err(|e| io("starting the object-store runtime", e))?;
+        let mut s = BucketStore {
+            rt,
+            store,
+            prefix: prefix.trim_matches('/').to_owned(),
+            describe,
+            inner: RwLock::new(Inner::default()),
+            writer: Mutex::new(()),
+            fenced: Arc::new(Mutex::new(None)),
+            needs_reload: std::sync::atomic::AtomicBool::new(false),
+            bare_etags: false,
+        };
+        s.bare_etags = s.probe_conditional_writes()?;
+        s.reload()?;
+        Ok(s)
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn path(&self, rel: &str) -> ObjPath {
+        if self.prefix.is_empty() {
+            ObjPath::from(rel)
+        } else {
+            ObjPath::from(format!("{}/{rel}", self.prefix))
+        }
+    }
+
+    /// Runs a future on the store's own runtime and waits for it (callers
+    /// are synchronous, and may themselves be on another runtime).
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.rt.spawn(async move {
+            let _ = tx.send(f.await);
+        });
+        rx.recv()
+            .unwrap_or_else(|_| Err(StoreError::Io("an object-store task failed".into())))
+    }
+
+    fn fence(&self, why: String) -> StoreError {
+        let mut f = self.fenced.lock().unwrap_or_else(|p| p.into_inner());
+        let why = f.get_or_insert(why).clone();
+        tracing::error!(store = %self.describe, "fence lost: {why}; this process stops writing this log");
+        StoreError::Fenced(why)
+    }
+
+    fn check_fence(&self) -> Result<(), StoreError> {
+        match &*self.fenced.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(why) => Err(StoreError::Fenced(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// A lease to hand the engine: fails once a conditional write was lost.
+    pub fn lease(&self) -> Arc<dyn WriterLease> {
+        Arc::new(FenceLease {
+            fenced: self.fenced.clone(),
+        })
+    }
+
+    /// Refuses a store that ignores conditional writes: two create-only
+    /// writes of one key must not both succeed, an `If-Match` with a wrong
+    /// ETag must fail, and one with the object's ETag must succeed. Returns
+    /// whether `If-Match` wants the ETag without its quotes.
+    fn probe_conditional_writes(&self) -> Result<bool, StoreError> {
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| io("OS random source", e))?;
+        let key = self.path(&format!(".cairn/probe/{}", hex::encode(nonce)));
+        let store = self.store.clone();
+        let describe = self.describe.clone();
+        self.run(async move {
+            let create = || PutOptions {
+                mode: PutMode::Create,
+                ..Default::default()
+            };
+            let update = |e: &str| PutOptions {
+                mode: PutMode::Update(UpdateVersion {
+                    e_tag: Some(e.to_owned()),
+                    version: None,
+                }),
+                ..Default::default()
+            };
+            let failed = |e| io(&format!("{describe}: probing conditional writes"), e);
+            let refuse = |what: &str| {
+                StoreError::Io(format!(
+                    "{describe} does not honour {what}; Cairn needs atomic conditional writes to keep two writers from both extending the log (Ceph RGW, AWS S3, R2 and MinIO have them; Garage does not)"
+                ))
+            };
+            let first = store
+                .put_opts(&key, PutPayload::from_static(b"1"), create())
+                .await
+                .map_err(failed)?;
+            let result = async {
+                match store
+                    .put_opts(&key, PutPayload::from_static(b"2"), create())
+                    .await
+                {
+                    Err(object_store::Error::AlreadyExists { .. }) => {}
+                    Ok(_) => {
+                        return Err(refuse(
+                            "create-only writes (If-None-Match: *): a second create of one key succeeded",
+                        ));
+                    }
+                    Err(e) => return Err(failed(e)),
+                }
+                match store
+                    .put_opts(
+                        &key,
+                        PutPayload::from_static(b"3"),
+                        update("\"0123456789abcdef0123456789abcdef\""),
+                    )
+                    .await
+                {
+                    Err(object_store::Error::Precondition { .. }) => {}
+                    Ok(_) => {
+                        return Err(refuse(
+                            "compare-and-swap writes (If-Match): a write with a wrong ETag succeeded",
+                        ));
+                    }
+                    Err(e) => return Err(failed(e)),
+                }
+                let etag = first.e_tag.clone().ok_or_else(|| {
+                    refuse("ETags: a write returned none, so nothing can be compared and swapped")
+                })?;
+                for (e, bare) in [(etag.clone(), false), (unquote(&etag), true)] {
+                    match store
+                        .put_opts(&key, PutPayload::from_static(b"4"), update(&e))
+                        .await
+                    {
+                        Ok(_) => return Ok(bare),
+                        Err(object_store::Error::Precondition { .. }) => {}
+                        Err(e) => return Err(failed(e)),
+                    }
+                }
+                Err(refuse(
+                    "compare-and-swap writes (If-Match): a write with the object's own ETag failed",
+                ))
+            }
+            .await;
+            let _ = store.delete(&key).await;
+            result
+        })
+    }
+
+    /// An ETag as this store's `If-Match` wants it.
+    fn if_match(&self, etag: &str) -> String {
+        if self.bare_etags {
+            unquote(etag)
+        } else {
+            etag.to_owned()
+        }
+    }
+
+    async fn get(store: &Arc<dyn ObjectStore>, path: ObjPath) -> Result<Option<(Bytes, Option<String>)>, StoreError> {
+        match store.get(&path).await {
+            Ok(r) => {
+                let etag = r.meta.e_tag.clone();
+                let b = r.bytes().await.map_err(|e| io(&format!("reading {path}"), e))?;
+                Ok(Some((b, etag)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(io(&format!("reading {path}"), e)),
+        }
+    }
+
+    fn get_now(&self, rel: &str) -> Result<Option<(Bytes, Option<String>)>, StoreError> {
+        let store = self.store.clone();
+        let path = self.path(rel);
+        self.run(async move { Self::get(&store, path).await })
+    }
+
+    /// Writes objects create-only, many at once; an object already there
+    /// with the same bytes counts as written.
+    fn put_all(&self, objects: Vec<(String, Bytes)>) -> Result<Vec<(String, Created)>, StoreError> {
+        let store = self.store.clone();
+        let objects: Vec<(ObjPath, String, Bytes)> = objects
+            .into_iter()
+            .map(|(rel, b)| (self.path(&rel), rel, b))
+            .collect();
+        self.run(async move {
+            let mut set = tokio::task::JoinSet::new();
+            let sem = Arc::new(tokio::sync::Semaphore::new(32));
+            for (path, rel, bytes) in objects {
+                let store = store.clone();
+                let sem = sem.clone();
+                set.spawn(async move {
+                    let _permit = sem.acquire_owned().await;
+                    let put = store
+                        .put_opts(
+                            &path,
+                            PutPayload::from(bytes.clone()),
+                            PutOptions {
+                                mode: PutMode::Create,
+                                ..Default::default()
+                            },
+                        )
+                        .await;
+                    match put {
+                        Ok(_) => Ok((rel, Created::Done)),
+                        Err(object_store::Error::AlreadyExists { .. }) => {
+                            match Self::get(&store, path.clone()).await? {
+                                Some((b, _)) if b == bytes => Ok((rel, Created::Done)),
+                                _ => Ok((rel, Created::Differs)),
+                            }
+                        }
+                        Err(e) => Err(io(&format!("writing {path}"), e)),
+                    }
+                });
+            }
+            let mut out = Vec::new();
+            while let Some(r) = set.join_next().await {
+                out.push(r.map_err(|e| io("an object write task", e))??);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Compare-and-swap of `.cairn/state`: the commit point.
+    fn swap_state(&self, doc: &codec::StateDoc, expected: Option<String>) -> Result<String, StoreError> {
+        let store = self.store.clone();
+        let path = self.path(STATE);
+        let bytes = Bytes::from(doc.encode());
+        let describe = self.describe.clone();
+        let expected = expected.map(|e| self.if_match(&e));
+        let result = self.run(async move {
+            let mode = match expected {
+                Some(e) => PutMode::Update(UpdateVersion {
+                    e_tag: Some(e),
+                    version: None,
+                }),
+                None => PutMode::Create,
+            };
+            match store
+                .put_opts(&path, PutPayload::from(bytes), PutOptions { mode, ..Default::default() })
+                .await
+            {
+                Ok(r) => Ok(Ok(r.e_tag)),
+                Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => Ok(Err(())),
+                Err(e) => Err(io(&format!("{describe}: writing the state object"), e)),
+            }
+        })?;
+        match result {
+            Ok(Some(etag)) => Ok(etag),
+            Ok(None) => Err(StoreError::Io(format!(
+                "{}: the store returned no ETag for the state object; Cairn cannot compare-and-swap without one",
+                self.describe
+            ))),
+            Err(()) => Err(self.fence(format!(
+                "the state object of {} changed under this writer (another writer committed)",
+                self.describe
+            ))),
+        }
+    }
+
+    /// Reads `.cairn/state` and rebuilds every cache from the bucket, then
+    /// completes a batch that was sequenced but not committed.
+    fn reload(&self) -> Result<(), StoreError> {
+        let Some((bytes, etag)) = self.get_now(STATE)? else {
+            *self.write() = Inner::default();
+            return self.complete_sequenced();
+        };
+        let doc = codec::StateDoc::decode(&bytes)?;
+        let size = doc.tree.size().0;
+        // Every tile of the tree, as it stands at `size`.
+        let mut wanted = Vec::new();
+        for level in 0..=cairn_core::tile::MAX_TILE_LEVEL {
+            let mut index = 0;
+            while let Some(t) = Tile::at_size(level, index, TreeSize(size)) {
+                wanted.push(t);
+                index += 1;
+            }
+        }
+        let objects: Vec<(String, ObjPath)> = wanted
+            .iter()
+            .map(|t| (t.path(), self.path(&t.path())))
+            .collect();
+        let store = self.store.clone();
+        let fetched = self.run(async move {
+            let mut set = tokio::task::JoinSet::new();
+            let sem = Arc::new(tokio::sync::Semaphore::new(32));
+            for (i, (rel, path)) in objects.into_iter().enumerate() {
+                let store = store.clone();
+                let sem = sem.clone();
+                set.spawn(async move {
+                    let _p = sem.acquire_owned().await;
+                    Self::get(&store, path).await.map(|r| (i, rel, r))
+                });
+            }
+            let mut out = Vec::new();
+            while let Some(r) = set.join_next().await {
+                out.push(r.map_err(|e| io("a tile read task", e))??);
+            }
+            Ok(out)
+        })?;
+        let mut inner = Inner {
+            tree: doc.tree.clone(),
+            state_etag: etag,
+            ..Inner::default()
+        };
+        for (i, rel, got) in fetched {
+            let t = wanted[i];
+            let (b, _) = got.ok_or_else(|| {
+                StoreError::Corrupt(format!("tile {rel} of the committed tree is missing"))
+            })?;
+            let hashes = hashes_of(&b, &rel)?;
+            if hashes.len() != usize::from(t.width) {
+                return Err(StoreError::Corrupt(format!(
+                    "tile {rel} holds {} hashes",
+                    hashes.len()
+                )));
+            }
+            if t.level == 0 {
+                for (j, h) in hashes.iter().enumerate() {
+                    let idx = t.index * TILE_WIDTH + j as u64;
+                    inner
+                        .leaf_index
+                        .entry(*h)
+                        .and_modify(|v| *v = (*v).min(idx))
+                        .or_insert(idx);
+                }
+            }
+            inner.tiles.insert((t.level, t.index), hashes);
+        }
+        // The partial bundle at the right edge.
+        let in_tail = size % TILE_WIDTH;
+        if in_tail > 0 {
+            let rel = entries_path(size / TILE_WIDTH, in_tail as u16);
+            let (b, _) = self
+                .get_now(&rel)?
+                .ok_or_else(|| StoreError::Corrupt(format!("entry bundle {rel} is missing")))?;
+            inner.tail = parse_entry_bundle(&b)
+                .map_err(|e| StoreError::Corrupt(format!("entry bundle {rel}: {e}")))?
+                .into_iter()
+                .map(<[u8]>::to_vec)
+                .collect();
+        }
+        // Idempotency records of committed batches.
+        let store = self.store.clone();
+        let prefix = self.path(".cairn/idempotency");
+        let records = self.run(async move {
+            use futures_util::TryStreamExt;
+            let metas: Vec<_> = store
+                .list(Some(&prefix))
+                .try_collect()
+                .await
+                .map_err(|e| io("listing idempotency records", e))?;
+            let mut out = Vec::new();
+            for m in metas {
+                if let Some((b, _)) = Self::get(&store, m.location.clone()).await? {
+                    out.push(b);
+                }
+            }
+            Ok(out)
+        })?;
+        for b in records {
+            for (idx, key, request) in codec::decode_idempotency(&b)? {
+                if idx < size {
+                    inner.idempotency.entry(key).or_insert((idx, request));
+                }
+            }
+        }
+        if let Some(note) = &doc.checkpoint {
+            let cp = cairn_storage::verify::parse_checkpoint(note)?;
+            inner.checkpoints.insert(cp.size.0, note.clone());
+            inner.latest = Some(StoredCheckpoint {
+                size: cp.size,
+                note: note.clone(),
+            });
+        }
+        *self.write() = inner;
+        self.complete_sequenced()
+    }
+
+    /// A batch sequenced at the committed size but not committed (its
+    /// writer crashed or was fenced) is completed now: tiles, bundles and
+    /// the state, exactly as its writer would have.
+    fn complete_sequenced(&self) -> Result<(), StoreError> {
+        let size = self.read().tree.size().0;
+        let Some((b, _)) = self.get_now(&batch_path(size))? else {
+            return Ok(());
+        };
+        let rec = codec::BatchRecord::decode(&b)?;
+        tracing::warn!(store = %self.describe, start = size, entries = rec.entries.len(), "completing a batch a previous writer sequenced but did not commit");
+        self.integrate(&rec)
+    }
+
+    /// Steps 2 and 3 of a sequenced batch.
+    fn integrate(&self, rec: &codec::BatchRecord) -> Result<(), StoreError> {
+        let start = rec.start;
+        let mut objects: Vec<(String, Bytes)> = Vec::new();
+        let (expected_etag, new_tiles, new_tail, latest) = {
+            let inner = self.read();
+            if inner.tree.size().0 != start {
+                return Err(StoreError::Conflict {
+                    actual_size: inner.tree.size().0,
+                });
+            }
+            let mut new_tiles = Vec::new();
+            for u in &rec.tiles {
+                let mut hashes = inner
+                    .tiles
+                    .get(&(u.tile.level, u.tile.index))
+                    .cloned()
+                    .unwrap_or_default();
+                hashes.truncate(usize::from(u.offset));
+                hashes.extend_from_slice(&u.hashes);
+                objects.push((u.tile.path(), Bytes::from(tiles_bytes(&hashes))));
+                new_tiles.push(((u.tile.level, u.tile.index), hashes));
+            }
+            let mut bundle: Vec<&[u8]> = inner.tail.iter().map(Vec::as_slice).collect();
+            let mut index = start / TILE_WIDTH;
+            for e in &rec.entries {
+                bundle.push(&e.data);
+                if bundle.len() as u64 == TILE_WIDTH {
+                    let b = encode_entry_bundle(bundle.iter().copied())
+                        .map_err(|e| StoreError::InvalidBatch(e.to_string()))?;
+                    objects.push((entries_path(index, TILE_WIDTH as u16), Bytes::from(b)));
+                    bundle.clear();
+                    index += 1;
+                }
+            }
+            if !bundle.is_empty() {
+                let b = encode_entry_bundle(bundle.iter().copied())
+                    .map_err(|e| StoreError::InvalidBatch(e.to_string()))?;
+                objects.push((entries_path(index, bundle.len() as u16), Bytes::from(b)));
+            }
+            let new_tail: Vec<Vec<u8>> = bundle.iter().map(|e| e.to_vec()).collect();
+            let idem = codec::encode_idempotency(rec);
+            if !idem.is_empty() {
+                objects.push((idempotency_path(start), Bytes::from(idem)));
+            }
+            if let Some(note) = &rec.checkpoint {
+                objects.push((checkpoint_path(rec.state.size().0), Bytes::from(note.clone())));
+            }
+            let latest = match &rec.checkpoint {
+                Some(n) => Some(n.clone()),
+                None => inner.latest.as_ref().map(|c| c.note.clone()),
+            };
+            (inner.state_etag.clone(), new_tiles, new_tail, latest)
+        };
+        for (rel, created) in self.put_all(objects)? {
+            if let Created::Differs = created {
+                if rel.starts_with(".cairn/checkpoints/") {
+                    return Err(StoreError::CheckpointConflict {
+                        size: rec.state.size().0,
+                    });
+                }
+                return Err(self.fence(format!(
+                    "{rel} in {} holds other bytes than this writer's batch at {start}: two histories",
+                    self.describe
+                )));
+            }
+        }
+        let doc = codec::StateDoc {
+            tree: rec.state.clone(),
+            checkpoint: latest.clone(),
+        };
+        let etag = self.swap_state(&doc, expected_etag)?;
+        // Committed: the caches follow.
+        let mut inner = self.write();
+        inner.state_etag = Some(etag);
+        for ((l, i), hashes) in new_tiles {
+            inner.tiles.insert((l, i), hashes);
+        }
+        for (k, e) in rec.entries.iter().enumerate() {
+            let idx = start + k as u64;
+            inner.leaf_index.entry(e.leaf_hash).or_insert(idx);
+            if let Some((key, request)) = e.idempotency {
+                inner.idempotency.insert(key, (idx, request));
+            }
+        }
+        inner.tail = new_tail;
+        inner.tree = rec.state.clone();
+        if let Some(note) = &rec.checkpoint {
+            inner.checkpoints.insert(rec.state.size().0, note.clone());
+            inner.latest = Some(StoredCheckpoint {
+                size: rec.state.size(),
+                note: note.clone(),
+            });
+        }
+        drop(inner);
+        if let Some(note) = &rec.checkpoint {
+            self.publish_checkpoint(note.clone());
+        }
+        // The sequenced batch is no longer needed (a leftover is harmless:
+        // only the one at the committed size is ever read).
+        let store = self.store.clone();
+        let path = self.path(&batch_path(start));
+        let _ = self.run(async move {
+            let _ = store.delete(&path).await;
+            Ok(())
+        });
+        Ok(())
+    }
+
+    /// The public `checkpoint` object (best effort: the next one repairs a
+    /// failure; the durable record is `.cairn/checkpoints/` and the state).
+    fn publish_checkpoint(&self, note: Vec<u8>) {
+        let store = self.store.clone();
+        let path = self.path("checkpoint");
+        let describe = self.describe.clone();
+        let _ = self.run(async move {
+            if let Err(e) = store.put(&path, PutPayload::from(note)).await {
+                tracing::warn!(store = %describe, "writing the public checkpoint: {e}");
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The fence as a [`WriterLease`]: fails once a conditional write was lost.
+#[derive(Debug)]
+struct FenceLease {
+    fenced: Arc<Mutex<Option<String>>>,
+}
+
+impl WriterLease for FenceLease {
+    fn check(&self) -> Result<(), StoreError> {
+        match &*self.fenced.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(why) => Err(StoreError::Fenced(why.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl LogStore for BucketStore {
+    fn load_state(&self) -> Result<LoadedState, StoreError> {
+        if self
+            .needs_reload
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = self.reload() {
+                self.needs_reload
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                return Err(e);
+            }
+        }
+        let (tree, checkpoint) = {
+            let m = self.read();
+            (m.tree.clone(), m.latest.clone())
+        };
+        verify_state(self, &tree, checkpoint.as_ref())?;
+        Ok(LoadedState { tree, checkpoint })
+    }
+
+    fn commit_batch(&self, batch: CommitBatch<'_>) -> Result<(), StoreError> {
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.check_fence()?;
+        {
+            let m = self.read();
+            validate_batch(
+                &batch,
+                m.tree.size(),
+                &|l, i| Ok(m.tiles.get(&(l, i)).map_or(0, Vec::len)),
+                &|k| Ok(m.idempotency.contains_key(k)),
+            )?;
+            if let Some(note) = batch.checkpoint {
+                match m.checkpoints.get(&batch.state.size().0) {
+                    Some(old) if old.as_slice() != note => {
+                        return Err(StoreError::CheckpointConflict {
+                            size: batch.state.size().0,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let rec = codec::BatchRecord::from_batch(&batch);
+        // Step 1: sequence.
+        let seq = batch_path(rec.start);
+        for (rel, created) in self.put_all(vec![(seq, Bytes::from(rec.encode()))])? {
+            if let Created::Differs = created {
+                return Err(self.fence(format!(
+                    "another writer sequenced a batch at {} in {} ({rel})",
+                    rec.start, self.describe
+                )));
+            }
+        }
+        // Steps 2 and 3. After a failure here the batch is sequenced but
+        // maybe not committed: the engine calls `load_state` before writing
+        // again, which completes it (the entries land; their clients were
+        // told it failed, as the contract allows).
+        let r = self.integrate(&rec);
+        if r.is_err() {
+            self.needs_reload
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        r
+    }
+
+    fn put_checkpoint(&self, size: TreeSize, note: &[u8]) -> Result<(), StoreError> {
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.check_fence()?;
+        let (tree, etag, known) = {
+            let m = self.read();
+            check_checkpoint_request(size, note, m.tree.size())?;
+            (
+                m.tree.clone(),
+                m.state_etag.clone(),
+                m.checkpoints.get(&size.0).cloned(),
+            )
+        };
+        match known {
+            Some(old) if old == note => return Ok(()),
+            Some(_) => return Err(StoreError::CheckpointConflict { size: size.0 }),
+            None => {}
+        }
+        for (_, created) in self.put_all(vec![(checkpoint_path(size.0), Bytes::copy_from_slice(note))])? {
+            if let Created::Differs = created {
+                return Err(StoreError::CheckpointConflict { size: size.0 });
+            }
+        }
+        let newer = {
+            let m = self.read();
+            m.latest.as_ref().is_some_and(|c| c.size >= size)
+        };
+        if !newer {
+            let doc = codec::StateDoc {
+                tree,
+                checkpoint: Some(note.to_vec()),
+            };
+            let etag = self.swap_state(&doc, etag)?;
+            let mut m = self.write();
+            m.state_etag = Some(etag);
+            m.latest = Some(StoredCheckpoint {
+                size,
+                note: note.to_vec(),
+            });
+        }
+        self.write().checkpoints.insert(size.0, note.to_vec());
+        if !newer {
+            self.publish_checkpoint(note.to_vec());
+        }
+        Ok(())
+    }
+
+    fn read_entries(&self, start: LeafIndex, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let (size, tail) = {
+            let m = self.read();
+            (m.tree.size().0, m.tail.clone())
+        };
+        if start.0 > size {
+            return Err(StoreError::OutOfRange {
+                index: start.0,
+                size,
+            });
+        }
+        let end = start.0.saturating_add(limit as u64).min(size);
+        let mut out = Vec::with_capacity((end - start.0) as usize);
+        let mut i = start.0;
+        while i < end {
+            let bundle = i / TILE_WIDTH;
+            let full_end = (bundle + 1) * TILE_WIDTH;
+            let entries: Vec<Vec<u8>> = if full_end > size {
+                tail.clone()
+            } else {
+                let rel = entries_path(bundle, TILE_WIDTH as u16);
+                let (b, _) = self
+                    .get_now(&rel)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("entry bundle {rel} is missing")))?;
+                parse_entry_bundle(&b)
+                    .map_err(|e| StoreError::Corrupt(format!("entry bundle {rel}: {e}")))?
+                    .into_iter()
+                    .map(<[u8]>::to_vec)
+                    .collect()
+            };
+            let from = (i - bundle * TILE_WIDTH) as usize;
+            let to = (end.min(full_end) - bundle * TILE_WIDTH) as usize;
+            let got = entries.get(from..to).ok_or_else(|| {
+                StoreError::Corrupt(format!("entry bundle {bundle} is shorter than the tree says"))
+            })?;
+            out.extend(got.iter().cloned());
+            i = end.min(full_end);
+        }
+        Ok(out)
+    }
+
+    fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<Hash>>, StoreError> {
+        let m = self.read();
+        tiles
+            .iter()
+            .map(|t| {
+                m.tiles
+                    .get(&(t.level, t.index))
+                    .and_then(|v| v.get(..usize::from(t.width)))
+                    .map(<[Hash]>::to_vec)
+                    .ok_or_else(|| StoreError::MissingTile { path: t.path() })
+            })
+            .collect()
+    }
+
+    fn checkpoint(&self, size: Option<TreeSize>) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let Some(s) = size else {
+            return Ok(self.read().latest.clone());
+        };
+        if let Some(n) = self.read().checkpoints.get(&s.0) {
+            return Ok(Some(StoredCheckpoint {
+                size: s,
+                note: n.clone(),
+            }));
+        }
+        if s > self.read().tree.size() {
+            return Ok(None);
+        }
+        Ok(self.get_now(&checkpoint_path(s.0))?.map(|(b, _)| {
+            let note = b.to_vec();
+            self.write().checkpoints.insert(s.0, note.clone());
+            StoredCheckpoint { size: s, note }
+        }))
+    }
+
+    fn find_leaf(&self, leaf_hash: &Hash) -> Result<Option<LeafIndex>, StoreError> {
+        Ok(self.read().leaf_index.get(leaf_hash).copied().map(LeafIndex))
+    }
+
+    fn find_idempotency_key(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        Ok(self
+            .read()
+            .idempotency
+            .get(key)
+            .map(|&(i, request)| IdempotencyRecord {
+                index: LeafIndex(i),
+                request: Some(request),
+            }))
+    }
+}
