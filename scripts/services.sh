@@ -6,6 +6,7 @@
 #   scripts/services.sh start [DIR]   install (Debian) if needed, start, wait until ready
 #   scripts/services.sh stop  [DIR]   stop what `start` started in DIR
 #   scripts/services.sh env   [DIR]   print the variables the tests read
+#   scripts/services.sh running [DIR] exit 0 if both answer
 #
 # DIR (default: $HOME/.cache/cairn-services) holds the configuration, data,
 # logs, pids and `env`. Ports: RGW 127.0.0.1:$CAIRN_RGW_PORT (7780), etcd
@@ -21,6 +22,7 @@ MON_PORT=${CAIRN_MON_PORT:-7781}
 ETCD_PEER=${CAIRN_ETCD_PEER_PORT:-7782}
 ACCESS_KEY=cairntest
 SECRET_KEY=cairntestsecret
+BUCKET=cairn-test
 
 say() { echo "services: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -63,6 +65,10 @@ ms_client_mode = crc
 osd_pool_default_size = 1
 osd_pool_default_min_size = 1
 mon_allow_pool_size_one = true
+# The mon refuses to start below 5% free disk by default; its data is tiny
+# (the OSD is in memory), so a nearly full build disk must not stop it.
+mon_data_avail_crit = 1
+mon_data_avail_warn = 2
 osd_pool_default_pg_num = 8
 osd_pool_default_pgp_num = 8
 mon_max_pg_per_osd = 1000
@@ -84,10 +90,28 @@ rgw_data = $DIR/rgw
 EOF
 }
 
+running() {
+    [ -f "$DIR/env" ] && curl -fsS "http://127.0.0.1:$RGW_PORT" >/dev/null 2>&1 \
+        && etcdctl --endpoints "127.0.0.1:$ETCD_PORT" endpoint health >/dev/null 2>&1
+}
+
+# The tests' bucket (a signed PUT; "already owned by you" is fine).
+make_bucket() {
+    local code
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT \
+        --aws-sigv4 "aws:amz:us-east-1:s3" --user "$ACCESS_KEY:$SECRET_KEY" \
+        -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+        "http://127.0.0.1:$RGW_PORT/$BUCKET")
+    case "$code" in
+        200|409) return 0 ;;
+        *) die "creating bucket $BUCKET answered HTTP $code" ;;
+    esac
+}
+
 start() {
     install
-    if [ -f "$DIR/env" ] && curl -fsS "http://127.0.0.1:$RGW_PORT" >/dev/null 2>&1 \
-        && etcdctl --endpoints "127.0.0.1:$ETCD_PORT" endpoint health >/dev/null 2>&1; then
+    if running; then
+        make_bucket
         say "already running ($DIR)"
         return 0
     fi
@@ -128,8 +152,10 @@ start() {
         --access-key="$ACCESS_KEY" --secret="$SECRET_KEY" >/dev/null
     wait_for 10 etcdctl --endpoints "127.0.0.1:$ETCD_PORT" endpoint health \
         || die "etcd did not come up (log: $DIR/log/etcd.log)"
+    make_bucket
     cat >"$DIR/env" <<EOF
 CAIRN_S3_ENDPOINT=http://127.0.0.1:$RGW_PORT
+CAIRN_S3_BUCKET=$BUCKET
 AWS_ACCESS_KEY_ID=$ACCESS_KEY
 AWS_SECRET_ACCESS_KEY=$SECRET_KEY
 AWS_REGION=us-east-1
@@ -153,5 +179,6 @@ case "$cmd" in
     start) start ;;
     stop) stop; say "stopped ($DIR)" ;;
     env) cat "$DIR/env" ;;
-    *) die "usage: scripts/services.sh start|stop|env [DIR]" ;;
+    running) running ;;
+    *) die "usage: scripts/services.sh start|stop|env|running [DIR]" ;;
 esac

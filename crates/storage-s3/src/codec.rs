@@ -273,7 +273,9 @@ impl BatchRecord {
             let width = r.u16()?;
             let offset = r.u16()?;
             let hashes = r.hashes()?;
-            if !(1..=256).contains(&width) || usize::from(offset) + hashes.len() != usize::from(width) {
+            if !(1..=256).contains(&width)
+                || usize::from(offset) + hashes.len() != usize::from(width)
+            {
                 return Err(r.bad("a tile update does not add up"));
             }
             tiles.push(TileUpdate {

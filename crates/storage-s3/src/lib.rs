@@ -88,7 +88,8 @@ pub struct S3Location {
 impl S3Location {
     /// Parses `s3://bucket/prefix` (the prefix may be empty).
     pub fn parse(url: &str) -> Result<Self, StoreError> {
-        let bad = |why: &str| StoreError::Io(format!("store {url:?}: {why} (want s3://bucket/prefix)"));
+        let bad =
+            |why: &str| StoreError::Io(format!("store {url:?}: {why} (want s3://bucket/prefix)"));
         let rest = url
             .strip_prefix("s3://")
             .ok_or_else(|| bad("not an s3:// URL"))?;
@@ -111,6 +112,9 @@ pub struct S3Options {
     pub endpoint: Option<String>,
     /// The region; `None`: `AWS_REGION` / `AWS_DEFAULT_REGION`, else `us-east-1`.
     pub region: Option<String>,
+    /// Static credentials; `None`: `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub credentials: Option<(String, String)>,
 }
 
 /// A log's store in a bucket. See the crate docs.
@@ -153,7 +157,10 @@ struct Inner {
 /// even when it matches, and takes the bare one; `object_store`'s own
 /// in-memory store wants the quoted one. The probe at open finds which.
 fn unquote(e: &str) -> String {
-    e.trim().trim_start_matches("W/").trim_matches('"').to_owned()
+    e.trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .to_owned()
 }
 
 fn io(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -165,7 +172,7 @@ fn tiles_bytes(hashes: &[Hash]) -> Vec<u8> {
 }
 
 fn hashes_of(bytes: &[u8], what: &str) -> Result<Vec<Hash>, StoreError> {
-    if bytes.len() % 32 != 0 {
+    if !bytes.len().is_multiple_of(32) {
         return Err(StoreError::Corrupt(format!(
             "{what}: {} bytes is not a whole number of hashes",
             bytes.len()
@@ -211,7 +218,10 @@ impl BucketStore {
         let mut b = object_store::aws::AmazonS3Builder::from_env()
             .with_bucket_name(&location.bucket)
             .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch);
-        let endpoint = opts.endpoint.clone().or_else(|| std::env::var("AWS_ENDPOINT").ok());
+        let endpoint = opts
+            .endpoint
+            .clone()
+            .or_else(|| std::env::var("AWS_ENDPOINT").ok());
         if let Some(e) = &endpoint {
             b = b
                 .with_endpoint(e)
@@ -225,6 +235,21 @@ impl BucketStore {
             .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
             .unwrap_or_else(|| "us-east-1".into());
         b = b.with_region(region);
+        match &opts.credentials {
+            Some((id, secret)) => {
+                b = b.with_access_key_id(id).with_secret_access_key(secret);
+            }
+            // Without credentials the client would ask the cloud's instance
+            // metadata service; off AWS that is never what is meant.
+            None if endpoint.is_some() && std::env::var_os("AWS_ACCESS_KEY_ID").is_none() => {
+                return Err(StoreError::Io(format!(
+                    "s3://{} at {}: no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+                    location.bucket,
+                    endpoint.as_deref().unwrap_or_default()
+                )));
+            }
+            None => {}
+        }
         let store = b
             .build()
             .map_err(|e| io(&format!("configuring s3://{}", location.bucket), e))?;
@@ -410,11 +435,17 @@ impl BucketStore {
         }
     }
 
-    async fn get(store: &Arc<dyn ObjectStore>, path: ObjPath) -> Result<Option<(Bytes, Option<String>)>, StoreError> {
+    async fn get(
+        store: &Arc<dyn ObjectStore>,
+        path: ObjPath,
+    ) -> Result<Option<(Bytes, Option<String>)>, StoreError> {
         match store.get(&path).await {
             Ok(r) => {
                 let etag = r.meta.e_tag.clone();
-                let b = r.bytes().await.map_err(|e| io(&format!("reading {path}"), e))?;
+                let b = r
+                    .bytes()
+                    .await
+                    .map_err(|e| io(&format!("reading {path}"), e))?;
                 Ok(Some((b, etag)))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -475,7 +506,11 @@ impl BucketStore {
     }
 
     /// Compare-and-swap of `.cairn/state`: the commit point.
-    fn swap_state(&self, doc: &codec::StateDoc, expected: Option<String>) -> Result<String, StoreError> {
+    fn swap_state(
+        &self,
+        doc: &codec::StateDoc,
+        expected: Option<String>,
+    ) -> Result<String, StoreError> {
         let store = self.store.clone();
         let path = self.path(STATE);
         let bytes = Bytes::from(doc.encode());
@@ -490,11 +525,21 @@ impl BucketStore {
                 None => PutMode::Create,
             };
             match store
-                .put_opts(&path, PutPayload::from(bytes), PutOptions { mode, ..Default::default() })
+                .put_opts(
+                    &path,
+                    PutPayload::from(bytes),
+                    PutOptions {
+                        mode,
+                        ..Default::default()
+                    },
+                )
                 .await
             {
                 Ok(r) => Ok(Ok(r.e_tag)),
-                Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => Ok(Err(())),
+                Err(
+                    object_store::Error::Precondition { .. }
+                    | object_store::Error::AlreadyExists { .. },
+                ) => Ok(Err(())),
                 Err(e) => Err(io(&format!("{describe}: writing the state object"), e)),
             }
         })?;
@@ -689,7 +734,10 @@ impl BucketStore {
                 objects.push((idempotency_path(start), Bytes::from(idem)));
             }
             if let Some(note) = &rec.checkpoint {
-                objects.push((checkpoint_path(rec.state.size().0), Bytes::from(note.clone())));
+                objects.push((
+                    checkpoint_path(rec.state.size().0),
+                    Bytes::from(note.clone()),
+                ));
             }
             let latest = match &rec.checkpoint {
                 Some(n) => Some(n.clone()),
@@ -865,7 +913,10 @@ impl LogStore for BucketStore {
             Some(_) => return Err(StoreError::CheckpointConflict { size: size.0 }),
             None => {}
         }
-        for (_, created) in self.put_all(vec![(checkpoint_path(size.0), Bytes::copy_from_slice(note))])? {
+        for (_, created) in self.put_all(vec![(
+            checkpoint_path(size.0),
+            Bytes::copy_from_slice(note),
+        )])? {
             if let Created::Differs = created {
                 return Err(StoreError::CheckpointConflict { size: size.0 });
             }
@@ -927,7 +978,9 @@ impl LogStore for BucketStore {
             let from = (i - bundle * TILE_WIDTH) as usize;
             let to = (end.min(full_end) - bundle * TILE_WIDTH) as usize;
             let got = entries.get(from..to).ok_or_else(|| {
-                StoreError::Corrupt(format!("entry bundle {bundle} is shorter than the tree says"))
+                StoreError::Corrupt(format!(
+                    "entry bundle {bundle} is shorter than the tree says"
+                ))
             })?;
             out.extend(got.iter().cloned());
             i = end.min(full_end);
@@ -970,7 +1023,12 @@ impl LogStore for BucketStore {
     }
 
     fn find_leaf(&self, leaf_hash: &Hash) -> Result<Option<LeafIndex>, StoreError> {
-        Ok(self.read().leaf_index.get(leaf_hash).copied().map(LeafIndex))
+        Ok(self
+            .read()
+            .leaf_index
+            .get(leaf_hash)
+            .copied()
+            .map(LeafIndex))
     }
 
     fn find_idempotency_key(
