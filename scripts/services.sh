@@ -103,8 +103,19 @@ make_bucket() {
         -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
         "http://127.0.0.1:$RGW_PORT/$BUCKET")
     case "$code" in
-        200|409) return 0 ;;
+        200|409) ;;
         *) die "creating bucket $BUCKET answered HTTP $code" ;;
+    esac
+    # Anyone may read its objects (the logs in it are tlog-tiles endpoints
+    # that Go's sumdb/tlog reads directly); only the test user writes.
+    local policy='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::'"$BUCKET"'/*"]}]}'
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT --data "$policy" \
+        --aws-sigv4 "aws:amz:us-east-1:s3" --user "$ACCESS_KEY:$SECRET_KEY" \
+        -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+        "http://127.0.0.1:$RGW_PORT/$BUCKET?policy=")
+    case "$code" in
+        200|204) ;;
+        *) die "setting the read policy of bucket $BUCKET answered HTTP $code" ;;
     esac
 }
 

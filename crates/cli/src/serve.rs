@@ -56,6 +56,19 @@ pub(crate) struct ServeArgs {
     /// folder does not roll back. [default: <data-dir>.guard]
     #[arg(long, env = "CAIRN_GUARD_FILE")]
     guard_file: Option<PathBuf>,
+    /// Keep the log in an S3-compatible bucket: `s3://bucket/prefix`
+    /// (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY). The
+    /// data folder then holds only the signing key and the freeze marker.
+    /// [default: RocksDB in the data folder]
+    #[arg(long, env = "CAIRN_STORE", value_name = "URL")]
+    store: Option<String>,
+    /// The S3 endpoint for --store (e.g. http://127.0.0.1:7780 for a
+    /// local Ceph RGW). [default: AWS, or AWS_ENDPOINT]
+    #[arg(long, env = "CAIRN_S3_ENDPOINT", value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// The S3 region for --store. [default: AWS_REGION, or us-east-1]
+    #[arg(long, env = "CAIRN_S3_REGION")]
+    s3_region: Option<String>,
     /// Recreate a missing fork guard from the store's latest checkpoint.
     /// Only once, and only after checking that the store is the log's
     /// latest state: a restored backup without its guard looks the same.
@@ -223,6 +236,9 @@ struct FileLog {
     kek_file: Option<PathBuf>,
     signing_key: Option<PathBuf>,
     guard_file: Option<PathBuf>,
+    store: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
     max_batch: Option<usize>,
     max_batch_age_ms: Option<u64>,
     queue_mb: Option<usize>,
@@ -265,6 +281,9 @@ struct FileConfig {
     max_batch: Option<usize>,
     max_batch_age_ms: Option<u64>,
     guard_file: Option<PathBuf>,
+    store: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
     queue_mb: Option<usize>,
     tile_cache_mb: Option<usize>,
     token_file: Option<PathBuf>,
@@ -276,6 +295,30 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
     limits: Option<LimitArgs>,
+}
+
+/// The object store a log is kept in, from `store` (`s3://bucket/prefix`)
+/// and the S3 settings; `None` without `store` (RocksDB).
+fn object_store(
+    store: Option<&String>,
+    endpoint: Option<&String>,
+    region: Option<&String>,
+) -> Result<Option<cairn_server::ObjectStoreConfig>> {
+    // The S3 settings alone mean nothing (they may be set for the whole
+    // server, or in the environment, for the logs that use a bucket).
+    let Some(url) = store else {
+        return Ok(None);
+    };
+    let location =
+        cairn_storage_s3::S3Location::parse(url).map_err(|e| anyhow::anyhow!("store: {e}"))?;
+    Ok(Some(cairn_server::ObjectStoreConfig {
+        location,
+        options: cairn_storage_s3::S3Options {
+            endpoint: endpoint.cloned(),
+            region: region.cloned(),
+            credentials: None,
+        },
+    }))
 }
 
 /// Reads a TOML config file; errors name the file and line.
@@ -403,6 +446,11 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
             quota: None,
             subject_keys: args.subject_keys.clone().or(file.subject_keys.clone()),
             kek_file: args.kek_file.clone().or(file.kek_file.clone()),
+            object_store: object_store(
+                args.store.as_ref().or(file.store.as_ref()),
+                args.s3_endpoint.as_ref().or(file.s3_endpoint.as_ref()),
+                args.s3_region.as_ref().or(file.s3_region.as_ref()),
+            )?,
         }]
     } else {
         // Several logs: what names one log cannot be said once for all.
@@ -435,6 +483,7 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
                 !file.witness.is_empty() || file.witness_quorum.is_some(),
             ),
             ("rebuild_guard", args.rebuild_guard),
+            ("store", args.store.is_some() || file.store.is_some()),
         ];
         if let Some((k, _)) = single.iter().find(|(_, set)| *set) {
             bail!(
@@ -461,6 +510,18 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
                     .with_context(|| what.clone())?,
                 tile_cache_mb: tile_cache_mb(l.tile_cache_mb),
                 guard_file: l.guard_file.clone(),
+                object_store: object_store(
+                    l.store.as_ref(),
+                    l.s3_endpoint
+                        .as_ref()
+                        .or(args.s3_endpoint.as_ref())
+                        .or(file.s3_endpoint.as_ref()),
+                    l.s3_region
+                        .as_ref()
+                        .or(args.s3_region.as_ref())
+                        .or(file.s3_region.as_ref()),
+                )
+                .with_context(|| what.clone())?,
                 rebuild_guard: false,
                 frozen: l.frozen,
                 not_after: l

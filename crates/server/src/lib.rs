@@ -45,8 +45,8 @@ pub mod testing {
 }
 
 pub use run::{
-    LogConfig, ServeConfig, ServeError, Server, TlsFiles, build_masker, exposure_warnings,
-    load_or_create_key, read_secret,
+    LogConfig, ObjectStoreConfig, ServeConfig, ServeError, Server, TlsFiles, build_masker,
+    exposure_warnings, load_or_create_key, read_secret,
 };
 pub use sequencer::{
     AppendError, AppendRequest, Appended, IdempotencyHasher, Sequencer, SequencerConfig, SignedHead,

@@ -64,6 +64,20 @@ pub struct LogConfig {
     /// The key-encryption key's file (mode 0600); `None`: the
     /// `CAIRN_KEK` environment variable.
     pub kek_file: Option<PathBuf>,
+    /// Keep the log in an S3-compatible bucket instead of RocksDB in
+    /// `data_dir` (which then holds only the key and the freeze marker):
+    /// docs/design/object-storage.md.
+    pub object_store: Option<ObjectStoreConfig>,
+}
+
+/// Where a log's bucket is (`store = "s3://bucket/prefix"`) and how to
+/// reach it.
+#[derive(Clone, Debug)]
+pub struct ObjectStoreConfig {
+    /// Bucket and prefix.
+    pub location: cairn_storage_s3::S3Location,
+    /// Endpoint, region, credentials.
+    pub options: cairn_storage_s3::S3Options,
 }
 
 impl Default for LogConfig {
@@ -87,6 +101,7 @@ impl Default for LogConfig {
             quota: None,
             subject_keys: None,
             kek_file: None,
+            object_store: None,
         }
     }
 }
@@ -463,12 +478,25 @@ fn open_log(
     cfg: &LogConfig,
     client: Option<&crate::outbound::HttpClient>,
 ) -> Result<Opened, ServeError> {
-    let mut so = StoreOptions::new(&cfg.data_dir);
-    so.guard_path = cfg.guard_file.clone();
-    so.rebuild_missing_guard = cfg.rebuild_guard;
-    let rocks = RocksStore::open(so).map_err(|e| ServeError::Setup(e.to_string()))?;
-    let lease = rocks.lease();
-    let store: Arc<dyn LogStore> = Arc::new(rocks);
+    let (store, lease): (Arc<dyn LogStore>, _) = match &cfg.object_store {
+        Some(o) => {
+            // The data folder still holds the key and the freeze marker.
+            durable::create_dir_all(&cfg.data_dir)
+                .map_err(setup(&cfg.data_dir.display().to_string()))?;
+            let s = cairn_storage_s3::BucketStore::open_s3(&o.location, &o.options)
+                .map_err(|e| ServeError::Setup(format!("log {}: {e}", cfg.name)))?;
+            let lease = s.lease();
+            (Arc::new(s), lease)
+        }
+        None => {
+            let mut so = StoreOptions::new(&cfg.data_dir);
+            so.guard_path = cfg.guard_file.clone();
+            so.rebuild_missing_guard = cfg.rebuild_guard;
+            let rocks = RocksStore::open(so).map_err(|e| ServeError::Setup(e.to_string()))?;
+            let lease = rocks.lease();
+            (Arc::new(rocks), lease)
+        }
+    };
     let signer = match &cfg.signing_key {
         None => load_or_create_key(&cfg.data_dir, &cfg.origin)?,
         Some(p) => load_key(p, &cfg.origin)?,

@@ -1086,3 +1086,101 @@ async fn erasure_and_audited_reveal() {
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }
+
+/// Issue 19: a log kept in an S3 bucket (Ceph RGW, started by
+/// scripts/services.sh) is read by Go's `sumdb/tlog` and `sumdb/note`
+/// **straight from the bucket**, not through Cairn: the bucket is itself a
+/// C2SP tlog-tiles endpoint (anonymous reads, as a CDN would serve it).
+/// Cairn's own HTTP endpoint serves the same checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_in_a_bucket_is_read_by_go_straight_from_the_bucket() {
+    let endpoint = std::env::var("CAIRN_S3_ENDPOINT").ok();
+    let bucket = std::env::var("CAIRN_S3_BUCKET").ok();
+    if !cairn_server::testing::require(
+        endpoint.is_some() && bucket.is_some(),
+        "Ceph RGW (CAIRN_S3_ENDPOINT, CAIRN_S3_BUCKET: scripts/services.sh start, as scripts/test.sh runs it)",
+    ) || !have_go()
+    {
+        return;
+    }
+    let (endpoint, bucket) = (endpoint.unwrap(), bucket.unwrap());
+    let tmp = tempfile::tempdir().unwrap();
+    let mut n = [0u8; 8];
+    getrandom::fill(&mut n).unwrap();
+    let prefix = format!("test/go-{}", hex::encode(n));
+    let log = LogConfig {
+        data_dir: tmp.path().join("data"),
+        origin: "bucket.cairn.test/log".into(),
+        tile_cache_mb: 4,
+        object_store: Some(cairn_server::ObjectStoreConfig {
+            location: cairn_storage_s3::S3Location {
+                bucket: bucket.clone(),
+                prefix: prefix.clone(),
+            },
+            options: cairn_storage_s3::S3Options {
+                endpoint: Some(endpoint.clone()),
+                region: None,
+                credentials: None,
+            },
+        }),
+        ..LogConfig::default()
+    };
+    let cfg = ServeConfig {
+        logs: vec![log],
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        ..ServeConfig::default()
+    };
+    let server = Server::bind(&cfg).await.unwrap();
+    let (grpc, http) = (server.grpc_addr().unwrap(), server.http_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
+    // Full bundles and tiles, and a partial one at the right edge.
+    for from in [0u64, 700] {
+        let r = c
+            .append_batch(pb::AppendBatchRequest {
+                events: (from..from + 700)
+                    .map(|i| pb::AppendRequest {
+                        event: format!(r#"{{"i":{i},"email":"b{i}@example.com"}}"#).into_bytes(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.receipts.len(), 700);
+    }
+    let vkey = std::fs::read_to_string(cfg.logs[0].data_dir.join("log.vkey")).unwrap();
+    let rgw: SocketAddr = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    assert_eq!(
+        go_verifies(tmp.path(), rgw, &format!("/{bucket}/{prefix}"), vkey.trim()),
+        1400
+    );
+    // The bucket's public checkpoint is the one Cairn serves.
+    let from_bucket = get(rgw, &format!("/{bucket}/{prefix}/checkpoint")).await;
+    assert_eq!(from_bucket, get(http, "/checkpoint").await);
+    // And no raw PII in any object of the log.
+    for i in [0, 699, 1279] {
+        let bundle = get(
+            rgw,
+            &format!("/{bucket}/{prefix}/tile/entries/00{}", i / 256),
+        )
+        .await;
+        let raw = format!("b{i}@example.com");
+        assert!(
+            !bundle.windows(raw.len()).any(|w| w == raw.as_bytes()),
+            "raw email {i} in a bundle"
+        );
+    }
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}

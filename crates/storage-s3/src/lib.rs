@@ -119,7 +119,10 @@ pub struct S3Options {
 
 /// A log's store in a bucket. See the crate docs.
 pub struct BucketStore {
-    rt: tokio::runtime::Runtime,
+    /// The store's own runtime (its callers are synchronous), shut down in
+    /// the background on drop: the store may be dropped on another runtime.
+    rt: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
     store: Arc<dyn ObjectStore>,
     prefix: String,
     /// `s3://bucket/prefix at endpoint`, for messages.
@@ -276,7 +279,8 @@ impl BucketStore {
             .build()
             .map_err(|e| io("starting the object-store runtime", e))?;
         let mut s = BucketStore {
-            rt,
+            handle: rt.handle().clone(),
+            rt: Some(rt),
             store,
             prefix: prefix.trim_matches('/').to_owned(),
             describe,
@@ -314,7 +318,7 @@ impl BucketStore {
         f: impl Future<Output = Result<T, StoreError>> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.rt.spawn(async move {
+        self.handle.spawn(async move {
             let _ = tx.send(f.await);
         });
         rx.recv()
@@ -812,6 +816,14 @@ impl BucketStore {
             }
             Ok(())
         });
+    }
+}
+
+impl Drop for BucketStore {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
     }
 }
 
