@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the log: gRPC API, C2SP tlog-tiles over HTTP.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Run a C2SP tlog-witness (HTTP add-checkpoint, gRPC, gossip).
     Witness(witness::WitnessArgs),
     /// Check that a log only ever grows (and, with --full, its entries).
@@ -152,7 +152,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve(args) => serve::serve(args),
+        Command::Serve(args) => serve::serve(*args),
         Command::Witness(args) => witness::witness(args),
         Command::Audit(args) => audit::audit(args),
         Command::Token(TokenCmd::New(args)) => serve::token_new(args),

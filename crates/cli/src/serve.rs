@@ -660,11 +660,19 @@ fn run_server(cfg: ServeConfig) -> Result<ExitCode> {
             } else {
                 ""
             };
+            let place = match &l.object_store {
+                Some(o) => format!(
+                    "s3://{}/{} (key in {})",
+                    o.location.bucket,
+                    o.location.prefix,
+                    l.data_dir.display()
+                ),
+                None => l.data_dir.display().to_string(),
+            };
             eprintln!(
-                "cairn: log {:?}{mark}: {:?} in {}, {state}",
+                "cairn: log {:?}{mark}: {:?} in {place}, {state}",
                 l.name.as_str(),
                 l.origin,
-                l.data_dir.display()
             );
         }
         eprintln!("cairn: verifier key {}", server.vkey);
