@@ -506,3 +506,102 @@ fn append_in_batches_with_receipt_forms() {
     }
     drop(st);
 }
+
+/// Issue 19 from the command line: `cairn serve --store s3://…` on the
+/// Ceph RGW that scripts/services.sh runs. Appends, a restart that reopens
+/// the log from the bucket (caches rebuilt), more appends on top, a
+/// receipt that verifies offline; and the mistakes a user makes (a URL
+/// that is not `s3://`, an endpoint nobody answers) are refused at start
+/// with what is wrong.
+#[test]
+fn a_log_in_a_bucket_from_the_command_line() {
+    let endpoint = std::env::var("CAIRN_S3_ENDPOINT").ok();
+    let bucket = std::env::var("CAIRN_S3_BUCKET").ok();
+    if !cairn_server::testing::require(
+        endpoint.is_some() && bucket.is_some(),
+        "Ceph RGW (CAIRN_S3_ENDPOINT, CAIRN_S3_BUCKET: scripts/services.sh start, as scripts/test.sh runs it)",
+    ) {
+        return;
+    }
+    let (endpoint, bucket) = (endpoint.unwrap(), bucket.unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let url = format!(
+        "s3://{bucket}/test/cli-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let serve = || {
+        start(
+            cairn()
+                .args(["serve", "--data-dir"])
+                .arg(&data)
+                .args(["--store", &url, "--s3-endpoint", &endpoint])
+                .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"]),
+        )
+    };
+    let st = serve();
+    assert!(st.startup.contains(&url), "{}", st.startup);
+    let server = format!("http://127.0.0.1:{}", st.port);
+    let lines: String = (0..300)
+        .map(|i| format!("{{\"i\":{i},\"email\":\"s3-{i}@example.com\"}}\n"))
+        .collect();
+    let out = append_stdin(&server, lines.as_bytes());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(st);
+    // Reopened from the bucket: the history is there, and grows.
+    let st = serve();
+    assert!(st.startup.contains("size 300"), "{}", st.startup);
+    let server = format!("http://127.0.0.1:{}", st.port);
+    let out = append_stdin(&server, b"{\"after\":\"restart\"}\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let receipt = String::from_utf8(out.stdout).unwrap();
+    let r: serde_json::Value = serde_json::from_str(receipt.lines().next().unwrap()).unwrap();
+    assert_eq!(r["index"], 300);
+    let vkey = std::fs::read_to_string(data.join("log.vkey")).unwrap();
+    let mut v = cairn()
+        .args(["verify", "receipt", "-", "--vkey", vkey.trim()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    v.stdin
+        .take()
+        .unwrap()
+        .write_all(receipt.as_bytes())
+        .unwrap();
+    let ok = v.wait_with_output().unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    drop(st);
+    // Mistakes, named.
+    let fails = |store: &str, endpoint: &str| {
+        let out = cairn()
+            .args(["serve", "--data-dir"])
+            .arg(dir.path().join("other"))
+            .args(["--store", store, "--s3-endpoint", endpoint])
+            .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = fails("https://example.com/log", &endpoint);
+    assert!(e.contains("not an s3:// URL"), "{e}");
+    let e = fails(&format!("s3://{bucket}/x"), "http://127.0.0.1:9");
+    assert!(e.contains("127.0.0.1:9"), "{e}");
+}
