@@ -1161,13 +1161,22 @@ async fn a_log_in_a_bucket_is_read_by_go_straight_from_the_bucket() {
         .trim_end_matches('/')
         .parse()
         .unwrap();
+    // The bucket's public checkpoint is the one Cairn serves (it is
+    // written in the background: wait for it).
+    let served = String::from_utf8(get(http, "/checkpoint").await).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (code, from_bucket) = fetch(rgw, &format!("/{bucket}/{prefix}/checkpoint")).await;
+        if (code == 200 && from_bucket == served) || std::time::Instant::now() > deadline {
+            assert_eq!((code, from_bucket), (200, served));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert_eq!(
         go_verifies(tmp.path(), rgw, &format!("/{bucket}/{prefix}"), vkey.trim()),
         1400
     );
-    // The bucket's public checkpoint is the one Cairn serves.
-    let from_bucket = get(rgw, &format!("/{bucket}/{prefix}/checkpoint")).await;
-    assert_eq!(from_bucket, get(http, "/checkpoint").await);
     // And no raw PII in any object of the log.
     for i in [0, 699, 1279] {
         let bundle = get(

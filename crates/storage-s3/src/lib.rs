@@ -35,12 +35,15 @@
 //!    Cairn. A writer whose ETag is stale (another writer committed since)
 //!    gets 412: it is fenced and stops; nothing it did is visible, because
 //!    every read path starts from `.cairn/state`.
-//! 4. **Checkpoint** ([`LogStore::put_checkpoint`], after the log signed):
-//!    `.cairn/checkpoints/<size>` create-only (a second, different note for a
-//!    size is refused), then `.cairn/state` again by compare-and-swap, then
-//!    the public `checkpoint`. A zombie cannot store a checkpoint: its
-//!    compare-and-swap fails. The public `checkpoint` object may briefly lag
-//!    (a crash between the two writes); the next checkpoint repairs it.
+//! 4. **Checkpoint** ([`LogStore::put_checkpoint`], after the log signed
+//!    the tree that step 3 committed): `.cairn/checkpoints/<size>`
+//!    create-only, its own commit point (a second, different note for a
+//!    size is refused). The state object carries the latest checkpoint from
+//!    the next commit on; at open the one at the committed size is looked
+//!    up directly. A zombie never gets here: its step 3 failed, and the log
+//!    stopped. The public `checkpoint` object is written in the background
+//!    by one task (never a newer one overwritten by an older); it may lag
+//!    after a crash, until the next checkpoint.
 //!
 //! Safety never depends on timing or leases: the conditional writes alone
 //! keep two writers from both extending the log. At open, the store checks
@@ -134,6 +137,9 @@ pub struct BucketStore {
     fenced: Arc<Mutex<Option<String>>>,
     /// `If-Match` takes the ETag without quotes here (found by the probe).
     bare_etags: bool,
+    /// The newest checkpoint for the public `checkpoint` object, written by
+    /// one background task (so a slow write never lands over a newer one).
+    publish: tokio::sync::watch::Sender<Vec<u8>>,
     /// A write failed after its batch was sequenced: the next
     /// `load_state` reloads from the bucket and completes that batch.
     needs_reload: std::sync::atomic::AtomicBool,
@@ -278,7 +284,29 @@ impl BucketStore {
             .enable_all()
             .build()
             .map_err(|e| io("starting the object-store runtime", e))?;
+        let (publish, mut published) = tokio::sync::watch::channel(Vec::<u8>::new());
+        {
+            let store = store.clone();
+            let path = if prefix.trim_matches('/').is_empty() {
+                ObjPath::from("checkpoint")
+            } else {
+                ObjPath::from(format!("{}/checkpoint", prefix.trim_matches('/')))
+            };
+            let describe = describe.clone();
+            rt.spawn(async move {
+                while published.changed().await.is_ok() {
+                    let note = published.borrow_and_update().clone();
+                    if note.is_empty() {
+                        continue;
+                    }
+                    if let Err(e) = store.put(&path, PutPayload::from(note)).await {
+                        tracing::warn!(store = %describe, "writing the public checkpoint: {e}");
+                    }
+                }
+            });
+        }
         let mut s = BucketStore {
+            publish,
             handle: rt.handle().clone(),
             rt: Some(rt),
             store,
@@ -675,6 +703,18 @@ impl BucketStore {
                 note: note.clone(),
             });
         }
+        // The checkpoint of the committed size is stored after the state
+        // that commits it: look for it.
+        if size > 0
+            && inner.latest.as_ref().is_none_or(|c| c.size.0 < size)
+            && let Some((b, _)) = self.get_now(&checkpoint_path(size))?
+        {
+            inner.checkpoints.insert(size, b.to_vec());
+            inner.latest = Some(StoredCheckpoint {
+                size: TreeSize(size),
+                note: b.to_vec(),
+            });
+        }
         *self.write() = inner;
         self.complete_sequenced()
     }
@@ -797,25 +837,17 @@ impl BucketStore {
         // only the one at the committed size is ever read).
         let store = self.store.clone();
         let path = self.path(&batch_path(start));
-        let _ = self.run(async move {
+        self.handle.spawn(async move {
             let _ = store.delete(&path).await;
-            Ok(())
         });
         Ok(())
     }
 
-    /// The public `checkpoint` object (best effort: the next one repairs a
-    /// failure; the durable record is `.cairn/checkpoints/` and the state).
+    /// The public `checkpoint` object, written in the background (the
+    /// durable record is `.cairn/checkpoints/`; a crash or a failed write
+    /// leaves it one behind until the next checkpoint).
     fn publish_checkpoint(&self, note: Vec<u8>) {
-        let store = self.store.clone();
-        let path = self.path("checkpoint");
-        let describe = self.describe.clone();
-        let _ = self.run(async move {
-            if let Err(e) = store.put(&path, PutPayload::from(note)).await {
-                tracing::warn!(store = %describe, "writing the public checkpoint: {e}");
-            }
-            Ok(())
-        });
+        self.publish.send_replace(note);
     }
 }
 
@@ -908,17 +940,18 @@ impl LogStore for BucketStore {
         r
     }
 
+    /// The checkpoint's own create-only object is its commit point: the
+    /// batch it signs was committed (and fenced) by `commit_batch`, and a
+    /// second, different note for a size can never be stored. The state
+    /// object carries the latest checkpoint from the next commit on; at
+    /// open, the one at the committed size is looked up directly.
     fn put_checkpoint(&self, size: TreeSize, note: &[u8]) -> Result<(), StoreError> {
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         self.check_fence()?;
-        let (tree, etag, known) = {
+        let known = {
             let m = self.read();
             check_checkpoint_request(size, note, m.tree.size())?;
-            (
-                m.tree.clone(),
-                m.state_etag.clone(),
-                m.checkpoints.get(&size.0).cloned(),
-            )
+            m.checkpoints.get(&size.0).cloned()
         };
         match known {
             Some(old) if old == note => return Ok(()),
@@ -933,25 +966,19 @@ impl LogStore for BucketStore {
                 return Err(StoreError::CheckpointConflict { size: size.0 });
             }
         }
-        let newer = {
-            let m = self.read();
-            m.latest.as_ref().is_some_and(|c| c.size >= size)
-        };
-        if !newer {
-            let doc = codec::StateDoc {
-                tree,
-                checkpoint: Some(note.to_vec()),
-            };
-            let etag = self.swap_state(&doc, etag)?;
+        let newest = {
             let mut m = self.write();
-            m.state_etag = Some(etag);
-            m.latest = Some(StoredCheckpoint {
-                size,
-                note: note.to_vec(),
-            });
-        }
-        self.write().checkpoints.insert(size.0, note.to_vec());
-        if !newer {
+            m.checkpoints.insert(size.0, note.to_vec());
+            let newest = m.latest.as_ref().is_none_or(|c| c.size < size);
+            if newest {
+                m.latest = Some(StoredCheckpoint {
+                    size,
+                    note: note.to_vec(),
+                });
+            }
+            newest
+        };
+        if newest {
             self.publish_checkpoint(note.to_vec());
         }
         Ok(())

@@ -163,6 +163,18 @@ fn a_batch_sequenced_before_a_crash_is_completed_by_the_next_writer() {
             .unwrap()
         })
     };
+    // The public checkpoint is written in the background.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while rt
+        .block_on(raw.get(&object_store::path::Path::from(format!(
+            "{}/checkpoint",
+            loc.prefix
+        ))))
+        .is_err()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert_eq!(get("checkpoint").as_ref(), note.as_slice());
     assert_eq!(get("tile/0/000.p/150").len(), 150 * 32);
     let bundle = get("tile/entries/000.p/150");
