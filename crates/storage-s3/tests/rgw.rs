@@ -150,27 +150,22 @@ fn a_batch_sequenced_before_a_crash_is_completed_by_the_next_writer() {
     h.check_store(&b).unwrap();
     // The bucket is a tlog-tiles endpoint: checkpoint, tiles and bundles
     // at their C2SP paths.
-    let get = |rel: &str| {
+    let try_get = |rel: &str| {
         rt.block_on(async {
-            raw.get(&object_store::path::Path::from(format!(
-                "{}/{rel}",
-                loc.prefix
-            )))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap()
+            let r = raw
+                .get(&object_store::path::Path::from(format!(
+                    "{}/{rel}",
+                    loc.prefix
+                )))
+                .await
+                .ok()?;
+            r.bytes().await.ok()
         })
     };
-    // The public checkpoint is written in the background.
+    let get = |rel: &str| try_get(rel).unwrap_or_else(|| panic!("{rel} is not in the bucket"));
+    // The public checkpoint is written in the background: wait for it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while rt
-        .block_on(raw.get(&object_store::path::Path::from(format!(
-            "{}/checkpoint",
-            loc.prefix
-        ))))
-        .is_err()
+    while try_get("checkpoint").is_none_or(|b| b.as_ref() != note.as_slice())
         && std::time::Instant::now() < deadline
     {
         std::thread::sleep(std::time::Duration::from_millis(50));
