@@ -42,15 +42,9 @@ fn events(tag: &str, n: usize) -> Vec<u8> {
 
 #[test]
 fn a_paused_writer_that_resumes_cannot_extend_the_log() {
-    let endpoint = std::env::var("CAIRN_S3_ENDPOINT").ok();
-    let bucket = std::env::var("CAIRN_S3_BUCKET").ok();
-    if !cairn_server::testing::require(
-        endpoint.is_some() && bucket.is_some(),
-        "Ceph RGW (CAIRN_S3_ENDPOINT, CAIRN_S3_BUCKET: scripts/services.sh start, as scripts/test.sh runs it)",
-    ) {
+    let Some((endpoint, bucket)) = cairn_server::testing::rgw() else {
         return;
-    }
-    let (endpoint, bucket) = (endpoint.unwrap(), bucket.unwrap());
+    };
     let tmp = tempfile::tempdir().unwrap();
     let url = format!(
         "s3://{bucket}/test/zombie-{}",

@@ -515,15 +515,9 @@ fn append_in_batches_with_receipt_forms() {
 /// with what is wrong.
 #[test]
 fn a_log_in_a_bucket_from_the_command_line() {
-    let endpoint = std::env::var("CAIRN_S3_ENDPOINT").ok();
-    let bucket = std::env::var("CAIRN_S3_BUCKET").ok();
-    if !cairn_server::testing::require(
-        endpoint.is_some() && bucket.is_some(),
-        "Ceph RGW (CAIRN_S3_ENDPOINT, CAIRN_S3_BUCKET: scripts/services.sh start, as scripts/test.sh runs it)",
-    ) {
+    let Some((endpoint, bucket)) = cairn_server::testing::rgw() else {
         return;
-    }
-    let (endpoint, bucket) = (endpoint.unwrap(), bucket.unwrap());
+    };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let url = format!(

@@ -42,6 +42,22 @@ pub mod testing {
         eprintln!("NOT RUN: {what} is missing (CI fails here; scripts/deps.sh installs it)");
         false
     }
+
+    /// The Ceph RGW the object-storage tests use, as (endpoint, bucket),
+    /// from `CAIRN_S3_ENDPOINT` and `CAIRN_S3_BUCKET` (scripts/test.sh
+    /// starts it with scripts/services.sh and exports them); `None` (a
+    /// failure under CI) when they are not set.
+    pub fn rgw() -> Option<(String, String)> {
+        let endpoint = std::env::var("CAIRN_S3_ENDPOINT").ok();
+        let bucket = std::env::var("CAIRN_S3_BUCKET").ok();
+        if !require(
+            endpoint.is_some() && bucket.is_some(),
+            "Ceph RGW (CAIRN_S3_ENDPOINT, CAIRN_S3_BUCKET: scripts/services.sh start, as scripts/test.sh runs it)",
+        ) {
+            return None;
+        }
+        Some((endpoint?, bucket?))
+    }
 }
 
 pub use run::{

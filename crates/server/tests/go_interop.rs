@@ -1094,16 +1094,12 @@ async fn erasure_and_audited_reveal() {
 /// Cairn's own HTTP endpoint serves the same checkpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_in_a_bucket_is_read_by_go_straight_from_the_bucket() {
-    let endpoint = std::env::var("CAIRN_S3_ENDPOINT").ok();
-    let bucket = std::env::var("CAIRN_S3_BUCKET").ok();
-    if !cairn_server::testing::require(
-        endpoint.is_some() && bucket.is_some(),
-        "Ceph RGW (CAIRN_S3_ENDPOINT, CAIRN_S3_BUCKET: scripts/services.sh start, as scripts/test.sh runs it)",
-    ) || !have_go()
-    {
+    let Some((endpoint, bucket)) = cairn_server::testing::rgw() else {
+        return;
+    };
+    if !have_go() {
         return;
     }
-    let (endpoint, bucket) = (endpoint.unwrap(), bucket.unwrap());
     let tmp = tempfile::tempdir().unwrap();
     let mut n = [0u8; 8];
     getrandom::fill(&mut n).unwrap();

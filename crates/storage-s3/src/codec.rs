@@ -166,6 +166,19 @@ impl<'a> R<'a> {
     }
 }
 
+impl BatchEntry {
+    /// As the store contract's entry (borrowing).
+    pub fn as_new(&self) -> cairn_storage::NewEntry<'_> {
+        cairn_storage::NewEntry {
+            data: &self.data,
+            leaf_hash: self.leaf_hash,
+            idempotency: self
+                .idempotency
+                .map(|(key, request)| cairn_storage::Idempotency { key, request }),
+        }
+    }
+}
+
 impl StateDoc {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut w = W(STATE_MAGIC.to_vec());

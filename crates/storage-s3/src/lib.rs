@@ -61,7 +61,7 @@
 
 mod codec;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -71,13 +71,13 @@ use cairn_core::tile::{TILE_WIDTH, Tile, encode_entry_bundle, entries_path, pars
 use cairn_core::tree::TreeState;
 use cairn_storage::verify::{check_checkpoint_request, validate_batch, verify_state};
 use cairn_storage::{
-    CommitBatch, IdempotencyKey, IdempotencyRecord, LoadedState, LogStore, StoreError,
-    StoredCheckpoint, WriterLease,
+    CommitBatch, IdempotencyKey, IdempotencyRecord, LoadedState, LogStore, MemIndex, NewEntry,
+    StoreError, StoredCheckpoint, WriterLease,
 };
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
-pub use codec::BatchRecord;
+pub use codec::{BatchEntry, BatchRecord};
 
 /// Where a log's bucket is, and how to reach it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -154,9 +154,8 @@ struct Inner {
     state_etag: Option<String>,
     latest: Option<StoredCheckpoint>,
     checkpoints: BTreeMap<u64, Vec<u8>>,
-    tiles: HashMap<(u8, u64), Vec<Hash>>,
-    leaf_index: HashMap<Hash, u64>,
-    idempotency: HashMap<IdempotencyKey, (u64, [u8; 32])>,
+    /// Tiles, leaf-hash index, idempotency records.
+    index: MemIndex,
     /// The entries of the last, partial bundle (size % 256 of them).
     tail: Vec<Vec<u8>>,
 }
@@ -649,13 +648,14 @@ impl BucketStore {
                 for (j, h) in hashes.iter().enumerate() {
                     let idx = t.index * TILE_WIDTH + j as u64;
                     inner
+                        .index
                         .leaf_index
                         .entry(*h)
                         .and_modify(|v| *v = (*v).min(idx))
                         .or_insert(idx);
                 }
             }
-            inner.tiles.insert((t.level, t.index), hashes);
+            inner.index.tiles.insert((t.level, t.index), hashes);
         }
         // The partial bundle at the right edge.
         let in_tail = size % TILE_WIDTH;
@@ -691,7 +691,7 @@ impl BucketStore {
         for b in records {
             for (idx, key, request) in codec::decode_idempotency(&b)? {
                 if idx < size {
-                    inner.idempotency.entry(key).or_insert((idx, request));
+                    inner.index.idempotency.entry(key).or_insert((idx, request));
                 }
             }
         }
@@ -746,6 +746,7 @@ impl BucketStore {
             let mut new_tiles = Vec::new();
             for u in &rec.tiles {
                 let mut hashes = inner
+                    .index
                     .tiles
                     .get(&(u.tile.level, u.tile.index))
                     .cloned()
@@ -811,15 +812,10 @@ impl BucketStore {
         let mut inner = self.write();
         inner.state_etag = Some(etag);
         for ((l, i), hashes) in new_tiles {
-            inner.tiles.insert((l, i), hashes);
+            inner.index.tiles.insert((l, i), hashes);
         }
-        for (k, e) in rec.entries.iter().enumerate() {
-            let idx = start + k as u64;
-            inner.leaf_index.entry(e.leaf_hash).or_insert(idx);
-            if let Some((key, request)) = e.idempotency {
-                inner.idempotency.insert(key, (idx, request));
-            }
-        }
+        let entries: Vec<NewEntry<'_>> = rec.entries.iter().map(BatchEntry::as_new).collect();
+        inner.index.add_entries(start, &entries);
         inner.tail = new_tail;
         inner.tree = rec.state.clone();
         if let Some(note) = &rec.checkpoint {
@@ -903,8 +899,8 @@ impl LogStore for BucketStore {
             validate_batch(
                 &batch,
                 m.tree.size(),
-                &|l, i| Ok(m.tiles.get(&(l, i)).map_or(0, Vec::len)),
-                &|k| Ok(m.idempotency.contains_key(k)),
+                &|l, i| Ok(m.index.tile_width(l, i)),
+                &|k| Ok(m.index.idempotency.contains_key(k)),
             )?;
             if let Some(note) = batch.checkpoint {
                 match m.checkpoints.get(&batch.state.size().0) {
@@ -1028,17 +1024,7 @@ impl LogStore for BucketStore {
     }
 
     fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<Hash>>, StoreError> {
-        let m = self.read();
-        tiles
-            .iter()
-            .map(|t| {
-                m.tiles
-                    .get(&(t.level, t.index))
-                    .and_then(|v| v.get(..usize::from(t.width)))
-                    .map(<[Hash]>::to_vec)
-                    .ok_or_else(|| StoreError::MissingTile { path: t.path() })
-            })
-            .collect()
+        self.read().index.read_tiles(tiles)
     }
 
     fn checkpoint(&self, size: Option<TreeSize>) -> Result<Option<StoredCheckpoint>, StoreError> {
@@ -1062,25 +1048,13 @@ impl LogStore for BucketStore {
     }
 
     fn find_leaf(&self, leaf_hash: &Hash) -> Result<Option<LeafIndex>, StoreError> {
-        Ok(self
-            .read()
-            .leaf_index
-            .get(leaf_hash)
-            .copied()
-            .map(LeafIndex))
+        Ok(self.read().index.find_leaf(leaf_hash))
     }
 
     fn find_idempotency_key(
         &self,
         key: &IdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        Ok(self
-            .read()
-            .idempotency
-            .get(key)
-            .map(|&(i, request)| IdempotencyRecord {
-                index: LeafIndex(i),
-                request: Some(request),
-            }))
+        Ok(self.read().index.find_idempotency_key(key))
     }
 }

@@ -24,18 +24,11 @@ use object_store::ObjectStoreExt;
 
 /// The RGW under test, or `None` (a failure under CI) if it is not set up.
 fn rgw() -> Option<(String, S3Options)> {
-    let endpoint = std::env::var("CAIRN_S3_ENDPOINT").ok();
-    let bucket = std::env::var("CAIRN_S3_BUCKET").ok();
-    if !cairn_server::testing::require(
-        endpoint.is_some() && bucket.is_some(),
-        "Ceph RGW (CAIRN_S3_ENDPOINT, CAIRN_S3_BUCKET: scripts/services.sh start, as scripts/test.sh runs it)",
-    ) {
-        return None;
-    }
+    let (endpoint, bucket) = cairn_server::testing::rgw()?;
     Some((
-        bucket.unwrap(),
+        bucket,
         S3Options {
-            endpoint,
+            endpoint: Some(endpoint),
             region: None,
             credentials: None,
         },

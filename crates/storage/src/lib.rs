@@ -42,6 +42,7 @@ mod error;
 #[cfg(feature = "testing")]
 mod faulty;
 pub mod guard;
+mod index;
 mod memory;
 pub mod verify;
 
@@ -52,6 +53,7 @@ use cairn_core::tree::{TileUpdate, TreeState};
 pub use error::StoreError;
 #[cfg(feature = "testing")]
 pub use faulty::{Fault, FaultPoint, FaultyStore};
+pub use index::MemIndex;
 pub use memory::MemoryStore;
 pub use verify::{StoreTiles, validate_batch, verify_state};
 

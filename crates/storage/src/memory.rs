@@ -1,7 +1,7 @@
 //! The in-memory reference backend: the contract with nothing else in the
 //! way. Everything is lost when it is dropped ("durable" means "until drop").
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use cairn_core::hash::{Hash, LeafIndex, TreeSize};
@@ -10,7 +10,7 @@ use cairn_core::tree::TreeState;
 
 use crate::verify::{check_checkpoint_request, validate_batch, verify_state};
 use crate::{
-    CommitBatch, IdempotencyKey, IdempotencyRecord, LoadedState, LogStore, StoreError,
+    CommitBatch, IdempotencyKey, IdempotencyRecord, LoadedState, LogStore, MemIndex, StoreError,
     StoredCheckpoint,
 };
 
@@ -18,9 +18,7 @@ use crate::{
 struct Mem {
     tree: TreeState,
     entries: Vec<Vec<u8>>,
-    tiles: HashMap<(u8, u64), Vec<Hash>>,
-    leaf_index: HashMap<Hash, u64>,
-    idempotency: HashMap<IdempotencyKey, (u64, [u8; 32])>,
+    index: MemIndex,
     checkpoints: BTreeMap<u64, Vec<u8>>,
 }
 
@@ -83,24 +81,19 @@ impl LogStore for MemoryStore {
         validate_batch(
             &batch,
             m.tree.size(),
-            &|l, i| Ok(m.tiles.get(&(l, i)).map_or(0, Vec::len)),
-            &|k| Ok(m.idempotency.contains_key(k)),
+            &|l, i| Ok(m.index.tile_width(l, i)),
+            &|k| Ok(m.index.idempotency.contains_key(k)),
         )?;
         if let Some(note) = batch.checkpoint {
             check_checkpoint_slot(&m.checkpoints, batch.state.size().0, note)?;
         }
         // Every check passed: apply.
-        let start = batch.expected_size.0;
-        for (i, e) in batch.entries.iter().enumerate() {
-            let idx = start + i as u64;
-            m.entries.push(e.data.to_vec());
-            m.leaf_index.entry(e.leaf_hash).or_insert(idx);
-            if let Some(k) = e.idempotency {
-                m.idempotency.insert(k.key, (idx, k.request));
-            }
-        }
+        m.entries
+            .extend(batch.entries.iter().map(|e| e.data.to_vec()));
+        m.index.add_entries(batch.expected_size.0, batch.entries);
         for u in batch.tiles {
-            m.tiles
+            m.index
+                .tiles
                 .entry((u.tile.level, u.tile.index))
                 .or_default()
                 .extend_from_slice(&u.hashes);
@@ -136,17 +129,7 @@ impl LogStore for MemoryStore {
     }
 
     fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<Hash>>, StoreError> {
-        let m = self.read();
-        tiles
-            .iter()
-            .map(|t| {
-                m.tiles
-                    .get(&(t.level, t.index))
-                    .and_then(|v| v.get(..usize::from(t.width)))
-                    .map(<[Hash]>::to_vec)
-                    .ok_or_else(|| StoreError::MissingTile { path: t.path() })
-            })
-            .collect()
+        self.read().index.read_tiles(tiles)
     }
 
     fn checkpoint(&self, size: Option<TreeSize>) -> Result<Option<StoredCheckpoint>, StoreError> {
@@ -162,25 +145,13 @@ impl LogStore for MemoryStore {
     }
 
     fn find_leaf(&self, leaf_hash: &Hash) -> Result<Option<LeafIndex>, StoreError> {
-        Ok(self
-            .read()
-            .leaf_index
-            .get(leaf_hash)
-            .copied()
-            .map(LeafIndex))
+        Ok(self.read().index.find_leaf(leaf_hash))
     }
 
     fn find_idempotency_key(
         &self,
         key: &IdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        Ok(self
-            .read()
-            .idempotency
-            .get(key)
-            .map(|&(i, request)| IdempotencyRecord {
-                index: LeafIndex(i),
-                request: Some(request),
-            }))
+        Ok(self.read().index.find_idempotency_key(key))
     }
 }
