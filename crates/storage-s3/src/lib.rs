@@ -610,6 +610,7 @@ impl BucketStore {
             .map(|t| (t.path(), self.path(&t.path())))
             .collect();
         let store = self.store.clone();
+        let describe = self.describe.clone();
         let fetched = self.run(async move {
             let mut set = tokio::task::JoinSet::new();
             let sem = Arc::new(tokio::sync::Semaphore::new(32));
@@ -621,9 +622,25 @@ impl BucketStore {
                     Self::get(&store, path).await.map(|r| (i, rel, r))
                 });
             }
-            let mut out = Vec::new();
+            // Progress for a long rebuild: a line at every tenth of the way
+            // (a fresh node on a big log reads every tile once).
+            let total = set.len();
+            let started = std::time::Instant::now();
+            let mut out = Vec::with_capacity(total);
+            let mut shown = 0;
             while let Some(r) = set.join_next().await {
                 out.push(r.map_err(|e| io("a tile read task", e))??);
+                let tenth = out.len() * 10 / total.max(1);
+                if total >= 1000 && tenth > shown {
+                    shown = tenth;
+                    tracing::info!(
+                        store = %describe,
+                        "rebuilding the caches from the bucket: {} of {total} tiles ({}%) in {:.1?}",
+                        out.len(),
+                        tenth * 10,
+                        started.elapsed()
+                    );
+                }
             }
             Ok(out)
         })?;
