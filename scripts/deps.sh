@@ -30,7 +30,8 @@ fi
 
 # Tests only: Go and golang.org/x/mod (the interoperability test against
 # Go's sumdb/note and sumdb/tlog), PyYAML (the deployment-file checks),
-# fusermount3 (the power-loss harness mounts a FUSE file system).
+# fusermount3 (the power-loss harness mounts a FUSE file system), Node.js
+# (the explorer's verifier runs under `node --test`).
 # A failed install is an error under CI (CI=true: the tests that need them
 # would fail anyway, and say less); elsewhere a warning, and those tests
 # say they did not run.
@@ -40,6 +41,7 @@ if [ "${CAIRN_TEST_DEPS:-}" = 1 ]; then
     [ -d /usr/share/gocode/src/golang.org/x/mod ] || missing+=(golang-golang-x-mod-dev)
     python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
     command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
     if [ "${#missing[@]}" -gt 0 ]; then
         echo "==> installing test tools: ${missing[*]}" >&2
         SUDO=""

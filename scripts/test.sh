@@ -33,3 +33,8 @@ stop_services() {
 trap stop_services EXIT
 
 cargo test --workspace --locked "$@"
+
+# The explorer's in-page verifier (web/verifier.js) against the shared
+# known answers, under Node's own test runner.
+echo "==> node --test web/test/"
+node --test web/test/
