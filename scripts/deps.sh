@@ -28,6 +28,17 @@ if need_libclang; then
     $SUDO apt-get install -y --no-install-recommends libclang1-14 libclang-common-14-dev
 fi
 
+# The etcd client (leadership for logs in a bucket) compiles etcd's
+# protobuf definitions at build time: it needs protoc (Debian's
+# protobuf-compiler), or PROTOC naming one.
+if [ -z "${PROTOC:-}" ] && ! command -v protoc >/dev/null 2>&1; then
+    echo "==> installing protobuf-compiler for the etcd client's build" >&2
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends protobuf-compiler
+fi
+
 # Tests only: Go and golang.org/x/mod (the interoperability test against
 # Go's sumdb/note and sumdb/tlog), PyYAML (the deployment-file checks),
 # fusermount3 (the power-loss harness mounts a FUSE file system), Node.js

@@ -69,6 +69,18 @@ pub(crate) struct ServeArgs {
     /// The S3 region for --store. [default: AWS_REGION, or us-east-1]
     #[arg(long, env = "CAIRN_S3_REGION")]
     s3_region: Option<String>,
+    /// etcd client URL(s), comma-separated: elect one writer among the
+    /// `cairn serve` processes sharing these logs in a bucket; the others
+    /// wait as standbys and take over when its lease lapses.
+    #[arg(long, env = "CAIRN_ETCD", value_name = "URLS")]
+    etcd: Option<String>,
+    /// The etcd election's name. [default: cairn/<the first log's store URL>]
+    #[arg(long, env = "CAIRN_ETCD_ELECTION")]
+    etcd_election: Option<String>,
+    /// The etcd lease's TTL, in seconds: a dead leader is replaced after
+    /// about this long. [default: 5]
+    #[arg(long, env = "CAIRN_ETCD_LEASE_TTL")]
+    etcd_lease_ttl: Option<i64>,
     /// Recreate a missing fork guard from the store's latest checkpoint.
     /// Only once, and only after checking that the store is the log's
     /// latest state: a restored backup without its guard looks the same.
@@ -284,6 +296,9 @@ struct FileConfig {
     store: Option<String>,
     s3_endpoint: Option<String>,
     s3_region: Option<String>,
+    etcd: Option<String>,
+    etcd_election: Option<String>,
+    etcd_lease_ttl: Option<i64>,
     queue_mb: Option<usize>,
     tile_cache_mb: Option<usize>,
     token_file: Option<PathBuf>,
@@ -610,6 +625,39 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
         otlp_log: file.otlp_log.unwrap_or_default(),
         otlp_grpc_addr: file.otlp_grpc_addr,
         otlp_http_addr: file.otlp_http_addr,
+        etcd: None,
+    };
+    let etcd = args.etcd.or(file.etcd);
+    let cfg = ServeConfig {
+        etcd: match etcd {
+            None => None,
+            Some(urls) => {
+                let ttl = args.etcd_lease_ttl.or(file.etcd_lease_ttl).unwrap_or(5);
+                if !(1..=3600).contains(&ttl) {
+                    bail!("etcd_lease_ttl must be 1..=3600 seconds");
+                }
+                let first = cfg.logs.iter().find_map(|l| l.object_store.as_ref());
+                let Some(first) = first else {
+                    bail!(
+                        "`etcd` elects a writer for logs in a bucket, but no log has `store = \"s3://…\"`"
+                    );
+                };
+                Some(cairn_server::leader::EtcdConfig {
+                    endpoints: urls.split(',').map(|u| u.trim().to_owned()).collect(),
+                    election: args
+                        .etcd_election
+                        .or(file.etcd_election)
+                        .unwrap_or_else(|| {
+                            format!(
+                                "cairn/s3://{}/{}",
+                                first.location.bucket, first.location.prefix
+                            )
+                        }),
+                    ttl_s: ttl,
+                })
+            }
+        },
+        ..cfg
     };
     Ok(cfg)
 }
@@ -644,7 +692,18 @@ pub(crate) fn schemes(tls: bool) -> (&'static str, &'static str) {
 fn run_server(cfg: ServeConfig) -> Result<ExitCode> {
     let rt = crate::client::runtime()?;
     rt.block_on(async move {
+        if let Some(e) = &cfg.etcd {
+            eprintln!(
+                "cairn: standby: waiting for leadership of {:?} (etcd {}, lease {} s)",
+                e.election,
+                e.endpoints.join(","),
+                e.ttl_s
+            );
+        }
         let server = Server::bind(&cfg).await?;
+        if let Some(e) = &cfg.etcd {
+            eprintln!("cairn: elected: this process writes {:?}", e.election);
+        }
         let default = cfg.default_log().map(|l| l.name.clone());
         for l in &cfg.logs {
             let hosted = server.logs().registry.get(l.name.as_str());

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod error;
 pub mod http;
+pub mod leader;
 /// The engine's metrics and sequencer (`cairn-log`), under their old paths.
 pub use cairn_log::{metrics, sequencer};
 pub mod listen;

@@ -133,6 +133,10 @@ pub struct ServeConfig {
     /// A listener of its own for OTLP/HTTP `/v1/logs` (OTLP default
     /// 0.0.0.0:4318); also on the main HTTP listener.
     pub otlp_http_addr: Option<SocketAddr>,
+    /// Leadership through etcd, for logs in a bucket: `bind` waits until
+    /// this process is elected (a standby waits there), and `run` stops
+    /// with an error if leadership is lost ([`crate::leader`]).
+    pub etcd: Option<crate::leader::EtcdConfig>,
 }
 
 impl Default for ServeConfig {
@@ -151,6 +155,7 @@ impl Default for ServeConfig {
             otlp_log: String::new(),
             otlp_grpc_addr: None,
             otlp_http_addr: None,
+            etcd: None,
         }
     }
 }
@@ -467,6 +472,8 @@ pub struct Server {
     limits: crate::listen::Limits,
     /// The verifier key of the default log (empty if it could not start).
     pub vkey: String,
+    /// Elected through etcd, when configured.
+    leadership: Option<crate::leader::Leadership>,
 }
 
 /// A log opened: the running log, its sequencer's task, its witnessing.
@@ -638,6 +645,20 @@ impl Server {
     /// `cairn_log_halted`) and answers `UNAVAILABLE`, and the others serve.
     pub async fn bind(cfg: &ServeConfig) -> Result<Server, ServeError> {
         check_config(cfg)?;
+        // A standby waits here until it is elected; nothing is opened or
+        // bound before (the bucket's fence keeps two writers apart anyway).
+        let leadership = match &cfg.etcd {
+            Some(e) => {
+                if !cfg.logs.iter().any(|l| l.object_store.is_some()) {
+                    return Err(ServeError::Setup(
+                        "etcd leadership is for logs in a bucket: no log has `store = \"s3://…\"`"
+                            .into(),
+                    ));
+                }
+                Some(crate::leader::acquire(e).await?)
+            }
+            None => None,
+        };
         let default = cfg
             .default_log()
             .map(|l| l.name.clone())
@@ -747,6 +768,7 @@ impl Server {
             tls,
             limits: cfg.limits.clone(),
             vkey,
+            leadership,
         })
     }
 
@@ -775,7 +797,32 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then stops accepting, lets the
     /// sequencer finish the queued batch and answer its waiters, and returns.
+    /// A leader elected through etcd also stops when its leadership is
+    /// lost, and returns why as an error.
     pub async fn run(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let Some(leadership) = self.leadership.take() else {
+            return self.serve(shutdown).await;
+        };
+        let mut lost = leadership.lost.clone();
+        let stop = async move {
+            tokio::select! {
+                () = shutdown => {}
+                _ = lost.wait_for(Option::is_some) => {}
+            }
+        };
+        self.serve(stop).await?;
+        match leadership.lost.borrow().clone() {
+            Some(why) => Err(ServeError::Setup(format!(
+                "lost leadership ({why}); stopped serving. The bucket's conditional writes fence this process anyway; restart it to stand by"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    async fn serve(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
