@@ -62,6 +62,58 @@ fn an_open_config_is_flagged_by_config_check() {
     );
 }
 
+/// The two-replica manifest for a log in a bucket (issue 19): a
+/// Deployment of two (one writes, one stands by), no liveness probe (a
+/// standby has no listener), readiness on `/healthz`, the S3 credentials
+/// from a Secret, one shared signing key copied 0600; its config passes
+/// `cairn config check` with nothing insecure.
+#[test]
+fn the_bucket_ha_manifest_validates() {
+    let Some(out) = python_yaml(
+        r#"
+import yaml, json
+docs = list(yaml.safe_load_all(open("deploy/k8s/cairn-bucket-ha.yaml")))
+kinds = sorted(d["kind"] for d in docs)
+assert kinds == ["ConfigMap", "Deployment", "Secret", "Secret", "Secret", "Secret", "Service"], kinds
+by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+dep = by[("Deployment", "cairn-ha")]["spec"]
+assert dep["replicas"] == 2
+pod = dep["template"]["spec"]
+assert pod["securityContext"]["runAsNonRoot"] is True
+c0 = pod["containers"][0]
+assert "livenessProbe" not in c0
+assert c0["readinessProbe"]["httpGet"]["path"] == "/healthz"
+assert c0["envFrom"][0]["secretRef"]["name"] == "cairn-ha-s3"
+assert "install -m 0600 /etc/cairn/key-secret/log.key" in pod["initContainers"][0]["command"][2]
+print(json.dumps({"config": by[("ConfigMap", "cairn-ha-config")]["data"]["cairn.toml"],
+                  "tokens": by[("Secret", "cairn-ha-tokens")]["stringData"]["tokens.toml"]}))
+"#,
+    ) else {
+        return;
+    };
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let config = v["config"].as_str().unwrap();
+    for key in [
+        "store = \"s3://",
+        "etcd = ",
+        "signing_key",
+        "token_file",
+        "tls_cert",
+    ] {
+        assert!(config.contains(key), "the HA config lacks {key}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(&tokens, v["tokens"].as_str().unwrap()).unwrap();
+    let path = dir.path().join("cairn.toml");
+    std::fs::write(
+        &path,
+        config.replace("/etc/cairn/secret/tokens.toml", tokens.to_str().unwrap()),
+    )
+    .unwrap();
+    check_secure(&path);
+}
+
 #[test]
 fn compose_and_k8s_manifests_validate() {
     let Some(out) = python_yaml(
