@@ -85,23 +85,7 @@ fn fuse_here() -> bool {
 }
 
 fn detach(mnt: &Path) {
-    let mounted = std::fs::read_to_string("/proc/self/mounts")
-        .unwrap()
-        .lines()
-        .any(|l| l.split(' ').nth(1) == mnt.to_str());
-    if mounted {
-        let out = Command::new("fusermount3")
-            .args(["-u", "-z"])
-            .arg(mnt)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "fusermount3 -u -z {}: {}",
-            mnt.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    cairn_powercut::detach(mnt).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// A mounted `cairn-powercut`.

@@ -198,6 +198,15 @@ fn hashes_of(bytes: &[u8], what: &str) -> Result<Vec<Hash>, StoreError> {
 
 const STATE: &str = ".cairn/state";
 
+/// An object's path under the log's prefix.
+fn under(prefix: &str, rel: &str) -> ObjPath {
+    if prefix.is_empty() {
+        ObjPath::from(rel)
+    } else {
+        ObjPath::from(format!("{prefix}/{rel}"))
+    }
+}
+
 fn batch_path(start: u64) -> String {
     format!(".cairn/batch/{start:020}")
 }
@@ -286,11 +295,7 @@ impl BucketStore {
         let (publish, mut published) = tokio::sync::watch::channel(Vec::<u8>::new());
         {
             let store = store.clone();
-            let path = if prefix.trim_matches('/').is_empty() {
-                ObjPath::from("checkpoint")
-            } else {
-                ObjPath::from(format!("{}/checkpoint", prefix.trim_matches('/')))
-            };
+            let path = under(prefix.trim_matches('/'), "checkpoint");
             let describe = describe.clone();
             rt.spawn(async move {
                 while published.changed().await.is_ok() {
@@ -331,11 +336,7 @@ impl BucketStore {
     }
 
     fn path(&self, rel: &str) -> ObjPath {
-        if self.prefix.is_empty() {
-            ObjPath::from(rel)
-        } else {
-            ObjPath::from(format!("{}/{rel}", self.prefix))
-        }
+        under(&self.prefix, rel)
     }
 
     /// Runs a future on the store's own runtime and waits for it (callers
@@ -360,10 +361,7 @@ impl BucketStore {
     }
 
     fn check_fence(&self) -> Result<(), StoreError> {
-        match &*self.fenced.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some(why) => Err(StoreError::Fenced(why.clone())),
-            None => Ok(()),
-        }
+        fence_state(&self.fenced)
     }
 
     /// A lease to hand the engine: fails once a conditional write was lost.
@@ -490,6 +488,50 @@ impl BucketStore {
         self.run(async move { Self::get(&store, path).await })
     }
 
+    /// Reads many objects at once (32 in flight), in the order given
+    /// (`None`: absent). A long read (a fresh node on a big log) reports
+    /// its progress at every tenth.
+    fn get_many(
+        &self,
+        paths: Vec<ObjPath>,
+        what: &'static str,
+    ) -> Result<Vec<Option<Bytes>>, StoreError> {
+        let store = self.store.clone();
+        let describe = self.describe.clone();
+        self.run(async move {
+            let total = paths.len();
+            let mut set = tokio::task::JoinSet::new();
+            let sem = Arc::new(tokio::sync::Semaphore::new(32));
+            for (i, path) in paths.into_iter().enumerate() {
+                let store = store.clone();
+                let sem = sem.clone();
+                set.spawn(async move {
+                    let _p = sem.acquire_owned().await;
+                    Self::get(&store, path).await.map(|r| (i, r.map(|(b, _)| b)))
+                });
+            }
+            let started = std::time::Instant::now();
+            let mut out = vec![None; total];
+            let (mut done, mut shown) = (0, 0);
+            while let Some(r) = set.join_next().await {
+                let (i, b) = r.map_err(|e| io("an object read task", e))??;
+                out[i] = b;
+                done += 1;
+                let tenth = done * 10 / total.max(1);
+                if total >= 1000 && tenth > shown {
+                    shown = tenth;
+                    tracing::info!(
+                        store = %describe,
+                        "rebuilding the caches from the bucket: {done} of {total} {what} ({}%) in {:.1?}",
+                        tenth * 10,
+                        started.elapsed()
+                    );
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Writes objects create-only, many at once; an object already there
     /// with the same bytes counts as written.
     fn put_all(&self, objects: Vec<(String, Bytes)>) -> Result<Vec<(String, Created)>, StoreError> {
@@ -605,53 +647,16 @@ impl BucketStore {
                 index += 1;
             }
         }
-        let objects: Vec<(String, ObjPath)> = wanted
-            .iter()
-            .map(|t| (t.path(), self.path(&t.path())))
-            .collect();
-        let store = self.store.clone();
-        let describe = self.describe.clone();
-        let fetched = self.run(async move {
-            let mut set = tokio::task::JoinSet::new();
-            let sem = Arc::new(tokio::sync::Semaphore::new(32));
-            for (i, (rel, path)) in objects.into_iter().enumerate() {
-                let store = store.clone();
-                let sem = sem.clone();
-                set.spawn(async move {
-                    let _p = sem.acquire_owned().await;
-                    Self::get(&store, path).await.map(|r| (i, rel, r))
-                });
-            }
-            // Progress for a long rebuild: a line at every tenth of the way
-            // (a fresh node on a big log reads every tile once).
-            let total = set.len();
-            let started = std::time::Instant::now();
-            let mut out = Vec::with_capacity(total);
-            let mut shown = 0;
-            while let Some(r) = set.join_next().await {
-                out.push(r.map_err(|e| io("a tile read task", e))??);
-                let tenth = out.len() * 10 / total.max(1);
-                if total >= 1000 && tenth > shown {
-                    shown = tenth;
-                    tracing::info!(
-                        store = %describe,
-                        "rebuilding the caches from the bucket: {} of {total} tiles ({}%) in {:.1?}",
-                        out.len(),
-                        tenth * 10,
-                        started.elapsed()
-                    );
-                }
-            }
-            Ok(out)
-        })?;
+        let paths = wanted.iter().map(|t| self.path(&t.path())).collect();
+        let fetched = self.get_many(paths, "tiles")?;
         let mut inner = Inner {
             tree: doc.tree.clone(),
             state_etag: etag,
             ..Inner::default()
         };
-        for (i, rel, got) in fetched {
-            let t = wanted[i];
-            let (b, _) = got.ok_or_else(|| {
+        for (t, got) in wanted.iter().zip(fetched) {
+            let rel = t.path();
+            let b = got.ok_or_else(|| {
                 StoreError::Corrupt(format!("tile {rel} of the committed tree is missing"))
             })?;
             let hashes = hashes_of(&b, &rel)?;
@@ -690,22 +695,17 @@ impl BucketStore {
         // Idempotency records of committed batches.
         let store = self.store.clone();
         let prefix = self.path(".cairn/idempotency");
-        let records = self.run(async move {
+        let listed = self.run(async move {
             use futures_util::TryStreamExt;
-            let metas: Vec<_> = store
+            store
                 .list(Some(&prefix))
-                .try_collect()
+                .map_ok(|m| m.location)
+                .try_collect::<Vec<_>>()
                 .await
-                .map_err(|e| io("listing idempotency records", e))?;
-            let mut out = Vec::new();
-            for m in metas {
-                if let Some((b, _)) = Self::get(&store, m.location.clone()).await? {
-                    out.push(b);
-                }
-            }
-            Ok(out)
+                .map_err(|e| io("listing idempotency records", e))
         })?;
-        for b in records {
+        let records = self.get_many(listed, "idempotency records")?;
+        for b in records.into_iter().flatten() {
             for (idx, key, request) in codec::decode_idempotency(&b)? {
                 if idx < size {
                     inner.index.idempotency.entry(key).or_insert((idx, request));
@@ -880,10 +880,15 @@ struct FenceLease {
 
 impl WriterLease for FenceLease {
     fn check(&self) -> Result<(), StoreError> {
-        match &*self.fenced.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some(why) => Err(StoreError::Fenced(why.clone())),
-            None => Ok(()),
-        }
+        fence_state(&self.fenced)
+    }
+}
+
+/// `Fenced` once a conditional write was lost.
+fn fence_state(fenced: &Mutex<Option<String>>) -> Result<(), StoreError> {
+    match &*fenced.lock().unwrap_or_else(|p| p.into_inner()) {
+        Some(why) => Err(StoreError::Fenced(why.clone())),
+        None => Ok(()),
     }
 }
 
