@@ -81,6 +81,20 @@ pub(crate) struct ServeArgs {
     /// about this long. [default: 5]
     #[arg(long, env = "CAIRN_ETCD_LEASE_TTL")]
     etcd_lease_ttl: Option<i64>,
+    /// Serve logs in a bucket as a read replica: follow what their writer
+    /// commits and serve checkpoints, proofs, entries and tiles; never
+    /// write (appends get FAILED_PRECONDITION). Needs each log's verifier
+    /// key (--verifier-key, `verifier_key`, or log.vkey in the data folder).
+    #[arg(long, env = "CAIRN_READ_ONLY")]
+    read_only: bool,
+    /// The log's verifier key (the line in the writer's log.vkey), for a
+    /// read replica without the signing key.
+    #[arg(long, env = "CAIRN_VERIFIER_KEY", value_name = "VKEY")]
+    verifier_key: Option<String>,
+    /// How often a standby or read replica reads the bucket for new
+    /// batches, in milliseconds. [default: 500]
+    #[arg(long, env = "CAIRN_FOLLOW_INTERVAL_MS")]
+    follow_interval_ms: Option<u64>,
     /// Recreate a missing fork guard from the store's latest checkpoint.
     /// Only once, and only after checking that the store is the log's
     /// latest state: a restored backup without its guard looks the same.
@@ -247,6 +261,7 @@ struct FileLog {
     subject_keys: Option<PathBuf>,
     kek_file: Option<PathBuf>,
     signing_key: Option<PathBuf>,
+    verifier_key: Option<String>,
     guard_file: Option<PathBuf>,
     store: Option<String>,
     s3_endpoint: Option<String>,
@@ -299,6 +314,9 @@ struct FileConfig {
     etcd: Option<String>,
     etcd_election: Option<String>,
     etcd_lease_ttl: Option<i64>,
+    read_only: Option<bool>,
+    verifier_key: Option<String>,
+    follow_interval_ms: Option<u64>,
     queue_mb: Option<usize>,
     tile_cache_mb: Option<usize>,
     token_file: Option<PathBuf>,
@@ -466,6 +484,7 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
                 args.s3_endpoint.as_ref().or(file.s3_endpoint.as_ref()),
                 args.s3_region.as_ref().or(file.s3_region.as_ref()),
             )?,
+            verifier_key: args.verifier_key.clone().or(file.verifier_key.clone()),
         }]
     } else {
         // Several logs: what names one log cannot be said once for all.
@@ -481,6 +500,10 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
                 args.key_file.is_some() || file.key_file.is_some(),
             ),
             ("signing_key", file.signing_key.is_some()),
+            (
+                "verifier_key",
+                args.verifier_key.is_some() || file.verifier_key.is_some(),
+            ),
             (
                 "subject_keys",
                 args.subject_keys.is_some() || file.subject_keys.is_some(),
@@ -519,6 +542,7 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
                 subject_keys: l.subject_keys.clone(),
                 kek_file: l.kek_file.clone(),
                 signing_key: l.signing_key.clone(),
+                verifier_key: l.verifier_key.clone(),
                 sequencer: sequencer(l.max_batch, l.max_batch_age_ms, l.queue_mb)
                     .with_context(|| what.clone())?,
                 witnessing: witnessing(&l.witness, l.witness_quorum)
@@ -626,6 +650,12 @@ pub(crate) fn serve_config(args: ServeArgs) -> Result<ServeConfig> {
         otlp_grpc_addr: file.otlp_grpc_addr,
         otlp_http_addr: file.otlp_http_addr,
         etcd: None,
+        read_only: args.read_only || file.read_only.unwrap_or(false),
+        follow_every: match args.follow_interval_ms.or(file.follow_interval_ms) {
+            None => d.follow_every,
+            Some(ms) if (10..=60_000).contains(&ms) => Duration::from_millis(ms),
+            Some(ms) => bail!("follow_interval_ms is {ms}; it must be 10..=60000"),
+        },
     };
     let etcd = args.etcd.or(file.etcd);
     let cfg = ServeConfig {
@@ -692,17 +722,22 @@ pub(crate) fn schemes(tls: bool) -> (&'static str, &'static str) {
 fn run_server(cfg: ServeConfig) -> Result<ExitCode> {
     let rt = crate::client::runtime()?;
     rt.block_on(async move {
-        if let Some(e) = &cfg.etcd {
-            eprintln!(
-                "cairn: standby: waiting for leadership of {:?} (etcd {}, lease {} s)",
-                e.election,
-                e.endpoints.join(","),
-                e.ttl_s
-            );
-        }
         let server = Server::bind(&cfg).await?;
-        if let Some(e) = &cfg.etcd {
-            eprintln!("cairn: elected: this process writes {:?}", e.election);
+        if let (Some(e), Some(mut elected)) = (&cfg.etcd, server.elected()) {
+            let (name, at, ttl) = (e.election.clone(), e.endpoints.join(","), e.ttl_s);
+            if !*elected.borrow() {
+                eprintln!(
+                    "cairn: standby: serving reads, following the bucket; waiting for leadership of {name:?} (etcd {at}, lease {ttl} s)"
+                );
+            }
+            tokio::spawn(async move {
+                if elected.wait_for(|v| *v).await.is_ok() {
+                    eprintln!("cairn: elected: this process writes {name:?}");
+                }
+            });
+        }
+        if cfg.read_only {
+            eprintln!("cairn: read replica: following the bucket, serving reads; appends are refused");
         }
         let default = cfg.default_log().map(|l| l.name.clone());
         for l in &cfg.logs {
@@ -710,6 +745,9 @@ fn run_server(cfg: ServeConfig) -> Result<ExitCode> {
             let state = match hosted {
                 Ok(log) if log.frozen().is_some() => {
                     format!("frozen at size {}", log.latest().size)
+                }
+                Ok(log) if log.role() != "writer" => {
+                    format!("size {}, {}", log.latest().size, log.role())
                 }
                 Ok(log) => format!("size {}", log.latest().size),
                 Err(_) => "NOT SERVING (see the error above)".into(),

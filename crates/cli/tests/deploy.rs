@@ -63,8 +63,10 @@ fn an_open_config_is_flagged_by_config_check() {
 }
 
 /// The two-replica manifest for a log in a bucket (issue 19): a
-/// Deployment of two (one writes, one stands by), no liveness probe (a
-/// standby has no listener), readiness on `/healthz`, the S3 credentials
+/// Deployment of two (one writes, one is a warm standby), no liveness
+/// probe (a standby is alive while it waits), readiness on
+/// `/healthz/writer` (the writer only) and a read Service that includes
+/// the standby, the S3 credentials
 /// from a Secret, one shared signing key copied 0600; its config passes
 /// `cairn config check` with nothing insecure.
 #[test]
@@ -74,7 +76,7 @@ fn the_bucket_ha_manifest_validates() {
 import yaml, json
 docs = list(yaml.safe_load_all(open("deploy/k8s/cairn-bucket-ha.yaml")))
 kinds = sorted(d["kind"] for d in docs)
-assert kinds == ["ConfigMap", "Deployment", "Secret", "Secret", "Secret", "Secret", "Service"], kinds
+assert kinds == ["ConfigMap", "Deployment", "Secret", "Secret", "Secret", "Secret", "Service", "Service"], kinds
 by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
 dep = by[("Deployment", "cairn-ha")]["spec"]
 assert dep["replicas"] == 2
@@ -82,7 +84,8 @@ pod = dep["template"]["spec"]
 assert pod["securityContext"]["runAsNonRoot"] is True
 c0 = pod["containers"][0]
 assert "livenessProbe" not in c0
-assert c0["readinessProbe"]["httpGet"]["path"] == "/healthz"
+assert c0["readinessProbe"]["httpGet"]["path"] == "/healthz/writer"
+assert by[("Service", "cairn-ha-read")]["spec"]["publishNotReadyAddresses"] is True
 assert c0["envFrom"][0]["secretRef"]["name"] == "cairn-ha-s3"
 assert "install -m 0600 /etc/cairn/key-secret/log.key" in pod["initContainers"][0]["command"][2]
 print(json.dumps({"config": by[("ConfigMap", "cairn-ha-config")]["data"]["cairn.toml"],

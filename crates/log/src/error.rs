@@ -49,6 +49,8 @@ impl From<AppendError> for LogError {
             AppendError::Busy => LogError::Busy,
             AppendError::Unavailable(m) => LogError::Unavailable(m),
             AppendError::ShuttingDown => LogError::Unavailable("the log is shutting down".into()),
+            AppendError::Standby(m) => LogError::Unavailable(m.to_string()),
+            AppendError::ReadOnly(m) => LogError::FailedPrecondition(m.to_string()),
             e @ AppendError::KeyReused { .. } => LogError::AlreadyExists(e.to_string()),
             e @ (AppendError::Halted(_) | AppendError::Frozen(_)) => {
                 LogError::FailedPrecondition(e.to_string())

@@ -43,5 +43,6 @@ pub use pipeline::{WriteFailure, WritePipeline, Written};
 pub use publish::Publisher;
 pub use registry::{Hosted, Registry};
 pub use sequencer::{
-    AppendError, AppendRequest, Appended, IdempotencyHasher, Sequencer, SequencerConfig, SignedHead,
+    AppendError, AppendRequest, Appended, Follow, IdempotencyHasher, Sequencer, SequencerConfig,
+    SignedHead,
 };

@@ -346,14 +346,7 @@ impl Log {
         masker: Arc<Masker>,
         opts: LogOptions,
     ) -> Result<(Arc<Log>, tokio::task::JoinHandle<()>), LogError> {
-        let mb = if opts.tile_cache_mb == 0 {
-            DEFAULT_TILE_CACHE_MB
-        } else {
-            opts.tile_cache_mb
-        };
-        // ~24 KiB per full expanded tile (hashes, interior nodes).
-        let tiles = Arc::new(TileCache::new(mb.saturating_mul(1024) / 24));
-        let metrics = Arc::new(LogMetrics::default());
+        let (tiles, metrics) = Self::caches(opts.tile_cache_mb);
         let vkey = signer.verifier().to_string();
         let recorded = match &opts.freeze_marker {
             Some(p) => read_marker(p)?,
@@ -438,6 +431,67 @@ impl Log {
             });
         }
         Ok((log, task))
+    }
+
+    /// Follows a log another process writes, through a shared store (a
+    /// bucket): a read replica (`follow.standby` is `None`) or a warm
+    /// standby that becomes the writer when elected
+    /// ([`Sequencer::follow`]). Reads are served from the start; appends
+    /// are refused until it writes. Freezing is the writer's: the freeze
+    /// settings of `opts` are not used.
+    pub fn follow(
+        name: LogName,
+        origin: &str,
+        store: Arc<dyn cairn_storage::SharedLogStore>,
+        masker: Arc<Masker>,
+        opts: LogOptions,
+        follow: crate::sequencer::Follow,
+    ) -> Result<(Arc<Log>, tokio::task::JoinHandle<()>), LogError> {
+        let (tiles, metrics) = Self::caches(opts.tile_cache_mb);
+        if masker.encrypts() && opts.subjects.is_none() {
+            return Err(LogError::FailedPrecondition(format!(
+                "log \"{name}\": the policy encrypts, but no subject key store is configured (subject_keys and a key-encryption key)"
+            )));
+        }
+        let vkey = follow.verifier.to_string();
+        let mut cfg = opts.sequencer;
+        cfg.metrics = metrics.clone();
+        cfg.tiles = Some(tiles.clone());
+        cfg.frozen = None;
+        let records = Arc::new(records::record_masker(origin)?);
+        let (seq, task) = Sequencer::follow(store.clone(), origin.to_owned(), cfg, follow)?;
+        let log = Arc::new(Log {
+            name,
+            origin: origin.into(),
+            vkey,
+            seq,
+            store,
+            masker,
+            tiles,
+            metrics,
+            freeze_marker: None,
+            subjects: opts.subjects,
+            records,
+        });
+        Ok((log, task))
+    }
+
+    /// A log's proof tile cache (`mb` MiB; 0: the default) and metrics.
+    fn caches(mb: usize) -> (Arc<TileCache>, Arc<LogMetrics>) {
+        let mb = if mb == 0 { DEFAULT_TILE_CACHE_MB } else { mb };
+        // ~24 KiB per full expanded tile (hashes, interior nodes).
+        let tiles = Arc::new(TileCache::new(mb.saturating_mul(1024) / 24));
+        (tiles, Arc::new(LogMetrics::default()))
+    }
+
+    /// What this process does with the log: `"writer"`, `"standby"` (it
+    /// follows, and takes over if elected) or `"read-only"` (a replica).
+    pub fn role(&self) -> &'static str {
+        match &*self.seq.following().borrow() {
+            None => "writer",
+            Some(crate::AppendError::Standby(_)) => "standby",
+            Some(_) => "read-only",
+        }
     }
 
     /// The log's name.

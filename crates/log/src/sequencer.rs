@@ -48,9 +48,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_core::hash::{Hash, LeafIndex};
-use cairn_core::note::NoteSigner;
+use cairn_core::note::{NoteSigner, NoteVerifier};
 use cairn_core::tree::TreeState;
-use cairn_storage::{Idempotency, IdempotencyKey, LogStore, NewEntry, StoreError};
+use cairn_storage::{Idempotency, IdempotencyKey, LogStore, NewEntry, SharedLogStore, StoreError};
 
 pub use crate::pipeline::{SignedHead, is_fatal};
 use crate::pipeline::{WritePipeline, sign};
@@ -141,6 +141,18 @@ impl std::fmt::Debug for IdempotencyHasher {
 }
 
 impl IdempotencyHasher {
+    /// A hasher under a random secret, for a read replica (which takes no
+    /// appends, and has no signing key to derive the log's secret from).
+    pub fn ephemeral() -> Self {
+        let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+        // An all-zero secret would only matter if appends were taken, and
+        // a read replica refuses them before hashing anything.
+        let _ = getrandom::fill(&mut *secret);
+        IdempotencyHasher {
+            secret: Arc::new(secret),
+        }
+    }
+
     /// The hasher of the log signed by `signer`.
     pub fn new(signer: &NoteSigner) -> Self {
         IdempotencyHasher {
@@ -224,6 +236,14 @@ pub enum AppendError {
     /// log and its final size.
     #[error("{0}")]
     Frozen(Arc<str>),
+    /// This process is a warm standby of the log (`UNAVAILABLE`): another
+    /// process writes it; this one serves reads and takes over if elected.
+    #[error("{0}")]
+    Standby(Arc<str>),
+    /// This process is a read replica of the log (`FAILED_PRECONDITION`):
+    /// it never writes; append to the log's writer.
+    #[error("{0}")]
+    ReadOnly(Arc<str>),
 }
 
 struct Job {
@@ -271,6 +291,9 @@ pub struct Sequencer {
     halted: watch::Receiver<Option<Arc<str>>>,
     guard: watch::Receiver<Option<Arc<str>>>,
     frozen: watch::Receiver<Option<Arc<str>>>,
+    /// While this process follows the log (standby, read replica): what
+    /// appends get.
+    following: watch::Receiver<Option<AppendError>>,
     ctl: mpsc::Sender<Ctl>,
     idempotency: IdempotencyHasher,
     /// Bytes of leaves queued or being written ([`SequencerConfig::queue_bytes`]).
@@ -289,16 +312,85 @@ impl Sequencer {
         origin: String,
         config: SequencerConfig,
     ) -> Result<(Sequencer, tokio::task::JoinHandle<()>), StoreError> {
-        let state = store.load_state()?;
-        let head = sign(&signer, &origin, &state.tree)?;
         let (guard_tx, guard) = watch::channel(None);
-        if state.checkpoint.as_ref().map(|c| c.size) != Some(state.tree.size()) {
-            // Recovery: durable entries not yet covered by a checkpoint.
-            match store.put_checkpoint(head.size, head.note.as_bytes()) {
-                Err(e @ StoreError::GuardWrite(_)) => guard_lags(&guard_tx, &e, &config.metrics),
-                other => other?,
-            }
-        }
+        let (head, tree) = writer_head(&*store, &signer, &origin, &guard_tx, &config.metrics)?;
+        let idempotency = IdempotencyHasher::new(&signer);
+        let (seq, parts) = Sequencer::assemble(head, guard, None, idempotency, &config);
+        let task = tokio::spawn(run(
+            store,
+            signer,
+            origin,
+            config,
+            tree,
+            (parts.rx, parts.ctl),
+            (parts.head, parts.halt, guard_tx, parts.frozen),
+        ));
+        Ok((seq, task))
+    }
+
+    /// Follows a log another process writes, through a shared store (a
+    /// bucket): a read replica, or a warm standby that becomes the writer
+    /// when elected. See [`Follow`]. The head served is the latest
+    /// checkpoint in the store, checked against the log's key, and moves
+    /// as the store is refreshed; appends get [`AppendError::Standby`] or
+    /// [`AppendError::ReadOnly`]. The store must hold a checkpoint (the
+    /// writer signs one when it first starts). Must run inside a Tokio
+    /// runtime.
+    pub fn follow(
+        store: Arc<dyn SharedLogStore>,
+        origin: String,
+        config: SequencerConfig,
+        follow: Follow,
+    ) -> Result<(Sequencer, tokio::task::JoinHandle<()>), StoreError> {
+        let state = store.load_state()?;
+        let stored = state.checkpoint.ok_or_else(|| {
+            StoreError::ReadOnly(
+                "the store holds no checkpoint yet: its writer has not started".into(),
+            )
+        })?;
+        let head = followed_head(&stored.note, &origin, &follow.verifier)?;
+        let (guard_tx, guard) = watch::channel(None);
+        let (why, idempotency) = match &follow.standby {
+            Some((signer, _)) => (
+                AppendError::Standby(
+                    format!(
+                        "this server is a standby of log \"{origin}\": another server writes it; retry (this one takes over if the writer fails)"
+                    )
+                    .into(),
+                ),
+                IdempotencyHasher::new(signer),
+            ),
+            None => (
+                AppendError::ReadOnly(
+                    format!(
+                        "this server is a read replica of log \"{origin}\": it never writes; append to the log's writer"
+                    )
+                    .into(),
+                ),
+                IdempotencyHasher::ephemeral(),
+            ),
+        };
+        let (seq, parts) = Sequencer::assemble(head, guard, Some(why), idempotency, &config);
+        let task = tokio::spawn(follow_run(
+            store,
+            origin,
+            config,
+            follow,
+            (parts.rx, parts.ctl),
+            (parts.head, parts.halt, guard_tx, parts.frozen),
+            parts.following,
+        ));
+        Ok((seq, task))
+    }
+
+    /// The handle and the task's ends of its channels.
+    fn assemble(
+        head: SignedHead,
+        guard: watch::Receiver<Option<Arc<str>>>,
+        following: Option<AppendError>,
+        idempotency: IdempotencyHasher,
+        config: &SequencerConfig,
+    ) -> (Sequencer, TaskEnds) {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         config
             .metrics
@@ -307,36 +399,40 @@ impl Sequencer {
         let (head_tx, head_rx) = watch::channel(Arc::new(head));
         let (halt_tx, halted) = watch::channel(None);
         let (frozen_tx, frozen) = watch::channel(config.frozen.clone());
+        let (following_tx, following) = watch::channel(following);
         let (ctl, ctl_rx) = mpsc::channel(1);
-        let idempotency = IdempotencyHasher::new(&signer);
         let budget = config
             .queue_bytes
             .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         let bytes = Arc::new(tokio::sync::Semaphore::new(budget));
-        let task = tokio::spawn(run(
-            store,
-            signer,
-            origin,
-            config,
-            state.tree,
-            (rx, ctl_rx),
-            (head_tx, halt_tx, guard_tx, frozen_tx),
-        ));
-
-        Ok((
+        (
             Sequencer {
                 tx,
                 head: head_rx,
                 halted,
                 guard,
                 frozen,
+                following,
                 ctl,
                 idempotency,
                 bytes,
                 budget,
             },
-            task,
-        ))
+            TaskEnds {
+                rx,
+                ctl: ctl_rx,
+                head: head_tx,
+                halt: halt_tx,
+                frozen: frozen_tx,
+                following: following_tx,
+            },
+        )
+    }
+
+    /// While this process follows the log rather than writing it: the
+    /// error appends get (`Standby` or `ReadOnly`); `None` once it writes.
+    pub fn following(&self) -> watch::Receiver<Option<AppendError>> {
+        self.following.clone()
     }
 
     /// How this log hashes idempotency keys for its store.
@@ -358,6 +454,9 @@ impl Sequencer {
     }
 
     fn check_halted(&self) -> Result<(), AppendError> {
+        if let Some(e) = &*self.following.borrow() {
+            return Err(e.clone());
+        }
         if let Some(why) = &*self.frozen.borrow() {
             return Err(AppendError::Frozen(why.clone()));
         }
@@ -378,6 +477,9 @@ impl Sequencer {
     /// the final signed head: the log's last checkpoint, already durable.
     /// Freezing a frozen log returns its final head again.
     pub async fn freeze(&self, why: FrozenMessage) -> Result<Arc<SignedHead>, AppendError> {
+        if let Some(e) = &*self.following.borrow() {
+            return Err(e.clone());
+        }
         let (tx, rx) = oneshot::channel();
         self.ctl
             .send(Ctl::Freeze(why, tx))
@@ -524,6 +626,201 @@ type Watches = (
     watch::Sender<Option<Arc<str>>>,
     watch::Sender<Option<Arc<str>>>,
 );
+
+/// The sequencer task's ends of its channels.
+struct TaskEnds {
+    rx: mpsc::Receiver<Job>,
+    ctl: mpsc::Receiver<Ctl>,
+    head: watch::Sender<Arc<SignedHead>>,
+    halt: watch::Sender<Option<Arc<str>>>,
+    frozen: watch::Sender<Option<Arc<str>>>,
+    following: watch::Sender<Option<AppendError>>,
+}
+
+/// How a follower runs ([`Sequencer::follow`]).
+pub struct Follow {
+    /// How often the store is read for the writer's new batches.
+    pub every: Duration,
+    /// The log's key: every checkpoint followed must be signed by it.
+    pub verifier: NoteVerifier,
+    /// A warm standby: the key it signs with, and the signal (`true`)
+    /// that it was elected and becomes the writer. `None`: a read replica,
+    /// which never writes.
+    pub standby: Option<(NoteSigner, watch::Receiver<bool>)>,
+}
+
+/// The durable tree and its signed head, for a process about to write:
+/// signs the tree's checkpoint, and stores it if the last writer stopped
+/// between a commit and its checkpoint (the note is the same bytes if it
+/// did not: Ed25519 is deterministic and the body is a function of the
+/// origin, size and root).
+fn writer_head(
+    store: &dyn LogStore,
+    signer: &NoteSigner,
+    origin: &str,
+    guard_tx: &watch::Sender<Option<Arc<str>>>,
+    metrics: &crate::metrics::LogMetrics,
+) -> Result<(SignedHead, TreeState), StoreError> {
+    let state = store.load_state()?;
+    let head = sign(signer, origin, &state.tree)?;
+    if state.checkpoint.as_ref().map(|c| c.size) != Some(state.tree.size()) {
+        // Recovery: durable entries not yet covered by a checkpoint.
+        match store.put_checkpoint(head.size, head.note.as_bytes()) {
+            Err(e @ StoreError::GuardWrite(_)) => guard_lags(guard_tx, &e, metrics),
+            other => other?,
+        }
+    }
+    Ok((head, state.tree))
+}
+
+/// A checkpoint another process signed, checked before it is served: the
+/// log's origin, a valid signature by the log's key.
+fn followed_head(
+    note: &[u8],
+    origin: &str,
+    verifier: &NoteVerifier,
+) -> Result<SignedHead, StoreError> {
+    let v = cairn_core::checkpoint::verify_checkpoint(
+        note,
+        Some(origin),
+        verifier,
+        &cairn_core::checkpoint::WitnessPolicy::default(),
+    )
+    .map_err(|e| {
+        StoreError::Corrupt(format!(
+            "the store's latest checkpoint does not verify with the log's key {verifier}: {e}"
+        ))
+    })?;
+    let note = String::from_utf8(note.to_vec())
+        .map_err(|_| StoreError::Corrupt("the store's latest checkpoint is not UTF-8".into()))?;
+    Ok(SignedHead {
+        size: v.checkpoint.size,
+        root: v.checkpoint.root,
+        note,
+    })
+}
+
+/// The follower's task: refreshes the store every `follow.every` and
+/// serves each new checkpoint once it is verified (by the log's key, and
+/// by the store: its root recomputed from the tiles, which extend those
+/// served before); a standby becomes the writer when elected, and runs
+/// [`run`] from there.
+async fn follow_run(
+    store: Arc<dyn SharedLogStore>,
+    origin: String,
+    config: SequencerConfig,
+    follow: Follow,
+    (rx, mut ctl): (mpsc::Receiver<Job>, mpsc::Receiver<Ctl>),
+    watches: Watches,
+    following: watch::Sender<Option<AppendError>>,
+) {
+    let Follow {
+        every,
+        verifier,
+        standby,
+    } = follow;
+    let (signer, mut elected) = match standby {
+        Some((s, e)) => (Some(s), Some(e)),
+        None => (None, None),
+    };
+    let metrics = config.metrics.clone();
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        let promote = async {
+            match elected.as_mut() {
+                Some(e) => e.wait_for(|v| *v).await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            order = ctl.recv() => match order {
+                // A follower has nothing queued: it ends at once.
+                Some(Ctl::Close) | None => return,
+                // Refused by `Sequencer::freeze` before it gets here.
+                Some(Ctl::Freeze(..)) => continue,
+            },
+            true = promote => {
+                let Some(signer) = signer.clone() else { continue };
+                if watches.1.borrow().is_some() {
+                    tracing::error!(log = %origin, "elected, but this follower stopped (see above): it does not write the log");
+                    elected = None;
+                    continue;
+                }
+                let s2 = store.clone();
+                let (o2, g2, m2) = (origin.clone(), watches.2.clone(), metrics.clone());
+                let promoted = tokio::task::spawn_blocking(move || {
+                    s2.promote()?;
+                    writer_head(&*s2, &signer, &o2, &g2, &m2).map(|h| (h, signer))
+                })
+                .await
+                .map_err(|e| StoreError::Io(format!("worker failed: {e}")))
+                .and_then(|r| r);
+                match promoted {
+                    Ok(((head, tree), signer)) => {
+                        tracing::info!(log = %origin, size = head.size.0, "elected: this server now writes the log");
+                        metrics.tree_size.store(head.size.0, std::sync::atomic::Ordering::Relaxed);
+                        watches.0.send_replace(Arc::new(head));
+                        following.send_replace(None);
+                        return run(store, signer, origin, config, tree, (rx, ctl), watches).await;
+                    }
+                    Err(e) if is_fatal(&e) => {
+                        halt(&watches.1, &e, &metrics);
+                        elected = None;
+                    }
+                    Err(e) => {
+                        tracing::warn!(log = %origin, error = %e, "taking over the log failed; retrying");
+                        tokio::time::sleep(every).await;
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                if watches.1.borrow().is_some() {
+                    continue;
+                }
+                let s2 = store.clone();
+                let refreshed = tokio::task::spawn_blocking(move || {
+                    if !s2.refresh()? {
+                        return Ok(None);
+                    }
+                    let st = s2.load_state()?;
+                    Ok(st.checkpoint)
+                })
+                .await
+                .map_err(|e| StoreError::Io(format!("worker failed: {e}")))
+                .and_then(|r| r)
+                .and_then(|c| c.map(|c| followed_head(&c.note, &origin, &verifier)).transpose());
+                match refreshed {
+                    Ok(head) => {
+                        if failing {
+                            tracing::info!(log = %origin, "following the store again");
+                            failing = false;
+                        }
+                        let Some(head) = head else { continue };
+                        if head.size <= watches.0.borrow().size {
+                            continue;
+                        }
+                        let head = Arc::new(head);
+                        metrics.tree_size.store(head.size.0, std::sync::atomic::Ordering::Relaxed);
+                        for p in &config.publishers {
+                            p.published(&head);
+                        }
+                        watches.0.send_replace(head);
+                    }
+                    Err(e) if is_fatal(&e) => halt(&watches.1, &e, &metrics),
+                    Err(e) => {
+                        if !failing {
+                            tracing::warn!(log = %origin, error = %e, "reading the store failed; serving what was read before, retrying");
+                            failing = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
 
 async fn run(
     store: Arc<dyn LogStore>,

@@ -1,7 +1,8 @@
 //! The HTTP side: each log's C2SP tlog-tiles tree under `/logs/<name>/`
 //! (`checkpoint`, `tile/<L>/<N>[.p/<W>]`, `tile/entries/<N>[.p/<W>]`,
 //! `healthz`), the default log's also at `/`, `GET /logs` (every log with
-//! its origin, verifier key, size and state, as JSON), `/healthz` and
+//! its origin, verifier key, size and state, as JSON), `/healthz`,
+//! `/healthz/writer` (ready to take appends: not a standby or replica) and
 //! `/metrics` for the process.
 //!
 //! Full tiles never change, so they are served as immutable; partial tiles
@@ -117,6 +118,7 @@ pub fn router_for(service: &crate::service::LogService) -> Router {
         .route("/logs/{log}/tile/{*path}", get(tile))
         .route("/logs/{log}/healthz", get(log_healthz))
         .route("/healthz", get(healthz))
+        .route("/healthz/writer", get(healthz_writer))
         .route("/metrics", get(metrics))
         .with_state(Http { logs, auth, inner })
 }
@@ -182,6 +184,9 @@ struct LogJson {
     healthy: bool,
     unhealthy: Option<String>,
     default: bool,
+    /// `writer`, `standby` or `read-only` (absent if it could not start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<String>,
 }
 
 /// `GET /logs`: every log the caller may read, as JSON.
@@ -207,6 +212,7 @@ async fn list(State(h): State<Http>, creds: Creds) -> Response {
                 vkey: i.vkey,
                 frozen: i.frozen,
                 default: i.is_default,
+                role: (!i.role.is_empty()).then_some(i.role),
             }
         })
         .collect();
@@ -255,6 +261,31 @@ async fn healthz(State(h): State<Http>) -> Response {
         .registry
         .iter()
         .filter_map(|(n, hosted)| unhealthy(hosted).map(|why| format!("log \"{n}\": {why}")))
+        .collect();
+    if bad.is_empty() {
+        text(StatusCode::OK, "ok\n".into())
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, bad.join("\n") + "\n")
+    }
+}
+
+/// `200 ok` while every log is healthy *and written by this process*:
+/// the readiness of a server that takes appends. A warm standby or a read
+/// replica answers `503` naming its role (it is healthy: `/healthz`).
+async fn healthz_writer(State(h): State<Http>) -> Response {
+    let bad: Vec<String> = h
+        .logs
+        .registry
+        .iter()
+        .filter_map(|(n, hosted)| {
+            let why = match hosted {
+                cairn_log::Hosted::Running(l) if l.role() != "writer" => {
+                    Some(format!("this server is a {} of it", l.role()))
+                }
+                other => unhealthy(other),
+            };
+            why.map(|why| format!("log \"{n}\": {why}"))
+        })
         .collect();
     if bad.is_empty() {
         text(StatusCode::OK, "ok\n".into())

@@ -1,6 +1,7 @@
 //! Leadership through etcd (issue 19): of several `cairn serve` processes
-//! configured with the same logs in a bucket, one writes; the others wait
-//! as standbys and take over when its lease lapses.
+//! configured with the same logs in a bucket, one writes; the others are
+//! warm standbys (they follow the bucket and serve reads,
+//! `cairn_log::Sequencer::follow`) and take over when its lease lapses.
 //!
 //! **Safety never depends on this.** The bucket's conditional writes fence
 //! a writer that lost its place (`cairn-storage-s3`): two processes can
@@ -34,9 +35,12 @@ pub struct EtcdConfig {
     pub ttl_s: i64,
 }
 
-/// This process leads: `lost` turns `Some(why)` if that ends.
-pub struct Leadership {
-    /// Why leadership was lost, once it is.
+/// This process's campaign: `elected` turns `true` once it leads, and
+/// `lost` turns `Some(why)` if the lease ends (before or after).
+pub struct Campaign {
+    /// Elected.
+    pub elected: watch::Receiver<bool>,
+    /// Why the lease was lost, once it is.
     pub lost: watch::Receiver<Option<String>>,
 }
 
@@ -46,9 +50,10 @@ fn etcd_err(what: &str, endpoints: &[String]) -> impl Fn(etcd_client::Error) -> 
     move |e| ServeError::Setup(format!("etcd at {at}: {what}: {e}"))
 }
 
-/// Campaigns until elected (a standby waits here), keeping the lease alive
-/// meanwhile and after.
-pub async fn acquire(cfg: &EtcdConfig) -> Result<Leadership, ServeError> {
+/// Connects, takes a lease and starts campaigning in the background (a
+/// standby serves reads meanwhile), keeping the lease alive throughout.
+/// Errors here (etcd unreachable) stop the start.
+pub async fn campaign(cfg: &EtcdConfig) -> Result<Campaign, ServeError> {
     let mut client = etcd_client::Client::connect(&cfg.endpoints, None)
         .await
         .map_err(etcd_err("connecting", &cfg.endpoints))?;
@@ -63,41 +68,49 @@ pub async fn acquire(cfg: &EtcdConfig) -> Result<Leadership, ServeError> {
         .map_err(etcd_err("keeping the lease alive", &cfg.endpoints))?;
     let (lost_tx, lost) = watch::channel(None);
     let every = Duration::from_millis((cfg.ttl_s.max(1) as u64) * 1000 / 3);
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(every).await;
-            if let Err(e) = keeper.keep_alive().await {
-                let _ = lost_tx.send(Some(format!("the etcd lease keep-alive failed: {e}")));
-                return;
-            }
-            match responses.message().await {
-                Ok(Some(r)) if r.ttl() > 0 => {}
-                Ok(_) => {
-                    let _ = lost_tx.send(Some("the etcd lease expired".into()));
-                    return;
-                }
-                Err(e) => {
+    {
+        let lost_tx = lost_tx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = keeper.keep_alive().await {
                     let _ = lost_tx.send(Some(format!("the etcd lease keep-alive failed: {e}")));
                     return;
                 }
+                match responses.message().await {
+                    Ok(Some(r)) if r.ttl() > 0 => {}
+                    Ok(_) => {
+                        let _ = lost_tx.send(Some("the etcd lease expired".into()));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ =
+                            lost_tx.send(Some(format!("the etcd lease keep-alive failed: {e}")));
+                        return;
+                    }
+                }
             }
-        }
-    });
+        });
+    }
     let me = format!(
         "{}:{}",
         std::env::var("HOSTNAME").unwrap_or_else(|_| "cairn".into()),
         std::process::id()
     );
-    let mut waiting = Box::pin(client.campaign(cfg.election.clone(), me, lease));
-    let mut lost_while_waiting = lost.clone();
-    tokio::select! {
-        r = &mut waiting => {
-            r.map_err(etcd_err("campaigning", &cfg.endpoints))?;
+    let (elected_tx, elected) = watch::channel(false);
+    let election = cfg.election.clone();
+    let at = cfg.endpoints.join(",");
+    tokio::spawn(async move {
+        match client.campaign(election, me, lease).await {
+            Ok(_) => {
+                let _ = elected_tx.send(true);
+            }
+            Err(e) => {
+                let _ = lost_tx.send(Some(format!("etcd at {at}: campaigning: {e}")));
+            }
         }
-        why = lost_while_waiting.wait_for(Option::is_some) => {
-            let why = why.map(|w| w.clone().unwrap_or_default()).unwrap_or_default();
-            return Err(ServeError::Setup(format!("while waiting for leadership: {why}")));
-        }
-    }
-    Ok(Leadership { lost })
+        // Keep the sender (and so `elected`) alive with the process.
+        elected_tx.closed().await;
+    });
+    Ok(Campaign { elected, lost })
 }

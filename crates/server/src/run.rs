@@ -11,7 +11,7 @@ use cairn_core::cosignature::Cosigner;
 use cairn_core::note::NoteSigner;
 use cairn_log::{Hosted, Log, LogName, LogOptions, Registry};
 use cairn_masking::{Masker, Policy, TokenKeys};
-use cairn_storage::{LogStore, durable};
+use cairn_storage::{LogStore, SharedLogStore, durable};
 use cairn_storage_rocks::{RocksStore, StoreOptions};
 use tokio::net::TcpListener;
 
@@ -68,6 +68,10 @@ pub struct LogConfig {
     /// `data_dir` (which then holds only the key and the freeze marker):
     /// docs/design/object-storage.md.
     pub object_store: Option<ObjectStoreConfig>,
+    /// The log's verifier key (`<origin>+<hash>+<key>`), for a read
+    /// replica that has no signing key; `None`: derived from the signing
+    /// key, or read from `<data_dir>/log.vkey`.
+    pub verifier_key: Option<String>,
 }
 
 /// Where a log's bucket is (`store = "s3://bucket/prefix"`) and how to
@@ -102,6 +106,7 @@ impl Default for LogConfig {
             subject_keys: None,
             kek_file: None,
             object_store: None,
+            verifier_key: None,
         }
     }
 }
@@ -133,10 +138,17 @@ pub struct ServeConfig {
     /// A listener of its own for OTLP/HTTP `/v1/logs` (OTLP default
     /// 0.0.0.0:4318); also on the main HTTP listener.
     pub otlp_http_addr: Option<SocketAddr>,
-    /// Leadership through etcd, for logs in a bucket: `bind` waits until
-    /// this process is elected (a standby waits there), and `run` stops
-    /// with an error if leadership is lost ([`crate::leader`]).
+    /// Leadership through etcd, for logs in a bucket: until this process
+    /// is elected its logs are warm standbys (they follow the bucket and
+    /// serve reads); then it writes them. `run` stops with an error if the
+    /// lease is lost ([`crate::leader`]).
     pub etcd: Option<crate::leader::EtcdConfig>,
+    /// A read replica: every log is in a bucket another server writes;
+    /// this one follows it and serves reads, and never writes.
+    pub read_only: bool,
+    /// How often a standby or read replica reads the bucket for the
+    /// writer's new batches.
+    pub follow_every: Duration,
 }
 
 impl Default for ServeConfig {
@@ -156,6 +168,8 @@ impl Default for ServeConfig {
             otlp_grpc_addr: None,
             otlp_http_addr: None,
             etcd: None,
+            read_only: false,
+            follow_every: Duration::from_millis(500),
         }
     }
 }
@@ -472,20 +486,143 @@ pub struct Server {
     limits: crate::listen::Limits,
     /// The verifier key of the default log (empty if it could not start).
     pub vkey: String,
-    /// Elected through etcd, when configured.
-    leadership: Option<crate::leader::Leadership>,
+    /// Campaigning (or elected) through etcd, when configured.
+    leadership: Option<crate::leader::Campaign>,
+}
+
+/// What this process does with a log.
+#[derive(Clone)]
+enum Role {
+    /// Writes it.
+    Writer,
+    /// Follows the bucket and serves reads; writes once `elected` is true.
+    Standby(tokio::sync::watch::Receiver<bool>, Duration),
+    /// Follows the bucket and serves reads; never writes.
+    ReadOnly(Duration),
 }
 
 /// A log opened: the running log, its sequencer's task, its witnessing.
 type Opened = (Arc<Log>, tokio::task::JoinHandle<()>, Option<Witnessing>);
 
 /// Opens one log: its store (with its writer lease), its key, its masker,
-/// its sequencer, and its witnessing.
-fn open_log(
+/// its sequencer, and its witnessing. A standby or read replica follows
+/// its bucket instead of opening it as the writer.
+async fn open_log(
     cfg: &LogConfig,
     client: Option<&crate::outbound::HttpClient>,
+    role: Role,
 ) -> Result<Opened, ServeError> {
-    let (store, lease): (Arc<dyn LogStore>, _) = match &cfg.object_store {
+    let masker = Arc::new(build_masker(
+        cfg.policy.as_deref(),
+        cfg.key_file.as_deref(),
+        &cfg.origin,
+    )?);
+    let subjects = match &cfg.subject_keys {
+        None => None,
+        Some(dir) => Some(Arc::new(open_subjects(cfg, dir)?)),
+    };
+    let opts = |lease| LogOptions {
+        sequencer: SequencerConfig {
+            lease: Some(lease),
+            ..cfg.sequencer.clone()
+        },
+        tile_cache_mb: cfg.tile_cache_mb,
+        freeze_marker: Some(cfg.data_dir.join("frozen.checkpoint")),
+        frozen: cfg.frozen,
+        not_after: cfg.not_after,
+        subjects: subjects.clone(),
+    };
+    let setup_err = |e: cairn_log::LogError| ServeError::Setup(e.to_string());
+    let (log, task) = match (&role, &cfg.object_store) {
+        (Role::Writer, _) => {
+            let (store, lease) = open_store(cfg)?;
+            let signer = log_signer(cfg)?;
+            Log::start(
+                cfg.name.clone(),
+                &cfg.origin,
+                store,
+                signer,
+                masker,
+                opts(lease),
+            )
+            .map_err(setup_err)?
+        }
+        (Role::Standby(..) | Role::ReadOnly(_), None) => {
+            return Err(ServeError::Setup(format!(
+                "log {:?} is not in a bucket: a standby or read replica follows logs in a bucket (store = \"s3://…\")",
+                cfg.name.as_str()
+            )));
+        }
+        (Role::Standby(elected, every), Some(o)) => {
+            durable::create_dir_all(&cfg.data_dir)
+                .map_err(setup(&cfg.data_dir.display().to_string()))?;
+            let signer = log_signer(cfg)?;
+            let store = follow_store(cfg, o, *every, Some(elected)).await?;
+            let lease = store.lease();
+            if store.is_writer() {
+                // Elected before the bucket had a checkpoint: the writer
+                // from the start.
+                Log::start(
+                    cfg.name.clone(),
+                    &cfg.origin,
+                    store,
+                    signer,
+                    masker,
+                    opts(lease),
+                )
+                .map_err(setup_err)?
+            } else {
+                let follow = cairn_log::Follow {
+                    every: *every,
+                    verifier: signer.verifier(),
+                    standby: Some((signer, elected.clone())),
+                };
+                Log::follow(
+                    cfg.name.clone(),
+                    &cfg.origin,
+                    store,
+                    masker,
+                    opts(lease),
+                    follow,
+                )
+                .map_err(setup_err)?
+            }
+        }
+        (Role::ReadOnly(every), Some(o)) => {
+            let verifier = log_verifier(cfg)?;
+            let store = follow_store(cfg, o, *every, None).await?;
+            let lease = store.lease();
+            let follow = cairn_log::Follow {
+                every: *every,
+                verifier,
+                standby: None,
+            };
+            Log::follow(
+                cfg.name.clone(),
+                &cfg.origin,
+                store,
+                masker,
+                opts(lease),
+                follow,
+            )
+            .map_err(setup_err)?
+        }
+    };
+    let witnessing = match (&cfg.witnessing, client) {
+        (Some(w), Some(client)) if !w.witnesses.is_empty() => {
+            Some(Witnessing::start(w.clone(), log.clone(), client.clone()))
+        }
+        _ => None,
+    };
+    Ok((log, task, witnessing))
+}
+
+/// A writer's store and its lease: the bucket, or RocksDB in the data
+/// folder.
+fn open_store(
+    cfg: &LogConfig,
+) -> Result<(Arc<dyn LogStore>, Arc<dyn cairn_storage::WriterLease>), ServeError> {
+    Ok(match &cfg.object_store {
         Some(o) => {
             // The data folder still holds the key and the freeze marker.
             durable::create_dir_all(&cfg.data_dir)
@@ -503,46 +640,99 @@ fn open_log(
             let lease = rocks.lease();
             (Arc::new(rocks), lease)
         }
-    };
-    let signer = match &cfg.signing_key {
-        None => load_or_create_key(&cfg.data_dir, &cfg.origin)?,
-        Some(p) => load_key(p, &cfg.origin)?,
-    };
-    let masker = Arc::new(build_masker(
-        cfg.policy.as_deref(),
-        cfg.key_file.as_deref(),
-        &cfg.origin,
-    )?);
-    let subjects = match &cfg.subject_keys {
-        None => None,
-        Some(dir) => Some(Arc::new(open_subjects(cfg, dir)?)),
-    };
-    let (log, task) = Log::start(
-        cfg.name.clone(),
-        &cfg.origin,
-        store,
-        signer,
-        masker,
-        LogOptions {
-            sequencer: SequencerConfig {
-                lease: Some(lease),
-                ..cfg.sequencer.clone()
-            },
-            tile_cache_mb: cfg.tile_cache_mb,
-            freeze_marker: Some(cfg.data_dir.join("frozen.checkpoint")),
-            frozen: cfg.frozen,
-            not_after: cfg.not_after,
-            subjects,
-        },
-    )
-    .map_err(|e| ServeError::Setup(e.to_string()))?;
-    let witnessing = match (&cfg.witnessing, client) {
-        (Some(w), Some(client)) if !w.witnesses.is_empty() => {
-            Some(Witnessing::start(w.clone(), log.clone(), client.clone()))
+    })
+}
+
+/// Opens a bucket to follow it, and waits until it holds a checkpoint
+/// (its writer signs one when it first starts). A standby elected while
+/// it waits promotes the store and returns it as the writer's.
+async fn follow_store(
+    cfg: &LogConfig,
+    o: &ObjectStoreConfig,
+    every: Duration,
+    elected: Option<&tokio::sync::watch::Receiver<bool>>,
+) -> Result<Arc<cairn_storage_s3::BucketStore>, ServeError> {
+    let name = cfg.name.clone();
+    let fail = move |e: cairn_storage::StoreError| ServeError::Setup(format!("log {name}: {e}"));
+    let (loc, opts) = (o.location.clone(), o.options.clone());
+    let store =
+        tokio::task::spawn_blocking(move || cairn_storage_s3::BucketStore::follow_s3(&loc, &opts))
+            .await
+            .map_err(|e| ServeError::Setup(format!("opening the bucket: {e}")))?
+            .map_err(&fail)?;
+    let store = Arc::new(store);
+    let mut said = false;
+    loop {
+        let s = store.clone();
+        let has = tokio::task::spawn_blocking(move || {
+            s.refresh()?;
+            s.checkpoint(None).map(|c| c.is_some())
+        })
+        .await
+        .map_err(|e| ServeError::Setup(format!("reading the bucket: {e}")))?
+        .map_err(&fail)?;
+        if has {
+            return Ok(store);
         }
-        _ => None,
+        if let Some(e) = elected
+            && *e.borrow()
+        {
+            let s = store.clone();
+            tokio::task::spawn_blocking(move || s.promote())
+                .await
+                .map_err(|e| ServeError::Setup(format!("taking over the bucket: {e}")))?
+                .map_err(&fail)?;
+            return Ok(store);
+        }
+        if !said {
+            tracing::info!(
+                log = cfg.name.as_str(),
+                "the bucket holds no checkpoint yet: waiting for its writer (or for this standby to be elected)"
+            );
+            said = true;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// The log's signing key: the configured file, or `<data_dir>/log.key`
+/// (created on first start).
+fn log_signer(cfg: &LogConfig) -> Result<NoteSigner, ServeError> {
+    match &cfg.signing_key {
+        None => load_or_create_key(&cfg.data_dir, &cfg.origin),
+        Some(p) => load_key(p, &cfg.origin),
+    }
+}
+
+/// A read replica's verifier key: `verifier_key`, else the signing key's,
+/// else `<data_dir>/log.vkey`. Never creates a key.
+fn log_verifier(cfg: &LogConfig) -> Result<cairn_core::NoteVerifier, ServeError> {
+    let (text, from) = match (&cfg.verifier_key, &cfg.signing_key) {
+        (Some(v), _) => (v.clone(), "verifier_key".to_owned()),
+        (None, Some(p)) => return Ok(load_key(p, &cfg.origin)?.verifier()),
+        (None, None) => {
+            let p = cfg.data_dir.join("log.vkey");
+            match std::fs::read_to_string(&p) {
+                Ok(t) => (t, p.display().to_string()),
+                Err(_) => {
+                    return Err(ServeError::Setup(format!(
+                        "log {:?}: a read replica needs the log's verifier key: set verifier_key (the line in the writer's log.vkey)",
+                        cfg.name.as_str()
+                    )));
+                }
+            }
+        }
     };
-    Ok((log, task, witnessing))
+    let v = cairn_core::NoteVerifier::parse(text.trim())
+        .map_err(|e| ServeError::Setup(format!("{from}: {e}")))?;
+    if v.name() != cfg.origin {
+        return Err(ServeError::Setup(format!(
+            "{from} is the key of {:?}, but the origin configured is {:?}",
+            v.name(),
+            cfg.origin
+        )));
+    }
+    Ok(v)
 }
 
 /// Opens a log's subject key store with its KEK (file, or `CAIRN_KEK`).
@@ -590,6 +780,24 @@ fn check_config(cfg: &ServeConfig) -> Result<(), ServeError> {
         return Err(ServeError::Setup(
             "no logs configured: add a [[log]] table".into(),
         ));
+    }
+    if cfg.read_only && cfg.etcd.is_some() {
+        return Err(ServeError::Setup(
+            "read_only and etcd do not go together: a read replica never writes, so it does not campaign to".into(),
+        ));
+    }
+    if cfg.read_only || cfg.etcd.is_some() {
+        let what = if cfg.read_only {
+            "a read replica (read_only)"
+        } else {
+            "a server elected through etcd"
+        };
+        if let Some(l) = cfg.logs.iter().find(|l| l.object_store.is_none()) {
+            return Err(ServeError::Setup(format!(
+                "log {:?} is not in a bucket: {what} serves only logs in a bucket (store = \"s3://…\"); a local log cannot be shared",
+                l.name.as_str()
+            )));
+        }
     }
     for (i, l) in cfg.logs.iter().enumerate() {
         for o in &cfg.logs[..i] {
@@ -645,19 +853,16 @@ impl Server {
     /// `cairn_log_halted`) and answers `UNAVAILABLE`, and the others serve.
     pub async fn bind(cfg: &ServeConfig) -> Result<Server, ServeError> {
         check_config(cfg)?;
-        // A standby waits here until it is elected; nothing is opened or
-        // bound before (the bucket's fence keeps two writers apart anyway).
+        // A standby campaigns in the background; its logs follow the
+        // bucket and serve reads until it is elected.
         let leadership = match &cfg.etcd {
-            Some(e) => {
-                if !cfg.logs.iter().any(|l| l.object_store.is_some()) {
-                    return Err(ServeError::Setup(
-                        "etcd leadership is for logs in a bucket: no log has `store = \"s3://…\"`"
-                            .into(),
-                    ));
-                }
-                Some(crate::leader::acquire(e).await?)
-            }
+            Some(e) => Some(crate::leader::campaign(e).await?),
             None => None,
+        };
+        let role = match (&leadership, cfg.read_only) {
+            (Some(c), _) => Role::Standby(c.elected.clone(), cfg.follow_every),
+            (None, true) => Role::ReadOnly(cfg.follow_every),
+            (None, false) => Role::Writer,
         };
         let default = cfg
             .default_log()
@@ -678,7 +883,7 @@ impl Server {
                 }
                 _ => None,
             };
-            let hosted = match open_log(l, client.as_ref()) {
+            let hosted = match open_log(l, client.as_ref(), role.clone()).await {
                 Ok((log, task, w)) => {
                     tasks.push(task);
                     if let Some(w) = w {
@@ -770,6 +975,12 @@ impl Server {
             vkey,
             leadership,
         })
+    }
+
+    /// Elected through etcd (`true`), still a standby (`false`); `None`
+    /// without etcd.
+    pub fn elected(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        self.leadership.as_ref().map(|c| c.elected.clone())
     }
 
     /// The logs served.

@@ -347,6 +347,7 @@ pub fn log_info(logs: &Logs, name: &LogName, hosted: &cairn_log::Hosted) -> pb::
             frozen: l.frozen().is_some(),
             unhealthy: l.halted().map(|w| w.to_string()).unwrap_or_default(),
             is_default,
+            role: l.role().to_owned(),
         },
         cairn_log::Hosted::Failed { origin, reason } => pb::LogInfo {
             name: name.to_string(),
@@ -356,6 +357,7 @@ pub fn log_info(logs: &Logs, name: &LogName, hosted: &cairn_log::Hosted) -> pb::
             frozen: false,
             unhealthy: reason.to_string(),
             is_default,
+            role: String::new(),
         },
     }
 }

@@ -72,7 +72,7 @@ use cairn_core::tree::TreeState;
 use cairn_storage::verify::{check_checkpoint_request, validate_batch, verify_state};
 use cairn_storage::{
     CommitBatch, IdempotencyKey, IdempotencyRecord, LoadedState, LogStore, MemIndex, NewEntry,
-    StoreError, StoredCheckpoint, WriterLease,
+    SharedLogStore, StoreError, StoredCheckpoint, WriterLease,
 };
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
@@ -136,13 +136,16 @@ pub struct BucketStore {
     /// Set once a conditional write was lost: every later write fails.
     fenced: Arc<Mutex<Option<String>>>,
     /// `If-Match` takes the ETag without quotes here (found by the probe).
-    bare_etags: bool,
+    bare_etags: std::sync::atomic::AtomicBool,
     /// The newest checkpoint for the public `checkpoint` object, written by
     /// one background task (so a slow write never lands over a newer one).
     publish: tokio::sync::watch::Sender<Vec<u8>>,
     /// A write failed after its batch was sequenced: the next
     /// `load_state` reloads from the bucket and completes that batch.
     needs_reload: std::sync::atomic::AtomicBool,
+    /// This process writes the log (opened as its writer, or promoted);
+    /// `false`: it follows the bucket read-only ([`SharedLogStore`]).
+    writes: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -219,6 +222,27 @@ fn checkpoint_path(size: u64) -> String {
     format!(".cairn/checkpoints/{size:020}")
 }
 
+/// How a store is opened.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// As the log's writer.
+    Write,
+    /// Read-only, following the writer.
+    Follow,
+}
+
+/// What a catch-up read from the bucket, applied under one lock.
+struct CaughtUp {
+    tree: TreeState,
+    etag: Option<String>,
+    tiles: Vec<((u8, u64), Vec<Hash>)>,
+    /// New leaf hashes, from this index on.
+    leaves_from: u64,
+    tail: Vec<Vec<u8>>,
+    idempotency: Vec<(IdempotencyKey, u64, [u8; 32])>,
+    checkpoints: Vec<(u64, Vec<u8>)>,
+}
+
 /// What happened to a create-only write.
 enum Created {
     /// Written now, or found with the same bytes.
@@ -228,10 +252,22 @@ enum Created {
 }
 
 impl BucketStore {
-    /// Opens the log at `location` on an S3-compatible service, with
-    /// credentials from the usual AWS variables (`AWS_ACCESS_KEY_ID`,
-    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`…).
+    /// Opens the log at `location` on an S3-compatible service as its
+    /// writer, with credentials from the usual AWS variables
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`…).
     pub fn open_s3(location: &S3Location, opts: &S3Options) -> Result<Self, StoreError> {
+        Self::connect_s3(location, opts, Mode::Write)
+    }
+
+    /// Opens the log at `location` read-only, to follow its writer (a read
+    /// replica, or a warm standby until it is promoted): see
+    /// [`SharedLogStore`]. Read-only credentials are enough; nothing is
+    /// written, and an empty bucket is an empty log.
+    pub fn follow_s3(location: &S3Location, opts: &S3Options) -> Result<Self, StoreError> {
+        Self::connect_s3(location, opts, Mode::Follow)
+    }
+
+    fn connect_s3(location: &S3Location, opts: &S3Options, mode: Mode) -> Result<Self, StoreError> {
         let mut b = object_store::aws::AmazonS3Builder::from_env()
             .with_bucket_name(&location.bucket)
             .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch);
@@ -276,15 +312,34 @@ impl BucketStore {
             location.prefix,
             endpoint.as_deref().unwrap_or("AWS")
         );
-        Self::open(Arc::new(store), &location.prefix, describe)
+        Self::open_mode(Arc::new(store), &location.prefix, describe, mode)
     }
 
-    /// Opens the log under `prefix` in any object store (the tests use this
-    /// with small fakes). `describe` names it in messages.
+    /// Opens the log under `prefix` in any object store as its writer (the
+    /// tests use this with small fakes). `describe` names it in messages.
     pub fn open(
         store: Arc<dyn ObjectStore>,
         prefix: &str,
         describe: String,
+    ) -> Result<Self, StoreError> {
+        Self::open_mode(store, prefix, describe, Mode::Write)
+    }
+
+    /// Opens the log under `prefix` in any object store read-only, to
+    /// follow its writer ([`BucketStore::follow_s3`]).
+    pub fn follow(
+        store: Arc<dyn ObjectStore>,
+        prefix: &str,
+        describe: String,
+    ) -> Result<Self, StoreError> {
+        Self::open_mode(store, prefix, describe, Mode::Follow)
+    }
+
+    fn open_mode(
+        store: Arc<dyn ObjectStore>,
+        prefix: &str,
+        describe: String,
+        mode: Mode,
     ) -> Result<Self, StoreError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -309,7 +364,7 @@ impl BucketStore {
                 }
             });
         }
-        let mut s = BucketStore {
+        let s = BucketStore {
             publish,
             handle: rt.handle().clone(),
             rt: Some(rt),
@@ -320,11 +375,37 @@ impl BucketStore {
             writer: Mutex::new(()),
             fenced: Arc::new(Mutex::new(None)),
             needs_reload: std::sync::atomic::AtomicBool::new(false),
-            bare_etags: false,
+            bare_etags: std::sync::atomic::AtomicBool::new(false),
+            writes: std::sync::atomic::AtomicBool::new(false),
         };
-        s.bare_etags = s.probe_conditional_writes()?;
-        s.reload()?;
+        match mode {
+            Mode::Write => {
+                let bare = s.probe_conditional_writes()?;
+                s.bare_etags
+                    .store(bare, std::sync::atomic::Ordering::SeqCst);
+                s.writes.store(true, std::sync::atomic::Ordering::SeqCst);
+                s.reload()?;
+            }
+            Mode::Follow => {
+                s.catch_up()?;
+            }
+        }
         Ok(s)
+    }
+
+    fn writes(&self) -> bool {
+        self.writes.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Refuses a write from a follower.
+    fn check_writer(&self) -> Result<(), StoreError> {
+        if self.writes() {
+            return Ok(());
+        }
+        Err(StoreError::ReadOnly(format!(
+            "this process follows {} read-only (a read replica, or a standby not elected); it does not write the log",
+            self.describe
+        )))
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Inner> {
@@ -457,7 +538,7 @@ impl BucketStore {
 
     /// An ETag as this store's `If-Match` wants it.
     fn if_match(&self, etag: &str) -> String {
-        if self.bare_etags {
+        if self.bare_etags.load(std::sync::atomic::Ordering::SeqCst) {
             unquote(etag)
         } else {
             etag.to_owned()
@@ -629,31 +710,176 @@ impl BucketStore {
         }
     }
 
-    /// Reads `.cairn/state` and rebuilds every cache from the bucket, then
-    /// completes a batch that was sequenced but not committed.
+    /// Rebuilds every cache from the bucket, then completes a batch that
+    /// was sequenced but not committed (the writer's start and its
+    /// recovery after a failed write).
     fn reload(&self) -> Result<(), StoreError> {
+        *self.write() = Inner::default();
+        self.catch_up()?;
+        self.complete_sequenced()
+    }
+
+    /// Brings the caches up to the bucket's committed state (`.cairn/state`),
+    /// reading only what changed since they were last brought up: the
+    /// tiles right of the old edge, the last bundle, newer idempotency
+    /// records, and the latest checkpoint. From empty caches this is the
+    /// whole rebuild (with progress lines on a big log). A history that
+    /// does not extend the cached one (a shorter tree, a tile whose old
+    /// hashes changed) is `Corrupt`, and the caches stay as they were.
+    /// Returns whether the tree or the latest checkpoint moved.
+    fn catch_up(&self) -> Result<bool, StoreError> {
+        let (s0, old_etag, latest0) = {
+            let i = self.read();
+            (
+                i.tree.size().0,
+                i.state_etag.clone(),
+                i.latest.as_ref().map(|c| c.size.0),
+            )
+        };
         let Some((bytes, etag)) = self.get_now(STATE)? else {
-            *self.write() = Inner::default();
-            return self.complete_sequenced();
+            if s0 > 0 {
+                return Err(StoreError::Corrupt(format!(
+                    "the state object of {} is gone, but {s0} entries were read from it",
+                    self.describe
+                )));
+            }
+            return Ok(false);
         };
         let doc = codec::StateDoc::decode(&bytes)?;
-        let size = doc.tree.size().0;
-        // Every tile of the tree, as it stands at `size`.
+        let s1 = doc.tree.size().0;
+        if s1 < s0 {
+            return Err(StoreError::Corrupt(format!(
+                "the tree in {} shrank from {s0} to {s1} entries: its history was rewritten",
+                self.describe
+            )));
+        }
+        let moved_state = old_etag.is_none() || old_etag != etag;
+        let mut up = CaughtUp {
+            tree: doc.tree.clone(),
+            etag,
+            tiles: Vec::new(),
+            leaves_from: s0,
+            tail: Vec::new(),
+            idempotency: Vec::new(),
+            checkpoints: Vec::new(),
+        };
+        if moved_state && s1 > s0 {
+            self.read_tiles_since(s0, s1, &mut up)?;
+            // The partial bundle at the right edge.
+            let in_tail = s1 % TILE_WIDTH;
+            if in_tail > 0 {
+                let rel = entries_path(s1 / TILE_WIDTH, in_tail as u16);
+                let (b, _) = self
+                    .get_now(&rel)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("entry bundle {rel} is missing")))?;
+                up.tail = parse_entry_bundle(&b)
+                    .map_err(|e| StoreError::Corrupt(format!("entry bundle {rel}: {e}")))?
+                    .into_iter()
+                    .map(<[u8]>::to_vec)
+                    .collect();
+            }
+            // Idempotency records of the batches committed since (named
+            // by their first index, zero-padded: listed in order).
+            let store = self.store.clone();
+            let prefix = self.path(".cairn/idempotency");
+            let offset = (s0 > 0).then(|| self.path(&idempotency_path(s0 - 1)));
+            let listed = self.run(async move {
+                use futures_util::TryStreamExt;
+                let listing = match &offset {
+                    Some(o) => store.list_with_offset(Some(&prefix), o),
+                    None => store.list(Some(&prefix)),
+                };
+                listing
+                    .map_ok(|m| m.location)
+                    .try_collect::<Vec<_>>()
+                    .await
+                    .map_err(|e| io("listing idempotency records", e))
+            })?;
+            let records = self.get_many(listed, "idempotency records")?;
+            for b in records.into_iter().flatten() {
+                for (idx, key, request) in codec::decode_idempotency(&b)? {
+                    if (s0..s1).contains(&idx) {
+                        up.idempotency.push((key, idx, request));
+                    }
+                }
+            }
+        } else if s1 == s0 {
+            let i = self.read();
+            up.tail = i.tail.clone();
+        }
+        let mut latest = latest0;
+        if let Some(note) = &doc.checkpoint {
+            let cp = cairn_storage::verify::parse_checkpoint(note)?;
+            up.checkpoints.push((cp.size.0, note.clone()));
+            latest = latest.max(Some(cp.size.0));
+        }
+        // The checkpoint of the committed size is stored after the state
+        // that commits it: look for it (a follower may look before the
+        // writer stored it, and looks again next time).
+        if s1 > 0
+            && latest.is_none_or(|l| l < s1)
+            && let Some((b, _)) = self.get_now(&checkpoint_path(s1))?
+        {
+            up.checkpoints.push((s1, b.to_vec()));
+            latest = Some(s1);
+        }
+        let moved = s1 > s0 || latest != latest0;
+        if !moved_state && up.checkpoints.is_empty() {
+            return Ok(false);
+        }
+        let mut inner = self.write();
+        if inner.tree.size().0 != s0 {
+            return Err(StoreError::Io(
+                "the caches changed during a catch-up; retry".into(),
+            ));
+        }
+        for ((l, i), hashes) in up.tiles {
+            if l == 0 {
+                for (j, h) in hashes.iter().enumerate() {
+                    let idx = i * TILE_WIDTH + j as u64;
+                    if idx >= up.leaves_from {
+                        inner.index.leaf_index.entry(*h).or_insert(idx);
+                    }
+                }
+            }
+            inner.index.tiles.insert((l, i), hashes);
+        }
+        for (key, idx, request) in up.idempotency {
+            inner.index.idempotency.entry(key).or_insert((idx, request));
+        }
+        inner.tail = up.tail;
+        inner.tree = up.tree;
+        inner.state_etag = up.etag;
+        for (size, note) in up.checkpoints {
+            if inner.latest.as_ref().is_none_or(|c| c.size.0 < size) {
+                inner.latest = Some(StoredCheckpoint {
+                    size: TreeSize(size),
+                    note: note.clone(),
+                });
+            }
+            inner.checkpoints.insert(size, note);
+        }
+        Ok(moved)
+    }
+
+    /// Reads the tiles of the tree at `s1` that differ from the tree at
+    /// `s0` (the full ones left of the old edge never change), checking
+    /// that each one still begins with the hashes cached for it.
+    fn read_tiles_since(&self, s0: u64, s1: u64, up: &mut CaughtUp) -> Result<(), StoreError> {
         let mut wanted = Vec::new();
         for level in 0..=cairn_core::tile::MAX_TILE_LEVEL {
-            let mut index = 0;
-            while let Some(t) = Tile::at_size(level, index, TreeSize(size)) {
+            let nodes = s0
+                .checked_shr(cairn_core::tile::TILE_HEIGHT * u32::from(level))
+                .unwrap_or(0);
+            let mut index = nodes / TILE_WIDTH;
+            while let Some(t) = Tile::at_size(level, index, TreeSize(s1)) {
                 wanted.push(t);
                 index += 1;
             }
         }
         let paths = wanted.iter().map(|t| self.path(&t.path())).collect();
         let fetched = self.get_many(paths, "tiles")?;
-        let mut inner = Inner {
-            tree: doc.tree.clone(),
-            state_etag: etag,
-            ..Inner::default()
-        };
+        let inner = self.read();
         for (t, got) in wanted.iter().zip(fetched) {
             let rel = t.path();
             let b = got.ok_or_else(|| {
@@ -666,74 +892,17 @@ impl BucketStore {
                     hashes.len()
                 )));
             }
-            if t.level == 0 {
-                for (j, h) in hashes.iter().enumerate() {
-                    let idx = t.index * TILE_WIDTH + j as u64;
-                    inner
-                        .index
-                        .leaf_index
-                        .entry(*h)
-                        .and_modify(|v| *v = (*v).min(idx))
-                        .or_insert(idx);
-                }
+            if let Some(old) = inner.index.tiles.get(&(t.level, t.index))
+                && !hashes.starts_with(old)
+            {
+                return Err(StoreError::Corrupt(format!(
+                    "tile {rel} in {} no longer begins with the hashes read before: its history was rewritten",
+                    self.describe
+                )));
             }
-            inner.index.tiles.insert((t.level, t.index), hashes);
+            up.tiles.push(((t.level, t.index), hashes));
         }
-        // The partial bundle at the right edge.
-        let in_tail = size % TILE_WIDTH;
-        if in_tail > 0 {
-            let rel = entries_path(size / TILE_WIDTH, in_tail as u16);
-            let (b, _) = self
-                .get_now(&rel)?
-                .ok_or_else(|| StoreError::Corrupt(format!("entry bundle {rel} is missing")))?;
-            inner.tail = parse_entry_bundle(&b)
-                .map_err(|e| StoreError::Corrupt(format!("entry bundle {rel}: {e}")))?
-                .into_iter()
-                .map(<[u8]>::to_vec)
-                .collect();
-        }
-        // Idempotency records of committed batches.
-        let store = self.store.clone();
-        let prefix = self.path(".cairn/idempotency");
-        let listed = self.run(async move {
-            use futures_util::TryStreamExt;
-            store
-                .list(Some(&prefix))
-                .map_ok(|m| m.location)
-                .try_collect::<Vec<_>>()
-                .await
-                .map_err(|e| io("listing idempotency records", e))
-        })?;
-        let records = self.get_many(listed, "idempotency records")?;
-        for b in records.into_iter().flatten() {
-            for (idx, key, request) in codec::decode_idempotency(&b)? {
-                if idx < size {
-                    inner.index.idempotency.entry(key).or_insert((idx, request));
-                }
-            }
-        }
-        if let Some(note) = &doc.checkpoint {
-            let cp = cairn_storage::verify::parse_checkpoint(note)?;
-            inner.checkpoints.insert(cp.size.0, note.clone());
-            inner.latest = Some(StoredCheckpoint {
-                size: cp.size,
-                note: note.clone(),
-            });
-        }
-        // The checkpoint of the committed size is stored after the state
-        // that commits it: look for it.
-        if size > 0
-            && inner.latest.as_ref().is_none_or(|c| c.size.0 < size)
-            && let Some((b, _)) = self.get_now(&checkpoint_path(size))?
-        {
-            inner.checkpoints.insert(size, b.to_vec());
-            inner.latest = Some(StoredCheckpoint {
-                size: TreeSize(size),
-                note: b.to_vec(),
-            });
-        }
-        *self.write() = inner;
-        self.complete_sequenced()
+        Ok(())
     }
 
     /// A batch sequenced at the committed size but not committed (its
@@ -892,6 +1061,34 @@ fn fence_state(fenced: &Mutex<Option<String>>) -> Result<(), StoreError> {
     }
 }
 
+impl SharedLogStore for BucketStore {
+    fn refresh(&self) -> Result<bool, StoreError> {
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if self.writes() {
+            // The writer's caches are the bucket's committed state.
+            return Ok(false);
+        }
+        self.catch_up()
+    }
+
+    fn promote(&self) -> Result<(), StoreError> {
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if self.writes() {
+            return Ok(());
+        }
+        let bare = self.probe_conditional_writes()?;
+        self.catch_up()?;
+        self.bare_etags
+            .store(bare, std::sync::atomic::Ordering::SeqCst);
+        self.writes.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.complete_sequenced()
+    }
+
+    fn is_writer(&self) -> bool {
+        self.writes()
+    }
+}
+
 impl LogStore for BucketStore {
     fn load_state(&self) -> Result<LoadedState, StoreError> {
         if self
@@ -915,6 +1112,7 @@ impl LogStore for BucketStore {
 
     fn commit_batch(&self, batch: CommitBatch<'_>) -> Result<(), StoreError> {
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.check_writer()?;
         self.check_fence()?;
         {
             let m = self.read();
@@ -965,6 +1163,7 @@ impl LogStore for BucketStore {
     /// open, the one at the committed size is looked up directly.
     fn put_checkpoint(&self, size: TreeSize, note: &[u8]) -> Result<(), StoreError> {
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.check_writer()?;
         self.check_fence()?;
         let known = {
             let m = self.read();

@@ -11,14 +11,18 @@
 //! - the bucket is a tlog-tiles endpoint: the public checkpoint, tiles and
 //!   entry bundles are at their C2SP paths;
 //! - a store that ignores conditional writes (as Garage does) is refused
-//!   at open, with the endpoint named.
+//!   at open, with the endpoint named;
+//! - a follower (read replica, warm standby) reads what the writer
+//!   commits, batch by batch, refuses to write, and takes over when
+//!   promoted (the old writer is then fenced); a history that does not
+//!   extend what it read is refused and the old one kept.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::sync::Arc;
 
 use cairn_storage::conformance::Harness;
-use cairn_storage::{LogStore, StoreError};
+use cairn_storage::{LogStore, SharedLogStore, StoreError};
 use cairn_storage_s3::{BatchRecord, BucketStore, S3Location, S3Options};
 use object_store::ObjectStoreExt;
 
@@ -233,4 +237,91 @@ fn a_store_that_ignores_conditional_writes_is_refused() {
     };
     assert!(err.contains("does not honour create-only writes"), "{err}");
     assert!(err.contains(&endpoint), "the endpoint is named: {err}");
+}
+
+/// The follower's lookups agree with the harness for `0..n`.
+fn lookups_agree(store: &dyn LogStore, n: u64) {
+    for i in [0, n / 2, n - 1] {
+        let h = cairn_core::leaf_hash(&Harness::entry(i));
+        assert_eq!(store.find_leaf(&h).unwrap(), Some(cairn_core::LeafIndex(i)));
+        let k = cairn_storage::conformance::test_idempotency(i);
+        let rec = store.find_idempotency_key(&k.key).unwrap().unwrap();
+        assert_eq!(rec.index, cairn_core::LeafIndex(i));
+    }
+}
+
+#[test]
+fn a_follower_reads_what_the_writer_commits_and_takes_over() {
+    let Some((bucket, opts)) = rgw() else { return };
+    let loc = fresh_location(&bucket, "follow");
+    let w = open(&loc, &opts);
+    // An empty bucket is an empty log to a follower.
+    let f = BucketStore::follow_s3(&loc, &opts).unwrap();
+    assert!(!f.is_writer());
+    assert_eq!(f.load_state().unwrap().tree.size().0, 0);
+    let mut h = Harness::new();
+    // Batches that end inside a tile, on its edge, and across several.
+    for n in [1, 255, 300, 2, 700] {
+        h.commit(&w, n).unwrap();
+        assert!(f.refresh().unwrap(), "the follower did not move");
+        h.check_store(&f).unwrap();
+        lookups_agree(&f, h.tree.size().0);
+    }
+    assert!(!f.refresh().unwrap(), "nothing new, but the follower moved");
+    // It never writes.
+    let p = h.prepare(1, false);
+    let e = p.entries();
+    let err = f.commit_batch(p.batch(&e, false)).unwrap_err();
+    assert!(matches!(err, StoreError::ReadOnly(_)), "{err}");
+    assert!(matches!(
+        f.put_checkpoint(h.tree.size(), &h.sign(&h.tree)),
+        Err(StoreError::ReadOnly(_))
+    ));
+    // Promoted (the writer died, or was paused): it writes from where it
+    // stands, with the caches it kept warm.
+    f.promote().unwrap();
+    assert!(f.is_writer());
+    h.commit(&f, 10).unwrap();
+    h.check_store(&f).unwrap();
+    // The old writer, if it wakes, is fenced.
+    let hw = Harness::resume(w.load_state().unwrap().tree);
+    let p = hw.prepare(3, false);
+    let e = p.entries();
+    let err = w.commit_batch(p.batch(&e, false)).unwrap_err();
+    assert!(matches!(err, StoreError::Fenced(_)), "{err}");
+    // A fresh opener sees the one history.
+    let c = open(&loc, &opts);
+    h.check_store(&c).unwrap();
+}
+
+#[test]
+fn a_follower_refuses_a_rewritten_history() {
+    let Some((bucket, opts)) = rgw() else { return };
+    let loc = fresh_location(&bucket, "rewritten");
+    let w = open(&loc, &opts);
+    let mut h = Harness::new();
+    h.commit(&w, 300).unwrap();
+    let f = BucketStore::follow_s3(&loc, &opts).unwrap();
+    h.check_store(&f).unwrap();
+    let raw = object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(&bucket)
+        .with_endpoint(opts.endpoint.clone().unwrap())
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .build()
+        .unwrap();
+    let state = object_store::path::Path::from(format!("{}/.cairn/state", loc.prefix));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let old = rt
+        .block_on(async { raw.get(&state).await.unwrap().bytes().await })
+        .unwrap();
+    h.commit(&w, 50).unwrap();
+    assert!(f.refresh().unwrap());
+    // The bucket is rolled back (a restore, an operator's mistake): the
+    // follower refuses it and keeps serving the history it verified.
+    rt.block_on(raw.put(&state, old.into())).unwrap();
+    let err = f.refresh().unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+    assert!(err.to_string().contains("shrank"), "{err}");
+    h.check_store(&f).unwrap();
 }

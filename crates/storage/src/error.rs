@@ -66,6 +66,11 @@ pub enum StoreError {
     /// the process stops writing the log and says so.
     #[error("another writer owns this log's store (fence lost): {0}")]
     Fenced(String),
+    /// This process follows the store read-only (a read replica, or a
+    /// standby not yet promoted: [`crate::SharedLogStore`]); writes are
+    /// refused before anything is written.
+    #[error("{0}")]
+    ReadOnly(String),
     /// The fork guard refuses this store. The message says why and what to do.
     #[error("{0}")]
     ForkGuard(String),
@@ -111,6 +116,7 @@ impl StoreError {
             | StoreError::CheckpointConflict { .. }
             | StoreError::OutOfRange { .. }
             | StoreError::MissingTile { .. }
+            | StoreError::ReadOnly(_)
             | StoreError::Injected(_) => self.to_string(),
         }
     }

@@ -164,6 +164,42 @@ pub trait WriterLease: Send + Sync + std::fmt::Debug {
     fn check(&self) -> Result<(), StoreError>;
 }
 
+/// A store shared with a writer in another process (a log in a bucket):
+/// read replicas and warm standbys *follow* it, and a standby that wins
+/// leadership *promotes* it.
+///
+/// **Reads only, until promoted.** A follower never writes: `commit_batch`
+/// and `put_checkpoint` return [`StoreError::ReadOnly`] before anything
+/// is written, and nothing a follower does changes the shared store.
+///
+/// **Never backwards.** What a follower serves is a prefix of what it
+/// serves later: a history that does not extend what it already read (a
+/// shorter tree, a rewritten tile) is [`StoreError::Corrupt`], and the
+/// follower keeps serving the history it had.
+///
+/// **Concurrency.** `refresh` and `promote` may be called from any thread,
+/// one at a time; readers are served throughout and see either all of a
+/// refresh or none of it.
+pub trait SharedLogStore: LogStore {
+    /// Reads what the writer committed since the last call (only what
+    /// changed: new tiles, the last bundle, new idempotency records, the
+    /// latest checkpoint). Returns whether the tree or its latest
+    /// checkpoint moved. Transient failures (the network) leave the
+    /// follower as it was.
+    fn refresh(&self) -> Result<bool, StoreError>;
+
+    /// Becomes the writer: checks that the store honours conditional
+    /// writes, catches up, and completes a batch the previous writer
+    /// sequenced but did not commit. From `Ok` on the write methods work,
+    /// still fenced by the store's conditional writes: safety never
+    /// depends on who called `promote`.
+    fn promote(&self) -> Result<(), StoreError>;
+
+    /// Whether this process writes the store (promoted, or opened as its
+    /// writer).
+    fn is_writer(&self) -> bool;
+}
+
 /// The storage contract of a Cairn log.
 ///
 /// **Concurrency.** One writer per store: `commit_batch` and
