@@ -302,13 +302,15 @@ fn a_read_replica_serves_what_the_writer_commits() {
         assert!(!got.is_empty(), "round {round}: nothing was acknowledged");
         seen.add_receipts(&verifier, &got).unwrap();
         acked.extend(got);
-        let size = rt
-            .block_on(check(&writer, &verifier, &acked, &mut seen))
-            .unwrap_or_else(|e| panic!("round {round}, the writer: {e}"));
+        // How far behind the replica is, right after the writer's last
+        // answer (it reads the bucket every 100 ms here).
+        let size = rt.block_on(size_of(&writer)).unwrap();
         lags.push(
             rt.block_on(caught_up(&replica, size))
                 .unwrap_or_else(|e| panic!("round {round}, the replica: {e}")),
         );
+        rt.block_on(check(&writer, &verifier, &acked, &mut seen))
+            .unwrap_or_else(|e| panic!("round {round}, the writer: {e}"));
         // Every acknowledged entry, every checkpoint's consistency, and an
         // inclusion proof, from the replica.
         rt.block_on(check(&replica, &verifier, &acked, &mut seen))

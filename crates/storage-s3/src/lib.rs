@@ -743,6 +743,19 @@ impl BucketStore {
                     self.describe
                 )));
             }
+            // An empty log: its writer signs the empty tree's checkpoint
+            // before it commits anything.
+            if latest0.is_none()
+                && let Some((b, _)) = self.get_now(&checkpoint_path(0))?
+            {
+                let mut inner = self.write();
+                inner.checkpoints.insert(0, b.to_vec());
+                inner.latest = Some(StoredCheckpoint {
+                    size: TreeSize(0),
+                    note: b.to_vec(),
+                });
+                return Ok(true);
+            }
             return Ok(false);
         };
         let doc = codec::StateDoc::decode(&bytes)?;

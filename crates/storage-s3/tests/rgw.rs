@@ -260,6 +260,11 @@ fn a_follower_reads_what_the_writer_commits_and_takes_over() {
     assert!(!f.is_writer());
     assert_eq!(f.load_state().unwrap().tree.size().0, 0);
     let mut h = Harness::new();
+    // A writer's first act: the empty tree's checkpoint, before any state.
+    assert!(f.checkpoint(None).unwrap().is_none());
+    w.put_checkpoint(h.tree.size(), &h.sign(&h.tree)).unwrap();
+    assert!(f.refresh().unwrap());
+    assert_eq!(f.checkpoint(None).unwrap().unwrap().size.0, 0);
     // Batches that end inside a tile, on its edge, and across several.
     for n in [1, 255, 300, 2, 700] {
         h.commit(&w, n).unwrap();
