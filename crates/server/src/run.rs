@@ -617,11 +617,12 @@ async fn open_log(
     Ok((log, task, witnessing))
 }
 
+/// A store and its writer lease.
+type StoreAndLease = (Arc<dyn LogStore>, Arc<dyn cairn_storage::WriterLease>);
+
 /// A writer's store and its lease: the bucket, or RocksDB in the data
 /// folder.
-fn open_store(
-    cfg: &LogConfig,
-) -> Result<(Arc<dyn LogStore>, Arc<dyn cairn_storage::WriterLease>), ServeError> {
+fn open_store(cfg: &LogConfig) -> Result<StoreAndLease, ServeError> {
     Ok(match &cfg.object_store {
         Some(o) => {
             // The data folder still holds the key and the freeze marker.
