@@ -120,7 +120,179 @@ pub fn router_for(service: &crate::service::LogService) -> Router {
         .route("/healthz", get(healthz))
         .route("/healthz/writer", get(healthz_writer))
         .route("/metrics", get(metrics))
+        .route("/logs/{log}/entries", get(entries_json))
+        .route("/logs/{log}/proof/inclusion", get(inclusion_json))
+        .route("/logs/{log}/proof/consistency", get(consistency_json))
+        .route(
+            "/explorer",
+            get(|| async { axum::response::Redirect::permanent("/explorer/") }),
+        )
+        .route("/explorer/", get(|| explorer_asset(Path(String::new()))))
+        .route("/explorer/{file}", get(explorer_asset))
         .with_state(Http { logs, auth, inner })
+}
+
+/// An explorer asset, with its Content-Security-Policy
+/// ([`crate::explorer`]). Public like `/healthz`: the page holds no
+/// data; what it reads goes through the read rules.
+async fn explorer_asset(Path(file): Path<String>) -> Response {
+    let Some((ctype, body)) = crate::explorer::asset(&file) else {
+        return text(StatusCode::NOT_FOUND, "no such page\n".into());
+    };
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, ctype),
+            (header::CONTENT_SECURITY_POLICY, crate::explorer::CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A JSON answer that is never cached and never sniffed.
+fn json(v: &serde_json::Value) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A query parameter as a number; a bad one is `INVALID_ARGUMENT`.
+fn param_u64(
+    q: &std::collections::HashMap<String, String>,
+    name: &str,
+) -> Result<Option<u64>, ServerError> {
+    match q.get(name) {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| {
+            ServerError::Log(LogError::InvalidArgument(format!(
+                "{name} must be a whole number ({} bytes given)",
+                v.len()
+            )))
+        }),
+    }
+}
+
+/// Most entries one `GET /logs/<name>/entries` returns.
+const MAX_JSON_ENTRIES: u64 = 100;
+
+/// `GET /logs/<name>/entries?start=A&end=B`: the stored (masked) leaves in
+/// `[A, B)`, at most 100, base64: `{"entries":[{"index":i,"leaf":…}]}`.
+async fn entries_json(
+    State(h): State<Http>,
+    Path(log): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+    creds: Creds,
+) -> Response {
+    let r = async {
+        let log = h.log(&creds, &log)?;
+        let start = param_u64(&q, "start")?.unwrap_or(0);
+        let end = param_u64(&q, "end")?.unwrap_or(start.saturating_add(MAX_JSON_ENTRIES));
+        let size = log.latest().size.0;
+        if start > end {
+            return Err(ServerError::Log(LogError::InvalidArgument(format!(
+                "start {start} is after end {end}"
+            ))));
+        }
+        if end > size {
+            return Err(ServerError::Log(LogError::OutOfRange(format!(
+                "entries [{start}, {end}) are not within the tree of {size}"
+            ))));
+        }
+        let n = (end - start).min(MAX_JSON_ENTRIES) as usize;
+        let got = log.entries(LeafIndex(start), n).await?;
+        let list: Vec<serde_json::Value> = got
+            .iter()
+            .enumerate()
+            .map(|(i, e)| serde_json::json!({"index": start + i as u64, "leaf": b64(e)}))
+            .collect();
+        Ok(json(&serde_json::json!({ "entries": list })))
+    };
+    r.await.unwrap_or_else(ServerError::into_http)
+}
+
+/// `GET /logs/<name>/proof/inclusion?index=N|leaf_hash=B64[&size=S]`: the
+/// audit path of one entry in the tree of `size` (default: the latest
+/// checkpoint's): `{"index","size","leaf_hash","path":[…]}`. The page
+/// verifies it; nothing here needs to be trusted.
+async fn inclusion_json(
+    State(h): State<Http>,
+    Path(log): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+    creds: Creds,
+) -> Response {
+    let r = async {
+        let log = h.log(&creds, &log)?;
+        let at = match (param_u64(&q, "index")?, q.get("leaf_hash")) {
+            (Some(i), _) => cairn_log::LeafRef::Index(LeafIndex(i)),
+            (None, Some(b)) => {
+                use base64::Engine as _;
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(b)
+                    .ok()
+                    .and_then(|r| cairn_core::Hash::from_slice(&r).ok())
+                    .ok_or_else(|| {
+                        ServerError::Log(LogError::InvalidArgument(
+                            "leaf_hash must be 32 bytes of base64".into(),
+                        ))
+                    })?;
+                cairn_log::LeafRef::Hash(raw)
+            }
+            (None, None) => {
+                return Err(ServerError::Log(LogError::InvalidArgument(
+                    "give index or leaf_hash".into(),
+                )));
+            }
+        };
+        let p = log
+            .inclusion_proof(at, param_u64(&q, "size")?.unwrap_or(0))
+            .await?;
+        let path: Vec<String> = p.path.iter().map(|x| b64(&x.0)).collect();
+        Ok(json(&serde_json::json!({
+            "index": p.index.0,
+            "size": p.size.0,
+            "leaf_hash": b64(&p.leaf_hash.0),
+            "path": path,
+        })))
+    };
+    r.await.unwrap_or_else(ServerError::into_http)
+}
+
+/// `GET /logs/<name>/proof/consistency?old=A[&new=B]`: the consistency
+/// proof between two sizes (default new: the latest checkpoint's):
+/// `{"old","new","path":[…]}`.
+async fn consistency_json(
+    State(h): State<Http>,
+    Path(log): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+    creds: Creds,
+) -> Response {
+    let r = async {
+        let log = h.log(&creds, &log)?;
+        let old = param_u64(&q, "old")?.unwrap_or(0);
+        let new = param_u64(&q, "new")?.unwrap_or(0);
+        let (o, n, path) = log.consistency_proof(old, new).await?;
+        let path: Vec<String> = path.iter().map(|x| b64(&x.0)).collect();
+        Ok(json(
+            &serde_json::json!({"old": o.0, "new": n.0, "path": path}),
+        ))
+    };
+    r.await.unwrap_or_else(ServerError::into_http)
 }
 
 /// OTLP/HTTP alone (`POST /v1/logs`), for OTLP's own listener.

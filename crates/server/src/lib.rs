@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod explorer;
 pub mod http;
 pub mod leader;
 /// The engine's metrics and sequencer (`cairn-log`), under their old paths.

@@ -1,0 +1,285 @@
+// Cairn's log explorer (issue 22). Every checkpoint shown is verified in
+// this page with verifier.js against the log's key; every entry shown
+// with its inclusion proof checked against that checkpoint; and every
+// visit checks that the log extends what this browser saw last time
+// (localStorage), showing a fork warning with both checkpoints if not.
+// The DOM is built with textContent only: nothing from the server is ever
+// parsed as HTML.
+
+import * as v from './verifier.js';
+
+const main = document.getElementById('main');
+const PAGE = 20n;
+
+/** Builds an element: el('p', {class: 'ok'}, 'text', child, …). */
+function el(tag, attrs = {}, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, val] of Object.entries(attrs)) e.setAttribute(k, val);
+  for (const k of kids) e.append(k instanceof Node ? k : String(k));
+  return e;
+}
+
+function show(...kids) {
+  main.replaceChildren(...kids);
+  main.focus();
+}
+
+async function getJSON(path) {
+  const r = await fetch(path, { headers: { accept: 'application/json' } });
+  const body = await r.text();
+  if (!r.ok) throw new Error(`${path}: ${r.status} ${body.trim()}`);
+  return JSON.parse(body);
+}
+
+async function getText(path) {
+  const r = await fetch(path);
+  const body = await r.text();
+  if (!r.ok) throw new Error(`${path}: ${r.status} ${body.trim()}`);
+  return body;
+}
+
+const enc = encodeURIComponent;
+
+/** The log's key: pinned in this browser, else the one the server lists. */
+function pinnedKey(origin) {
+  return localStorage.getItem(`cairn.key.${origin}`);
+}
+
+async function logKey(info) {
+  const pinned = pinnedKey(info.origin);
+  return { key: await v.parseVerifierKey(pinned || info.vkey), pinned: !!pinned };
+}
+
+/** The checkpoint this browser last verified for a log. */
+function lastSeen(origin) {
+  return localStorage.getItem(`cairn.seen.${origin}`);
+}
+
+/**
+ * Verifies the log's latest checkpoint, then that it extends the last one
+ * this browser verified (a consistency proof). Returns the verified
+ * checkpoint, or throws; a fork throws ForkError with both notes.
+ */
+class ForkError extends Error {}
+
+async function verifiedHead(info) {
+  const { key, pinned } = await logKey(info);
+  const note = await getText(`/logs/${enc(info.name)}/checkpoint`);
+  const cp = await v.verifyCheckpoint(note, key);
+  const old = lastSeen(info.origin);
+  if (old) {
+    const was = await v.verifyCheckpoint(old, key);
+    try {
+      if (was.size > cp.size) throw new v.VerifyError(`the log shrank from ${was.size} to ${cp.size} entries`);
+      if (was.size === cp.size) {
+        if (v.toHex(was.root) !== v.toHex(cp.root)) throw new v.VerifyError(`two different roots for size ${cp.size}`);
+      } else if (was.size > 0n) {
+        const p = await getJSON(`/logs/${enc(info.name)}/proof/consistency?old=${was.size}&new=${cp.size}`);
+        await v.verifyConsistency(was.size, cp.size, p.path.map(v.fromBase64), was.root, cp.root);
+      }
+    } catch (e) {
+      throw Object.assign(new ForkError(e.message), { old, now: note });
+    }
+  }
+  localStorage.setItem(`cairn.seen.${info.origin}`, note);
+  return { ...cp, pinned, key };
+}
+
+function forkWarning(e) {
+  return el('section', { class: 'warn', role: 'alert' },
+    el('h2', {}, 'Fork warning: this log does not extend what this browser saw before'),
+    el('p', {}, e.message),
+    el('p', {}, 'Keep both checkpoints as evidence (copy them below) and tell the log operator and its auditors.'),
+    el('h3', {}, 'Seen before'), el('pre', { class: 'evidence' }, e.old),
+    el('h3', {}, 'Served now'), el('pre', { class: 'evidence' }, e.now));
+}
+
+async function logsPage() {
+  const logs = await getJSON('/logs');
+  const rows = [];
+  for (const info of logs) {
+    let status;
+    try {
+      const cp = await verifiedHead(info);
+      status = el('span', { class: 'ok' }, cp.pinned ? 'verified (pinned key)' : 'verified (key as listed)');
+    } catch (e) {
+      status = el('span', { class: 'bad' }, e instanceof ForkError ? 'FORK' : `not verified: ${e.message}`);
+    }
+    rows.push(el('tr', {},
+      el('td', {}, el('a', { href: `#/log/${enc(info.name)}` }, info.name)),
+      el('td', {}, info.origin),
+      el('td', {}, info.size ?? '—'),
+      el('td', {}, info.role ?? ''),
+      el('td', {}, status),
+      el('td', { class: 'mono' }, info.vkey)));
+  }
+  show(el('h1', {}, 'Logs'),
+    el('table', {},
+      el('thead', {}, el('tr', {}, ...['Log', 'Origin', 'Entries', 'Role', 'Checkpoint', 'Verifier key'].map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, ...rows)));
+}
+
+async function findLog(name) {
+  const logs = await getJSON('/logs');
+  const info = logs.find((l) => l.name === name);
+  if (!info) throw new Error(`no log named ${name}`);
+  return info;
+}
+
+function checkpointSection(info, cp) {
+  const pin = el('button', { type: 'button' }, cp.pinned ? 'Key pinned' : 'Pin this key');
+  pin.disabled = cp.pinned;
+  pin.addEventListener('click', () => {
+    localStorage.setItem(`cairn.key.${info.origin}`, info.vkey);
+    route();
+  });
+  return el('section', {},
+    el('h2', {}, 'Latest checkpoint'),
+    el('p', {}, el('span', { class: 'ok' }, '✓ signature verified'), ` by ${cp.key.name} (key ID ${v.toHex(cp.key.id)}) `, pin),
+    el('p', {}, `Size ${cp.size}; this browser checked that it extends every checkpoint of this log it saw before.`),
+    el('pre', {}, cp.note));
+}
+
+async function logPage(name, before) {
+  const info = await findLog(name);
+  let cp;
+  try {
+    cp = await verifiedHead(info);
+  } catch (e) {
+    if (e instanceof ForkError) return show(el('h1', {}, info.name), forkWarning(e));
+    throw e;
+  }
+  const end = before === undefined ? cp.size : BigInt(before);
+  const start = end > PAGE ? end - PAGE : 0n;
+  const got = end > start ? await getJSON(`/logs/${enc(name)}/entries?start=${start}&end=${end}`) : { entries: [] };
+  const rows = got.entries.slice().reverse().map((e) => {
+    const text = new TextDecoder().decode(v.fromBase64(e.leaf));
+    return el('tr', {},
+      el('td', {}, el('a', { href: `#/log/${enc(name)}/entry/${e.index}` }, e.index)),
+      el('td', { class: 'mono' }, text.length > 160 ? `${text.slice(0, 160)}…` : text));
+  });
+  const nav = el('p', {});
+  if (start > 0n) nav.append(el('a', { href: `#/log/${enc(name)}/before/${start}` }, 'Older entries'));
+  show(el('h1', {}, `Log ${info.name}`), el('p', {}, info.origin),
+    checkpointSection(info, cp),
+    el('section', {}, el('h2', {}, 'Entries, newest first'),
+      searchForm(name),
+      el('table', {}, el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Index'), el('th', { scope: 'col' }, 'Masked entry'))), el('tbody', {}, ...rows)),
+      nav));
+}
+
+function searchForm(name) {
+  const input = el('input', { type: 'search', id: 'q', 'aria-label': 'Index or leaf hash (base64)', placeholder: 'index or leaf hash' });
+  const go = el('button', { type: 'submit' }, 'Find');
+  const form = el('form', { role: 'search' }, input, go);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const q = input.value.trim();
+    if (/^[0-9]+$/.test(q)) location.hash = `#/log/${enc(name)}/entry/${q}`;
+    else {
+      try {
+        const p = await getJSON(`/logs/${enc(name)}/proof/inclusion?leaf_hash=${enc(q)}`);
+        location.hash = `#/log/${enc(name)}/entry/${p.index}`;
+      } catch (e) {
+        form.append(el('p', { class: 'bad', role: 'alert' }, e.message));
+      }
+    }
+  });
+  return form;
+}
+
+/** The masked leaf, with each masked field marked. */
+function renderLeaf(text) {
+  let leaf;
+  try {
+    leaf = JSON.parse(text);
+  } catch {
+    return el('pre', {}, text);
+  }
+  const list = el('ul', {});
+  for (const [pointer, detector, action] of leaf.masked ?? []) {
+    let value;
+    try {
+      value = pointer.split('/').slice(1).map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'))
+        .reduce((o, k) => (o == null ? undefined : o[k]), leaf.body);
+    } catch { value = undefined; }
+    const shown = typeof value === 'string' && value.startsWith('enc:')
+      ? el('span', { class: 'encrypted' }, 'encrypted (opens only with the subject key; erased subjects never again)')
+      : el('span', { class: 'masked mono' }, JSON.stringify(value));
+    list.append(el('li', {}, el('code', {}, pointer), `: ${detector}, ${action} → `, shown));
+  }
+  return el('div', {}, el('h3', {}, 'Masked fields'), leaf.masked?.length ? list : el('p', {}, 'none'),
+    el('h3', {}, 'The leaf, as stored'), el('pre', {}, JSON.stringify(leaf, null, 2)));
+}
+
+async function entryPage(name, index) {
+  const info = await findLog(name);
+  let cp;
+  try {
+    cp = await verifiedHead(info);
+  } catch (e) {
+    if (e instanceof ForkError) return show(el('h1', {}, info.name), forkWarning(e));
+    throw e;
+  }
+  const i = BigInt(index);
+  const got = await getJSON(`/logs/${enc(name)}/entries?start=${i}&end=${i + 1n}`);
+  if (!got.entries.length) throw new Error(`entry ${i} is not in the log (size ${cp.size})`);
+  const leaf = v.fromBase64(got.entries[0].leaf);
+  const hash = await v.leafHash(leaf);
+  let verdict;
+  try {
+    const p = await getJSON(`/logs/${enc(name)}/proof/inclusion?index=${i}&size=${cp.size}`);
+    await v.verifyInclusion(i, cp.size, hash, p.path.map(v.fromBase64), cp.root);
+    verdict = el('p', { class: 'ok', id: 'inclusion' }, `✓ verified: entry ${i} is in the checkpoint of size ${cp.size} (inclusion proof of ${p.path.length} hashes checked in this page)`);
+  } catch (e) {
+    verdict = el('p', { class: 'bad', id: 'inclusion', role: 'alert' }, `✗ NOT verified: ${e.message}`);
+  }
+  show(el('h1', {}, `Entry ${i} of log ${info.name}`), verdict,
+    el('p', {}, 'Leaf hash ', el('code', {}, v.toBase64(hash))),
+    renderLeaf(new TextDecoder().decode(leaf)),
+    el('p', {}, el('a', { href: `#/log/${enc(name)}` }, `Back to ${info.name}`)));
+}
+
+function verifyPage() {
+  const proof = el('textarea', { id: 'proof', 'aria-label': 'Receipt (JSON line) or tlog-proof' });
+  const key = el('input', { id: 'vkey', 'aria-label': 'Verifier key', placeholder: 'origin+keyid+key', size: '80' });
+  const out = el('div', { 'aria-live': 'polite' });
+  const go = el('button', { type: 'submit' }, 'Verify');
+  const form = el('form', {}, el('label', { for: 'proof' }, 'Receipt or c2sp.org/tlog-proof@v1'), proof,
+    el('label', { for: 'vkey' }, 'Log verifier key '), key, go, out);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      const k = await v.parseVerifierKey(key.value.trim());
+      let text = proof.value;
+      let leafHash;
+      if (text.trimStart().startsWith('{')) {
+        const r = JSON.parse(text);
+        text = r.tlog_proof ?? text;
+        leafHash = r.leaf_hash ? v.fromBase64(r.leaf_hash) : undefined;
+      }
+      if (!leafHash) throw new v.VerifyError('a tlog-proof carries no leaf: paste the receipt (JSON), which has the leaf hash');
+      const cp = await v.verifyTlogProof(text, leafHash, k);
+      out.replaceChildren(el('p', { class: 'ok' }, `✓ verified: entry ${cp.index} is in ${cp.origin} at size ${cp.size}`));
+    } catch (e) {
+      out.replaceChildren(el('p', { class: 'bad', role: 'alert' }, `✗ ${e.message}`));
+    }
+  });
+  show(el('h1', {}, 'Verify a receipt offline'), form);
+}
+
+async function route() {
+  const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+  try {
+    if (parts[0] === 'log' && parts[2] === 'entry') return await entryPage(parts[1], parts[3]);
+    if (parts[0] === 'log' && parts[2] === 'before') return await logPage(parts[1], parts[3]);
+    if (parts[0] === 'log') return await logPage(parts[1]);
+    if (parts[0] === 'verify') return verifyPage();
+    return await logsPage();
+  } catch (e) {
+    show(el('h1', {}, 'Error'), el('p', { class: 'bad', role: 'alert' }, e.message));
+  }
+}
+
+window.addEventListener('hashchange', route);
+route();
