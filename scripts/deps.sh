@@ -42,7 +42,8 @@ fi
 # Tests only: Go and golang.org/x/mod (the interoperability test against
 # Go's sumdb/note and sumdb/tlog), PyYAML (the deployment-file checks),
 # fusermount3 (the power-loss harness mounts a FUSE file system), Node.js
-# (the explorer's verifier runs under `node --test`).
+# and npm (the explorer's verifier and pages run under `node --test`),
+# Chromium (the explorer's pages are tested in it, headless).
 # A failed install is an error under CI (CI=true: the tests that need them
 # would fail anyway, and say less); elsewhere a warning, and those tests
 # say they did not run.
@@ -53,6 +54,7 @@ if [ "${CAIRN_TEST_DEPS:-}" = 1 ]; then
     python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
     command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
     command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
     if [ "${#missing[@]}" -gt 0 ]; then
         echo "==> installing test tools: ${missing[*]}" >&2
         SUDO=""

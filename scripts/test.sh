@@ -34,7 +34,12 @@ trap stop_services EXIT
 
 cargo test --workspace --locked "$@"
 
-# The explorer's in-page verifier (web/verifier.js) against the shared
-# known answers, under Node's own test runner.
+# The explorer: its in-page verifier (web/verifier.js) against the shared
+# known answers, and its pages in headless Chromium (playwright-core from
+# npm, pinned in web/package-lock.json; no browser download) against the
+# `cairn` binary the tests above built.
+echo "==> npm ci (web/: playwright-core)"
+(cd web && npm ci --no-audit --no-fund --loglevel=error)
+export CAIRN_BIN="${CAIRN_BIN:-${CARGO_TARGET_DIR:-target}/debug/cairn}"
 echo "==> node --test web/test/"
 node --test web/test/

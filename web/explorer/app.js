@@ -82,7 +82,30 @@ async function verifiedHead(info) {
     }
   }
   localStorage.setItem(`cairn.seen.${info.origin}`, note);
+  const hist = history(info.origin);
+  if (!hist.length || BigInt(hist[hist.length - 1][1]) !== cp.size) {
+    hist.push([Date.now(), cp.size.toString()]);
+    localStorage.setItem(`cairn.history.${info.origin}`, JSON.stringify(hist.slice(-50)));
+  }
   return { ...cp, pinned, key };
+}
+
+/** The verified sizes this browser saw for a log, oldest first: [[ms, size]]. */
+function history(origin) {
+  try {
+    const h = JSON.parse(localStorage.getItem(`cairn.history.${origin}`) || '[]');
+    return Array.isArray(h) ? h : [];
+  } catch {
+    return [];
+  }
+}
+
+function growthSection(info) {
+  const rows = history(info.origin).slice().reverse().map(([t, size]) =>
+    el('tr', {}, el('td', {}, new Date(t).toISOString().replace('T', ' ').slice(0, 19) + ' UTC'), el('td', {}, size)));
+  return el('section', {}, el('h2', {}, 'Growth, as this browser verified it'),
+    el('table', {}, el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Seen'), el('th', { scope: 'col' }, 'Entries'))),
+      el('tbody', {}, ...rows)));
 }
 
 function forkWarning(e) {
@@ -164,8 +187,9 @@ async function logPage(name, before) {
     checkpointSection(info, cp),
     el('section', {}, el('h2', {}, 'Entries, newest first'),
       searchForm(name),
-      el('table', {}, el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Index'), el('th', { scope: 'col' }, 'Masked entry'))), el('tbody', {}, ...rows)),
-      nav));
+      el('table', { id: 'entries' }, el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Index'), el('th', { scope: 'col' }, 'Masked entry'))), el('tbody', {}, ...rows)),
+      nav),
+    growthSection(info));
 }
 
 function searchForm(name) {
@@ -241,31 +265,55 @@ async function entryPage(name, index) {
 }
 
 function verifyPage() {
-  const proof = el('textarea', { id: 'proof', 'aria-label': 'Receipt (JSON line) or tlog-proof' });
+  const proof = el('textarea', { id: 'proof', 'aria-label': 'Receipt (cairn append output line) or tlog-proof' });
+  const leaf = el('input', { id: 'leaf', 'aria-label': 'Leaf hash (base64), for a tlog-proof', size: '50' });
   const key = el('input', { id: 'vkey', 'aria-label': 'Verifier key', placeholder: 'origin+keyid+key', size: '80' });
-  const out = el('div', { 'aria-live': 'polite' });
+  const out = el('div', { 'aria-live': 'polite', id: 'verdict' });
   const go = el('button', { type: 'submit' }, 'Verify');
-  const form = el('form', {}, el('label', { for: 'proof' }, 'Receipt or c2sp.org/tlog-proof@v1'), proof,
-    el('label', { for: 'vkey' }, 'Log verifier key '), key, go, out);
+  const form = el('form', {},
+    el('p', {}, el('label', { for: 'proof' }, 'A receipt (a line of `cairn append` output) or a c2sp.org/tlog-proof@v1 file'), proof),
+    el('p', {}, el('label', { for: 'leaf' }, 'Leaf hash (base64; a tlog-proof does not carry it) '), leaf),
+    el('p', {}, el('label', { for: 'vkey' }, 'The log\'s verifier key '), key),
+    go, out);
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     try {
       const k = await v.parseVerifierKey(key.value.trim());
-      let text = proof.value;
-      let leafHash;
-      if (text.trimStart().startsWith('{')) {
-        const r = JSON.parse(text);
-        text = r.tlog_proof ?? text;
-        leafHash = r.leaf_hash ? v.fromBase64(r.leaf_hash) : undefined;
+      const text = proof.value.trim();
+      let cp;
+      if (text.startsWith('{')) {
+        let r;
+        try { r = JSON.parse(text); } catch { throw new v.VerifyError('the receipt is not JSON'); }
+        if (!r.checkpoint || !Array.isArray(r.inclusion_proof)) throw new v.VerifyError('the receipt has no checkpoint and inclusion proof');
+        cp = await v.verifyCheckpoint(r.checkpoint, k);
+        await v.verifyInclusion(BigInt(r.index), cp.size, v.fromBase64(r.leaf_hash), r.inclusion_proof.map(v.fromBase64), cp.root);
+        cp = { ...cp, index: BigInt(r.index) };
+      } else {
+        if (!leaf.value.trim()) throw new v.VerifyError('a tlog-proof does not carry the leaf: give its leaf hash');
+        cp = await v.verifyTlogProof(text + '\n', v.fromBase64(leaf.value.trim()), k);
       }
-      if (!leafHash) throw new v.VerifyError('a tlog-proof carries no leaf: paste the receipt (JSON), which has the leaf hash');
-      const cp = await v.verifyTlogProof(text, leafHash, k);
-      out.replaceChildren(el('p', { class: 'ok' }, `✓ verified: entry ${cp.index} is in ${cp.origin} at size ${cp.size}`));
+      out.replaceChildren(el('p', { class: 'ok' }, `✓ verified: entry ${cp.index} is in ${cp.origin}, in the checkpoint of size ${cp.size} signed by ${k.name}`));
     } catch (e) {
-      out.replaceChildren(el('p', { class: 'bad', role: 'alert' }, `✗ ${e.message}`));
+      out.replaceChildren(el('p', { class: 'bad', role: 'alert' }, `✗ not verified: ${e.message}`));
     }
   });
-  show(el('h1', {}, 'Verify a receipt offline'), form);
+  show(el('h1', {}, 'Verify a receipt offline'),
+    el('p', {}, 'Checked in this page only: nothing is sent to the server.'), form);
+}
+
+function aboutPage() {
+  const li = (t) => el('li', {}, t);
+  show(el('h1', {}, 'What these pages check'),
+    el('ul', {},
+      li('Every checkpoint: its signature by the log\'s key (the key you pinned, or the one the server lists until you pin one), its origin, and its syntax (C2SP signed-note and tlog-checkpoint).'),
+      li('On every visit: that the log\'s new checkpoint extends the last one this browser verified (an RFC 9162 consistency proof); if not, a fork warning with both checkpoints to keep as evidence.'),
+      li('Every entry page: the entry\'s leaf hash, computed here from the stored bytes, and its RFC 9162 inclusion proof against the verified checkpoint.'),
+      li('Receipts pasted on the Verify page: offline, against the key you give.')),
+    el('h2', {}, 'What they do not prove'),
+    el('ul', {},
+      li('That the log shows everyone the same history: only witnesses and auditors who compare checkpoints can show that. This browser only compares with what it saw itself.'),
+      li('That a key listed by the server is the log\'s real key: pin the key you got from the log\'s operator.'),
+      li('What a masked value was: masking happened before the entry was stored.')));
 }
 
 async function route() {
@@ -275,6 +323,7 @@ async function route() {
     if (parts[0] === 'log' && parts[2] === 'before') return await logPage(parts[1], parts[3]);
     if (parts[0] === 'log') return await logPage(parts[1]);
     if (parts[0] === 'verify') return verifyPage();
+    if (parts[0] === 'about') return aboutPage();
     return await logsPage();
   } catch (e) {
     show(el('h1', {}, 'Error'), el('p', { class: 'bad', role: 'alert' }, e.message));

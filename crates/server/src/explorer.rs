@@ -26,6 +26,10 @@ pub fn asset(path: &str) -> Option<(&'static str, &'static str)> {
             "text/javascript; charset=utf-8",
             include_str!("../../../web/verifier.js"),
         ),
+        "favicon.svg" => (
+            "image/svg+xml",
+            include_str!("../../../web/explorer/favicon.svg"),
+        ),
         "style.css" => (
             "text/css; charset=utf-8",
             include_str!("../../../web/explorer/style.css"),
@@ -58,7 +62,13 @@ mod tests {
         ] {
             assert!(!page.contains(bad), "the page has {bad}");
         }
-        for name in ["app.js", "verifier.js", "style.css", "index.html"] {
+        for name in [
+            "app.js",
+            "verifier.js",
+            "style.css",
+            "index.html",
+            "favicon.svg",
+        ] {
             assert!(asset(name).is_some(), "{name}");
         }
         assert!(asset("../Cargo.toml").is_none());
