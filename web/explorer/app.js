@@ -24,18 +24,33 @@ function show(...kids) {
   main.focus();
 }
 
-async function getJSON(path) {
-  const r = await fetch(path, { headers: { accept: 'application/json' } });
+/** The read token this tab was given (private reads), if any. */
+function token() {
+  return sessionStorage.getItem('cairn.token');
+}
+
+/** The server refused the request for want of a (valid) read token. */
+class LoginNeeded extends Error {}
+
+async function get(path, accept) {
+  const headers = {};
+  if (accept) headers.accept = accept;
+  const t = token();
+  if (t) headers.authorization = `Bearer ${t}`;
+  const r = await fetch(path, { headers });
   const body = await r.text();
+  if (r.status === 401) throw new LoginNeeded(t ? 'the token was refused' : 'this server\'s reads are private');
+  if (r.status === 403 && t) throw new LoginNeeded('the token was refused: it may not read this log');
   if (!r.ok) throw new Error(`${path}: ${r.status} ${body.trim()}`);
-  return JSON.parse(body);
+  return body;
+}
+
+async function getJSON(path) {
+  return JSON.parse(await get(path, 'application/json'));
 }
 
 async function getText(path) {
-  const r = await fetch(path);
-  const body = await r.text();
-  if (!r.ok) throw new Error(`${path}: ${r.status} ${body.trim()}`);
-  return body;
+  return get(path);
 }
 
 const enc = encodeURIComponent;
@@ -47,7 +62,8 @@ function pinnedKey(origin) {
 
 async function logKey(info) {
   const pinned = pinnedKey(info.origin);
-  return { key: await v.parseVerifierKey(pinned || info.vkey), pinned: !!pinned };
+  const witnesses = await Promise.all((info.witnesses ?? []).map((k) => v.parseVerifierKey(k)));
+  return { key: await v.parseVerifierKey(pinned || info.vkey), pinned: !!pinned, witnesses };
 }
 
 /** The checkpoint this browser last verified for a log. */
@@ -63,9 +79,9 @@ function lastSeen(origin) {
 class ForkError extends Error {}
 
 async function verifiedHead(info) {
-  const { key, pinned } = await logKey(info);
+  const { key, pinned, witnesses } = await logKey(info);
   const note = await getText(`/logs/${enc(info.name)}/checkpoint`);
-  const cp = await v.verifyCheckpoint(note, key);
+  const cp = await v.verifyCheckpoint(note, key, witnesses);
   const old = lastSeen(info.origin);
   if (old) {
     const was = await v.verifyCheckpoint(old, key);
@@ -87,7 +103,18 @@ async function verifiedHead(info) {
     hist.push([Date.now(), cp.size.toString()]);
     localStorage.setItem(`cairn.history.${info.origin}`, JSON.stringify(hist.slice(-50)));
   }
-  return { ...cp, pinned, key };
+  return { ...cp, pinned, key, quorum: info.witness_quorum ?? 0, witnessCount: witnesses.length };
+}
+
+/** "quorum met (2 of 3, newest 4 s ago)", or why not; "" without witnesses. */
+function quorumText(cp) {
+  if (!cp.quorum) return '';
+  const n = cp.cosignatures.length;
+  const newest = cp.cosignatures.reduce((m, c) => (c.timestamp > m ? c.timestamp : m), 0n);
+  const age = newest ? `, newest cosignature ${Math.max(0, Math.round(Date.now() / 1000 - Number(newest)))} s old` : '';
+  return n >= cp.quorum
+    ? `witness quorum met: ${n} of ${cp.witnessCount} cosigned, ${cp.quorum} needed${age}`
+    : `witness quorum NOT met: ${n} of ${cp.quorum} needed${age}`;
 }
 
 /** The verified sizes this browser saw for a log, oldest first: [[ms, size]]. */
@@ -124,8 +151,11 @@ async function logsPage() {
     let status;
     try {
       const cp = await verifiedHead(info);
-      status = el('span', { class: 'ok' }, cp.pinned ? 'verified (pinned key)' : 'verified (key as listed)');
+      status = el('span', {},
+        el('span', { class: 'ok' }, cp.pinned ? 'verified (pinned key)' : 'verified (key as listed)'),
+        cp.quorum ? el('br') : '', quorumText(cp));
     } catch (e) {
+      if (e instanceof LoginNeeded) throw e;
       status = el('span', { class: 'bad' }, e instanceof ForkError ? 'FORK' : `not verified: ${e.message}`);
     }
     rows.push(el('tr', {},
@@ -159,6 +189,9 @@ function checkpointSection(info, cp) {
   return el('section', {},
     el('h2', {}, 'Latest checkpoint'),
     el('p', {}, el('span', { class: 'ok' }, '✓ signature verified'), ` by ${cp.key.name} (key ID ${v.toHex(cp.key.id)}) `, pin),
+    ...cp.cosignatures.map((c) => el('p', {}, el('span', { class: 'ok' }, '✓ cosigned'),
+      ` by witness ${c.name} at ${new Date(Number(c.timestamp) * 1000).toISOString()}`)),
+    cp.quorum ? el('p', { class: cp.cosignatures.length >= cp.quorum ? 'ok' : 'bad' }, quorumText(cp)) : '',
     el('p', {}, `Size ${cp.size}; this browser checked that it extends every checkpoint of this log it saw before.`),
     el('pre', {}, cp.note));
 }
@@ -193,13 +226,14 @@ async function logPage(name, before) {
 }
 
 function searchForm(name) {
-  const input = el('input', { type: 'search', id: 'q', 'aria-label': 'Index or leaf hash (base64)', placeholder: 'index or leaf hash' });
+  const input = el('input', { type: 'search', id: 'q', 'aria-label': 'Index, leaf hash (base64) or keyed token (tok:…)', placeholder: 'index, leaf hash or tok:…', size: '40' });
   const go = el('button', { type: 'submit' }, 'Find');
   const form = el('form', { role: 'search' }, input, go);
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const q = input.value.trim();
     if (/^[0-9]+$/.test(q)) location.hash = `#/log/${enc(name)}/entry/${q}`;
+    else if (q.startsWith('tok:')) location.hash = `#/log/${enc(name)}/search/${enc(q)}`;
     else {
       try {
         const p = await getJSON(`/logs/${enc(name)}/proof/inclusion?leaf_hash=${enc(q)}`);
@@ -227,13 +261,35 @@ function renderLeaf(text) {
       value = pointer.split('/').slice(1).map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'))
         .reduce((o, k) => (o == null ? undefined : o[k]), leaf.body);
     } catch { value = undefined; }
-    const shown = typeof value === 'string' && value.startsWith('enc:')
-      ? el('span', { class: 'encrypted' }, 'encrypted (opens only with the subject key; erased subjects never again)')
+    const sealed = typeof value === 'string' && value.startsWith('enc:');
+    const shown = sealed
+      ? el('span', { class: 'encrypted', 'data-kid': value.split(':')[1] ?? '' }, 'encrypted')
       : el('span', { class: 'masked mono' }, JSON.stringify(value));
     list.append(el('li', {}, el('code', {}, pointer), `: ${detector}, ${action} → `, shown));
   }
   return el('div', {}, el('h3', {}, 'Masked fields'), leaf.masked?.length ? list : el('p', {}, 'none'),
     el('h3', {}, 'The leaf, as stored'), el('pre', {}, JSON.stringify(leaf, null, 2)));
+}
+
+/** Marks each encrypted value with its subject's state: live or erased. */
+async function markSubjects(name, root) {
+  for (const span of root.querySelectorAll('.encrypted[data-kid]')) {
+    const kid = span.getAttribute('data-kid');
+    try {
+      const s = await getJSON(`/logs/${enc(name)}/subjects/${enc(kid)}`);
+      if (s.state === 'erased') {
+        span.replaceChildren('erased: the subject\'s key was destroyed',
+          s.erasure_record == null ? '' : el('span', {}, ' (', el('a', { href: `#/log/${enc(name)}/entry/${s.erasure_record}` }, `erasure record ${s.erasure_record}`), ')'));
+        span.classList.add('erased');
+      } else if (s.state === 'live') {
+        span.textContent = 'encrypted (opens only with the subject\'s key, through an audited reveal)';
+      } else {
+        span.textContent = 'encrypted under a key this log does not hold';
+      }
+    } catch {
+      span.textContent = 'encrypted';
+    }
+  }
 }
 
 async function entryPage(name, index) {
@@ -258,10 +314,25 @@ async function entryPage(name, index) {
   } catch (e) {
     verdict = el('p', { class: 'bad', id: 'inclusion', role: 'alert' }, `✗ NOT verified: ${e.message}`);
   }
+  const rendered = renderLeaf(new TextDecoder().decode(leaf));
+  await markSubjects(name, rendered);
   show(el('h1', {}, `Entry ${i} of log ${info.name}`), verdict,
     el('p', {}, 'Leaf hash ', el('code', {}, v.toBase64(hash))),
-    renderLeaf(new TextDecoder().decode(leaf)),
+    rendered,
     el('p', {}, el('a', { href: `#/log/${enc(name)}` }, `Back to ${info.name}`)));
+}
+
+async function searchPage(name, tok, before) {
+  const q = before === undefined ? '' : `&before=${enc(before)}`;
+  const r = await getJSON(`/logs/${enc(name)}/search?token=${enc(tok)}${q}`);
+  const items = r.matches.map((i) => el('li', {}, el('a', { href: `#/log/${enc(name)}/entry/${i}` }, `entry ${i}`)));
+  const more = r.scanned_from > 0
+    ? el('p', {}, el('a', { href: `#/log/${enc(name)}/search/${enc(tok)}/${r.scanned_from}` }, `Search entries before ${r.scanned_from}`))
+    : el('p', {}, 'Searched back to the first entry.');
+  show(el('h1', {}, `Entries of ${name} holding ${tok}`),
+    el('p', {}, `Entries ${r.scanned_from} to ${r.before - 1} searched (exact match on the stored token); ${r.matches.length} found, newest first.`),
+    el('ul', { id: 'matches' }, ...items), more,
+    el('p', {}, el('a', { href: `#/log/${enc(name)}` }, `Back to ${name}`)));
 }
 
 function verifyPage() {
@@ -270,8 +341,23 @@ function verifyPage() {
   const key = el('input', { id: 'vkey', 'aria-label': 'Verifier key', placeholder: 'origin+keyid+key', size: '80' });
   const out = el('div', { 'aria-live': 'polite', id: 'verdict' });
   const go = el('button', { type: 'submit' }, 'Verify');
+  const file = el('input', { type: 'file', id: 'file', 'aria-label': 'Open a receipt or tlog-proof file' });
+  const load = async (f) => {
+    if (!f) return;
+    if (f.size > 1 << 20) {
+      out.replaceChildren(el('p', { class: 'bad', role: 'alert' }, '✗ the file is over 1 MiB: not a receipt'));
+      return;
+    }
+    proof.value = await f.text();
+  };
+  file.addEventListener('change', () => load(file.files[0]));
+  proof.addEventListener('dragover', (ev) => ev.preventDefault());
+  proof.addEventListener('drop', (ev) => {
+    ev.preventDefault();
+    load(ev.dataTransfer?.files?.[0]);
+  });
   const form = el('form', {},
-    el('p', {}, el('label', { for: 'proof' }, 'A receipt (a line of `cairn append` output) or a c2sp.org/tlog-proof@v1 file'), proof),
+    el('p', {}, el('label', { for: 'proof' }, 'A receipt (a line of `cairn append` output) or a c2sp.org/tlog-proof@v1 file: paste it, drop it here, or '), file, proof),
     el('p', {}, el('label', { for: 'leaf' }, 'Leaf hash (base64; a tlog-proof does not carry it) '), leaf),
     el('p', {}, el('label', { for: 'vkey' }, 'The log\'s verifier key '), key),
     go, out);
@@ -301,6 +387,20 @@ function verifyPage() {
     el('p', {}, 'Checked in this page only: nothing is sent to the server.'), form);
 }
 
+function loginPage(why) {
+  const input = el('input', { type: 'password', id: 'token', autocomplete: 'off', 'aria-label': 'Read token' });
+  const form = el('form', {},
+    el('p', { role: 'alert' }, `${why}: give a token with the read scope. It is kept in this tab only (sessionStorage) and sent to this server alone.`),
+    el('label', { for: 'token' }, 'Token '), input, el('button', { type: 'submit' }, 'Sign in'));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    sessionStorage.setItem('cairn.token', input.value.trim());
+    route();
+  });
+  show(el('h1', {}, 'Sign in'), form);
+  input.focus();
+}
+
 function aboutPage() {
   const li = (t) => el('li', {}, t);
   show(el('h1', {}, 'What these pages check'),
@@ -321,11 +421,13 @@ async function route() {
   try {
     if (parts[0] === 'log' && parts[2] === 'entry') return await entryPage(parts[1], parts[3]);
     if (parts[0] === 'log' && parts[2] === 'before') return await logPage(parts[1], parts[3]);
+    if (parts[0] === 'log' && parts[2] === 'search') return await searchPage(parts[1], parts[3], parts[4]);
     if (parts[0] === 'log') return await logPage(parts[1]);
     if (parts[0] === 'verify') return verifyPage();
     if (parts[0] === 'about') return aboutPage();
     return await logsPage();
   } catch (e) {
+    if (e instanceof LoginNeeded) return loginPage(e.message);
     show(el('h1', {}, 'Error'), el('p', { class: 'bad', role: 'alert' }, e.message));
   }
 }

@@ -192,3 +192,36 @@ test('tlog-proof: parse, verify offline, and refuse mutants', async () => {
   await rejects(Promise.resolve().then(() => parseTlogProof(text.replace('@v1', '@v2'))), 'another version');
   await rejects(Promise.resolve().then(() => parseTlogProof(text.replace('index 5', 'index 05'))), 'leading zero');
 });
+
+// The same signature checks where WebCrypto lacks Ed25519: the vendored
+// @noble/ed25519 must accept and refuse exactly the same notes.
+test('the @noble/ed25519 fallback agrees on every signature vector', async () => {
+  const verifier = await import('../verifier.js');
+  verifier.options.forceFallback = true;
+  try {
+    const spec = notes.spec_example;
+    const k = await verifier.parseVerifierKey(spec.vkey);
+    assert.equal(k.cryptoKey, null, 'the fallback is in use');
+    assert.deepEqual((await verifier.verifyNote(spec.note, [k])).verified, ['example.com/foo']);
+    const go = notes.go_sumdb_note_example;
+    const gk = await verifier.parseVerifierKey(go.vkey);
+    assert.equal((await verifier.verifyNote(`${go.text}\n${go.signature_line}`, [gk])).text, go.text);
+    await rejects(verifier.verifyNote(spec.note.replace('example message', 'exemplary message'), [k]));
+    const sigLine = spec.note.split('\n\n')[1];
+    const raw = fromBase64(sigLine.split(' ')[2].trim());
+    raw[10] ^= 1;
+    await rejects(verifier.verifyNote(`${spec.text}\n\u2014 example.com/foo ${toBase64(raw)}\n`, [k]));
+    const w = notes.worked_example;
+    const logKey = await verifier.parseVerifierKey(w.log.vkey);
+    const witnessKey = await verifier.parseVerifierKey(w.witness.vkey);
+    const cosigned = w.checkpoint_8.note + w.witness.cosignature_line;
+    const v = await verifier.verifyCheckpoint(cosigned, logKey, [witnessKey]);
+    assert.deepEqual(v.cosignatures, [{ name: 'witness.example.com/w1', timestamp: 1700000000n }]);
+    const line = w.witness.cosignature_line.trim().split(' ');
+    const craw = fromBase64(line[2]);
+    craw[craw.length - 1] ^= 1;
+    await rejects(verifier.verifyCheckpoint(`${w.checkpoint_8.note}${line[0]} ${line[1]} ${toBase64(craw)}\n`, logKey, [witnessKey]));
+  } finally {
+    verifier.options.forceFallback = false;
+  }
+});

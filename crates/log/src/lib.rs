@@ -37,7 +37,7 @@ pub mod sequencer;
 pub use error::LogError;
 pub use log::{
     DEFAULT_LOG, DEFAULT_TILE_CACHE_MB, InclusionProof, LeafRef, Log, LogName, LogOptions, Receipt,
-    mask_event,
+    SubjectState, mask_event,
 };
 pub use pipeline::{WriteFailure, WritePipeline, Written};
 pub use publish::Publisher;

@@ -861,6 +861,17 @@ impl Log {
     }
 }
 
+/// A subject key's state, as [`Log::subject_state`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectState {
+    /// The key exists: its values can be revealed (with the `reveal` scope).
+    Live,
+    /// Erased; the erasure record's index, once it was written.
+    Erased(Option<u64>),
+    /// This store never held the key.
+    Unknown,
+}
+
 /// What an erasure did.
 #[derive(Debug)]
 pub struct Erased {
@@ -883,6 +894,28 @@ impl Log {
     /// The log's subject key store, if it has one.
     pub fn subjects(&self) -> Option<&Arc<SubjectStore>> {
         self.subjects.as_ref()
+    }
+
+    /// Whether the subject behind a key id (as in an `enc:` value) still
+    /// has its key ([`SubjectState`]). Says nothing about the subject
+    /// itself: a key id is a keyed hash, and erasures are public in the
+    /// log (its erasure records) anyway.
+    pub async fn subject_state(&self, kid: &str) -> Result<SubjectState, LogError> {
+        let store = self.need_subjects()?;
+        let kid = cairn_masking::KeyId::parse(kid).ok_or_else(|| {
+            LogError::InvalidArgument(format!(
+                "not a key id ({} bytes): the part after enc: in a sealed value",
+                kid.len()
+            ))
+        })?;
+        blocking(move || {
+            Ok(match store.key(&kid).map_err(subjects_err)? {
+                cairn_subjects::KeyState::Live(_) => SubjectState::Live,
+                cairn_subjects::KeyState::Erased(at) => SubjectState::Erased(at),
+                cairn_subjects::KeyState::Unknown => SubjectState::Unknown,
+            })
+        })
+        .await
     }
 
     fn need_subjects(&self) -> Result<Arc<SubjectStore>, LogError> {

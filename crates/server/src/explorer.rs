@@ -26,6 +26,11 @@ pub fn asset(path: &str) -> Option<(&'static str, &'static str)> {
             "text/javascript; charset=utf-8",
             include_str!("../../../web/verifier.js"),
         ),
+        // Loaded by verifier.js only where WebCrypto lacks Ed25519.
+        "vendor/noble-ed25519.js" => (
+            "text/javascript; charset=utf-8",
+            include_str!("../../../web/vendor/noble-ed25519.js"),
+        ),
         "favicon.svg" => (
             "image/svg+xml",
             include_str!("../../../web/explorer/favicon.svg"),

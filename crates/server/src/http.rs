@@ -123,12 +123,18 @@ pub fn router_for(service: &crate::service::LogService) -> Router {
         .route("/logs/{log}/entries", get(entries_json))
         .route("/logs/{log}/proof/inclusion", get(inclusion_json))
         .route("/logs/{log}/proof/consistency", get(consistency_json))
+        .route("/logs/{log}/search", get(search_json))
+        .route("/logs/{log}/subjects/{kid}", get(subject_json))
         .route(
             "/explorer",
             get(|| async { axum::response::Redirect::permanent("/explorer/") }),
         )
         .route("/explorer/", get(|| explorer_asset(Path(String::new()))))
         .route("/explorer/{file}", get(explorer_asset))
+        .route(
+            "/explorer/vendor/{file}",
+            get(|Path(f): Path<String>| explorer_asset(Path(format!("vendor/{f}")))),
+        )
         .with_state(Http { logs, auth, inner })
 }
 
@@ -295,6 +301,110 @@ async fn consistency_json(
     r.await.unwrap_or_else(ServerError::into_http)
 }
 
+/// `GET /logs/<name>/subjects/<key id>`: whether the subject behind a
+/// sealed value's key id still has its key: `{"key_id","state"}` with
+/// `state` `live`, `erased` (and `erasure_record`, the index of the
+/// erasure record, once written) or `unknown`. Erasures are public in the
+/// log anyway (its erasure records); a key id is a keyed hash.
+async fn subject_json(
+    State(h): State<Http>,
+    Path((log, kid)): Path<(String, String)>,
+    creds: Creds,
+) -> Response {
+    let r = async {
+        let log = h.log(&creds, &log)?;
+        let state = log.subject_state(&kid).await?;
+        let v = match state {
+            cairn_log::SubjectState::Live => serde_json::json!({"key_id": kid, "state": "live"}),
+            cairn_log::SubjectState::Erased(at) => {
+                serde_json::json!({"key_id": kid, "state": "erased", "erasure_record": at})
+            }
+            cairn_log::SubjectState::Unknown => {
+                serde_json::json!({"key_id": kid, "state": "unknown"})
+            }
+        };
+        Ok(json(&v))
+    };
+    r.await.unwrap_or_else(ServerError::into_http)
+}
+
+/// Entries one `GET /logs/<name>/search` reads at most.
+const SEARCH_SPAN: u64 = 65_536;
+
+/// Whether `t` is a keyed token as masking writes it:
+/// `tok:<epoch>:<base64url>` (cairn-masking's `token` action).
+fn is_token(t: &str) -> bool {
+    let mut parts = t.splitn(3, ':');
+    matches!(
+        (parts.next(), parts.next(), parts.next()),
+        (Some("tok"), Some(epoch), Some(mac))
+            if !epoch.is_empty()
+                && epoch.len() <= 20
+                && epoch.bytes().all(|b| b.is_ascii_digit())
+                && !mac.is_empty()
+                && mac.len() <= 64
+                && mac.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    )
+}
+
+/// `GET /logs/<name>/search?token=tok:…[&before=N]`: the entries whose
+/// masked leaf holds exactly this keyed token (as a JSON string), newest
+/// first, among the up to 65,536 entries before `before` (default: the
+/// tree size): `{"token","matches":[…],"scanned_from","before"}`. The page
+/// asks again with `before = scanned_from` to search older entries, so
+/// every request does bounded work. The token is the stored (keyed) value:
+/// nothing here reverses it.
+async fn search_json(
+    State(h): State<Http>,
+    Path(log): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+    creds: Creds,
+) -> Response {
+    let r = async {
+        let log = h.log(&creds, &log)?;
+        let token = q.get("token").map(String::as_str).unwrap_or_default();
+        if !is_token(token) {
+            // Not echoed: a client typed it, and it may be a raw value.
+            return Err(ServerError::Log(LogError::InvalidArgument(format!(
+                "token must be a keyed token as stored, tok:<epoch>:<base64url> ({} bytes given)",
+                token.len()
+            ))));
+        }
+        let size = log.latest().size.0;
+        let before = param_u64(&q, "before")?.unwrap_or(size);
+        if before > size {
+            return Err(ServerError::Log(LogError::OutOfRange(format!(
+                "before {before} is beyond the tree of {size}"
+            ))));
+        }
+        let from = before.saturating_sub(SEARCH_SPAN);
+        let needle = format!("\"{token}\"");
+        let mut matches = Vec::new();
+        let mut at = from;
+        while at < before {
+            let n = (before - at).min(4096);
+            let got = log.entries(LeafIndex(at), n as usize).await?;
+            if got.is_empty() {
+                break;
+            }
+            for (i, e) in got.iter().enumerate() {
+                if memchr::memmem::find(e, needle.as_bytes()).is_some() {
+                    matches.push(at + i as u64);
+                }
+            }
+            at += got.len() as u64;
+        }
+        matches.reverse();
+        Ok(json(&serde_json::json!({
+            "token": token,
+            "matches": matches,
+            "scanned_from": from,
+            "before": before,
+        })))
+    };
+    r.await.unwrap_or_else(ServerError::into_http)
+}
+
 /// OTLP/HTTP alone (`POST /v1/logs`), for OTLP's own listener.
 pub fn otlp_router(service: &crate::service::LogService) -> Router {
     let inner = service.shared();
@@ -359,6 +469,10 @@ struct LogJson {
     /// `writer`, `standby` or `read-only` (absent if it could not start).
     #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<String>,
+    /// The witnesses' verifier keys (empty: none).
+    witnesses: Vec<String>,
+    /// Cosignatures a checkpoint needs (0: no witnesses).
+    witness_quorum: u32,
 }
 
 /// `GET /logs`: every log the caller may read, as JSON.
@@ -385,6 +499,8 @@ async fn list(State(h): State<Http>, creds: Creds) -> Response {
                 frozen: i.frozen,
                 default: i.is_default,
                 role: (!i.role.is_empty()).then_some(i.role),
+                witnesses: i.witnesses,
+                witness_quorum: i.witness_quorum,
             }
         })
         .collect();

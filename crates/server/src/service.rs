@@ -338,6 +338,13 @@ fn receipt_pb(r: Receipt, form: Form, checkpoint: bool) -> pb::Receipt {
 /// What `ListLogs` and `GET /logs` say about one log.
 pub fn log_info(logs: &Logs, name: &LogName, hosted: &cairn_log::Hosted) -> pb::LogInfo {
     let is_default = logs.registry.default_name() == name;
+    let (witnesses, witness_quorum) = match logs.witnessing(name) {
+        Some(w) => {
+            let (keys, quorum) = w.policy();
+            (keys.to_vec(), u32::try_from(quorum).unwrap_or(u32::MAX))
+        }
+        None => (Vec::new(), 0),
+    };
     match hosted {
         cairn_log::Hosted::Running(l) => pb::LogInfo {
             name: name.to_string(),
@@ -348,6 +355,8 @@ pub fn log_info(logs: &Logs, name: &LogName, hosted: &cairn_log::Hosted) -> pb::
             unhealthy: l.halted().map(|w| w.to_string()).unwrap_or_default(),
             is_default,
             role: l.role().to_owned(),
+            witnesses,
+            witness_quorum,
         },
         cairn_log::Hosted::Failed { origin, reason } => pb::LogInfo {
             name: name.to_string(),
@@ -358,6 +367,8 @@ pub fn log_info(logs: &Logs, name: &LogName, hosted: &cairn_log::Hosted) -> pb::
             unhealthy: reason.to_string(),
             is_default,
             role: String::new(),
+            witnesses,
+            witness_quorum,
         },
     }
 }

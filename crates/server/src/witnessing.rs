@@ -138,6 +138,10 @@ impl Agg {
 #[derive(Clone)]
 pub struct Witnessing {
     cosigned: watch::Receiver<Option<Arc<Cosigned>>>,
+    /// The witnesses' verifier keys, in configuration order.
+    vkeys: Arc<[String]>,
+    /// Cosignatures a checkpoint needs.
+    quorum: usize,
 }
 
 impl Witnessing {
@@ -149,6 +153,8 @@ impl Witnessing {
         client: crate::outbound::HttpClient,
     ) -> Witnessing {
         let head = log.sequencer().head();
+        let vkeys: Arc<[String]> = cfg.witnesses.iter().map(|w| w.vkey.to_string()).collect();
+        let quorum = cfg.quorum.max(1);
         let (pub_tx, pub_rx) = watch::channel(None);
         let agg = Arc::new(Mutex::new(Agg {
             rounds: BTreeMap::new(),
@@ -188,7 +194,16 @@ impl Witnessing {
             };
             tokio::spawn(t.run(target_rx.clone()));
         }
-        Witnessing { cosigned: pub_rx }
+        Witnessing {
+            cosigned: pub_rx,
+            vkeys,
+            quorum,
+        }
+    }
+
+    /// The witnesses' verifier keys, and how many must cosign.
+    pub fn policy(&self) -> (&[String], usize) {
+        (&self.vkeys, self.quorum)
     }
 
     /// The newest checkpoint that met the quorum, if any yet.

@@ -68,6 +68,7 @@ async fn explorer_assets_and_the_reads_its_pages_verify() {
         ("/explorer/app.js", "text/javascript"),
         ("/explorer/verifier.js", "text/javascript"),
         ("/explorer/style.css", "text/css"),
+        ("/explorer/vendor/noble-ed25519.js", "text/javascript"),
     ] {
         let r = common::get(http, path, None).await;
         assert_eq!(status(&r), 200, "{path}: {r}");
@@ -170,8 +171,25 @@ async fn explorer_assets_and_the_reads_its_pages_verify() {
         ("/logs/default/proof/inclusion?index=30", 404),
         ("/logs/default/proof/consistency?old=0", 400),
         ("/logs/nope/entries", 404),
+        ("/logs/default/search?token=alice%40example.com", 400),
+        ("/logs/default/search?token=tok:1:abc&before=31", 404),
     ] {
         let r = common::get(http, q, None).await;
         assert_eq!(status(&r), want, "{q}: {r}");
+        assert!(!r.contains("alice"), "a raw value echoed: {r}");
     }
+    // A token no entry holds: none found, the whole (small) log searched.
+    let r = common::get(
+        http,
+        "/logs/default/search?token=tok:1:AAAAAAAAAAAAAAAAAAAAAA",
+        None,
+    )
+    .await;
+    assert_eq!(status(&r), 200, "{r}");
+    let v: serde_json::Value = serde_json::from_str(body(&r)).unwrap();
+    assert_eq!(v["matches"], serde_json::json!([]));
+    assert_eq!(
+        (v["scanned_from"].as_u64(), v["before"].as_u64()),
+        (Some(0), Some(30))
+    );
 }
