@@ -14,7 +14,7 @@ use std::ops::Range;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 /// Version of the built-in detector set; part of every policy digest.
-pub const DETECTOR_SET_VERSION: &str = "cairn-detectors/1";
+pub const DETECTOR_SET_VERSION: &str = "cairn-detectors/2";
 
 /// A built-in detector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -770,26 +770,71 @@ fn emails(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
 
 // ------------------------------------------------------ URL credentials
 
+/// `scheme://user:password@host…` (RFC 3986 §3.2.1 userinfo, and the DSNs
+/// of JDBC, Redis, AMQP, MongoDB… written the same way): the
+/// `user:password` part. Logs print passwords unencoded, so the password
+/// may hold any printable character, `/ ? # @ & % ! *` included: the
+/// userinfo ends at the *last* `@` of the URL that a host follows. The user
+/// part (before the first `:`) holds none of `/ ? # @`, and a `:port/`
+/// right after the host of a plain URL is not a password (so neither is a
+/// password of digits alone or digits then `/ ? #`: the one ambiguity,
+/// read as a port).
 fn url_credentials(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
     for m in occurrences(b, b"://") {
         let start = m + 3;
-        // userinfo = everything up to '@' with no '/', whitespace or '@' before it.
-        let mut j = start;
-        let mut colon = None;
-        while j < b.len()
-            && !matches!(b[j], b'/' | b'@' | b'?' | b'#')
-            && !b[j].is_ascii_whitespace()
-            && b[j] != b'"'
+        // The URL as a log prints it: up to whitespace, a quote or a
+        // bracket that ends it.
+        let mut end = start;
+        while end < b.len()
+            && !b[end].is_ascii_whitespace()
+            && !matches!(b[end], b'"' | b'\'' | b'<' | b'>' | b'`' | b'\\')
         {
-            if b[j] == b':' && colon.is_none() {
-                colon = Some(j);
-            }
-            j += 1;
+            end += 1;
         }
-        if j < b.len() && b[j] == b'@' && colon.is_some_and(|c| c > start && c + 1 < j) {
-            f(start..j);
+        let url = &b[start..end];
+        let Some(colon) = url.iter().position(|&c| c == b':') else {
+            continue;
+        };
+        // The user may be empty (`redis://:password@host`).
+        if url[..colon]
+            .iter()
+            .any(|c| matches!(c, b'/' | b'?' | b'#' | b'@'))
+        {
+            continue;
+        }
+        // host:port/… (a plain URL with a port and a path holding `@`).
+        let digits = url[colon + 1..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        if digits > 0 && matches!(url.get(colon + 1 + digits), Some(b'/' | b'?' | b'#') | None) {
+            continue;
+        }
+        let at = (colon + 2..url.len())
+            .rev()
+            .find(|&k| url[k] == b'@' && host_follows(&url[k + 1..]));
+        if let Some(k) = at {
+            f(start..start + k);
         }
     }
+}
+
+/// Whether `b` begins with a host (a name, IPv4 or `[IPv6]`), then a port,
+/// a path, a query, a fragment, a DSN's `;`/`,` or the end.
+fn host_follows(b: &[u8]) -> bool {
+    if b.first() == Some(&b'[') {
+        return b.contains(&b']');
+    }
+    let n = b
+        .iter()
+        .take_while(|&&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
+        .count();
+    n > 0
+        && b[0].is_ascii_alphanumeric()
+        && matches!(
+            b.get(n),
+            None | Some(b':' | b'/' | b'?' | b'#' | b';' | b',' | b')' | b']' | b'}')
+        )
 }
 
 // ------------------------------------------------------ prefixed tokens
@@ -1253,7 +1298,10 @@ fn runs_in(b: &[u8], from: usize, to: usize, out: &mut Vec<Match>) {
                 && !text.contains(&b'(')
                 && !text.contains(&b'+')
                 && (uniform(b' ') || uniform(b'-')));
-        if (13..=19).contains(&n) && card_seps && luhn(digits) {
+        // No card number starts with 0 (ISO/IEC 7812: major industry
+        // identifier 0 is not issued to cards); phone numbers dialled with
+        // 00 do.
+        if (13..=19).contains(&n) && card_seps && digits[0] != b'0' && luhn(digits) {
             push(out, Detector::CreditCard);
         } else if n == 9
             && groups.len() == 3
@@ -1271,10 +1319,72 @@ fn runs_in(b: &[u8], from: usize, to: usize, out: &mut Vec<Match>) {
     }
 }
 
+/// The length of the ITU-T E.164 country code `d` begins with (ITU-T
+/// Recommendation E.164, Annex to ITU Operational Bulletin: "List of ITU-T
+/// Recommendation E.164 assigned country codes"), or `None` if no assigned
+/// code begins it. One digit: 1 (NANP), 7; two: the 2x–9x codes assigned
+/// whole; three: the zones assigned by three digits.
+pub fn country_code_len(d: &[u8]) -> Option<usize> {
+    /// Two-digit codes assigned whole.
+    const TWO: &[u8] = &[
+        20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54, 55,
+        56, 57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98,
+    ];
+    /// Two-digit zones whose codes have three digits.
+    const THREE: &[u8] = &[
+        21, 22, 23, 24, 25, 26, 29, 35, 37, 38, 42, 50, 59, 67, 68, 69, 80, 85, 87, 88, 96, 97, 99,
+    ];
+    match d {
+        [b'1' | b'7', ..] => Some(1),
+        [a @ b'2'..=b'9', b @ b'0'..=b'9', ..] => {
+            let zone = (a - b'0') * 10 + (b - b'0');
+            if TWO.contains(&zone) {
+                Some(2)
+            } else if THREE.contains(&zone) {
+                Some(3)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// A number written after an international prefix (`+`, `00`, or NANP's
+/// `011`): `d` is what follows the prefix. An assigned country code, then
+/// a national number that fits E.164 (15 digits in all at most); NANP (1)
+/// and zone 7 numbers have exactly ten national digits, NANP's area code
+/// not starting with 0 or 1.
+fn international(d: &[u8]) -> bool {
+    let Some(cc) = country_code_len(d) else {
+        return false;
+    };
+    let national = &d[cc..];
+    match d[0] {
+        b'1' => national.len() == 10 && !matches!(national[0], b'0' | b'1'),
+        b'7' => national.len() == 10,
+        _ => (6..=15 - cc).contains(&national.len()),
+    }
+}
+
 fn is_phone(text: &[u8], digits: &[u8], groups: &[(u8, u8)]) -> bool {
     let n = digits.len();
     if text.contains(&b'.') && (text.contains(&b' ') || text.contains(&b'-')) {
         return false;
+    }
+    // International prefixes dialled as digits: 00 (ITU-T E.164's
+    // recommended prefix, most of the world) and 011 (NANP), in groups.
+    if groups.len() >= 2 && groups.iter().all(|g| g.0 <= 8) {
+        if let [b'0', b'1', b'1', rest @ ..] = digits
+            && international(rest)
+        {
+            return true;
+        }
+        if let [b'0', b'0', rest @ ..] = digits
+            && international(rest)
+        {
+            return true;
+        }
     }
     let lens =
         |want: &[u8]| groups.len() == want.len() && groups.iter().zip(want).all(|(g, w)| g.0 == *w);
@@ -1647,6 +1757,37 @@ mod tests {
             prop_assert!(out.is_empty(), "{shape}: {out:?}");
         }
 
+        /// A password in a URL is found whatever printable characters it
+        /// holds (RFC 3986 reserved ones included, unencoded), with any
+        /// user, host, port and path: the masked span starts at the user
+        /// and covers the whole password.
+        #[test]
+        fn url_passwords_are_found_whatever_they_hold(
+            scheme in "(postgres|mysql|redis|amqp|mongodb|https|jdbc:postgresql)",
+            user in "[a-z0-9_]{0,8}",
+            pass in "[!-~]{1,24}",
+            host in "[a-z][a-z0-9-]{0,10}(\\.[a-z]{2,6}){0,2}",
+            port in proptest::option::of(1u16..),
+            path in "(/[a-z0-9@:._-]{0,10}){0,3}",
+        ) {
+            prop_assume!(!pass.bytes().any(|c| matches!(c, b'"' | b'\'' | b'<' | b'>' | b'`' | b'\\')));
+            // The one ambiguity, read as a port: digits alone, or digits
+            // then a path, a query or a fragment (`user:8080/…`).
+            let d = pass.bytes().take_while(u8::is_ascii_digit).count();
+            prop_assume!(!(d > 0 && matches!(pass.as_bytes().get(d), Some(b'/' | b'?' | b'#') | None)));
+            let port = port.map_or(String::new(), |p| format!(":{p}"));
+            let text = format!("connect {scheme}://{user}:{pass}@{host}{port}{path} now");
+            let b = text.as_bytes();
+            let mut found = Vec::new();
+            url_credentials(b, &mut |r| found.push(r));
+            let start = text.find("://").unwrap_or(0) + 3;
+            let pass_end = start + user.len() + 1 + pass.len();
+            prop_assert!(
+                found.iter().any(|r| r.start == start && r.end >= pass_end),
+                "{text}: {found:?}"
+            );
+        }
+
         /// Walking only the chains with eight digits finds what walking
         /// every position does.
         #[test]
@@ -1684,6 +1825,39 @@ mod tests {
             let mut hits = Vec::new();
             prop_assert_eq!(find_triggers(engine(), &s, &mut hits), c);
         }
+    }
+
+    /// Known answers from the ITU-T list of E.164 assigned country codes
+    /// (Annex to ITU Operational Bulletin No. 1125, 2017, and later
+    /// amendments): NANP 1, Russia 7, Egypt 20, UK 44, Germany 49, Morocco
+    /// 212, Ireland 353, Hong Kong 852, UAE 971; 28, 83 and 89 are spare
+    /// (unassigned), and no code starts with 0.
+    #[test]
+    fn e164_country_codes() {
+        for (d, want) in [
+            ("14155552671", Some(1)),
+            ("74951234567", Some(1)),
+            ("20223456789", Some(2)),
+            ("442079460958", Some(2)),
+            ("4930901820", Some(2)),
+            ("212522123456", Some(3)),
+            ("35312345678", Some(3)),
+            ("85212345678", Some(3)),
+            ("971412345678", Some(3)),
+            ("2812345678", None),
+            ("8312345678", None),
+            ("8912345678", None),
+            ("0441234567", None),
+        ] {
+            assert_eq!(country_code_len(d.as_bytes()), want, "{d}");
+        }
+        // After the prefix: NANP numbers have ten national digits, the
+        // area code not starting with 0 or 1.
+        assert!(international(b"14155552671"));
+        assert!(!international(b"1234567890"));
+        assert!(!international(b"10155552671"));
+        assert!(international(b"442079460958"));
+        assert!(!international(b"44207"));
     }
 
     #[test]

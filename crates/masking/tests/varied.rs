@@ -283,6 +283,54 @@ const CASES: &[Case] = &[
         &[("credit_card", "3782-822463-10005")],
         &["1234-5678-9012-3456", "2.0.1"],
     ),
+    // Issue 17: international numbers dialled with 00 or 011 (ITU-T
+    // E.164's prefix and NANP's), in groups; and numbers that look alike
+    // but have no assigned country code, or no NANP shape, kept.
+    t(
+        "callback 0044 20 7946 0958, fax 0049 30 901820; US desk 011 44 20 7946 0959; FR 00 33 1 23 45 67 89, AU 0061.2.9876.5432, RU 007-495-123-45-67",
+        &[
+            ("phone", "0044 20 7946 0958"),
+            ("phone", "0049 30 901820"),
+            ("phone", "011 44 20 7946 0959"),
+            ("phone", "00 33 1 23 45 67 89"),
+            ("phone", "0061.2.9876.5432"),
+            ("phone", "007-495-123-45-67"),
+        ],
+        &["callback", "US desk"],
+    ),
+    j(
+        r#"{"invoice":"0012 3456 7890","batch":"0028 1234 5678","lot":"00-00-1234-5678","contact":{"tel":"0033 6 12 34 56 78"}}"#,
+        &[("phone", "0033 6 12 34 56 78")],
+        &["0012 3456 7890", "0028 1234 5678", "00-00-1234-5678"],
+    ),
+    // Issue 17: passwords in URLs and DSNs hold URL-reserved characters,
+    // unencoded, as logs print them; the userinfo ends at the last `@`
+    // before the host.
+    j(
+        r#"{"pg":"postgres://svc:p#ss/w?rd@db.internal:5432/app","redis":"redis://:s3cr&t!%*@cache:6379/0","mongo":"mongodb://admin:P@ss@w0rd@mongo1:27017,mongo2:27017/?replicaSet=rs0","amqp":"amqp://guest:gu*st!x@rabbit/vhost","jdbc":"jdbc:postgresql://app:Pa55#word!@db:5432/x"}"#,
+        &[
+            ("url_credentials", "p#ss/w?rd"),
+            ("url_credentials", "s3cr&t!%*"),
+            ("url_credentials", "P@ss@w0rd"),
+            ("url_credentials", "gu*st!x"),
+            ("url_credentials", "Pa55#word!"),
+        ],
+        &[
+            "db.internal:5432/app",
+            "cache:6379/0",
+            "mongo1:27017,mongo2:27017/?replicaSet=rs0",
+            "rabbit/vhost",
+        ],
+    ),
+    t(
+        "fetched https://registry.npmjs.org:443/@scope/pkg and https://example.com/@alice/status/1 via ftp://mirror/a:b@c; odbc Driver={ODBC Driver 18};Server=db;Uid=sa;Pwd=Secr3t!#x;",
+        &[("secret", "Secr3t!#x")],
+        &[
+            "https://registry.npmjs.org:443/@scope/pkg",
+            "https://example.com/@alice/status/1",
+            "ftp://mirror/a:b@c",
+        ],
+    ),
 ];
 
 #[test]
