@@ -23,6 +23,7 @@
 //! # }
 //! ```
 
+pub mod checksum;
 mod clean;
 pub mod detect;
 mod fields;
@@ -1465,6 +1466,16 @@ fn validate(v: policy::Validator, s: &str) -> bool {
                 .map(|b| b.to_ascii_uppercase())
                 .collect();
             detect::iban_mod97(&d)
+        }
+        policy::Validator::Id(f) => {
+            // Separators (spaces, dashes, dots, slashes) removed; letters
+            // upper-cased: the validators see the identifier alone.
+            let d: Vec<u8> = s
+                .bytes()
+                .filter(u8::is_ascii_alphanumeric)
+                .map(|b| b.to_ascii_uppercase())
+                .collect();
+            f.check(&d)
         }
     }
 }

@@ -21,7 +21,7 @@
 //! [[custom]]               # extra detectors
 //! name = "employee_id"
 //! pattern = "EMP-[0-9]{6}"
-//! validator = "luhn"       # optional: "luhn" | "mod97"
+//! validator = "luhn"       # optional: "luhn" | "mod97" | a national identifier's check (IdCheck)
 //! action = "redact"
 //! ```
 
@@ -129,6 +129,92 @@ pub enum Validator {
     Luhn,
     /// ISO 7064 mod-97-10 over the alphanumerics (IBAN style).
     Mod97,
+    /// A national identifier's or bank code's check digit
+    /// ([`crate::checksum`]), over the alphanumerics, upper-cased.
+    Id(IdCheck),
+}
+
+/// The identifier check digits a custom detector can name, by the names
+/// the policy uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdCheck {
+    /// `verhoeff`
+    Verhoeff,
+    /// `aadhaar`
+    Aadhaar,
+    /// `nhs_number`
+    NhsNumber,
+    /// `bsn`
+    Bsn,
+    /// `cpf`
+    Cpf,
+    /// `cnpj`
+    Cnpj,
+    /// `pesel`
+    Pesel,
+    /// `dni_nie`
+    DniNie,
+    /// `aba_routing`
+    AbaRouting,
+    /// `ca_sin`
+    CaSin,
+    /// `au_tfn`
+    AuTfn,
+    /// `au_medicare`
+    AuMedicare,
+    /// `de_tax_id`
+    DeTaxId,
+    /// `fr_nir`
+    FrNir,
+    /// `sg_nric`
+    SgNric,
+    /// `codice_fiscale`
+    CodiceFiscale,
+}
+
+impl IdCheck {
+    /// Every check, with its policy name.
+    pub const ALL: [(&'static str, IdCheck); 16] = [
+        ("verhoeff", IdCheck::Verhoeff),
+        ("aadhaar", IdCheck::Aadhaar),
+        ("nhs_number", IdCheck::NhsNumber),
+        ("bsn", IdCheck::Bsn),
+        ("cpf", IdCheck::Cpf),
+        ("cnpj", IdCheck::Cnpj),
+        ("pesel", IdCheck::Pesel),
+        ("dni_nie", IdCheck::DniNie),
+        ("aba_routing", IdCheck::AbaRouting),
+        ("ca_sin", IdCheck::CaSin),
+        ("au_tfn", IdCheck::AuTfn),
+        ("au_medicare", IdCheck::AuMedicare),
+        ("de_tax_id", IdCheck::DeTaxId),
+        ("fr_nir", IdCheck::FrNir),
+        ("sg_nric", IdCheck::SgNric),
+        ("codice_fiscale", IdCheck::CodiceFiscale),
+    ];
+
+    /// Whether `id` (alphanumerics, upper case) has a valid check digit.
+    pub fn check(self, id: &[u8]) -> bool {
+        use crate::checksum as c;
+        match self {
+            IdCheck::Verhoeff => c::verhoeff(id),
+            IdCheck::Aadhaar => c::aadhaar(id),
+            IdCheck::NhsNumber => c::nhs_number(id),
+            IdCheck::Bsn => c::bsn(id),
+            IdCheck::Cpf => c::cpf(id),
+            IdCheck::Cnpj => c::cnpj(id),
+            IdCheck::Pesel => c::pesel(id),
+            IdCheck::DniNie => c::dni_nie(id),
+            IdCheck::AbaRouting => c::aba_routing(id),
+            IdCheck::CaSin => c::ca_sin(id),
+            IdCheck::AuTfn => c::au_tfn(id),
+            IdCheck::AuMedicare => c::au_medicare(id),
+            IdCheck::DeTaxId => c::de_tax_id(id),
+            IdCheck::FrNir => c::fr_nir(id),
+            IdCheck::SgNric => c::sg_nric(id),
+            IdCheck::CodiceFiscale => c::codice_fiscale(id),
+        }
+    }
 }
 
 /// The largest `max_depth` a policy may set. The walk is safe at this
@@ -449,11 +535,18 @@ impl Policy {
                 None => Validator::None,
                 Some(("luhn", _)) => Validator::Luhn,
                 Some(("mod97", _)) => Validator::Mod97,
+                Some((name, _)) if IdCheck::ALL.iter().any(|(n, _)| *n == name) => {
+                    let found = IdCheck::ALL.iter().find(|(n, _)| *n == name);
+                    found.map_or(Validator::None, |(_, c)| Validator::Id(*c))
+                }
                 Some((other, span)) => {
                     return Err(cx.at(
                         span,
                         &format!("{key}.validator"),
-                        format!("unknown validator {other:?} (expected luhn or mod97)"),
+                        format!(
+                            "unknown validator {other:?} (expected luhn, mod97, or one of: {})",
+                            IdCheck::ALL.map(|(n, _)| n).join(", ")
+                        ),
                     ));
                 }
             };
