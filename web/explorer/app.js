@@ -135,6 +135,17 @@ function growthSection(info) {
       el('tbody', {}, ...rows)));
 }
 
+/** The log's verified head, or null once a fork warning is shown instead. */
+async function headOrFork(info) {
+  try {
+    return await verifiedHead(info);
+  } catch (e) {
+    if (!(e instanceof ForkError)) throw e;
+    show(el('h1', {}, info.name), forkWarning(e));
+    return null;
+  }
+}
+
 function forkWarning(e) {
   return el('section', { class: 'warn', role: 'alert' },
     el('h2', {}, 'Fork warning: this log does not extend what this browser saw before'),
@@ -198,13 +209,8 @@ function checkpointSection(info, cp) {
 
 async function logPage(name, before) {
   const info = await findLog(name);
-  let cp;
-  try {
-    cp = await verifiedHead(info);
-  } catch (e) {
-    if (e instanceof ForkError) return show(el('h1', {}, info.name), forkWarning(e));
-    throw e;
-  }
+  const cp = await headOrFork(info);
+  if (!cp) return;
   const end = before === undefined ? cp.size : BigInt(before);
   const start = end > PAGE ? end - PAGE : 0n;
   const got = end > start ? await getJSON(`/logs/${enc(name)}/entries?start=${start}&end=${end}`) : { entries: [] };
@@ -294,13 +300,8 @@ async function markSubjects(name, root) {
 
 async function entryPage(name, index) {
   const info = await findLog(name);
-  let cp;
-  try {
-    cp = await verifiedHead(info);
-  } catch (e) {
-    if (e instanceof ForkError) return show(el('h1', {}, info.name), forkWarning(e));
-    throw e;
-  }
+  const cp = await headOrFork(info);
+  if (!cp) return;
   const i = BigInt(index);
   const got = await getJSON(`/logs/${enc(name)}/entries?start=${i}&end=${i + 1n}`);
   if (!got.entries.length) throw new Error(`entry ${i} is not in the log (size ${cp.size})`);

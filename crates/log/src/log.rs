@@ -294,6 +294,20 @@ fn os_salt() -> [u8; 16] {
     s
 }
 
+/// Refuses a policy that encrypts on a log without a subject key store.
+fn needs_subjects(
+    name: &LogName,
+    masker: &Masker,
+    subjects: Option<&Arc<SubjectStore>>,
+) -> Result<(), LogError> {
+    if masker.encrypts() && subjects.is_none() {
+        return Err(LogError::FailedPrecondition(format!(
+            "log \"{name}\": the policy encrypts, but no subject key store is configured (subject_keys and a key-encryption key)"
+        )));
+    }
+    Ok(())
+}
+
 /// The message a frozen log's appends get.
 fn frozen_message(name: &LogName, size: TreeSize) -> Arc<str> {
     format!(
@@ -364,11 +378,7 @@ impl Log {
             let size = store.load_state()?.tree.size();
             cfg.frozen = Some(frozen_message(&name, size));
         }
-        if masker.encrypts() && opts.subjects.is_none() {
-            return Err(LogError::FailedPrecondition(format!(
-                "log \"{name}\": the policy encrypts, but no subject key store is configured (subject_keys and a key-encryption key)"
-            )));
-        }
+        needs_subjects(&name, &masker, opts.subjects.as_ref())?;
         let records = Arc::new(records::record_masker(origin)?);
         let (seq, task) = Sequencer::start(store.clone(), signer, origin.to_owned(), cfg)?;
         let log = Arc::new(Log {
@@ -448,11 +458,7 @@ impl Log {
         follow: crate::sequencer::Follow,
     ) -> Result<(Arc<Log>, tokio::task::JoinHandle<()>), LogError> {
         let (tiles, metrics) = Self::caches(opts.tile_cache_mb);
-        if masker.encrypts() && opts.subjects.is_none() {
-            return Err(LogError::FailedPrecondition(format!(
-                "log \"{name}\": the policy encrypts, but no subject key store is configured (subject_keys and a key-encryption key)"
-            )));
-        }
+        needs_subjects(&name, &masker, opts.subjects.as_ref())?;
         let vkey = follow.verifier.to_string();
         let mut cfg = opts.sequencer;
         cfg.metrics = metrics.clone();
@@ -477,6 +483,9 @@ impl Log {
     }
 
     /// A log's proof tile cache (`mb` MiB; 0: the default) and metrics.
+    ///
+    /// (With [`needs_subjects`], what [`Log::start`] and [`Log::follow`]
+    /// share before they build their sequencer.)
     fn caches(mb: usize) -> (Arc<TileCache>, Arc<LogMetrics>) {
         let mb = if mb == 0 { DEFAULT_TILE_CACHE_MB } else { mb };
         // ~24 KiB per full expanded tile (hashes, interior nodes).

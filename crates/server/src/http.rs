@@ -173,6 +173,29 @@ fn json(v: &serde_json::Value) -> Response {
         .into_response()
 }
 
+/// A query string's parameters.
+type Params = axum::extract::Query<std::collections::HashMap<String, String>>;
+
+/// One JSON read of one log (the explorer's): resolves the log under the
+/// read rules, runs `f`, and answers its value as JSON, or its error
+/// through the one status map.
+async fn json_read<F, Fut>(h: Http, log: String, creds: Creds, f: F) -> Response
+where
+    F: FnOnce(Arc<Log>) -> Fut,
+    Fut: std::future::Future<Output = Result<serde_json::Value, ServerError>>,
+{
+    let r = async { f(h.log(&creds, &log)?).await };
+    match r.await {
+        Ok(v) => json(&v),
+        Err(e) => e.into_http(),
+    }
+}
+
+/// Hashes as base64 strings.
+fn b64s(hashes: &[cairn_core::Hash]) -> Vec<String> {
+    hashes.iter().map(|x| b64(&x.0)).collect()
+}
+
 fn b64(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -202,11 +225,10 @@ const MAX_JSON_ENTRIES: u64 = 100;
 async fn entries_json(
     State(h): State<Http>,
     Path(log): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+    axum::extract::Query(q): Params,
     creds: Creds,
 ) -> Response {
-    let r = async {
-        let log = h.log(&creds, &log)?;
+    json_read(h, log, creds, |log| async move {
         let start = param_u64(&q, "start")?.unwrap_or(0);
         let end = param_u64(&q, "end")?.unwrap_or(start.saturating_add(MAX_JSON_ENTRIES));
         let size = log.latest().size.0;
@@ -227,9 +249,9 @@ async fn entries_json(
             .enumerate()
             .map(|(i, e)| serde_json::json!({"index": start + i as u64, "leaf": b64(e)}))
             .collect();
-        Ok(json(&serde_json::json!({ "entries": list })))
-    };
-    r.await.unwrap_or_else(ServerError::into_http)
+        Ok(serde_json::json!({ "entries": list }))
+    })
+    .await
 }
 
 /// `GET /logs/<name>/proof/inclusion?index=N|leaf_hash=B64[&size=S]`: the
@@ -239,11 +261,10 @@ async fn entries_json(
 async fn inclusion_json(
     State(h): State<Http>,
     Path(log): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+    axum::extract::Query(q): Params,
     creds: Creds,
 ) -> Response {
-    let r = async {
-        let log = h.log(&creds, &log)?;
+    json_read(h, log, creds, |log| async move {
         let at = match (param_u64(&q, "index")?, q.get("leaf_hash")) {
             (Some(i), _) => cairn_log::LeafRef::Index(LeafIndex(i)),
             (None, Some(b)) => {
@@ -268,15 +289,15 @@ async fn inclusion_json(
         let p = log
             .inclusion_proof(at, param_u64(&q, "size")?.unwrap_or(0))
             .await?;
-        let path: Vec<String> = p.path.iter().map(|x| b64(&x.0)).collect();
-        Ok(json(&serde_json::json!({
+        let path = b64s(&p.path);
+        Ok(serde_json::json!({
             "index": p.index.0,
             "size": p.size.0,
             "leaf_hash": b64(&p.leaf_hash.0),
             "path": path,
-        })))
-    };
-    r.await.unwrap_or_else(ServerError::into_http)
+        }))
+    })
+    .await
 }
 
 /// `GET /logs/<name>/proof/consistency?old=A[&new=B]`: the consistency
@@ -285,20 +306,17 @@ async fn inclusion_json(
 async fn consistency_json(
     State(h): State<Http>,
     Path(log): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+    axum::extract::Query(q): Params,
     creds: Creds,
 ) -> Response {
-    let r = async {
-        let log = h.log(&creds, &log)?;
+    json_read(h, log, creds, |log| async move {
         let old = param_u64(&q, "old")?.unwrap_or(0);
         let new = param_u64(&q, "new")?.unwrap_or(0);
         let (o, n, path) = log.consistency_proof(old, new).await?;
-        let path: Vec<String> = path.iter().map(|x| b64(&x.0)).collect();
-        Ok(json(
-            &serde_json::json!({"old": o.0, "new": n.0, "path": path}),
-        ))
-    };
-    r.await.unwrap_or_else(ServerError::into_http)
+        let path = b64s(&path);
+        Ok(serde_json::json!({"old": o.0, "new": n.0, "path": path}))
+    })
+    .await
 }
 
 /// `GET /logs/<name>/subjects/<key id>`: whether the subject behind a
@@ -311,10 +329,8 @@ async fn subject_json(
     Path((log, kid)): Path<(String, String)>,
     creds: Creds,
 ) -> Response {
-    let r = async {
-        let log = h.log(&creds, &log)?;
-        let state = log.subject_state(&kid).await?;
-        let v = match state {
+    json_read(h, log, creds, |log| async move {
+        Ok(match log.subject_state(&kid).await? {
             cairn_log::SubjectState::Live => serde_json::json!({"key_id": kid, "state": "live"}),
             cairn_log::SubjectState::Erased(at) => {
                 serde_json::json!({"key_id": kid, "state": "erased", "erasure_record": at})
@@ -322,10 +338,9 @@ async fn subject_json(
             cairn_log::SubjectState::Unknown => {
                 serde_json::json!({"key_id": kid, "state": "unknown"})
             }
-        };
-        Ok(json(&v))
-    };
-    r.await.unwrap_or_else(ServerError::into_http)
+        })
+    })
+    .await
 }
 
 /// Entries one `GET /logs/<name>/search` reads at most.
@@ -357,11 +372,10 @@ fn is_token(t: &str) -> bool {
 async fn search_json(
     State(h): State<Http>,
     Path(log): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+    axum::extract::Query(q): Params,
     creds: Creds,
 ) -> Response {
-    let r = async {
-        let log = h.log(&creds, &log)?;
+    json_read(h, log, creds, |log| async move {
         let token = q.get("token").map(String::as_str).unwrap_or_default();
         if !is_token(token) {
             // Not echoed: a client typed it, and it may be a raw value.
@@ -395,14 +409,14 @@ async fn search_json(
             at += got.len() as u64;
         }
         matches.reverse();
-        Ok(json(&serde_json::json!({
+        Ok(serde_json::json!({
             "token": token,
             "matches": matches,
             "scanned_from": from,
             "before": before,
-        })))
-    };
-    r.await.unwrap_or_else(ServerError::into_http)
+        }))
+    })
+    .await
 }
 
 /// OTLP/HTTP alone (`POST /v1/logs`), for OTLP's own listener.

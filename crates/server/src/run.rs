@@ -533,19 +533,19 @@ async fn open_log(
         subjects: subjects.clone(),
     };
     let setup_err = |e: cairn_log::LogError| ServeError::Setup(e.to_string());
-    let (log, task) = match (&role, &cfg.object_store) {
+    // What the log is opened as: the store, its lease, and either the
+    // writer's key or how it follows.
+    // Built once per log at start-up and consumed at once: its size does
+    // not matter.
+    #[allow(clippy::large_enum_variant)]
+    enum As {
+        Writer(Arc<dyn LogStore>, NoteSigner),
+        Follower(Arc<dyn SharedLogStore>, cairn_log::Follow),
+    }
+    let (lease, open_as) = match (&role, &cfg.object_store) {
         (Role::Writer, _) => {
             let (store, lease) = open_store(cfg)?;
-            let signer = log_signer(cfg)?;
-            Log::start(
-                cfg.name.clone(),
-                &cfg.origin,
-                store,
-                signer,
-                masker,
-                opts(lease),
-            )
-            .map_err(setup_err)?
+            (lease, As::Writer(store, log_signer(cfg)?))
         }
         (Role::Standby(..) | Role::ReadOnly(_), None) => {
             return Err(ServeError::Setup(format!(
@@ -559,34 +559,19 @@ async fn open_log(
             let signer = log_signer(cfg)?;
             let store = follow_store(cfg, o, *every, Some(elected)).await?;
             let lease = store.lease();
-            if store.is_writer() {
+            let open_as = if store.is_writer() {
                 // Elected before the bucket had a checkpoint: the writer
                 // from the start.
-                Log::start(
-                    cfg.name.clone(),
-                    &cfg.origin,
-                    store,
-                    signer,
-                    masker,
-                    opts(lease),
-                )
-                .map_err(setup_err)?
+                As::Writer(store, signer)
             } else {
                 let follow = cairn_log::Follow {
                     every: *every,
                     verifier: signer.verifier(),
                     standby: Some((signer, elected.clone())),
                 };
-                Log::follow(
-                    cfg.name.clone(),
-                    &cfg.origin,
-                    store,
-                    masker,
-                    opts(lease),
-                    follow,
-                )
-                .map_err(setup_err)?
-            }
+                As::Follower(store, follow)
+            };
+            (lease, open_as)
         }
         (Role::ReadOnly(every), Some(o)) => {
             let verifier = log_verifier(cfg)?;
@@ -597,17 +582,28 @@ async fn open_log(
                 verifier,
                 standby: None,
             };
-            Log::follow(
-                cfg.name.clone(),
-                &cfg.origin,
-                store,
-                masker,
-                opts(lease),
-                follow,
-            )
-            .map_err(setup_err)?
+            (lease, As::Follower(store, follow))
         }
     };
+    let (log, task) = match open_as {
+        As::Writer(store, signer) => Log::start(
+            cfg.name.clone(),
+            &cfg.origin,
+            store,
+            signer,
+            masker,
+            opts(lease),
+        ),
+        As::Follower(store, follow) => Log::follow(
+            cfg.name.clone(),
+            &cfg.origin,
+            store,
+            masker,
+            opts(lease),
+            follow,
+        ),
+    }
+    .map_err(setup_err)?;
     let witnessing = match (&cfg.witnessing, client) {
         (Some(w), Some(client)) if !w.witnesses.is_empty() => {
             Some(Witnessing::start(w.clone(), log.clone(), client.clone()))

@@ -49,6 +49,18 @@ fn fresh_location(bucket: &str, what: &str) -> S3Location {
     }
 }
 
+/// The test bucket itself, through `object_store`, to write what a crashed
+/// writer or an operator leaves behind.
+fn raw_bucket(bucket: &str, opts: &S3Options) -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_endpoint(opts.endpoint.clone().unwrap())
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .build()
+        .unwrap()
+}
+
 fn open(loc: &S3Location, opts: &S3Options) -> BucketStore {
     BucketStore::open_s3(loc, opts).unwrap_or_else(|e| panic!("opening {loc:?}: {e}"))
 }
@@ -123,13 +135,7 @@ fn a_batch_sequenced_before_a_crash_is_completed_by_the_next_writer() {
         let e = p.entries();
         BatchRecord::from_batch(&p.batch(&e, false))
     };
-    let raw = object_store::aws::AmazonS3Builder::from_env()
-        .with_bucket_name(&bucket)
-        .with_endpoint(opts.endpoint.clone().unwrap())
-        .with_allow_http(true)
-        .with_region("us-east-1")
-        .build()
-        .unwrap();
+    let raw = raw_bucket(&bucket, &opts);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(raw.put(
         &object_store::path::Path::from(format!("{}/.cairn/batch/{:020}", loc.prefix, 100)),
@@ -308,13 +314,7 @@ fn a_follower_refuses_a_rewritten_history() {
     h.commit(&w, 300).unwrap();
     let f = BucketStore::follow_s3(&loc, &opts).unwrap();
     h.check_store(&f).unwrap();
-    let raw = object_store::aws::AmazonS3Builder::from_env()
-        .with_bucket_name(&bucket)
-        .with_endpoint(opts.endpoint.clone().unwrap())
-        .with_allow_http(true)
-        .with_region("us-east-1")
-        .build()
-        .unwrap();
+    let raw = raw_bucket(&bucket, &opts);
     let state = object_store::path::Path::from(format!("{}/.cairn/state", loc.prefix));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let old = rt
