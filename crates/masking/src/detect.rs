@@ -65,11 +65,14 @@ pub enum Detector {
     Dob,
     /// Field-name rule: a tax identifier.
     TaxId,
+    /// Field-name rule: a national identifier (`national_id`,
+    /// `nhs_number`, `aadhaar`, `bsn`, `cpf`, `pesel`, `passport_number`…).
+    NationalId,
 }
 
 impl Detector {
     /// Every built-in detector.
-    pub const ALL: [Detector; 23] = [
+    pub const ALL: [Detector; 24] = [
         Detector::Email,
         Detector::Phone,
         Detector::CreditCard,
@@ -93,6 +96,7 @@ impl Detector {
         Detector::Name,
         Detector::Dob,
         Detector::TaxId,
+        Detector::NationalId,
     ];
 
     /// The detector's name in policies, leaves and statistics.
@@ -121,6 +125,7 @@ impl Detector {
             Detector::Name => "name",
             Detector::Dob => "dob",
             Detector::TaxId => "tax_id",
+            Detector::NationalId => "national_id",
         }
     }
 

@@ -28,6 +28,18 @@ const PHRASES: &[(&str, Detector)] = &[
     ("_taxid_", Detector::TaxId),
     ("_tin_", Detector::TaxId),
     ("_vat_number_", Detector::TaxId),
+    // National identifiers' field names. Free text is next: a context
+    // pass over every string with nine digits cost 5–9% of masking
+    // throughput (measured), so it waits for the context words to join
+    // the trigger automaton.
+    ("_national_id_", Detector::NationalId),
+    ("_national_insurance_", Detector::NationalId),
+    ("_nhs_number_", Detector::NationalId),
+    ("_aadhaar_", Detector::NationalId),
+    ("_bsn_", Detector::NationalId),
+    ("_cpf_", Detector::NationalId),
+    ("_pesel_", Detector::NationalId),
+    ("_passport_number_", Detector::NationalId),
     ("_date_of_birth_", Detector::Dob),
     ("_birth_date_", Detector::Dob),
     ("_birthdate_", Detector::Dob),
@@ -363,6 +375,11 @@ mod tests {
 
     #[test]
     fn field_names() {
+        assert_eq!(c("nhsNumber", None), Some("national_id"));
+        assert_eq!(c("passport_number", None), Some("national_id"));
+        assert_eq!(c("passport_expiry", None), None);
+        assert_eq!(c("PESEL", None), Some("national_id"));
+        assert_eq!(c("business_id", None), None);
         assert_eq!(c("password", None), Some("password"));
         assert_eq!(c("newPassword", None), Some("password"));
         assert_eq!(c("csrf_token", None), Some("password"));

@@ -303,6 +303,17 @@ const CASES: &[Case] = &[
         &[("phone", "0033 6 12 34 56 78")],
         &["0012 3456 7890", "0028 1234 5678", "00-00-1234-5678"],
     ),
+    // Issue 17: national identifiers under fields named for them.
+    j(
+        r#"{"patient":{"nhsNumber":"943 476 5919","passportNumber":"C01X00T47","bsn":"111222333","pesel":"44051401359"},"ward":"B12"}"#,
+        &[
+            ("national_id", "943 476 5919"),
+            ("national_id", "C01X00T47"),
+            ("national_id", "111222333"),
+            ("national_id", "44051401359"),
+        ],
+        &["B12"],
+    ),
     // Issue 17: passwords in URLs and DSNs hold URL-reserved characters,
     // unencoded, as logs print them; the userinfo ends at the last `@`
     // before the host.
