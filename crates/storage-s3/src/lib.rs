@@ -710,11 +710,13 @@ impl BucketStore {
         }
     }
 
-    /// Rebuilds every cache from the bucket, then completes a batch that
-    /// was sequenced but not committed (the writer's start and its
-    /// recovery after a failed write).
+    /// Brings the caches up to the bucket (all of it at open; after a failed
+    /// write, whatever landed since the last commit this writer saw: its
+    /// caches change only once a commit point is passed, so they are a
+    /// prefix of the bucket's history), then completes a batch that was
+    /// sequenced but not committed. Readers keep seeing the last committed
+    /// state until the new one is applied.
     fn reload(&self) -> Result<(), StoreError> {
-        *self.write() = Inner::default();
         self.catch_up()?;
         self.complete_sequenced()
     }
