@@ -2,7 +2,7 @@
 //! by a validator (Luhn, mod-97, SSN ranges, address parsing, token shapes)
 //! to keep false positives down.
 //!
-//! Speed: one Aho-Corasick pass over each string finds every literal
+//! Speed: one automaton pass over each string finds every literal
 //! trigger (`@`, `://`, `AKIA`, `ghp_`, `eyJ`, `password`, …); the numeric
 //! detectors run only when the string holds enough digits; most strings in
 //! audit events (ids, timestamps, action names) are rejected by those two
@@ -11,10 +11,8 @@
 use std::net::Ipv6Addr;
 use std::ops::Range;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-
 /// Version of the built-in detector set; part of every policy digest.
-pub const DETECTOR_SET_VERSION: &str = "cairn-detectors/2";
+pub const DETECTOR_SET_VERSION: &str = "cairn-detectors/3";
 
 /// A built-in detector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -49,6 +47,9 @@ pub enum Detector {
     StripeKey,
     /// Google API keys.
     GoogleApiKey,
+    /// Other vendors' tokens with a documented prefix and shape
+    /// ([`crate::vendors`]: OpenAI, Anthropic, npm, PyPI, DigitalOcean…).
+    ApiToken,
     /// PEM private-key blocks.
     PrivateKey,
     /// Credentials embedded in URLs.
@@ -65,14 +66,24 @@ pub enum Detector {
     Dob,
     /// Field-name rule: a tax identifier.
     TaxId,
-    /// Field-name rule: a national identifier (`national_id`,
-    /// `nhs_number`, `aadhaar`, `bsn`, `cpf`, `pesel`, `passport_number`…).
+    /// National identifiers: by field name (`national_id`, `nhs_number`,
+    /// `aadhaar`, `passport_number`…), by shape and check (UK NINO, India
+    /// PAN, Singapore NRIC/FIN, Italy codice fiscale, Korea RRN), or after
+    /// a context word (`passport`, `NHS`, `PESEL`, `CPF`… and a number
+    /// whose check digit holds).
     NationalId,
+    /// MAC addresses (IEEE 802).
+    MacAddress,
+    /// Cryptocurrency wallet addresses (Bitcoin Base58Check and Bech32,
+    /// Ethereum with EIP-55).
+    CryptoWallet,
+    /// SWIFT/BIC codes after a context word (`SWIFT`, `BIC:`).
+    SwiftBic,
 }
 
 impl Detector {
     /// Every built-in detector.
-    pub const ALL: [Detector; 24] = [
+    pub const ALL: [Detector; 28] = [
         Detector::Email,
         Detector::Phone,
         Detector::CreditCard,
@@ -88,6 +99,7 @@ impl Detector {
         Detector::SlackToken,
         Detector::StripeKey,
         Detector::GoogleApiKey,
+        Detector::ApiToken,
         Detector::PrivateKey,
         Detector::UrlCredentials,
         Detector::BearerToken,
@@ -97,6 +109,9 @@ impl Detector {
         Detector::Dob,
         Detector::TaxId,
         Detector::NationalId,
+        Detector::MacAddress,
+        Detector::CryptoWallet,
+        Detector::SwiftBic,
     ];
 
     /// The detector's name in policies, leaves and statistics.
@@ -117,6 +132,7 @@ impl Detector {
             Detector::SlackToken => "slack_token",
             Detector::StripeKey => "stripe_key",
             Detector::GoogleApiKey => "google_api_key",
+            Detector::ApiToken => "api_token",
             Detector::PrivateKey => "private_key",
             Detector::UrlCredentials => "url_credentials",
             Detector::BearerToken => "bearer_token",
@@ -126,6 +142,9 @@ impl Detector {
             Detector::Dob => "dob",
             Detector::TaxId => "tax_id",
             Detector::NationalId => "national_id",
+            Detector::MacAddress => "mac_address",
+            Detector::CryptoWallet => "crypto_wallet",
+            Detector::SwiftBic => "swift_bic",
         }
     }
 
@@ -158,16 +177,16 @@ enum Trigger {
     At,
     Scheme,
     AwsKey,
-    Github,
-    Gitlab,
-    Slack,
-    Stripe,
-    Google,
+    Vendor,
     Pem,
     Auth,
     Keyword,
     Jwt,
+    Context,
 }
+
+/// How many kinds of [`Trigger`] there are.
+const TRIGGER_KINDS: usize = 9;
 
 const TRIGGERS: &[(&str, Trigger)] = &[
     ("@", Trigger::At),
@@ -180,27 +199,11 @@ const TRIGGERS: &[(&str, Trigger)] = &[
     ("aipa", Trigger::AwsKey),
     ("anpa", Trigger::AwsKey),
     ("anva", Trigger::AwsKey),
-    ("ghp_", Trigger::Github),
-    ("gho_", Trigger::Github),
-    ("ghu_", Trigger::Github),
-    ("ghs_", Trigger::Github),
-    ("ghr_", Trigger::Github),
-    ("github_pat_", Trigger::Github),
-    ("glpat-", Trigger::Gitlab),
-    ("xoxb-", Trigger::Slack),
-    ("xoxa-", Trigger::Slack),
-    ("xoxp-", Trigger::Slack),
-    ("xoxr-", Trigger::Slack),
-    ("xoxs-", Trigger::Slack),
-    ("sk_live_", Trigger::Stripe),
-    ("sk_test_", Trigger::Stripe),
-    ("rk_live_", Trigger::Stripe),
-    ("rk_test_", Trigger::Stripe),
-    ("aiza", Trigger::Google),
     ("-----begin", Trigger::Pem),
     ("bearer ", Trigger::Auth),
     ("basic ", Trigger::Auth),
     ("token ", Trigger::Auth),
+    ("ssws ", Trigger::Auth),
     ("password", Trigger::Keyword),
     ("passwd", Trigger::Keyword),
     ("pwd", Trigger::Keyword),
@@ -217,32 +220,36 @@ const TRIGGERS: &[(&str, Trigger)] = &[
 
 /// The compiled trigger automata, built once per [`crate::Masker`].
 ///
-/// Every trigger is an ASCII literal matched case-insensitively, so a
+/// Every trigger matches a fixed number of ASCII bytes, case-insensitively
+/// (literals, and a few vendor prefixes with their first body bytes), so a
 /// forward DFA's match end and the pattern's length give the start: a
 /// fully built dense DFA (regex-automata) runs its search loop at a few
-/// instructions per byte, about a third of the Aho-Corasick automaton's
-/// cost here. The Aho-Corasick automaton stays as the fallback should the
-/// DFA ever report a search error (it cannot with these literals: no quit
-/// bytes, no Unicode word boundaries).
+/// instructions per byte, about a third of an Aho-Corasick automaton's
+/// cost here. regex-automata's meta engine (which never gives up) stays as
+/// the fallback should the DFA ever report a search error (it cannot with
+/// these patterns: no quit bytes, no Unicode word boundaries).
 #[derive(Clone, Debug)]
 pub(crate) struct Engine {
     /// The trigger DFA's transitions, flattened for the per-string pass.
     steps: Steps,
     dfa: regex_automata::dfa::dense::DFA<Vec<u32>>,
-    ac: AhoCorasick,
+    /// The same patterns in a regex engine that never gives up.
+    fallback: regex_automata::meta::Regex,
+    /// Per pattern: its trigger and the length of every match.
+    defs: Vec<(Trigger, usize)>,
 }
 
 /// Why the trigger engine could not be built.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum EngineError {
-    #[error("aho-corasick: {0}")]
-    Ac(#[from] aho_corasick::BuildError),
+    #[error("fallback regex: {0}")]
+    Fallback(#[from] Box<regex_automata::meta::BuildError>),
     #[error("dfa: {0}")]
     Dfa(#[from] Box<regex_automata::dfa::dense::BuildError>),
     #[error("dfa start state: {0}")]
     Start(String),
-    #[error("the trigger DFA has too many states to flatten ({0})")]
-    TooBig(usize),
+    #[error("the trigger DFA has too many states to flatten ({0} of {1} cells)")]
+    TooBig(usize, usize),
 }
 
 /// The trigger DFA's transitions in one flat table, for the pass over
@@ -258,10 +265,10 @@ struct Steps {
     classes: [u8; 256],
     /// `CELLS` long, so that an index masked with `CELLS - 1` needs no
     /// bounds check (the states fill the first part).
-    table: Box<[u16; Steps::CELLS]>,
+    table: Box<[u32; Steps::CELLS]>,
     /// Premultiplied ids below this are match or quit states.
-    special_below: u16,
-    start: u16,
+    special_below: u32,
+    start: u32,
     /// log2 of the row length (a power of two).
     shift: u32,
     /// Per state (by index): whether the end of input leads to a match.
@@ -270,8 +277,9 @@ struct Steps {
 
 impl Steps {
     /// States × row length the table may have (the built-in triggers
-    /// make 229 states of 128 cells).
-    const CELLS: usize = 1 << 15;
+    /// vendor prefixes and context words make about 1,100 states of 64
+    /// cells: the hot rows, the start state's and a few more, stay in L1).
+    const CELLS: usize = 1 << 17;
 
     fn new(
         dfa: &regex_automata::dfa::dense::DFA<Vec<u32>>,
@@ -279,16 +287,20 @@ impl Steps {
     ) -> Result<Steps, EngineError> {
         use regex_automata::dfa::Automaton;
         use regex_automata::util::primitives::StateID;
-        // One representative byte per class.
+        // One representative byte per class. The DFA was built from the
+        // lower-case patterns, case-sensitively: the table folds a byte to
+        // lower case as it maps it to its class, so the two cases of a
+        // letter are one class (half the row length of a case-insensitive
+        // DFA, which keeps them apart).
         let bc = dfa.byte_classes();
         let mut classes = [0u8; 256];
         let mut reps: Vec<u8> = Vec::new();
         for b in 0..=255u8 {
             let c = bc.get(b);
-            classes[usize::from(b)] = c;
             if usize::from(c) == reps.len() {
                 reps.push(b);
             }
+            classes[usize::from(b)] = bc.get(b.to_ascii_lowercase());
         }
         let width = reps.len().next_power_of_two();
         let shift = width.trailing_zeros();
@@ -305,7 +317,7 @@ impl Steps {
                 }
             }
             if order.len() * width > Steps::CELLS {
-                return Err(EngineError::TooBig(order.len()));
+                return Err(EngineError::TooBig(order.len(), width));
             }
         }
         let special = |sid: StateID| {
@@ -313,14 +325,18 @@ impl Steps {
         };
         // Special states first.
         order.sort_by_key(|&sid| !special(sid));
-        // Premultiplied ids fit in 16 bits: CELLS is 2^15.
-        let index: std::collections::HashMap<StateID, u16> = order
+        // Premultiplied ids fit in 32 bits: CELLS is 2^17.
+        let index: std::collections::HashMap<StateID, u32> = order
             .iter()
             .enumerate()
-            .map(|(i, &sid)| (sid, (i << shift) as u16))
+            .map(|(i, &sid)| (sid, (i << shift) as u32))
             .collect();
         let id = |sid: StateID| index.get(&sid).copied().unwrap_or(0);
-        let mut table = Box::new([0u16; Steps::CELLS]);
+        // On the heap from the start (half a MiB: not through the stack).
+        let mut table: Box<[u32; Steps::CELLS]> = vec![0u32; Steps::CELLS]
+            .into_boxed_slice()
+            .try_into()
+            .map_err(|_| EngineError::TooBig(0, 0))?;
         for (i, &sid) in order.iter().enumerate() {
             for (c, &b) in reps.iter().enumerate() {
                 if let Some(cell) = table.get_mut((i << shift) + c) {
@@ -332,7 +348,7 @@ impl Steps {
         Ok(Steps {
             classes,
             table,
-            special_below: (nspecial << shift) as u16,
+            special_below: (nspecial << shift) as u32,
             start: id(start),
             shift,
             eoi_match: order
@@ -347,36 +363,64 @@ impl Engine {
     pub(crate) fn new() -> Result<Self, EngineError> {
         use regex_automata::dfa::{Automaton, dense};
         use regex_automata::util::syntax;
-        let ac = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            // Leftmost-first: at one position the earlier-listed trigger
-            // wins ("token " before "token"), the same rule as the DFA's.
-            .match_kind(MatchKind::LeftmostFirst)
-            .build(TRIGGERS.iter().map(|(p, _)| p))?;
-        let patterns: Vec<String> = TRIGGERS.iter().map(|(p, _)| regex::escape(p)).collect();
-        let dfa = dense::Builder::new()
+        // The literal triggers, then the vendor formats' (a few are short
+        // regular expressions of fixed length). Leftmost-first: at one
+        // position the earlier-listed trigger wins ("token " before
+        // "token").
+        let mut patterns: Vec<String> = TRIGGERS.iter().map(|(p, _)| regex::escape(p)).collect();
+        let mut defs: Vec<(Trigger, usize)> = TRIGGERS.iter().map(|(p, t)| (*t, p.len())).collect();
+        for t in crate::vendors::triggers() {
+            patterns.push(regex::escape(&t));
+            defs.push((Trigger::Vendor, t.len()));
+        }
+        for (w, _) in crate::ids::CONTEXT {
+            patterns.push(regex::escape(w));
+            defs.push((Trigger::Context, w.len()));
+        }
+        let syntax = syntax::Config::new()
+            .case_insensitive(true)
+            .unicode(false)
+            .utf8(false);
+        let fallback = regex_automata::meta::Builder::new()
             .configure(
-                dense::Config::new()
+                regex_automata::meta::Config::new()
                     .match_kind(regex_automata::MatchKind::LeftmostFirst)
-                    .start_kind(regex_automata::dfa::StartKind::Unanchored),
+                    .utf8_empty(false),
             )
-            .syntax(
-                syntax::Config::new()
-                    .case_insensitive(true)
-                    .unicode(false)
-                    .utf8(false),
-            )
+            .syntax(syntax)
             .build_many(&patterns)
             .map_err(Box::new)?;
+        let build = |syntax: syntax::Config, minimize: bool| {
+            dense::Builder::new()
+                .configure(
+                    dense::Config::new()
+                        .match_kind(regex_automata::MatchKind::LeftmostFirst)
+                        .start_kind(regex_automata::dfa::StartKind::Unanchored)
+                        .minimize(minimize),
+                )
+                .syntax(syntax)
+                .build_many(&patterns)
+                .map_err(Box::new)
+        };
+        // Positions: case-insensitive.
+        let dfa = build(syntax, false)?;
+        // The per-string pass: the same (lower-case) patterns, matched
+        // case-sensitively over bytes the table folds to lower case.
+        let flat = build(syntax.case_insensitive(false), true)?;
         // The unanchored start state (the triggers have no look-around, so
         // it is one state whatever precedes the text).
-        let start = dfa
+        let start = flat
             .start_state(
                 &regex_automata::util::start::Config::new().anchored(regex_automata::Anchored::No),
             )
             .map_err(|e| EngineError::Start(e.to_string()))?;
-        let steps = Steps::new(&dfa, start)?;
-        Ok(Engine { steps, dfa, ac })
+        let steps = Steps::new(&flat, start)?;
+        Ok(Engine {
+            steps,
+            dfa,
+            fallback,
+            defs,
+        })
     }
 }
 
@@ -414,9 +458,9 @@ pub(crate) fn find_triggers(engine: &Engine, text: &[u8], out: &mut Vec<Hit>) ->
     // DFA's steps depend on each other (one load, then the next), so the
     // census's independent adds in the same loop come nearly free.
     let st = &engine.steps;
-    let table: &[u16; Steps::CELLS] = &st.table;
-    let step = |s: u16, b: u8| {
-        table[(usize::from(s) + usize::from(st.classes[usize::from(b)])) & (Steps::CELLS - 1)]
+    let table: &[u32; Steps::CELLS] = &st.table;
+    let step = |s: u32, b: u8| {
+        table[(s as usize + usize::from(st.classes[usize::from(b)])) & (Steps::CELLS - 1)]
     };
     let mut s = st.start;
     let mut census = Census::default();
@@ -455,11 +499,15 @@ pub(crate) fn find_triggers(engine: &Engine, text: &[u8], out: &mut Vec<Hit>) ->
         let input = regex_automata::Input::new(text).range(at..);
         match engine.dfa.try_search_fwd(&input) {
             Ok(Some(m)) => {
-                let (pattern, trigger) = TRIGGERS[m.pattern().as_usize()];
+                let (trigger, len) = engine
+                    .defs
+                    .get(m.pattern().as_usize())
+                    .copied()
+                    .unwrap_or((Trigger::Vendor, 1));
                 let end = m.offset();
-                // Triggers are non-empty ASCII literals: the match is the
-                // `pattern.len()` bytes before its end, and ends after `at`.
-                let start = end.saturating_sub(pattern.len()).max(at);
+                // Every trigger matches a fixed number of ASCII bytes: the
+                // match is the `len` bytes before its end, and ends after `at`.
+                let start = end.saturating_sub(len).max(at);
                 out.push(Hit {
                     start,
                     end,
@@ -475,13 +523,16 @@ pub(crate) fn find_triggers(engine: &Engine, text: &[u8], out: &mut Vec<Hit>) ->
         return census;
     }
     // The DFA gave up (it cannot with these patterns): redo it all with
-    // Aho-Corasick rather than miss a trigger.
+    // the fallback engine rather than miss a trigger.
     out.truncate(first);
-    for m in engine.ac.find_iter(text) {
+    for m in engine.fallback.find_iter(text) {
         out.push(Hit {
             start: m.start(),
             end: m.end(),
-            trigger: TRIGGERS[m.pattern().as_usize()].1,
+            trigger: engine
+                .defs
+                .get(m.pattern().as_usize())
+                .map_or(Trigger::Vendor, |d| d.0),
         });
     }
     census
@@ -559,17 +610,15 @@ fn timestamp(b: &[u8]) -> bool {
 /// Runs every built-in detector over `s`, given the triggers found in it.
 fn scan_with_hits(s: &str, hits: &[Hit], census: &Census, out: &mut Vec<Match>) {
     let b = s.as_bytes();
-    let mut flags = [false; 12];
-    for h in hits {
-        flags[h.trigger as usize] = true;
-    }
-    if !flags[Trigger::Keyword as usize] && !flags[Trigger::Auth as usize] {
-        return scan_flags(s, &flags, &[], &[], census, out);
-    }
-    // Start/end of keyword and authorization triggers, for their detectors.
+    let mut flags = [false; TRIGGER_KINDS];
+    // Start/end of keyword and authorization triggers, and the starts of
+    // vendor prefixes, for their detectors (no allocation when empty).
     let mut keywords = Vec::new();
     let mut auths = Vec::new();
+    let mut vendors = Vec::new();
+    let mut context = Vec::new();
     for h in hits {
+        flags[h.trigger as usize] = true;
         let (start, end) = (h.start, h.end);
         match h.trigger {
             Trigger::Keyword => keywords.push((start, end)),
@@ -581,17 +630,32 @@ fn scan_with_hits(s: &str, hits: &[Hit], census: &Census, out: &mut Vec<Match>) 
                     flags[Trigger::Keyword as usize] = true;
                 }
             }
+            Trigger::Vendor => vendors.push(start),
+            Trigger::Context => context.push((start, end)),
             _ => {}
         }
     }
-    scan_flags(s, &flags, &keywords, &auths, census, out)
+    let at = Found {
+        keywords: &keywords,
+        auths: &auths,
+        vendors: &vendors,
+        context: &context,
+    };
+    scan_flags(s, &flags, &at, census, out)
+}
+
+/// Where the triggers that need positions were found.
+struct Found<'a> {
+    keywords: &'a [(usize, usize)],
+    auths: &'a [(usize, usize)],
+    vendors: &'a [usize],
+    context: &'a [(usize, usize)],
 }
 
 fn scan_flags(
     s: &str,
-    flags: &[bool; 12],
-    keywords: &[(usize, usize)],
-    auths: &[(usize, usize)],
+    flags: &[bool; TRIGGER_KINDS],
+    at: &Found<'_>,
     c: &Census,
     out: &mut Vec<Match>,
 ) {
@@ -611,20 +675,8 @@ fn scan_flags(
     if flags[Trigger::AwsKey as usize] {
         aws_keys(b, &mut |r| push(out, r, Detector::AwsAccessKey));
     }
-    if flags[Trigger::Github as usize] {
-        prefixed_tokens(b, GITHUB, &mut |r| push(out, r, Detector::GithubToken));
-    }
-    if flags[Trigger::Gitlab as usize] {
-        prefixed_tokens(b, GITLAB, &mut |r| push(out, r, Detector::GitlabToken));
-    }
-    if flags[Trigger::Slack as usize] {
-        prefixed_tokens(b, SLACK, &mut |r| push(out, r, Detector::SlackToken));
-    }
-    if flags[Trigger::Stripe as usize] {
-        prefixed_tokens(b, STRIPE, &mut |r| push(out, r, Detector::StripeKey));
-    }
-    if flags[Trigger::Google as usize] {
-        prefixed_tokens(b, GOOGLE, &mut |r| push(out, r, Detector::GoogleApiKey));
+    if flags[Trigger::Vendor as usize] {
+        crate::vendors::find(b, at.vendors, &mut |r, d| push(out, r, d));
     }
     if flags[Trigger::Pem as usize] {
         pem_blocks(s, &mut |r| push(out, r, Detector::PrivateKey));
@@ -633,10 +685,10 @@ fn scan_flags(
         jwts(b, &mut |r| push(out, r, Detector::Jwt));
     }
     if flags[Trigger::Auth as usize] {
-        auth_values(b, auths, &mut |r| push(out, r, Detector::BearerToken));
+        auth_values(b, at.auths, &mut |r| push(out, r, Detector::BearerToken));
     }
     if flags[Trigger::Keyword as usize] {
-        keyword_secrets(b, keywords, &mut |r, aws| {
+        keyword_secrets(b, at.keywords, &mut |r, aws| {
             push(
                 out,
                 r,
@@ -651,8 +703,47 @@ fn scan_flags(
     // The shortest number `digit_runs` classifies has eight digits (an
     // international phone number; national ones have ten, SSNs nine,
     // cards thirteen).
+    if flags[Trigger::Context as usize] {
+        crate::ids::after_context(b, at.context, &mut |r, swift| {
+            push(
+                out,
+                r,
+                if swift {
+                    Detector::SwiftBic
+                } else {
+                    Detector::NationalId
+                },
+            )
+        });
+    }
     if c.digits >= 8 {
         digit_runs(b, out);
+        crate::vendors::find_hex_gated(b, &mut |r, d| push(out, r, d));
+        crate::ids::ethereum(b, &mut |r| push(out, r, Detector::CryptoWallet));
+    }
+    // A MAC address: five colons, or (dashes, Cisco's dots) digits.
+    if c.colons >= 5 || (b.len() >= 14 && c.digits >= 4) {
+        crate::ids::mac_addresses(b, &mut |r| push(out, r, Detector::MacAddress));
+    }
+    // Bitcoin addresses are 26 characters at least, with digits.
+    if b.len() >= 26 && c.digits >= 3 {
+        crate::ids::bitcoin(b, &mut |r| push(out, r, Detector::CryptoWallet));
+    }
+    // Letter-and-digit identifiers: NINO (2 + 1 capitals, 6 digits), PAN
+    // (6 capitals, 4 digits), NRIC (2, 7), codice fiscale (9 capitals).
+    if c.upper >= 2 && c.digits >= 4 {
+        if c.upper >= 3 && c.digits >= 6 {
+            crate::ids::ninos(b, &mut |r| push(out, r, Detector::NationalId));
+        }
+        if c.upper >= 6 {
+            crate::ids::pans(b, &mut |r| push(out, r, Detector::NationalId));
+        }
+        if c.digits >= 7 {
+            crate::ids::nrics(b, &mut |r| push(out, r, Detector::NationalId));
+        }
+        if c.upper >= 8 {
+            crate::ids::codici_fiscali(b, &mut |r| push(out, r, Detector::NationalId));
+        }
     }
     // An IBAN starts with two capital letters.
     if c.digits >= 7 && c.upper >= 2 {
@@ -842,65 +933,7 @@ fn host_follows(b: &[u8]) -> bool {
         )
 }
 
-// ------------------------------------------------------ prefixed tokens
-
-struct TokenShape {
-    prefixes: &'static [&'static str],
-    min: usize,
-    max: usize,
-    extra: &'static [u8],
-}
-
-const GITHUB: &TokenShape = &TokenShape {
-    prefixes: &["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"],
-    min: 30,
-    max: 255,
-    extra: b"_",
-};
-const GITLAB: &TokenShape = &TokenShape {
-    prefixes: &["glpat-"],
-    min: 20,
-    max: 255,
-    extra: b"_-",
-};
-const SLACK: &TokenShape = &TokenShape {
-    prefixes: &["xoxb-", "xoxa-", "xoxp-", "xoxr-", "xoxs-"],
-    min: 10,
-    max: 255,
-    extra: b"-",
-};
-const STRIPE: &TokenShape = &TokenShape {
-    prefixes: &["sk_live_", "sk_test_", "rk_live_", "rk_test_"],
-    min: 16,
-    max: 255,
-    extra: b"",
-};
-const GOOGLE: &TokenShape = &TokenShape {
-    prefixes: &["AIza"],
-    min: 35,
-    max: 35,
-    extra: b"_-",
-};
-
-fn prefixed_tokens(b: &[u8], shape: &TokenShape, f: &mut dyn FnMut(Range<usize>)) {
-    for p in shape.prefixes {
-        for start in occurrences(b, p.as_bytes()) {
-            // Tokens may follow '_' ("ci_ghp_…" is rare) but not a letter or digit.
-            if start > 0 && b[start - 1].is_ascii_alphanumeric() {
-                continue;
-            }
-            let body = start + p.len();
-            let mut j = body;
-            while j < b.len() && (b[j].is_ascii_alphanumeric() || shape.extra.contains(&b[j])) {
-                j += 1;
-            }
-            let n = j - body;
-            if n >= shape.min && n <= shape.max {
-                f(start..j);
-            }
-        }
-    }
-}
+// ------------------------------------------------------------- AWS
 
 fn aws_keys(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
     const PREFIXES: [&[u8]; 9] = [
@@ -1306,7 +1339,15 @@ fn runs_in(b: &[u8], from: usize, to: usize, out: &mut Vec<Match>) {
         // No card number starts with 0 (ISO/IEC 7812: major industry
         // identifier 0 is not issued to cards); phone numbers dialled with
         // 00 do.
-        if (13..=19).contains(&n) && card_seps && digits[0] != b'0' && luhn(digits) {
+        if n == 13
+            && groups.len() == 2
+            && groups[0].0 == 6
+            && groups[1].1 == b'-'
+            && crate::ids::korean_rrn(digits)
+        {
+            // Korea's YYMMDD-GNNNNNN (a 6-7 grouping no card uses).
+            push(out, Detector::NationalId);
+        } else if (13..=19).contains(&n) && card_seps && digits[0] != b'0' && luhn(digits) {
             push(out, Detector::CreditCard);
         } else if n == 9
             && groups.len() == 3
@@ -1317,6 +1358,15 @@ fn runs_in(b: &[u8], from: usize, to: usize, out: &mut Vec<Match>) {
             && valid_ssn(digits)
         {
             push(out, Detector::Ssn);
+        } else if n == 9
+            && groups.len() == 3
+            && groups[0].0 == 3
+            && groups[1].0 == 2
+            && groups[2].0 == 4
+            && (uniform(b'-') || uniform(b' '))
+            && crate::ids::itin(digits)
+        {
+            push(out, Detector::TaxId);
         } else if is_phone(text, digits, groups) {
             push(out, Detector::Phone);
         }
@@ -1669,13 +1719,16 @@ mod tests {
         E.get_or_init(|| Engine::new().unwrap())
     }
 
+    /// The fallback engine's hits: an independent search (a lazy DFA or
+    /// PikeVM, not the dense DFA and its flattened table).
     fn ac_hits(e: &Engine, s: &[u8]) -> Vec<(usize, usize, usize)> {
-        e.ac.find_iter(s)
+        e.fallback
+            .find_iter(s)
             .map(|m| {
                 (
                     m.start(),
                     m.end(),
-                    TRIGGERS[m.pattern().as_usize()].1 as usize,
+                    e.defs[m.pattern().as_usize()].0 as usize,
                 )
             })
             .collect()
@@ -1713,6 +1766,23 @@ mod tests {
             "apikey",
             "eyJ",
             "EYJ",
+            "sk",
+            "SK",
+            "key-",
+            "sg.",
+            "SG.",
+            "-us",
+            "q~",
+            ":AA",
+            "T3BlbkFJ",
+            "dop_v1_",
+            "sk-ant-api03-",
+            "npm_",
+            "hf_",
+            "ssws ",
+            "0",
+            "f",
+            "9",
             "a",
             "to",
             "ke",
@@ -1729,7 +1799,7 @@ mod tests {
     }
 
     proptest! {
-        /// The dense DFA finds exactly Aho-Corasick's leftmost-first hits.
+        /// The dense DFA finds exactly the fallback engine's leftmost-first hits.
         #[test]
         fn dfa_equals_aho_corasick(s in trigger_soup()) {
             let e = engine();

@@ -27,12 +27,14 @@ pub mod checksum;
 mod clean;
 pub mod detect;
 mod fields;
+mod ids;
 mod json;
 pub mod keys;
 pub mod policy;
 pub mod records;
 pub mod seal;
 pub mod strategy;
+pub mod vendors;
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -237,11 +237,12 @@ const CASES: &[Case] = &[
         ],
     ),
     j(
+        // A MAC address identifies a device, and so its owner (GDPR
+        // recital 30): masked since detector set 3.
         r#"{"image":"registry.example.com/app:7.14.61","mac":"00:1a:2b:3c:4d:5e","trace":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}"#,
-        &[],
+        &[("mac_address", "00:1a:2b:3c:4d:5e")],
         &[
             "registry.example.com/app:7.14.61",
-            "00:1a:2b:3c:4d:5e",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         ],
     ),
