@@ -265,10 +265,10 @@ struct Steps {
     classes: [u8; 256],
     /// `CELLS` long, so that an index masked with `CELLS - 1` needs no
     /// bounds check (the states fill the first part).
-    table: Box<[u32; Steps::CELLS]>,
+    table: Box<[u16; Steps::CELLS]>,
     /// Premultiplied ids below this are match or quit states.
-    special_below: u32,
-    start: u32,
+    special_below: u16,
+    start: u16,
     /// log2 of the row length (a power of two).
     shift: u32,
     /// Per state (by index): whether the end of input leads to a match.
@@ -277,9 +277,9 @@ struct Steps {
 
 impl Steps {
     /// States × row length the table may have (the built-in triggers
-    /// vendor prefixes and context words make about 1,100 states of 64
+    /// vendor prefixes and context words (their first 8 bytes) make fewer than 1,024 states of 64
     /// cells: the hot rows, the start state's and a few more, stay in L1).
-    const CELLS: usize = 1 << 17;
+    const CELLS: usize = 1 << 16;
 
     fn new(
         dfa: &regex_automata::dfa::dense::DFA<Vec<u32>>,
@@ -325,15 +325,15 @@ impl Steps {
         };
         // Special states first.
         order.sort_by_key(|&sid| !special(sid));
-        // Premultiplied ids fit in 32 bits: CELLS is 2^17.
-        let index: std::collections::HashMap<StateID, u32> = order
+        // Premultiplied ids fit in 16 bits: CELLS is 2^16.
+        let index: std::collections::HashMap<StateID, u16> = order
             .iter()
             .enumerate()
-            .map(|(i, &sid)| (sid, (i << shift) as u32))
+            .map(|(i, &sid)| (sid, (i << shift) as u16))
             .collect();
         let id = |sid: StateID| index.get(&sid).copied().unwrap_or(0);
-        // On the heap from the start (half a MiB: not through the stack).
-        let mut table: Box<[u32; Steps::CELLS]> = vec![0u32; Steps::CELLS]
+        // On the heap from the start (128 KiB: not through the stack).
+        let mut table: Box<[u16; Steps::CELLS]> = vec![0u16; Steps::CELLS]
             .into_boxed_slice()
             .try_into()
             .map_err(|_| EngineError::TooBig(0, 0))?;
@@ -348,7 +348,7 @@ impl Steps {
         Ok(Steps {
             classes,
             table,
-            special_below: (nspecial << shift) as u32,
+            special_below: (nspecial << shift) as u16,
             start: id(start),
             shift,
             eoi_match: order
@@ -374,8 +374,9 @@ impl Engine {
             defs.push((Trigger::Vendor, t.len()));
         }
         for (w, _) in crate::ids::CONTEXT {
-            patterns.push(regex::escape(w));
-            defs.push((Trigger::Context, w.len()));
+            let t = &w[..w.len().min(crate::vendors::TRIGGER_MAX)];
+            patterns.push(regex::escape(t));
+            defs.push((Trigger::Context, t.len()));
         }
         let syntax = syntax::Config::new()
             .case_insensitive(true)
@@ -458,9 +459,9 @@ pub(crate) fn find_triggers(engine: &Engine, text: &[u8], out: &mut Vec<Hit>) ->
     // DFA's steps depend on each other (one load, then the next), so the
     // census's independent adds in the same loop come nearly free.
     let st = &engine.steps;
-    let table: &[u32; Steps::CELLS] = &st.table;
-    let step = |s: u32, b: u8| {
-        table[(s as usize + usize::from(st.classes[usize::from(b)])) & (Steps::CELLS - 1)]
+    let table: &[u16; Steps::CELLS] = &st.table;
+    let step = |s: u16, b: u8| {
+        table[(usize::from(s) + usize::from(st.classes[usize::from(b)])) & (Steps::CELLS - 1)]
     };
     let mut s = st.start;
     let mut census = Census::default();
@@ -718,32 +719,31 @@ fn scan_flags(
     }
     if c.digits >= 8 {
         digit_runs(b, out);
-        crate::vendors::find_hex_gated(b, &mut |r, d| push(out, r, d));
-        crate::ids::ethereum(b, &mut |r| push(out, r, Detector::CryptoWallet));
+        // Hex-bodied vendor keys (32 hex digits) and Ethereum addresses (40).
+        let run = if b.len() >= 32 {
+            crate::vendors::longest_hex_run(b)
+        } else {
+            0
+        };
+        if run >= 32 {
+            crate::vendors::find_hex_gated(b, &mut |r, d| push(out, r, d));
+        }
+        if run >= 40 {
+            crate::ids::ethereum(b, &mut |r| push(out, r, Detector::CryptoWallet));
+        }
     }
-    // A MAC address: five colons, or (dashes, Cisco's dots) digits.
-    if c.colons >= 5 || (b.len() >= 14 && c.digits >= 4) {
-        crate::ids::mac_addresses(b, &mut |r| push(out, r, Detector::MacAddress));
-    }
-    // Bitcoin addresses are 26 characters at least, with digits.
-    if b.len() >= 26 && c.digits >= 3 {
-        crate::ids::bitcoin(b, &mut |r| push(out, r, Detector::CryptoWallet));
-    }
-    // Letter-and-digit identifiers: NINO (2 + 1 capitals, 6 digits), PAN
-    // (6 capitals, 4 digits), NRIC (2, 7), codice fiscale (9 capitals).
-    if c.upper >= 2 && c.digits >= 4 {
-        if c.upper >= 3 && c.digits >= 6 {
-            crate::ids::ninos(b, &mut |r| push(out, r, Detector::NationalId));
-        }
-        if c.upper >= 6 {
-            crate::ids::pans(b, &mut |r| push(out, r, Detector::NationalId));
-        }
-        if c.digits >= 7 {
-            crate::ids::nrics(b, &mut |r| push(out, r, Detector::NationalId));
-        }
-        if c.upper >= 8 {
-            crate::ids::codici_fiscali(b, &mut |r| push(out, r, Detector::NationalId));
-        }
+    // Shapes found word by word, in one walk: MAC addresses (five colons,
+    // or dashes or dots and digits), Bitcoin addresses (26 characters at
+    // least, with digits), and national identifiers of letters and digits
+    // (NINO 3 capitals and 6 digits, PAN 6 and 4, NRIC 2 and 7, codice
+    // fiscale 9 capitals).
+    let want = crate::ids::Want {
+        mac: c.colons >= 5 || (b.len() >= 14 && c.digits >= 2),
+        wallets: b.len() >= 26 && c.digits >= 3,
+        ids: c.upper >= 2 && c.digits >= 4 && (c.upper >= 3 || c.digits >= 7),
+    };
+    if want.mac || want.wallets || want.ids {
+        crate::ids::shapes(b, want, &mut |r, d| push(out, r, d));
     }
     // An IBAN starts with two capital letters.
     if c.digits >= 7 && c.upper >= 2 {

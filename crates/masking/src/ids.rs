@@ -12,6 +12,7 @@
 use std::ops::Range;
 
 use crate::checksum;
+use crate::detect::Detector;
 
 fn is_alnum(c: u8) -> bool {
     c.is_ascii_alphanumeric()
@@ -33,47 +34,44 @@ fn open_right(b: &[u8], j: usize) -> bool {
 /// 802-2014, 8.1, "hexadecimal representation"), or Cisco's three groups
 /// of four joined by `.`. All zeros and the broadcast address identify no
 /// device and are left alone.
-pub(crate) fn mac_addresses(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
-    let hex = |i: usize| b.get(i).is_some_and(u8::is_ascii_hexdigit);
-    let mut i = 0;
-    while i + 14 <= b.len() {
-        let c = b[i];
-        let found = if !c.is_ascii_hexdigit()
-            || !(i == 0 || !(is_alnum(b[i - 1]) || matches!(b[i - 1], b':' | b'-' | b'.')))
-        {
-            None
-        } else if i + 17 <= b.len() && matches!(b[i + 2], b':' | b'-') {
-            let sep = b[i + 2];
-            let ok = (0..6).all(|k| hex(i + 3 * k) && hex(i + 3 * k + 1))
-                && (0..5).all(|k| b[i + 3 * k + 2] == sep);
-            (ok && !(b.get(i + 17) == Some(&sep) || b.get(i + 17).is_some_and(|&c| is_alnum(c))))
-                .then_some(i + 17)
-        } else if b[i + 4] == b'.' {
-            let ok = (0..3).all(|k| (0..4).all(|d| hex(i + 5 * k + d)))
-                && b[i + 9] == b'.'
-                && (0..3).any(|k| (0..4).any(|d| b[i + 5 * k + d].is_ascii_digit()));
-            (ok && !(b.get(i + 14) == Some(&b'.') || b.get(i + 14).is_some_and(|&c| is_alnum(c))))
-                .then_some(i + 14)
-        } else {
-            None
-        };
-        match found {
-            Some(end) => {
-                let digits: Vec<u8> = b[i..end]
-                    .iter()
-                    .copied()
-                    .filter(u8::is_ascii_hexdigit)
-                    .collect();
-                let zero = digits.iter().all(|&c| c == b'0');
-                let bcast = digits.iter().all(|&c| c == b'f' || c == b'F');
-                if !zero && !bcast {
-                    f(i..end);
-                }
-                i = end;
-            }
-            None => i += 1,
-        }
+#[cfg(test)]
+fn mac_addresses(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
+    shapes(
+        b,
+        Want {
+            mac: true,
+            ..Want::default()
+        },
+        &mut |r, _| f(r),
+    );
+}
+
+fn mac_at(b: &[u8], i: usize) -> Option<usize> {
+    let hex = |k: usize| b.get(k).is_some_and(u8::is_ascii_hexdigit);
+    if i > 0 && (is_alnum(b[i - 1]) || matches!(b[i - 1], b':' | b'-' | b'.')) {
+        return None;
     }
+    let end = if matches!(b.get(i + 2), Some(b':' | b'-')) {
+        let sep = b[i + 2];
+        let ok = (0..6).all(|k| hex(i + 3 * k) && hex(i + 3 * k + 1))
+            && (0..5).all(|k| b.get(i + 3 * k + 2) == Some(&sep));
+        let after = b.get(i + 17);
+        (ok && !(after == Some(&sep) || after.is_some_and(|&c| is_alnum(c)))).then_some(i + 17)?
+    } else {
+        let ok = (0..3).all(|k| (0..4).all(|d| hex(i + 5 * k + d)))
+            && b.get(i + 4) == Some(&b'.')
+            && b.get(i + 9) == Some(&b'.')
+            && (0..3).any(|k| (0..4).any(|d| b[i + 5 * k + d].is_ascii_digit()));
+        let after = b.get(i + 14);
+        (ok && !(after == Some(&b'.') || after.is_some_and(|&c| is_alnum(c)))).then_some(i + 14)?
+    };
+    let mut zero = true;
+    let mut bcast = true;
+    for &c in b[i..end].iter().filter(|c| c.is_ascii_hexdigit()) {
+        zero &= c == b'0';
+        bcast &= c == b'f' || c == b'F';
+    }
+    (!zero && !bcast).then_some(end)
 }
 
 // ------------------------------------------------------- UK NINO
@@ -82,18 +80,6 @@ pub(crate) fn mac_addresses(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
 /// NIM39110): two prefix letters (not D, F, I, Q, U, V; the second not O;
 /// not BG, GB, KN, NK, NT, TN, ZZ), six digits (as written, in pairs with
 /// spaces or not), and a suffix A–D.
-pub(crate) fn ninos(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
-    let mut i = 0;
-    while i + 9 <= b.len() {
-        if let Some(end) = nino_at(b, i) {
-            f(i..end);
-            i = end;
-        } else {
-            i += 1;
-        }
-    }
-}
-
 fn nino_at(b: &[u8], i: usize) -> Option<usize> {
     let (p0, p1) = (b[i], *b.get(i + 1)?);
     if !p0.is_ascii_uppercase() || !p1.is_ascii_uppercase() || !open_left(b, i) {
@@ -135,77 +121,121 @@ fn nino_at(b: &[u8], i: usize) -> Option<usize> {
 /// letter is the holder's type (P person, C company, H HUF, F firm, A
 /// association, T trust, B body of individuals, L local authority, J
 /// artificial juridical person, G government).
-pub(crate) fn pans(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
-    let shape = |t: &[u8]| {
-        t[..5].iter().all(u8::is_ascii_uppercase)
-            && b"PCHFATBLJG".contains(&t[3])
-            && t[5..9].iter().all(u8::is_ascii_digit)
-            && t[9].is_ascii_uppercase()
-    };
-    each_token(b, 10, &mut |r| {
-        if shape(&b[r.clone()]) {
-            f(r);
-        }
-    });
+pub(crate) fn is_pan(t: &[u8]) -> bool {
+    t.len() == 10
+        && t[..5].iter().all(u8::is_ascii_uppercase)
+        && b"PCHFATBLJG".contains(&t[3])
+        && t[5..9].iter().all(u8::is_ascii_digit)
+        && t[9].is_ascii_uppercase()
 }
 
-/// Every maximal run of letters and digits of exactly `len` bytes.
-fn each_token(b: &[u8], len: usize, f: &mut dyn FnMut(Range<usize>)) {
+/// UK NINOs, India PANs, Singapore NRICs and Italian codici fiscali, in
+/// one walk over the string's words.
+#[cfg(test)]
+fn letter_digit_ids(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
+    shapes(
+        b,
+        Want {
+            ids: true,
+            ..Want::default()
+        },
+        &mut |r, _| f(r),
+    );
+}
+
+/// The identifier that starts with the word `b[s..e]`, and its end.
+fn letter_digit_id(b: &[u8], s: usize, e: usize) -> Option<usize> {
+    let t = &b[s..e];
+    let glued = (s > 0 && matches!(b[s - 1], b'_' | b'-' | b'/')) || b.get(e) == Some(&b'_');
+    match t.len() {
+        // A NINO, spaced ("AB 12 34 56 C") or not.
+        2 | 9 if t[0].is_ascii_uppercase() && t[1].is_ascii_uppercase() => {
+            nino_at(b, s).or_else(|| (t.len() == 9 && !glued && checksum::sg_nric(t)).then_some(e))
+        }
+        9 if !glued && checksum::sg_nric(t) => Some(e),
+        10 if !glued && is_pan(t) => Some(e),
+        16 if !glued && codice_fiscale_shape(t) && checksum::codice_fiscale(t) => Some(e),
+        _ => None,
+    }
+}
+
+/// Which shapes [`shapes`] looks for (from the string's census).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Want {
+    /// NINO, PAN, NRIC, codice fiscale.
+    pub ids: bool,
+    /// Bitcoin addresses.
+    pub wallets: bool,
+    /// MAC addresses.
+    pub mac: bool,
+}
+
+/// A letter or digit: one table load per byte.
+static ALNUM: [bool; 256] = {
+    let mut t = [false; 256];
     let mut i = 0;
-    while i < b.len() {
-        if !is_alnum(b[i]) {
+    while i < 256 {
+        t[i] = (i as u8).is_ascii_alphanumeric();
+        i += 1;
+    }
+    t
+};
+
+/// One walk over the words of `b` for every shape in `want`: national
+/// identifiers ([`letter_digit_ids`]'s), Bitcoin addresses
+/// ([`bitcoin`]'s) and MAC addresses ([`mac_addresses`]'s), reported with
+/// their detector.
+pub(crate) fn shapes(b: &[u8], want: Want, f: &mut dyn FnMut(Range<usize>, Detector)) {
+    let mut i = 0;
+    let mut skip_to = 0;
+    let n = b.len();
+    while i < n {
+        if !ALNUM[usize::from(b[i])] {
             i += 1;
             continue;
         }
         let s = i;
-        while i < b.len() && is_alnum(b[i]) {
+        while i < n && ALNUM[usize::from(b[i])] {
             i += 1;
         }
-        // Not part of a longer identifier (`ABCPD1234E-v2`, `x/ABC…`).
-        let glued = (s > 0 && matches!(b[s - 1], b'_' | b'-' | b'/'))
-            || b.get(i).is_some_and(|&c| c == b'_');
-        if i - s == len && !glued {
-            f(s..i);
+        if s < skip_to {
+            continue;
+        }
+        let t = &b[s..i];
+        let len = t.len();
+        if want.mac && (len == 2 || len == 4) && matches!(b.get(i), Some(b':' | b'-' | b'.')) {
+            if let Some(end) = mac_at(b, s) {
+                f(s..end, Detector::MacAddress);
+                skip_to = end;
+                continue;
+            }
+        }
+        if want.ids && matches!(len, 2 | 9 | 10 | 16) {
+            if let Some(end) = letter_digit_id(b, s, i) {
+                f(s..end, Detector::NationalId);
+                skip_to = end;
+                continue;
+            }
+        }
+        if want.wallets && len >= 14 && wallet(b, s, t) {
+            f(s..i, Detector::CryptoWallet);
         }
     }
 }
 
-// ---------------------------------------------- Singapore NRIC / FIN
-
-/// Singapore NRIC and FIN numbers: a series letter, seven digits and a
-/// check letter ([`checksum::sg_nric`]).
-pub(crate) fn nrics(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
-    each_token(b, 9, &mut |r| {
-        if checksum::sg_nric(&b[r.clone()]) {
-            f(r);
-        }
-    });
-}
-
-// ----------------------------------------------- Italy codice fiscale
-
-/// Italian codici fiscali: six letters (surname, name), two digits (year),
-/// a month letter, two digits (day), a place code (letter, three digits),
-/// a check letter ([`checksum::codice_fiscale`]). Digits of the date and
-/// place may be letters (*omocodia*, L–V for 0–9).
-pub(crate) fn codici_fiscali(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
+fn codice_fiscale_shape(t: &[u8]) -> bool {
     const MONTHS: &[u8] = b"ABCDEHLMPRST";
-    let digitish = |c: u8| c.is_ascii_digit() || (b'L'..=b'V').contains(&c) && c != b'O';
-    each_token(b, 16, &mut |r| {
-        let t = &b[r.clone()];
-        let shape = t[..6].iter().all(u8::is_ascii_uppercase)
-            && digitish(t[6])
-            && digitish(t[7])
-            && MONTHS.contains(&t[8])
-            && digitish(t[9])
-            && digitish(t[10])
-            && t[11].is_ascii_uppercase()
-            && t[12..15].iter().all(|&c| digitish(c))
-            && t[15].is_ascii_uppercase();
-        if shape && checksum::codice_fiscale(t) {
-            f(r);
-        }
-    });
+    let digitish = |c: u8| c.is_ascii_digit() || ((b'L'..=b'V').contains(&c) && c != b'O');
+    t.len() == 16
+        && t[..6].iter().all(u8::is_ascii_uppercase)
+        && digitish(t[6])
+        && digitish(t[7])
+        && MONTHS.contains(&t[8])
+        && digitish(t[9])
+        && digitish(t[10])
+        && t[11].is_ascii_uppercase()
+        && t[12..15].iter().all(|&c| digitish(c))
+        && t[15].is_ascii_uppercase()
 }
 
 // -------------------------------------------------------- Korea RRN
@@ -242,31 +272,29 @@ const BASE58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwx
 /// and SegWit Bech32/Bech32m addresses (`bc1…`, BIP 173 and BIP 350)
 /// that decode (the `bech32` crate checks the checksum and the witness
 /// program).
-pub(crate) fn bitcoin(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
-    let mut i = 0;
-    while i < b.len() {
-        if !is_alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        let s = i;
-        while i < b.len() && is_alnum(b[i]) {
-            i += 1;
-        }
-        let t = &b[s..i];
-        if !open_left(b, s) || (s > 0 && matches!(b[s - 1], b'_' | b'-' | b'/')) {
-            continue;
-        }
-        let hit = if matches!(t.first(), Some(b'1' | b'3')) && (26..=35).contains(&t.len()) {
-            base58check(t)
-        } else if t.len() >= 14 && t.len() <= 90 && t[..3].eq_ignore_ascii_case(b"bc1") {
-            std::str::from_utf8(t).is_ok_and(|s| bech32::segwit::decode(s).is_ok())
-        } else {
-            false
-        };
-        if hit {
-            f(s..i);
-        }
+#[cfg(test)]
+fn bitcoin(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
+    shapes(
+        b,
+        Want {
+            wallets: true,
+            ..Want::default()
+        },
+        &mut |r, _| f(r),
+    );
+}
+
+/// Whether the word `t`, at `s` in `b`, is a Bitcoin address.
+fn wallet(b: &[u8], s: usize, t: &[u8]) -> bool {
+    if !open_left(b, s) || (s > 0 && matches!(b[s - 1], b'_' | b'-' | b'/')) {
+        return false;
+    }
+    if matches!(t[0], b'1' | b'3') && (26..=35).contains(&t.len()) {
+        base58check(t)
+    } else if t.len() <= 90 && t[..3].eq_ignore_ascii_case(b"bc1") {
+        std::str::from_utf8(t).is_ok_and(|s| bech32::segwit::decode(s).is_ok())
+    } else {
+        false
     }
 }
 
@@ -292,7 +320,10 @@ fn base58check(t: &[u8]) -> bool {
 /// a valid EIP-55 checksum (the case of each letter is a bit of the
 /// Keccak-256 of the lower-case address).
 pub(crate) fn ethereum(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
-    for p in memchr::memmem::find_iter(b, b"0x") {
+    for p in memchr::memchr_iter(b'0', b) {
+        if b.get(p + 1) != Some(&b'x') {
+            continue;
+        }
         let end = p + 42;
         let Some(t) = b.get(p + 2..end) else { break };
         if !open_left(b, p) || !open_right(b, end) || !t.iter().all(u8::is_ascii_hexdigit) {
@@ -382,13 +413,19 @@ pub(crate) fn after_context(
         if !open_left(b, s) {
             continue;
         }
-        let word = &b[s..e];
-        let Some(&(_, family)) = CONTEXT
-            .iter()
-            .find(|(w, _)| w.as_bytes().eq_ignore_ascii_case(word))
-        else {
+        // The trigger is the word's first bytes (`TRIGGER_MAX`): the
+        // whole word must be there.
+        let trigger = &b[s..e];
+        let Some(&(w, family)) = CONTEXT.iter().find(|(w, _)| {
+            let w = w.as_bytes();
+            w[..w.len().min(crate::vendors::TRIGGER_MAX)].eq_ignore_ascii_case(trigger)
+                && b.get(s..s + w.len())
+                    .is_some_and(|t| t.eq_ignore_ascii_case(w))
+        }) else {
             continue;
         };
+        let e = s + w.len();
+        let word = &b[s..e];
         let end = (e + WINDOW).min(b.len());
         let mut i = e;
         // Whole words only: "nhs" in "nhsx" is not the word.
@@ -554,31 +591,37 @@ mod tests {
     #[test]
     fn ninos_from_the_manual() {
         // HMRC's own example format (NIM39110): QQ 12 34 56 C.
-        assert_eq!(all(ninos, "NI AB 12 34 56 C ok"), ["AB 12 34 56 C"]);
-        assert_eq!(all(ninos, "ni=AB123456C"), ["AB123456C"]);
+        assert_eq!(
+            all(letter_digit_ids, "NI AB 12 34 56 C ok"),
+            ["AB 12 34 56 C"]
+        );
+        assert_eq!(all(letter_digit_ids, "ni=AB123456C"), ["AB123456C"]);
         // Prefixes never allocated, a bad suffix, glued.
-        assert!(all(ninos, "GB123456C BG123456A AB123456E XAB123456C").is_empty());
-        assert!(all(ninos, "DA123456A AO123456A").is_empty());
+        assert!(all(letter_digit_ids, "GB123456C BG123456A AB123456E XAB123456C").is_empty());
+        assert!(all(letter_digit_ids, "DA123456A AO123456A").is_empty());
     }
 
     #[test]
     fn pans_by_shape() {
-        assert_eq!(all(pans, "pan ABCPD1234E filed"), ["ABCPD1234E"]);
+        assert_eq!(
+            all(letter_digit_ids, "pan ABCPD1234E filed"),
+            ["ABCPD1234E"]
+        );
         // The fourth letter must be a holder type.
-        assert!(all(pans, "ABCXD1234E ORDER12345").is_empty());
+        assert!(all(letter_digit_ids, "ABCXD1234E ORDER12345").is_empty());
     }
 
     #[test]
     fn nric_and_codice_fiscale() {
         // ICA's check-letter table: S1234567D is the usual worked example.
-        assert_eq!(all(nrics, "id S1234567D ok"), ["S1234567D"]);
-        assert!(all(nrics, "id S1234567A ok").is_empty());
+        assert_eq!(all(letter_digit_ids, "id S1234567D ok"), ["S1234567D"]);
+        assert!(all(letter_digit_ids, "id S1234567A ok").is_empty());
         // The Agenzia delle Entrate's example: RSSMRA85T10A562S.
         assert_eq!(
-            all(codici_fiscali, "cf RSSMRA85T10A562S"),
+            all(letter_digit_ids, "cf RSSMRA85T10A562S"),
             ["RSSMRA85T10A562S"]
         );
-        assert!(all(codici_fiscali, "cf RSSMRA85T10A562T").is_empty());
+        assert!(all(letter_digit_ids, "cf RSSMRA85T10A562T").is_empty());
     }
 
     #[test]

@@ -1368,12 +1368,19 @@ pub fn formats() -> impl Iterator<Item = (&'static str, &'static str, &'static s
         .map(|f| (f.id, f.detector.name(), f.prefix, f.source))
 }
 
+/// The longest trigger: longer prefixes are triggered by their first
+/// [`TRIGGER_MAX`] bytes, and the whole prefix is checked where one is
+/// found. Fewer automaton states: the per-byte table stays small.
+pub(crate) const TRIGGER_MAX: usize = 8;
+
 /// The triggers the automaton needs for the formats: the lower-cased
-/// prefixes of all but the hex-gated ones.
+/// prefixes (their first [`TRIGGER_MAX`] bytes) of all but the hex-gated
+/// ones.
 pub(crate) fn triggers() -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for f in FORMATS.iter().filter(|f| !f.hex_gated) {
-        let t = f.prefix.to_ascii_lowercase();
+        let p = f.prefix.to_ascii_lowercase();
+        let t = p[..p.len().min(TRIGGER_MAX)].to_string();
         if !out.contains(&t) {
             out.push(t);
         }
@@ -1381,15 +1388,29 @@ pub(crate) fn triggers() -> Vec<String> {
     out
 }
 
-/// The hex-gated formats in `b` (the caller checks the digits first).
+/// The hex-gated formats in `b`. Each has a run of 32 hex digits: the
+/// caller looks only in strings with one ([`longest_hex_run`]).
 pub(crate) fn find_hex_gated(b: &[u8], f: &mut dyn FnMut(Range<usize>, Detector)) {
     for fmt in FORMATS.iter().filter(|f| f.hex_gated) {
-        for p in memchr::memmem::find_iter(b, fmt.prefix.as_bytes()) {
-            if let Some(r) = token_at(b, p, fmt) {
+        let pre = fmt.prefix.as_bytes();
+        for p in memchr::memchr_iter(pre[0], b) {
+            if b[p..].starts_with(pre)
+                && let Some(r) = token_at(b, p, fmt)
+            {
                 f(r, fmt.detector);
             }
         }
     }
+}
+
+/// The length of the longest run of hex digits in `b`.
+pub(crate) fn longest_hex_run(b: &[u8]) -> usize {
+    let (mut best, mut run) = (0, 0);
+    for &c in b {
+        run = if c.is_ascii_hexdigit() { run + 1 } else { 0 };
+        best = best.max(run);
+    }
+    best
 }
 
 /// The formats found at trigger starts `at` in `b`.
