@@ -734,12 +734,12 @@ fn scan_flags(
     }
     // Shapes found word by word, in one walk: MAC addresses (five colons,
     // or dashes or dots and digits), Bitcoin addresses (26 characters at
-    // least, with digits), and national identifiers of letters and digits
+    // least: a digit and capitals (Base58Check), or digits (Bech32)), and national identifiers of letters and digits
     // (NINO 3 capitals and 6 digits, PAN 6 and 4, NRIC 2 and 7, codice
     // fiscale 9 capitals).
     let want = crate::ids::Want {
         mac: c.colons >= 5 || (b.len() >= 14 && c.digits >= 2),
-        wallets: b.len() >= 26 && c.digits >= 3,
+        wallets: b.len() >= 26 && c.digits >= 1 && (c.upper >= 3 || c.digits >= 3),
         ids: c.upper >= 2 && c.digits >= 4 && (c.upper >= 3 || c.digits >= 7),
     };
     if want.mac || want.wallets || want.ids {
@@ -1075,6 +1075,11 @@ fn keyword_secrets(b: &[u8], at: &[(usize, usize)], f: &mut dyn FnMut(Range<usiz
             i += 1;
         }
         if i >= b.len() || !matches!(b[i], b':' | b'=') {
+            // No assignment: a credential-looking word close after the
+            // keyword ("the api token is 8f7a…") is taken for one.
+            if let Some(r) = high_entropy_after(b, i) {
+                f(r, aws);
+            }
             continue;
         }
         i += 1;
@@ -1111,6 +1116,82 @@ fn keyword_secrets(b: &[u8], at: &[(usize, usize)], f: &mut dyn FnMut(Range<usiz
             f(v..i, aws);
         }
     }
+}
+
+/// How far after a keyword a credential without `:` or `=` may start.
+const ENTROPY_WINDOW: usize = 24;
+
+/// Bits per byte below which a word is not taken for a credential: random
+/// base64 or alphanumerics of 16+ bytes score 3.6-4.5, words and most
+/// identifiers less (gitleaks' generic rule uses 3.5 too).
+const MIN_ENTROPY: f64 = 3.5;
+
+/// The first word within [`ENTROPY_WINDOW`] bytes of `from` that looks
+/// like a credential: 16-256 bytes of letters, digits and `+/=_-`, both
+/// letters and digits, Shannon entropy of at least [`MIN_ENTROPY`] bits
+/// per byte, and not a shape of identifier (a UUID, a timestamp, a hex
+/// digest, a prefixed id, a dotted name, a path). Hex secrets are left to
+/// `key=value` and the vendor formats: here they cannot be told from
+/// digests.
+fn high_entropy_after(b: &[u8], from: usize) -> Option<Range<usize>> {
+    let cred =
+        |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'_' | b'-' | b'.');
+    let end = (from + ENTROPY_WINDOW).min(b.len());
+    let mut i = from;
+    while i < end {
+        if !cred(b[i]) {
+            i += 1;
+            continue;
+        }
+        let s = i;
+        while i < b.len() && cred(b[i]) {
+            i += 1;
+        }
+        // A sentence's full stop is not part of the word.
+        let e = if b[i - 1] == b'.' { i - 1 } else { i };
+        let w = &b[s..e];
+        // Shapes that are identifiers, not secrets: hex digests (commit
+        // ids, SHA-256 sums), `req_…`-style ids (a short lower-case prefix
+        // and `_`), paths and dashed names (pod names, trace parents: a `/`
+        // or `-` and no capital), dotted names.
+        let hex = w.iter().all(u8::is_ascii_hexdigit);
+        let prefixed = w
+            .iter()
+            .position(|&c| c == b'_')
+            .is_some_and(|p| (2..=6).contains(&p) && w[..p].iter().all(u8::is_ascii_lowercase));
+        let path =
+            (w.contains(&b'/') || w.contains(&b'-')) && !w.iter().any(u8::is_ascii_uppercase);
+        if (16..=256).contains(&w.len())
+            && w.iter().any(u8::is_ascii_digit)
+            && w.iter().any(u8::is_ascii_alphabetic)
+            && !hex
+            && !prefixed
+            && !path
+            && !w.contains(&b'.')
+            && !inert(w)
+            && shannon(w) >= MIN_ENTROPY
+        {
+            return Some(s..e);
+        }
+    }
+    None
+}
+
+/// Shannon entropy of `w`'s bytes, in bits per byte.
+fn shannon(w: &[u8]) -> f64 {
+    let mut counts = [0u32; 256];
+    for &c in w {
+        counts[usize::from(c)] += 1;
+    }
+    let n = w.len() as f64;
+    counts
+        .iter()
+        .filter(|&&k| k > 0)
+        .map(|&k| {
+            let p = f64::from(k) / n;
+            -p * p.log2()
+        })
+        .sum()
 }
 
 // ------------------------------------------------------- digit runs

@@ -55,15 +55,17 @@ fn mac_at(b: &[u8], i: usize) -> Option<usize> {
         let sep = b[i + 2];
         let ok = (0..6).all(|k| hex(i + 3 * k) && hex(i + 3 * k + 1))
             && (0..5).all(|k| b.get(i + 3 * k + 2) == Some(&sep));
-        let after = b.get(i + 17);
-        (ok && !(after == Some(&sep) || after.is_some_and(|&c| is_alnum(c)))).then_some(i + 17)?
+        // Not followed by more of the same (a seventh group) or a word.
+        let more = b.get(i + 17) == Some(&sep) && b.get(i + 18).is_some_and(u8::is_ascii_hexdigit);
+        (ok && !more && open_right(b, i + 17)).then_some(i + 17)?
     } else {
         let ok = (0..3).all(|k| (0..4).all(|d| hex(i + 5 * k + d)))
             && b.get(i + 4) == Some(&b'.')
             && b.get(i + 9) == Some(&b'.')
             && (0..3).any(|k| (0..4).any(|d| b[i + 5 * k + d].is_ascii_digit()));
-        let after = b.get(i + 14);
-        (ok && !(after == Some(&b'.') || after.is_some_and(|&c| is_alnum(c)))).then_some(i + 14)?
+        // A sentence's full stop may follow; a fourth group may not.
+        let more = b.get(i + 14) == Some(&b'.') && b.get(i + 15).is_some_and(|&c| is_alnum(c));
+        (ok && !more && open_right(b, i + 14)).then_some(i + 14)?
     };
     let mut zero = true;
     let mut bcast = true;
@@ -203,19 +205,22 @@ pub(crate) fn shapes(b: &[u8], want: Want, f: &mut dyn FnMut(Range<usize>, Detec
         }
         let t = &b[s..i];
         let len = t.len();
-        if want.mac && (len == 2 || len == 4) && matches!(b.get(i), Some(b':' | b'-' | b'.')) {
-            if let Some(end) = mac_at(b, s) {
-                f(s..end, Detector::MacAddress);
-                skip_to = end;
-                continue;
-            }
+        if want.mac
+            && (len == 2 || len == 4)
+            && matches!(b.get(i), Some(b':' | b'-' | b'.'))
+            && let Some(end) = mac_at(b, s)
+        {
+            f(s..end, Detector::MacAddress);
+            skip_to = end;
+            continue;
         }
-        if want.ids && matches!(len, 2 | 9 | 10 | 16) {
-            if let Some(end) = letter_digit_id(b, s, i) {
-                f(s..end, Detector::NationalId);
-                skip_to = end;
-                continue;
-            }
+        if want.ids
+            && matches!(len, 2 | 9 | 10 | 16)
+            && let Some(end) = letter_digit_id(b, s, i)
+        {
+            f(s..end, Detector::NationalId);
+            skip_to = end;
+            continue;
         }
         if want.wallets && len >= 14 && wallet(b, s, t) {
             f(s..i, Detector::CryptoWallet);
