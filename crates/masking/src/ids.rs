@@ -568,7 +568,9 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn all(f: fn(&[u8], &mut dyn FnMut(Range<usize>)), s: &str) -> Vec<String> {
+    type Finder = fn(&[u8], &mut dyn FnMut(Range<usize>));
+
+    fn all(f: Finder, s: &str) -> Vec<String> {
         let mut v = Vec::new();
         f(s.as_bytes(), &mut |r| v.push(s[r].to_string()));
         v
