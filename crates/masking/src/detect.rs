@@ -233,8 +233,11 @@ pub(crate) struct Engine {
     /// The trigger DFA's transitions, flattened for the per-string pass.
     steps: Steps,
     dfa: regex_automata::dfa::dense::DFA<Vec<u32>>,
-    /// The same patterns in a regex engine that never gives up.
-    fallback: regex_automata::meta::Regex,
+    /// The same patterns in a regex engine that never gives up, built the
+    /// first time it is needed (never, in practice: see above).
+    fallback: std::sync::OnceLock<Option<regex_automata::meta::Regex>>,
+    /// The patterns, for the fallback.
+    patterns: Vec<String>,
     /// Per pattern: its trigger and the length of every match.
     defs: Vec<(Trigger, usize)>,
 }
@@ -382,15 +385,6 @@ impl Engine {
             .case_insensitive(true)
             .unicode(false)
             .utf8(false);
-        let fallback = regex_automata::meta::Builder::new()
-            .configure(
-                regex_automata::meta::Config::new()
-                    .match_kind(regex_automata::MatchKind::LeftmostFirst)
-                    .utf8_empty(false),
-            )
-            .syntax(syntax)
-            .build_many(&patterns)
-            .map_err(Box::new)?;
         let build = |syntax: syntax::Config, minimize: bool| {
             dense::Builder::new()
                 .configure(
@@ -403,11 +397,13 @@ impl Engine {
                 .build_many(&patterns)
                 .map_err(Box::new)
         };
-        // Positions: case-insensitive.
-        let dfa = build(syntax, false)?;
-        // The per-string pass: the same (lower-case) patterns, matched
-        // case-sensitively over bytes the table folds to lower case.
-        let flat = build(syntax.case_insensitive(false), true)?;
+        // One DFA, from the lower-case patterns, matched case-sensitively:
+        // the per-string pass folds each byte to lower case in its class
+        // table, and the search for positions runs over a lower-cased
+        // copy of the (rare) strings with a trigger. Not minimized: it
+        // fits the table as built, and minimizing cost ~50 ms at start.
+        let dfa = build(syntax.case_insensitive(false), false)?;
+        let flat = &dfa;
         // The unanchored start state (the triggers have no look-around, so
         // it is one state whatever precedes the text).
         let start = flat
@@ -415,13 +411,49 @@ impl Engine {
                 &regex_automata::util::start::Config::new().anchored(regex_automata::Anchored::No),
             )
             .map_err(|e| EngineError::Start(e.to_string()))?;
-        let steps = Steps::new(&flat, start)?;
+        let steps = Steps::new(flat, start)?;
         Ok(Engine {
             steps,
             dfa,
-            fallback,
+            fallback: std::sync::OnceLock::new(),
+            patterns,
             defs,
         })
+    }
+}
+
+impl Engine {
+    /// The fallback engine (case-insensitive, leftmost-first, the same
+    /// patterns), built on first use.
+    fn fallback(&self) -> Option<&regex_automata::meta::Regex> {
+        self.fallback
+            .get_or_init(|| {
+                regex_automata::meta::Builder::new()
+                    .configure(
+                        regex_automata::meta::Config::new()
+                            .match_kind(regex_automata::MatchKind::LeftmostFirst)
+                            .utf8_empty(false),
+                    )
+                    .syntax(
+                        regex_automata::util::syntax::Config::new()
+                            .case_insensitive(true)
+                            .unicode(false)
+                            .utf8(false),
+                    )
+                    .build_many(&self.patterns)
+                    .ok()
+            })
+            .as_ref()
+    }
+
+    /// The engine every masker shares: the triggers are fixed, so it is
+    /// built once per process.
+    pub(crate) fn shared() -> Result<std::sync::Arc<Engine>, String> {
+        static SHARED: std::sync::OnceLock<Result<std::sync::Arc<Engine>, String>> =
+            std::sync::OnceLock::new();
+        SHARED
+            .get_or_init(|| Engine::new().map(std::sync::Arc::new).map_err(|e| e.to_string()))
+            .clone()
     }
 }
 
@@ -496,6 +528,15 @@ pub(crate) fn find_triggers(engine: &Engine, text: &[u8], out: &mut Vec<Hit>) ->
     }
     let first = out.len();
     let mut at = 0;
+    // The DFA knows lower case only (the per-byte pass folds case in its
+    // table): search a lower-cased copy.
+    let lower;
+    let text: &[u8] = if text.iter().any(u8::is_ascii_uppercase) {
+        lower = text.to_ascii_lowercase();
+        &lower
+    } else {
+        text
+    };
     while at < text.len() {
         let input = regex_automata::Input::new(text).range(at..);
         match engine.dfa.try_search_fwd(&input) {
@@ -526,7 +567,10 @@ pub(crate) fn find_triggers(engine: &Engine, text: &[u8], out: &mut Vec<Hit>) ->
     // The DFA gave up (it cannot with these patterns): redo it all with
     // the fallback engine rather than miss a trigger.
     out.truncate(first);
-    for m in engine.fallback.find_iter(text) {
+    let Some(fallback) = engine.fallback() else {
+        return census;
+    };
+    for m in fallback.find_iter(text) {
         out.push(Hit {
             start: m.start(),
             end: m.end(),
@@ -653,6 +697,7 @@ struct Found<'a> {
     context: &'a [(usize, usize)],
 }
 
+#[inline(never)]
 fn scan_flags(
     s: &str,
     flags: &[bool; TRIGGER_KINDS],
@@ -1133,6 +1178,7 @@ const MIN_ENTROPY: f64 = 3.5;
 /// digest, a prefixed id, a dotted name, a path). Hex secrets are left to
 /// `key=value` and the vendor formats: here they cannot be told from
 /// digests.
+#[inline(never)]
 fn high_entropy_after(b: &[u8], from: usize) -> Option<Range<usize>> {
     let cred =
         |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'_' | b'-' | b'.');
@@ -1309,6 +1355,7 @@ fn in_chain(c: u8) -> bool {
 /// (paths and dates, `2026/03/13/part-00003`; versions; most ids) are
 /// passed over at a few instructions a byte, and only the others are
 /// walked run by run.
+#[inline(never)]
 fn digit_runs(b: &[u8], out: &mut Vec<Match>) {
     let mut i = 0;
     while i < b.len() {
@@ -1803,7 +1850,8 @@ mod tests {
     /// The fallback engine's hits: an independent search (a lazy DFA or
     /// PikeVM, not the dense DFA and its flattened table).
     fn ac_hits(e: &Engine, s: &[u8]) -> Vec<(usize, usize, usize)> {
-        e.fallback
+        e.fallback()
+            .unwrap()
             .find_iter(s)
             .map(|m| {
                 (

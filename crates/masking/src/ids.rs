@@ -187,6 +187,7 @@ static ALNUM: [bool; 256] = {
 /// identifiers ([`letter_digit_ids`]'s), Bitcoin addresses
 /// ([`bitcoin`]'s) and MAC addresses ([`mac_addresses`]'s), reported with
 /// their detector.
+#[inline(never)]
 pub(crate) fn shapes(b: &[u8], want: Want, f: &mut dyn FnMut(Range<usize>, Detector)) {
     let mut i = 0;
     let mut skip_to = 0;

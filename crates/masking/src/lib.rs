@@ -189,7 +189,7 @@ pub struct Masker {
     /// clean-string cache.
     id: u64,
     policy: Policy,
-    engine: Engine,
+    engine: std::sync::Arc<Engine>,
     fields: fields::FieldRules,
     digest: String,
     /// Current epoch and derived key per detector name.
@@ -246,7 +246,7 @@ impl Masker {
     /// Compiles a masker. `origin` scopes token keys, so equal values get
     /// different tokens in different logs.
     pub fn new(policy: Policy, keys: &TokenKeys, origin: &str) -> Result<Masker, MaskError> {
-        let engine = Engine::new().map_err(|e| MaskError::Engine(e.to_string()))?;
+        let engine = Engine::shared().map_err(MaskError::Engine)?;
         let field_rules =
             fields::FieldRules::new().map_err(|e| MaskError::Engine(e.to_string()))?;
         let token = match keys.current() {
