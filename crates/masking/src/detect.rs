@@ -397,13 +397,13 @@ impl Engine {
                 .build_many(&patterns)
                 .map_err(Box::new)
         };
-        // One DFA, from the lower-case patterns, matched case-sensitively:
-        // the per-string pass folds each byte to lower case in its class
-        // table, and the search for positions runs over a lower-cased
-        // copy of the (rare) strings with a trigger. Not minimized: it
-        // fits the table as built, and minimizing cost ~50 ms at start.
-        let dfa = build(syntax.case_insensitive(false), false)?;
-        let flat = &dfa;
+        // Positions: the patterns matched case-insensitively.
+        let dfa = build(syntax, false)?;
+        // The per-string pass: the same (lower-case) patterns, matched
+        // case-sensitively over bytes the table folds to lower case, the
+        // DFA minimized (fewer rows of the table in the cache). Both are
+        // built once per process (~160 ms): see [`Engine::shared`].
+        let flat = build(syntax.case_insensitive(false), true)?;
         // The unanchored start state (the triggers have no look-around, so
         // it is one state whatever precedes the text).
         let start = flat
@@ -411,7 +411,7 @@ impl Engine {
                 &regex_automata::util::start::Config::new().anchored(regex_automata::Anchored::No),
             )
             .map_err(|e| EngineError::Start(e.to_string()))?;
-        let steps = Steps::new(flat, start)?;
+        let steps = Steps::new(&flat, start)?;
         Ok(Engine {
             steps,
             dfa,
@@ -452,7 +452,11 @@ impl Engine {
         static SHARED: std::sync::OnceLock<Result<std::sync::Arc<Engine>, String>> =
             std::sync::OnceLock::new();
         SHARED
-            .get_or_init(|| Engine::new().map(std::sync::Arc::new).map_err(|e| e.to_string()))
+            .get_or_init(|| {
+                Engine::new()
+                    .map(std::sync::Arc::new)
+                    .map_err(|e| e.to_string())
+            })
             .clone()
     }
 }
@@ -484,7 +488,6 @@ pub(crate) struct Hit {
 /// trigger in order, and returns the string's [`Census`], counted in the
 /// same pass.
 pub(crate) fn find_triggers(engine: &Engine, text: &[u8], out: &mut Vec<Hit>) -> Census {
-    use regex_automata::dfa::Automaton;
     // Most strings hold no trigger: step the DFA over the bytes, and only
     // if it ever reaches a match (or quit) state run the search that
     // reports positions. Saves the search's set-up on every string. The
@@ -527,16 +530,34 @@ pub(crate) fn find_triggers(engine: &Engine, text: &[u8], out: &mut Vec<Hit>) ->
         return census;
     }
     let first = out.len();
-    let mut at = 0;
-    // The DFA knows lower case only (the per-byte pass folds case in its
-    // table): search a lower-cased copy.
-    let lower;
-    let text: &[u8] = if text.iter().any(u8::is_ascii_uppercase) {
-        lower = text.to_ascii_lowercase();
-        &lower
-    } else {
-        text
+    let done = positions(engine, text, out);
+    if done {
+        return census;
+    }
+    // The DFA gave up (it cannot with these patterns): redo it all with
+    // the fallback engine rather than miss a trigger.
+    out.truncate(first);
+    let Some(fallback) = engine.fallback() else {
+        return census;
     };
+    for m in fallback.find_iter(text) {
+        out.push(Hit {
+            start: m.start(),
+            end: m.end(),
+            trigger: engine
+                .defs
+                .get(m.pattern().as_usize())
+                .map_or(Trigger::Vendor, |d| d.0),
+        });
+    }
+    census
+}
+
+/// Appends the triggers in `text` to `out`, in order; false
+/// if the DFA gave up before the end (it cannot with these patterns).
+fn positions(engine: &Engine, text: &[u8], out: &mut Vec<Hit>) -> bool {
+    use regex_automata::dfa::Automaton;
+    let mut at = 0;
     while at < text.len() {
         let input = regex_automata::Input::new(text).range(at..);
         match engine.dfa.try_search_fwd(&input) {
@@ -557,30 +578,11 @@ pub(crate) fn find_triggers(engine: &Engine, text: &[u8], out: &mut Vec<Hit>) ->
                 });
                 at = end.max(at + 1);
             }
-            Ok(None) => return census,
+            Ok(None) => return true,
             Err(_) => break,
         }
     }
-    if at >= text.len() {
-        return census;
-    }
-    // The DFA gave up (it cannot with these patterns): redo it all with
-    // the fallback engine rather than miss a trigger.
-    out.truncate(first);
-    let Some(fallback) = engine.fallback() else {
-        return census;
-    };
-    for m in fallback.find_iter(text) {
-        out.push(Hit {
-            start: m.start(),
-            end: m.end(),
-            trigger: engine
-                .defs
-                .get(m.pattern().as_usize())
-                .map_or(Trigger::Vendor, |d| d.0),
-        });
-    }
-    census
+    at >= text.len()
 }
 
 /// Runs every built-in detector over `s`, appending matches (unsorted,
@@ -697,7 +699,6 @@ struct Found<'a> {
     context: &'a [(usize, usize)],
 }
 
-#[inline(never)]
 fn scan_flags(
     s: &str,
     flags: &[bool; TRIGGER_KINDS],
@@ -1178,7 +1179,6 @@ const MIN_ENTROPY: f64 = 3.5;
 /// digest, a prefixed id, a dotted name, a path). Hex secrets are left to
 /// `key=value` and the vendor formats: here they cannot be told from
 /// digests.
-#[inline(never)]
 fn high_entropy_after(b: &[u8], from: usize) -> Option<Range<usize>> {
     let cred =
         |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'_' | b'-' | b'.');
@@ -1355,7 +1355,6 @@ fn in_chain(c: u8) -> bool {
 /// (paths and dates, `2026/03/13/part-00003`; versions; most ids) are
 /// passed over at a few instructions a byte, and only the others are
 /// walked run by run.
-#[inline(never)]
 fn digit_runs(b: &[u8], out: &mut Vec<Match>) {
     let mut i = 0;
     while i < b.len() {

@@ -187,7 +187,6 @@ static ALNUM: [bool; 256] = {
 /// identifiers ([`letter_digit_ids`]'s), Bitcoin addresses
 /// ([`bitcoin`]'s) and MAC addresses ([`mac_addresses`]'s), reported with
 /// their detector.
-#[inline(never)]
 pub(crate) fn shapes(b: &[u8], want: Want, f: &mut dyn FnMut(Range<usize>, Detector)) {
     let mut i = 0;
     let mut skip_to = 0;
@@ -371,6 +370,7 @@ pub(crate) enum Family {
     DeTax,
     FrNir,
     EsDni,
+    Aba,
     Swift,
 }
 
@@ -399,6 +399,7 @@ pub(crate) const CONTEXT: &[(&str, Family)] = &[
     ("securite sociale", Family::FrNir),
     ("nir", Family::FrNir),
     ("dni", Family::EsDni),
+    ("routing", Family::Aba),
     ("swift", Family::Swift),
     ("bic:", Family::Swift),
     ("bic=", Family::Swift),
@@ -542,6 +543,7 @@ fn candidate(b: &[u8], i: usize, family: Family) -> Option<Range<usize>> {
                 Family::Medicare => checksum::au_medicare(d),
                 Family::DeTax => checksum::de_tax_id(d),
                 Family::FrNir => checksum::fr_nir(d),
+                Family::Aba => checksum::aba_routing(d),
                 Family::EsDni | Family::Passport | Family::Swift => false,
             };
             ok.then_some(i..last)
@@ -718,5 +720,12 @@ mod tests {
         assert_eq!(run("PESEL 44051401359", "pesel"), ["44051401359"]);
         assert_eq!(run("DNI 12345678Z", "dni"), ["12345678Z"]);
         assert_eq!(run("cpf 111.444.777-35", "cpf"), ["111.444.777-35"]);
+        // The Federal Reserve's routing number check (weights 3, 7, 1):
+        // 011000015 is the Federal Reserve Bank of Boston's.
+        assert_eq!(
+            run("ABA routing number 011000015 on file", "routing"),
+            ["011000015"]
+        );
+        assert!(run("routing key 011000016", "routing").is_empty());
     }
 }

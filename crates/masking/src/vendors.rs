@@ -1404,7 +1404,6 @@ pub(crate) fn find_hex_gated(b: &[u8], f: &mut dyn FnMut(Range<usize>, Detector)
 }
 
 /// The length of the longest run of hex digits in `b`.
-#[inline(never)]
 pub(crate) fn longest_hex_run(b: &[u8]) -> usize {
     let (mut best, mut run) = (0, 0);
     for &c in b {
@@ -1415,7 +1414,6 @@ pub(crate) fn longest_hex_run(b: &[u8]) -> usize {
 }
 
 /// The formats found at trigger starts `at` in `b`.
-#[inline(never)]
 pub(crate) fn find(b: &[u8], at: &[usize], f: &mut dyn FnMut(Range<usize>, Detector)) {
     for &p in at {
         let Some(&first) = b.get(p) else { continue };
