@@ -1466,6 +1466,13 @@ fn runs_in(b: &[u8], from: usize, to: usize, out: &mut Vec<Match>) {
         // No card number starts with 0 (ISO/IEC 7812: major industry
         // identifier 0 is not issued to cards); phone numbers dialled with
         // 00 do.
+        // ddd-dd-dddd or ddd dd dddd: an SSN, or an ITIN.
+        let ssn_shaped = n == 9
+            && groups.len() == 3
+            && groups[0].0 == 3
+            && groups[1].0 == 2
+            && groups[2].0 == 4
+            && (uniform(b'-') || uniform(b' '));
         if n == 13
             && groups.len() == 2
             && groups[0].0 == 6
@@ -1476,23 +1483,10 @@ fn runs_in(b: &[u8], from: usize, to: usize, out: &mut Vec<Match>) {
             push(out, Detector::NationalId);
         } else if (13..=19).contains(&n) && card_seps && digits[0] != b'0' && luhn(digits) {
             push(out, Detector::CreditCard);
-        } else if n == 9
-            && groups.len() == 3
-            && groups[0].0 == 3
-            && groups[1].0 == 2
-            && groups[2].0 == 4
-            && (uniform(b'-') || uniform(b' '))
-            && valid_ssn(digits)
-        {
+        } else if ssn_shaped && valid_ssn(digits) {
             push(out, Detector::Ssn);
-        } else if n == 9
-            && groups.len() == 3
-            && groups[0].0 == 3
-            && groups[1].0 == 2
-            && groups[2].0 == 4
-            && (uniform(b'-') || uniform(b' '))
-            && crate::ids::itin(digits)
-        {
+        } else if ssn_shaped && crate::ids::itin(digits) {
+            // The same shape, area 9XX: a US ITIN.
             push(out, Detector::TaxId);
         } else if is_phone(text, digits, groups) {
             push(out, Detector::Phone);
