@@ -245,8 +245,6 @@ pub(crate) struct Engine {
 /// Why the trigger engine could not be built.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum EngineError {
-    #[error("fallback regex: {0}")]
-    Fallback(#[from] Box<regex_automata::meta::BuildError>),
     #[error("dfa: {0}")]
     Dfa(#[from] Box<regex_automata::dfa::dense::BuildError>),
     #[error("dfa start state: {0}")]

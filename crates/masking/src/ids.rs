@@ -34,18 +34,6 @@ fn open_right(b: &[u8], j: usize) -> bool {
 /// 802-2014, 8.1, "hexadecimal representation"), or Cisco's three groups
 /// of four joined by `.`. All zeros and the broadcast address identify no
 /// device and are left alone.
-#[cfg(test)]
-fn mac_addresses(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
-    shapes(
-        b,
-        Want {
-            mac: true,
-            ..Want::default()
-        },
-        &mut |r, _| f(r),
-    );
-}
-
 fn mac_at(b: &[u8], i: usize) -> Option<usize> {
     let hex = |k: usize| b.get(k).is_some_and(u8::is_ascii_hexdigit);
     if i > 0 && (is_alnum(b[i - 1]) || matches!(b[i - 1], b':' | b'-' | b'.')) {
@@ -133,28 +121,15 @@ pub(crate) fn is_pan(t: &[u8]) -> bool {
 
 /// UK NINOs, India PANs, Singapore NRICs and Italian codici fiscali, in
 /// one walk over the string's words.
-#[cfg(test)]
-fn letter_digit_ids(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
-    shapes(
-        b,
-        Want {
-            ids: true,
-            ..Want::default()
-        },
-        &mut |r, _| f(r),
-    );
-}
-
 /// The identifier that starts with the word `b[s..e]`, and its end.
 fn letter_digit_id(b: &[u8], s: usize, e: usize) -> Option<usize> {
     let t = &b[s..e];
     let glued = (s > 0 && matches!(b[s - 1], b'_' | b'-' | b'/')) || b.get(e) == Some(&b'_');
     match t.len() {
-        // A NINO, spaced ("AB 12 34 56 C") or not.
-        2 | 9 if t[0].is_ascii_uppercase() && t[1].is_ascii_uppercase() => {
+        // A NINO, spaced ("AB 12 34 56 C") or not; else an NRIC.
+        2 | 9 => {
             nino_at(b, s).or_else(|| (t.len() == 9 && !glued && checksum::sg_nric(t)).then_some(e))
         }
-        9 if !glued && checksum::sg_nric(t) => Some(e),
         10 if !glued && is_pan(t) => Some(e),
         16 if !glued && codice_fiscale_shape(t) && checksum::codice_fiscale(t) => Some(e),
         _ => None,
@@ -277,18 +252,6 @@ const BASE58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwx
 /// and SegWit Bech32/Bech32m addresses (`bc1…`, BIP 173 and BIP 350)
 /// that decode (the `bech32` crate checks the checksum and the witness
 /// program).
-#[cfg(test)]
-fn bitcoin(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
-    shapes(
-        b,
-        Want {
-            wallets: true,
-            ..Want::default()
-        },
-        &mut |r, _| f(r),
-    );
-}
-
 /// Whether the word `t`, at `s` in `b`, is a Bitcoin address.
 fn wallet(b: &[u8], s: usize, t: &[u8]) -> bool {
     if !open_left(b, s) || (s > 0 && matches!(b[s - 1], b'_' | b'-' | b'/')) {
@@ -571,67 +534,70 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    type Finder = fn(&[u8], &mut dyn FnMut(Range<usize>));
+    const MAC: Want = Want {
+        mac: true,
+        wallets: false,
+        ids: false,
+    };
+    const WALLETS: Want = Want {
+        mac: false,
+        wallets: true,
+        ids: false,
+    };
+    const IDS: Want = Want {
+        mac: false,
+        wallets: false,
+        ids: true,
+    };
 
-    fn all(f: Finder, s: &str) -> Vec<String> {
+    /// What [`shapes`] finds in `s`, looking for `want` only.
+    fn all(want: Want, s: &str) -> Vec<String> {
         let mut v = Vec::new();
-        f(s.as_bytes(), &mut |r| v.push(s[r].to_string()));
+        shapes(s.as_bytes(), want, &mut |r, _| v.push(s[r].to_string()));
+        v
+    }
+
+    fn eth(s: &str) -> Vec<String> {
+        let mut v = Vec::new();
+        ethereum(s.as_bytes(), &mut |r| v.push(s[r].to_string()));
         v
     }
 
     #[test]
     fn macs() {
-        assert_eq!(
-            all(mac_addresses, "dev 00:1a:2b:3c:4d:5e up"),
-            ["00:1a:2b:3c:4d:5e"]
-        );
-        assert_eq!(
-            all(mac_addresses, "hw=3C-52-82-0A-1B-2C;"),
-            ["3C-52-82-0A-1B-2C"]
-        );
-        assert_eq!(
-            all(mac_addresses, "cisco 0019.e8a1.2b3c"),
-            ["0019.e8a1.2b3c"]
-        );
+        assert_eq!(all(MAC, "dev 00:1a:2b:3c:4d:5e up"), ["00:1a:2b:3c:4d:5e"]);
+        assert_eq!(all(MAC, "hw=3C-52-82-0A-1B-2C;"), ["3C-52-82-0A-1B-2C"]);
+        assert_eq!(all(MAC, "cisco 0019.e8a1.2b3c"), ["0019.e8a1.2b3c"]);
         // Not a MAC: all zeros, broadcast, too long, times, IPv6.
-        assert!(all(mac_addresses, "00:00:00:00:00:00 ff:ff:ff:ff:ff:ff").is_empty());
-        assert!(all(mac_addresses, "00:1a:2b:3c:4d:5e:6f 12:30:45 fe80::1:2:3:4").is_empty());
+        assert!(all(MAC, "00:00:00:00:00:00 ff:ff:ff:ff:ff:ff").is_empty());
+        assert!(all(MAC, "00:1a:2b:3c:4d:5e:6f 12:30:45 fe80::1:2:3:4").is_empty());
     }
 
     #[test]
     fn ninos_from_the_manual() {
         // HMRC's own example format (NIM39110): QQ 12 34 56 C.
-        assert_eq!(
-            all(letter_digit_ids, "NI AB 12 34 56 C ok"),
-            ["AB 12 34 56 C"]
-        );
-        assert_eq!(all(letter_digit_ids, "ni=AB123456C"), ["AB123456C"]);
+        assert_eq!(all(IDS, "NI AB 12 34 56 C ok"), ["AB 12 34 56 C"]);
+        assert_eq!(all(IDS, "ni=AB123456C"), ["AB123456C"]);
         // Prefixes never allocated, a bad suffix, glued.
-        assert!(all(letter_digit_ids, "GB123456C BG123456A AB123456E XAB123456C").is_empty());
-        assert!(all(letter_digit_ids, "DA123456A AO123456A").is_empty());
+        assert!(all(IDS, "GB123456C BG123456A AB123456E XAB123456C").is_empty());
+        assert!(all(IDS, "DA123456A AO123456A").is_empty());
     }
 
     #[test]
     fn pans_by_shape() {
-        assert_eq!(
-            all(letter_digit_ids, "pan ABCPD1234E filed"),
-            ["ABCPD1234E"]
-        );
+        assert_eq!(all(IDS, "pan ABCPD1234E filed"), ["ABCPD1234E"]);
         // The fourth letter must be a holder type.
-        assert!(all(letter_digit_ids, "ABCXD1234E ORDER12345").is_empty());
+        assert!(all(IDS, "ABCXD1234E ORDER12345").is_empty());
     }
 
     #[test]
     fn nric_and_codice_fiscale() {
         // ICA's check-letter table: S1234567D is the usual worked example.
-        assert_eq!(all(letter_digit_ids, "id S1234567D ok"), ["S1234567D"]);
-        assert!(all(letter_digit_ids, "id S1234567A ok").is_empty());
+        assert_eq!(all(IDS, "id S1234567D ok"), ["S1234567D"]);
+        assert!(all(IDS, "id S1234567A ok").is_empty());
         // The Agenzia delle Entrate's example: RSSMRA85T10A562S.
-        assert_eq!(
-            all(letter_digit_ids, "cf RSSMRA85T10A562S"),
-            ["RSSMRA85T10A562S"]
-        );
-        assert!(all(letter_digit_ids, "cf RSSMRA85T10A562T").is_empty());
+        assert_eq!(all(IDS, "cf RSSMRA85T10A562S"), ["RSSMRA85T10A562S"]);
+        assert!(all(IDS, "cf RSSMRA85T10A562T").is_empty());
     }
 
     #[test]
@@ -648,35 +614,28 @@ mod tests {
     fn wallets() {
         // Bitcoin's genesis-block address, a BIP 173 test vector and a BIP 350 one.
         let v = all(
-            bitcoin,
+            WALLETS,
             "to 1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa and bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4 and bc1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqzk5jj0",
         );
         assert_eq!(v.len(), 3, "{v:?}");
         // One character changed: the checksums fail.
         assert!(
             all(
-                bitcoin,
+                WALLETS,
                 "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNb bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t5"
             )
             .is_empty()
         );
         // EIP-55's own test vectors.
         assert_eq!(
-            all(ethereum, "to 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed."),
+            eth("to 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed."),
             ["0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"]
         );
-        assert_eq!(
-            all(ethereum, "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359").len(),
-            1
-        );
+        assert_eq!(eth("0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359").len(), 1);
         // Mixed case with a wrong checksum; a 64-hex transaction hash.
-        assert!(all(ethereum, "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD").is_empty());
+        assert!(eth("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD").is_empty());
         assert!(
-            all(
-                ethereum,
-                "0x88df016429689c079f3b2f6ad39fa052532c56795b733da78a91ebe6a713944b"
-            )
-            .is_empty()
+            eth("0x88df016429689c079f3b2f6ad39fa052532c56795b733da78a91ebe6a713944b").is_empty()
         );
     }
 

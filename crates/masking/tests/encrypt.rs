@@ -8,8 +8,11 @@
 use std::collections::HashMap;
 
 use cairn_masking::seal::{DataKey, KeyId, Sealed, SubjectKeyError, SubjectKeys, find_sealed};
-use cairn_masking::{ContentType, MaskError, Masker, Policy, TokenKeys};
+use cairn_masking::{ContentType, MaskError, Policy};
 use zeroize::Zeroizing;
+
+mod common;
+use common::masker;
 
 /// Keys in memory: subject -> (id, key); `None` values are erased.
 #[derive(Default)]
@@ -32,15 +35,6 @@ impl SubjectKeys for MemKeys {
             .or_insert_with(|| Some((KeyId::from_bytes(&[n; 16]), [n.wrapping_add(1); 32])));
         Ok(e.as_ref().map(|(k, key)| (k.clone(), Zeroizing::new(*key))))
     }
-}
-
-fn masker(policy: &str) -> Masker {
-    Masker::new(
-        Policy::from_toml("p.toml", policy).unwrap(),
-        &TokenKeys::new(),
-        "example.com/log",
-    )
-    .unwrap()
 }
 
 fn salts() -> impl FnMut() -> [u8; 16] {

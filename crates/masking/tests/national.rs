@@ -6,16 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use cairn_masking::{ContentType, Masker, Policy, TokenKeys};
+mod common;
 
-fn masker(policy: &str) -> Masker {
-    Masker::new(
-        Policy::from_toml("p.toml", policy).unwrap(),
-        &TokenKeys::new(),
-        "example.com/log",
-    )
-    .unwrap()
-}
+use cairn_masking::{ContentType, Masker, Policy};
+use common::masker;
 
 fn mask(m: &Masker, text: &str) -> String {
     let mut n = 0u8;

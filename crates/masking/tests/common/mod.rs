@@ -40,3 +40,15 @@ fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+/// A masker for `policy` (TOML), with no token keys, for the log
+/// `example.com/log`.
+#[allow(clippy::unwrap_used)]
+pub fn masker(policy: &str) -> cairn_masking::Masker {
+    cairn_masking::Masker::new(
+        cairn_masking::Policy::from_toml("p.toml", policy).unwrap(),
+        &cairn_masking::TokenKeys::new(),
+        "example.com/log",
+    )
+    .unwrap()
+}
