@@ -12,7 +12,7 @@ use std::net::Ipv6Addr;
 use std::ops::Range;
 
 /// Version of the built-in detector set; part of every policy digest.
-pub const DETECTOR_SET_VERSION: &str = "cairn-detectors/3";
+pub const DETECTOR_SET_VERSION: &str = "cairn-detectors/4";
 
 /// A built-in detector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -1433,9 +1433,11 @@ fn runs_in(b: &[u8], from: usize, to: usize, out: &mut Vec<Match>) {
         let glued_right = end + 1 < b.len()
             && matches!(b[end], b'-' | b'.' | b'/' | b':')
             && b[end + 1].is_ascii_alphanumeric();
+        // (An RFC 3966 URI's "tel:+44-…" is a number, not glued.)
         let glued_left = start >= 2
             && matches!(b[start - 1], b'-' | b'.' | b'/' | b':')
-            && b[start - 2].is_ascii_alphanumeric();
+            && b[start - 2].is_ascii_alphanumeric()
+            && !(b[start] == b'+' && b[start - 1] == b':');
         if !right_boundary(b, end) || digits.is_empty() || glued_left || glued_right {
             i = end.max(i + 1);
             continue;
@@ -1487,7 +1489,11 @@ fn runs_in(b: &[u8], from: usize, to: usize, out: &mut Vec<Match>) {
             // The same shape, area 9XX: a US ITIN.
             push(out, Detector::TaxId);
         } else if is_phone(text, digits, groups) {
-            push(out, Detector::Phone);
+            let with_ext = start..phone_extension(b, end);
+            out.push(Match {
+                range: with_ext,
+                kind: MatchKindId::Builtin(Detector::Phone),
+            });
         }
         i = end.max(i + 1);
     }
@@ -1541,6 +1547,34 @@ fn international(d: &[u8]) -> bool {
     }
 }
 
+/// Where a phone number ending at `end` ends once its extension is
+/// taken too: " x123", " ext 123", " ext. 123", " extension 123"
+/// (NANP's and libphonenumber's written forms) or RFC 3966's ";ext=123",
+/// with 1–6 digits. `end` itself when none follows.
+fn phone_extension(b: &[u8], end: usize) -> usize {
+    let rest = &b[end..];
+    let rest = rest.strip_prefix(b" ").unwrap_or(rest);
+    let lower = |p: &[u8]| rest.len() >= p.len() && rest[..p.len()].eq_ignore_ascii_case(p);
+    let Some(word) = [&b";ext="[..], b"extension", b"ext.", b"ext", b"x"]
+        .into_iter()
+        .find(|p| lower(p))
+    else {
+        return end;
+    };
+    let after = &rest[word.len()..];
+    let gap = usize::from(word != b";ext=" && after.first() == Some(&b' '));
+    let run = after[gap..]
+        .iter()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    let stop = end + (b.len() - end - rest.len()) + word.len() + gap + run;
+    if (1..=6).contains(&run) && right_boundary(b, stop) {
+        stop
+    } else {
+        end
+    }
+}
+
 fn is_phone(text: &[u8], digits: &[u8], groups: &[(u8, u8)]) -> bool {
     let n = digits.len();
     if text.contains(&b'.') && (text.contains(&b' ') || text.contains(&b'-')) {
@@ -1574,11 +1608,16 @@ fn is_phone(text: &[u8], digits: &[u8], groups: &[(u8, u8)]) -> bool {
     match n {
         // US: (ddd) ddd-dddd, ddd-ddd-dddd, ddd.ddd.dddd, ddd ddd dddd.
         10 if lens(&[3, 3, 4]) && digits[0] != b'0' && digits[0] != b'1' => true,
-        // UK / AU / EU national formats start with a trunk 0.
-        10 | 11
+        // National forms dialled with a trunk 0 (UK, France, Germany,
+        // Australia, Japan…): a 2–5 digit area code that starts with one
+        // 0, then groups of 2–8 digits; 9–12 digits in all (E.164's 15 less
+        // the shortest country codes).
+        9..=12
             if digits[0] == b'0'
+                && digits[1] != b'0'
                 && !text.contains(&b'.')
-                && groups.iter().all(|g| (2..=6).contains(&g.0)) =>
+                && (2..=5).contains(&groups[0].0)
+                && groups.iter().skip(1).all(|g| (2..=8).contains(&g.0)) =>
         {
             true
         }
@@ -1860,6 +1899,54 @@ mod tests {
         v.iter()
             .map(|h| (h.start, h.end, h.trigger as usize))
             .collect()
+    }
+
+    /// The phone numbers `scan_builtin` finds in `s`, as text.
+    fn phones(s: &str) -> Vec<&str> {
+        let (mut hits, mut out) = (Vec::new(), Vec::new());
+        scan_builtin(engine(), s, &mut hits, &mut out);
+        out.sort_by_key(|m| m.range.start);
+        out.iter()
+            .filter(|m| matches!(m.kind, MatchKindId::Builtin(Detector::Phone)))
+            .map(|m| &s[m.range.clone()])
+            .collect()
+    }
+
+    #[test]
+    fn phone_extensions_are_part_of_the_number() {
+        // NANP's written extensions, and RFC 3966 section 5.1's ";ext=".
+        assert_eq!(
+            phones("desk (212) 555-0188 ext. 12, cell +1-415-555-0132;ext=77."),
+            ["(212) 555-0188 ext. 12", "+1-415-555-0132;ext=77"]
+        );
+        assert_eq!(
+            phones("020 7946 0958 x 3 or 020 7946 0959 Extension 1234"),
+            ["020 7946 0958 x 3", "020 7946 0959 Extension 1234"]
+        );
+        // Not an extension: a word that goes on, or more than 6 digits.
+        assert_eq!(
+            phones("call 212-555-0188 xray, 212-555-0189 x1234567"),
+            ["212-555-0188", "212-555-0189"]
+        );
+    }
+
+    #[test]
+    fn tel_uris_and_long_national_groups() {
+        // RFC 3966: "tel:" then a global number.
+        assert_eq!(phones("tel:+44-20-7946-0959;"), ["+44-20-7946-0959"]);
+        // Berlin (030) with a seven- and an eight-digit subscriber number;
+        // Tokyo; a French mobile.
+        assert_eq!(
+            phones("030 4270443, 030 42704431, 03-1234-5678, 06 12 34 56 78"),
+            [
+                "030 4270443",
+                "030 42704431",
+                "03-1234-5678",
+                "06 12 34 56 78"
+            ]
+        );
+        // Still kept: a 00-led reference, and a run glued to a word.
+        assert!(phones("ref 0012 3456 7890 and id:030-4270443").is_empty());
     }
 
     /// Text dense in trigger fragments, in mixed case.

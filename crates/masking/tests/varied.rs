@@ -299,6 +299,19 @@ const CASES: &[Case] = &[
         ],
         &["callback", "US desk"],
     ),
+    // Issue 17: extensions (NANP's "x"/"ext." and RFC 3966's ";ext="),
+    // tel: URIs, and national numbers with a trunk 0 and long groups.
+    t(
+        "desk (212) 555-0188 ext. 12, cell +1-415-555-0132;ext=77, line 020 7946 0958 x 3, tel:+44-20-7946-0959, Berlin 030 4270443, build x86 2.0.1 took 1234 ms",
+        &[
+            ("phone", "(212) 555-0188 ext. 12"),
+            ("phone", "+1-415-555-0132;ext=77"),
+            ("phone", "020 7946 0958 x 3"),
+            ("phone", "+44-20-7946-0959"),
+            ("phone", "030 4270443"),
+        ],
+        &["desk", "cell", "line", "build x86 2.0.1 took 1234 ms"],
+    ),
     j(
         r#"{"invoice":"0012 3456 7890","batch":"0028 1234 5678","lot":"00-00-1234-5678","contact":{"tel":"0033 6 12 34 56 78"}}"#,
         &[("phone", "0033 6 12 34 56 78")],
