@@ -498,7 +498,7 @@ pub(crate) fn find_triggers(engine: &Engine, text: &[u8], out: &mut Vec<Hit>) ->
     };
     let mut s = st.start;
     let mut census = Census::default();
-    let hit = if text.len() > usize::from(u16::MAX) {
+    let hit = if text.len() > LANE_MAX {
         // Long enough for a census lane to wrap: counted apart, in chunks.
         census = Census::of(text);
         text.iter().position(|&b| {
@@ -782,7 +782,7 @@ fn scan_flags(
     // (NINO 3 capitals and 6 digits, PAN 6 and 4, NRIC 2 and 7, codice
     // fiscale 9 capitals).
     let want = crate::ids::Want {
-        mac: c.colons >= 5 || (b.len() >= 14 && c.digits >= 2),
+        mac: c.colons >= 5 || c.dashes >= 5 || (c.dots >= 2 && b.len() >= 14 && c.digits >= 1),
         wallets: b.len() >= 26 && c.digits >= 1 && (c.upper >= 3 || c.digits >= 3),
         ids: c.upper >= 2 && c.digits >= 4 && (c.upper >= 3 || c.digits >= 7),
     };
@@ -811,10 +811,17 @@ pub(crate) struct Census {
     dots: usize,
     colons: usize,
     upper: usize,
+    dashes: usize,
 }
 
-/// Per-byte increments for [`Census`], one 16-bit lane per count: digits,
-/// dots, colons, capitals. One table load and one add per byte.
+/// Bits per lane of [`CENSUS_LANES`]: five 12-bit lanes in a `u64`.
+const LANE_BITS: u32 = 12;
+const LANE_MASK: u64 = (1 << LANE_BITS) - 1;
+/// The most bytes one sum of lanes may cover without a lane wrapping.
+pub(crate) const LANE_MAX: usize = LANE_MASK as usize;
+
+/// Per-byte increments for [`Census`], one 12-bit lane per count: digits,
+/// dots, colons, capitals, dashes. One table load and one add per byte.
 const CENSUS_LANES: [u64; 256] = {
     let mut t = [0u64; 256];
     let mut i = 0;
@@ -823,11 +830,13 @@ const CENSUS_LANES: [u64; 256] = {
         t[i] = if c.is_ascii_digit() {
             1
         } else if c == b'.' {
-            1 << 16
+            1 << LANE_BITS
         } else if c == b':' {
-            1 << 32
+            1 << (2 * LANE_BITS)
         } else if c.is_ascii_uppercase() {
-            1 << 48
+            1 << (3 * LANE_BITS)
+        } else if c == b'-' {
+            1 << (4 * LANE_BITS)
         } else {
             0
         };
@@ -839,19 +848,21 @@ const CENSUS_LANES: [u64; 256] = {
 impl Census {
     fn of(b: &[u8]) -> Census {
         let mut c = Census::default();
-        // A lane holds up to 65,535: count in chunks that cannot overflow.
-        for chunk in b.chunks(u16::MAX as usize) {
+        // A lane holds up to 4,095: count in chunks that cannot overflow.
+        for chunk in b.chunks(LANE_MAX) {
             c.add_lanes(chunk.iter().map(|&x| CENSUS_LANES[usize::from(x)]).sum());
         }
         c
     }
 
-    /// Adds a sum of [`CENSUS_LANES`] over at most 65,535 bytes.
+    /// Adds a sum of [`CENSUS_LANES`] over at most [`LANE_MAX`] bytes.
     fn add_lanes(&mut self, sum: u64) {
-        self.digits += (sum & 0xFFFF) as usize;
-        self.dots += ((sum >> 16) & 0xFFFF) as usize;
-        self.colons += ((sum >> 32) & 0xFFFF) as usize;
-        self.upper += (sum >> 48) as usize;
+        let lane = |k: u32| ((sum >> (k * LANE_BITS)) & LANE_MASK) as usize;
+        self.digits += lane(0);
+        self.dots += lane(1);
+        self.colons += lane(2);
+        self.upper += lane(3);
+        self.dashes += lane(4);
     }
 
     fn add(&mut self, o: &Census) {
@@ -859,6 +870,7 @@ impl Census {
         self.dots += o.dots;
         self.colons += o.colons;
         self.upper += o.upper;
+        self.dashes += o.dashes;
     }
 }
 
@@ -2094,7 +2106,7 @@ mod tests {
             );
         }
 
-        /// The one-pass census counts what four separate counts do.
+        /// The one-pass census counts what five separate counts do.
         #[test]
         fn census_counts(s in prop::collection::vec(any::<u8>(), 0..300)) {
             let c = Census::of(&s);
@@ -2102,6 +2114,7 @@ mod tests {
             prop_assert_eq!(c.dots, s.iter().filter(|&&c| c == b'.').count());
             prop_assert_eq!(c.colons, s.iter().filter(|&&c| c == b':').count());
             prop_assert_eq!(c.upper, s.iter().filter(|c| c.is_ascii_uppercase()).count());
+            prop_assert_eq!(c.dashes, s.iter().filter(|&&c| c == b'-').count());
             // The trigger pass counts the same, whether or not it stops
             // early at a trigger.
             let mut hits = Vec::new();
@@ -2148,5 +2161,20 @@ mod tests {
         assert_eq!(Census::of(&s).digits, 200_000);
         let mut hits = Vec::new();
         assert_eq!(find_triggers(engine(), &s, &mut hits).digits, 200_000);
+        // Every lane, at and around the most one sum of lanes covers.
+        for n in [LANE_MAX - 1, LANE_MAX, LANE_MAX + 1, 3 * LANE_MAX + 7] {
+            let s: Vec<u8> = b"7.:A-".iter().copied().cycle().take(5 * n).collect();
+            let want = Census {
+                digits: n,
+                dots: n,
+                colons: n,
+                upper: n,
+                dashes: n,
+            };
+            assert_eq!(Census::of(&s), want);
+            assert_eq!(find_triggers(engine(), &s, &mut hits), want);
+            let one: Vec<u8> = vec![b'-'; n];
+            assert_eq!(find_triggers(engine(), &one, &mut hits).dashes, n);
+        }
     }
 }

@@ -1391,7 +1391,7 @@ pub(crate) fn triggers() -> Vec<String> {
 /// The hex-gated formats in `b`. Each has a run of 32 hex digits: the
 /// caller looks only in strings with one ([`longest_hex_run`]).
 pub(crate) fn find_hex_gated(b: &[u8], f: &mut dyn FnMut(Range<usize>, Detector)) {
-    for fmt in FORMATS.iter().filter(|f| f.hex_gated) {
+    for fmt in &INDEX.hex_gated {
         let pre = fmt.prefix.as_bytes();
         for p in memchr::memchr_iter(pre[0], b) {
             if b[p..].starts_with(pre)
@@ -1403,7 +1403,39 @@ pub(crate) fn find_hex_gated(b: &[u8], f: &mut dyn FnMut(Range<usize>, Detector)
     }
 }
 
+/// [`FORMATS`] grouped for the two searches, each group in table order.
+struct Index {
+    /// The formats found from a trigger, by their prefix's first byte in
+    /// lower case.
+    by_first: Vec<Vec<&'static Format>>,
+    /// The hex-gated formats.
+    hex_gated: Vec<&'static Format>,
+}
+
+static INDEX: std::sync::LazyLock<Index> = std::sync::LazyLock::new(|| {
+    let mut by_first = vec![Vec::new(); 256];
+    let mut hex_gated = Vec::new();
+    for fmt in FORMATS {
+        if fmt.hex_gated {
+            hex_gated.push(fmt);
+        } else if let Some(&c) = fmt.prefix.as_bytes().first()
+            && let Some(group) = by_first.get_mut(usize::from(c.to_ascii_lowercase()))
+        {
+            group.push(fmt);
+        }
+    }
+    Index {
+        by_first,
+        hex_gated,
+    }
+});
+
 /// The length of the longest run of hex digits in `b`.
+///
+/// (A Boyer-Moore-like search for a run of 32, reading `b[i + 31]` first,
+/// and a count that stops at the first long-enough run were both measured
+/// slower in the masking bench: the strings that reach this test are
+/// mostly hex already — hashes, trace ids — so skips are short.)
 pub(crate) fn longest_hex_run(b: &[u8]) -> usize {
     let (mut best, mut run) = (0, 0);
     for &c in b {
@@ -1417,11 +1449,8 @@ pub(crate) fn longest_hex_run(b: &[u8]) -> usize {
 pub(crate) fn find(b: &[u8], at: &[usize], f: &mut dyn FnMut(Range<usize>, Detector)) {
     for &p in at {
         let Some(&first) = b.get(p) else { continue };
-        for fmt in FORMATS.iter().filter(|f| !f.hex_gated) {
+        for fmt in &INDEX.by_first[usize::from(first.to_ascii_lowercase())] {
             let pre = fmt.prefix.as_bytes();
-            if !pre[0].eq_ignore_ascii_case(&first) {
-                continue;
-            }
             let Some(here) = b.get(p..p + pre.len()) else {
                 continue;
             };
