@@ -763,17 +763,16 @@ fn scan_flags(
     }
     if c.digits >= 8 {
         digit_runs(b, out);
-        // Hex-bodied vendor keys (32 hex digits) and Ethereum addresses (40).
-        let run = if b.len() >= 32 {
-            crate::vendors::longest_hex_run(b)
-        } else {
-            0
-        };
-        if run >= 32 {
+        // Hex-bodied vendor keys (a prefix `SK`, `key-` or `-us`, and 32
+        // hex digits) and Ethereum addresses (`0x` and 40). SIMD searches
+        // for a byte each needs pass over hashes and trace ids, the
+        // strings here that are mostly hex, without reading them byte by
+        // byte.
+        if b.len() >= 32 {
             crate::vendors::find_hex_gated(b, &mut |r, d| push(out, r, d));
-        }
-        if run >= 40 {
-            crate::ids::ethereum(b, &mut |r| push(out, r, Detector::CryptoWallet));
+            if b.len() >= 42 && memchr::memchr(b'x', b).is_some() {
+                crate::ids::ethereum(b, &mut |r| push(out, r, Detector::CryptoWallet));
+            }
         }
     }
     // Shapes found word by word, in one walk: MAC addresses (five colons,

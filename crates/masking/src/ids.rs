@@ -288,10 +288,10 @@ fn base58check(t: &[u8]) -> bool {
 /// a valid EIP-55 checksum (the case of each letter is a bit of the
 /// Keccak-256 of the lower-case address).
 pub(crate) fn ethereum(b: &[u8], f: &mut dyn FnMut(Range<usize>)) {
-    for p in memchr::memchr_iter(b'0', b) {
-        if b.get(p + 1) != Some(&b'x') {
+    for x in memchr::memchr_iter(b'x', b) {
+        let Some(p) = x.checked_sub(1).filter(|&p| b[p] == b'0') else {
             continue;
-        }
+        };
         let end = p + 42;
         let Some(t) = b.get(p + 2..end) else { break };
         if !open_left(b, p) || !open_right(b, end) || !t.iter().all(u8::is_ascii_hexdigit) {
