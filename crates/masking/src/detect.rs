@@ -232,6 +232,8 @@ const TRIGGERS: &[(&str, Trigger)] = &[
 pub(crate) struct Engine {
     /// The trigger DFA's transitions, flattened for the per-string pass.
     steps: Steps,
+    /// The same DFA, for the positions of the triggers in a string that
+    /// has one, searched over the string in ASCII lower case.
     dfa: regex_automata::dfa::dense::DFA<Vec<u32>>,
     /// The same patterns in a regex engine that never gives up, built the
     /// first time it is needed (never, in practice: see above).
@@ -251,6 +253,8 @@ pub(crate) enum EngineError {
     Start(String),
     #[error("the trigger DFA has too many states to flatten ({0} of {1} cells)")]
     TooBig(usize, usize),
+    #[error("trigger {0:?} is not in lower case")]
+    NotLowerCase(String),
 }
 
 /// The trigger DFA's transitions in one flat table, for the pass over
@@ -259,8 +263,9 @@ pub(crate) enum EngineError {
 /// must look closer (match or quit states) numbered first, so that one
 /// compare tells them apart. About half the instructions a byte of
 /// `Automaton::next_state` plus the special-state tests. It only decides
-/// whether a string may hold a trigger; the positions come from the DFA
-/// itself, and a property test holds the two to the same answer.
+/// whether a string may hold a trigger; the positions come from the DFA's
+/// own search over the string in lower case ([`positions`]), and a
+/// property test holds the two, and the fallback, to the same answer.
 #[derive(Clone, Debug)]
 struct Steps {
     classes: [u8; 256],
@@ -379,29 +384,34 @@ impl Engine {
             patterns.push(regex::escape(t));
             defs.push((Trigger::Context, t.len()));
         }
-        let syntax = syntax::Config::new()
-            .case_insensitive(true)
-            .unicode(false)
-            .utf8(false);
-        let build = |syntax: syntax::Config, minimize: bool| {
-            dense::Builder::new()
-                .configure(
-                    dense::Config::new()
-                        .match_kind(regex_automata::MatchKind::LeftmostFirst)
-                        .start_kind(regex_automata::dfa::StartKind::Unanchored)
-                        .minimize(minimize),
-                )
-                .syntax(syntax)
-                .build_many(&patterns)
-                .map_err(Box::new)
-        };
-        // Positions: the patterns matched case-insensitively.
-        let dfa = build(syntax, false)?;
-        // The per-string pass: the same (lower-case) patterns, matched
-        // case-sensitively over bytes the table folds to lower case, the
-        // DFA minimized (fewer rows of the table in the cache). Both are
-        // built once per process (~160 ms): see [`Engine::shared`].
-        let flat = build(syntax.case_insensitive(false), true)?;
+        // Every trigger is in lower case, and the text is folded to lower
+        // case before it meets the DFA (in the table's byte classes for
+        // the pass, in a copy for the positions): a case-sensitive DFA of
+        // the lower-case patterns then matches them in any case, with half
+        // the byte classes of a case-insensitive one. Not minimized: here
+        // minimizing saves no state and doubles the build time (~90 ms
+        // against ~40 ms, built once per process: see [`Engine::shared`]).
+        if let Some(p) = patterns
+            .iter()
+            .find(|p| p.bytes().any(|c| c.is_ascii_uppercase()))
+        {
+            return Err(EngineError::NotLowerCase(p.clone()));
+        }
+        let flat = dense::Builder::new()
+            .configure(
+                dense::Config::new()
+                    .match_kind(regex_automata::MatchKind::LeftmostFirst)
+                    .start_kind(regex_automata::dfa::StartKind::Unanchored)
+                    .minimize(false),
+            )
+            .syntax(
+                syntax::Config::new()
+                    .case_insensitive(false)
+                    .unicode(false)
+                    .utf8(false),
+            )
+            .build_many(&patterns)
+            .map_err(Box::new)?;
         // The unanchored start state (the triggers have no look-around, so
         // it is one state whatever precedes the text).
         let start = flat
@@ -412,7 +422,7 @@ impl Engine {
         let steps = Steps::new(&flat, start)?;
         Ok(Engine {
             steps,
-            dfa,
+            dfa: flat,
             fallback: std::sync::OnceLock::new(),
             patterns,
             defs,
@@ -554,6 +564,26 @@ pub(crate) fn find_triggers(engine: &Engine, text: &[u8], out: &mut Vec<Hit>) ->
 /// Appends the triggers in `text` to `out`, in order; false
 /// if the DFA gave up before the end (it cannot with these patterns).
 fn positions(engine: &Engine, text: &[u8], out: &mut Vec<Hit>) -> bool {
+    // The DFA matches lower case: search a copy of `text` in ASCII lower
+    // case (which keeps every byte where it is, so positions in the copy
+    // are positions in `text`). On the stack for most strings.
+    const SHORT: usize = 256;
+    if let Some(short) = text
+        .get(..SHORT.min(text.len()))
+        .filter(|t| t.len() == text.len())
+    {
+        let mut buf = [0u8; SHORT];
+        let lower = &mut buf[..short.len()];
+        lower.copy_from_slice(short);
+        lower.make_ascii_lowercase();
+        positions_in(engine, lower, out)
+    } else {
+        positions_in(engine, &text.to_ascii_lowercase(), out)
+    }
+}
+
+/// [`positions`] over `text` already in lower case.
+fn positions_in(engine: &Engine, text: &[u8], out: &mut Vec<Hit>) -> bool {
     use regex_automata::dfa::Automaton;
     let mut at = 0;
     while at < text.len() {
