@@ -362,6 +362,15 @@ pub(crate) const CONTEXT: &[(&str, Family)] = &[
     ("securite sociale", Family::FrNir),
     ("nir", Family::FrNir),
     ("dni", Family::EsDni),
+    // With what follows them: "nie" and "nif" alone are inside common
+    // words ("denied", "companies", "uniform"), and every trigger found
+    // costs a search for its position.
+    ("nie:", Family::EsDni),
+    ("nie ", Family::EsDni),
+    ("nie=", Family::EsDni),
+    ("nif:", Family::EsDni),
+    ("nif ", Family::EsDni),
+    ("nif=", Family::EsDni),
     ("routing", Family::Aba),
     ("swift", Family::Swift),
     ("bic:", Family::Swift),
@@ -447,6 +456,11 @@ fn candidate(b: &[u8], i: usize, family: Family) -> Option<Range<usize>> {
                 j += 1;
             }
             swift_bic(&b[i..j]).then_some(i..j)
+        }
+        // An NIE: X, Y or Z, seven digits and the check letter, as one word.
+        Family::EsDni if matches!(b[i].to_ascii_uppercase(), b'X' | b'Y' | b'Z') => {
+            let t = b.get(i..i + 9)?;
+            (checksum::dni_nie(&t.to_ascii_uppercase()) && open_right(b, i + 9)).then_some(i..i + 9)
         }
         _ => {
             // Digits with single separators (spaces, dashes, dots, a
@@ -678,6 +692,12 @@ mod tests {
         );
         assert_eq!(run("PESEL 44051401359", "pesel"), ["44051401359"]);
         assert_eq!(run("DNI 12345678Z", "dni"), ["12345678Z"]);
+        // An NIE (Ministerio del Interior's example, X1234567L), after
+        // "NIE" or "DNI/NIE"; the NIF of a person is the DNI.
+        assert_eq!(run("NIE: X1234567L", "nie:"), ["X1234567L"]);
+        assert_eq!(run("DNI/NIE x1234567l.", "dni"), ["x1234567l"]);
+        assert!(run("NIE: X1234567M", "nie:").is_empty());
+        assert_eq!(run("NIF 12345678-Z", "nif "), ["12345678-Z"]);
         assert_eq!(run("cpf 111.444.777-35", "cpf"), ["111.444.777-35"]);
         // The Federal Reserve's routing number check (weights 3, 7, 1):
         // 011000015 is the Federal Reserve Bank of Boston's.

@@ -299,6 +299,18 @@ const CASES: &[Case] = &[
         ],
         &["callback", "US desk"],
     ),
+    // Issue 17: Spain's identifiers after their names: an NIE
+    // (foreigners), a DNI, and a person's NIF (the DNI). German "nie"
+    // ("never") announces nothing that fails the check letter.
+    t(
+        "Extranjero con NIE: X1234567L, titular DNI 12345678Z, NIF 12345678-Z; das war nie 12345678A",
+        &[
+            ("national_id", "X1234567L"),
+            ("national_id", "12345678Z"),
+            ("national_id", "12345678-Z"),
+        ],
+        &["Extranjero con NIE", "titular", "das war nie 12345678A"],
+    ),
     // Issue 17: extensions (NANP's "x"/"ext." and RFC 3966's ";ext="),
     // tel: URIs, and national numbers with a trunk 0 and long groups.
     t(
