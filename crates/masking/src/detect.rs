@@ -568,13 +568,10 @@ fn positions(engine: &Engine, text: &[u8], out: &mut Vec<Hit>) -> bool {
     // case (which keeps every byte where it is, so positions in the copy
     // are positions in `text`). On the stack for most strings.
     const SHORT: usize = 256;
-    if let Some(short) = text
-        .get(..SHORT.min(text.len()))
-        .filter(|t| t.len() == text.len())
-    {
+    if text.len() <= SHORT {
         let mut buf = [0u8; SHORT];
-        let lower = &mut buf[..short.len()];
-        lower.copy_from_slice(short);
+        let lower = &mut buf[..text.len()];
+        lower.copy_from_slice(text);
         lower.make_ascii_lowercase();
         positions_in(engine, lower, out)
     } else {
@@ -805,8 +802,8 @@ fn scan_flags(
             }
         }
     }
-    // Shapes found word by word, in one walk: MAC addresses (five colons,
-    // or dashes or dots and digits), Bitcoin addresses (26 characters at
+    // Shapes found word by word, in one walk: MAC addresses (five colons
+    // or dashes, or two dots and a digit), Bitcoin addresses (26 characters at
     // least: a digit and capitals (Base58Check), or digits (Bech32)), and national identifiers of letters and digits
     // (NINO 3 capitals and 6 digits, PAN 6 and 4, NRIC 2 and 7, codice
     // fiscale 9 capitals).
@@ -1577,10 +1574,10 @@ pub fn country_code_len(d: &[u8]) -> Option<usize> {
 /// and zone 7 numbers have exactly ten national digits, NANP's area code
 /// not starting with 0 or 1.
 fn international(d: &[u8]) -> bool {
-    let Some(cc) = country_code_len(d) else {
+    // A three-digit code needs three digits: "0021" is not one.
+    let Some((cc, national)) = country_code_len(d).and_then(|cc| Some((cc, d.get(cc..)?))) else {
         return false;
     };
-    let national = &d[cc..];
     match d[0] {
         b'1' => national.len() == 10 && !matches!(national[0], b'0' | b'1'),
         b'7' => national.len() == 10,
@@ -1593,12 +1590,14 @@ fn international(d: &[u8]) -> bool {
 /// (NANP's and libphonenumber's written forms) or RFC 3966's ";ext=123",
 /// with 1–6 digits. `end` itself when none follows.
 fn phone_extension(b: &[u8], end: usize) -> usize {
-    let rest = &b[end..];
-    let rest = rest.strip_prefix(b" ").unwrap_or(rest);
-    let lower = |p: &[u8]| rest.len() >= p.len() && rest[..p.len()].eq_ignore_ascii_case(p);
+    let space = usize::from(b.get(end) == Some(&b' '));
+    let rest = b.get(end + space..).unwrap_or_default();
     let Some(word) = [&b";ext="[..], b"extension", b"ext.", b"ext", b"x"]
         .into_iter()
-        .find(|p| lower(p))
+        .find(|p| {
+            rest.get(..p.len())
+                .is_some_and(|r| r.eq_ignore_ascii_case(p))
+        })
     else {
         return end;
     };
@@ -1608,7 +1607,7 @@ fn phone_extension(b: &[u8], end: usize) -> usize {
         .iter()
         .take_while(|c| c.is_ascii_digit())
         .count();
-    let stop = end + (b.len() - end - rest.len()) + word.len() + gap + run;
+    let stop = end + space + word.len() + gap + run;
     if (1..=6).contains(&run) && right_boundary(b, stop) {
         stop
     } else {
@@ -1969,6 +1968,36 @@ mod tests {
             phones("call 212-555-0188 xray, 212-555-0189 x1234567"),
             ["212-555-0188", "212-555-0189"]
         );
+    }
+
+    #[test]
+    fn short_international_prefixes_do_not_panic() {
+        // "00" then a two-digit start of a three-digit country code
+        // (zone 21): found by `digit_chains_find_every_run`.
+        for s in ["0021", "00 21", "0021 (", "011 35", "+00 21-"] {
+            let mut out = Vec::new();
+            runs_in(s.as_bytes(), 0, s.len(), &mut out);
+            assert!(phones(s).is_empty(), "{s}");
+        }
+        assert!(!international(b"21") && !international(b"2") && !international(b""));
+        // Every string of up to six bytes over digits that start country
+        // codes and the separators: the number rules never panic.
+        const ALPHABET: &[u8] = b"01257 +-(";
+        let mut s = Vec::new();
+        let mut out = Vec::new();
+        for len in 0..=6u32 {
+            for mut k in 0..ALPHABET.len().pow(len) {
+                s.clear();
+                for _ in 0..len {
+                    s.push(ALPHABET[k % ALPHABET.len()]);
+                    k /= ALPHABET.len();
+                }
+                runs_in(&s, 0, s.len(), &mut out);
+            }
+        }
+        // Through the whole scan: a chain with eight digits, where the
+        // run "00 21" ends at the double space.
+        assert!(phones("call 00 21  12345678 now").is_empty());
     }
 
     #[test]
