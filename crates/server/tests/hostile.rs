@@ -569,3 +569,33 @@ async fn a_lost_writer_lease_stops_writing() {
     assert_eq!(cp.size, 1, "nothing more was committed");
     log.stop().await;
 }
+
+/// A text that once panicked the number rules (a run "00 21": a
+/// three-digit country-code zone with two digits after the prefix) is
+/// appended like any other, the server goes on serving, and the next
+/// append lands after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_once_panicking_number_is_appended_and_the_server_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Arc::new(rocks(tmp.path()));
+    let (grpc, _) = serve(store, None).await;
+    let mut c = LogClient::connect(format!("http://{grpc}")).await.unwrap();
+    let first = c
+        .append(event("call 00 21  12345678 now, or 011 35  4111", ""))
+        .await
+        .expect("appended")
+        .into_inner();
+    let leaf = String::from_utf8_lossy(&first.leaf).into_owned();
+    assert!(leaf.contains("call 00 21  12345678 now"), "{leaf}");
+    let next = c
+        .append(event("call +44 20 7946 0958 ext. 12", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(next.index, first.index + 1);
+    let leaf = String::from_utf8_lossy(&next.leaf).into_owned();
+    assert!(
+        leaf.contains("[REDACTED:phone]") && !leaf.contains("7946") && !leaf.contains("ext"),
+        "{leaf}"
+    );
+}
