@@ -112,6 +112,19 @@ impl PlanComparison {
         self.keeps.push((kept, valid));
     }
 
+    /// Prints the table and asserts what issue 17's question (do
+    /// numbering plans, libphonenumber's metadata, beat the hand rules?)
+    /// measured: the plans refuse numbers the rules rightly mask
+    /// (unassigned area codes and ranges are still someone's number as
+    /// written), and the rules lose no keep value the plans would save.
+    pub fn assert_rules_win(&self, corpus: &str) {
+        let [hand, plan, both] = self.table(corpus);
+        assert!(
+            plan.recall < hand.recall && both.recall < hand.recall && both.keep <= hand.keep,
+            "numbering plans beat the hand rules on the {corpus}: {hand:?} {plan:?} {both:?}"
+        );
+    }
+
     /// Prints the table and returns (hand rules, plans alone, hand rules
     /// then plans): the last is the rules' candidates validated by the plans.
     pub fn table(&self, corpus: &str) -> [PlanRow; 3] {
